@@ -1,0 +1,515 @@
+"""Discrete distributions over which refgrad differentiates expectations.
+
+Three families, each a product of ``d`` independent variables:
+
+* :class:`Bernoulli` -- bits with logits ``ℓ`` (shape ``(d,)``), ``P(b_i = 1) = σ(ℓ_i)``;
+* :class:`Categorical` -- K-way variables with logits ``ℓ`` (shape ``(d, K)``),
+  ``P(b_i = k) = softmax(ℓ_i)_k``; samples are one-hot, shape ``(d, K)``;
+* :class:`GaussianThreshold` -- bits ``b_i = 1[z_i ≥ 0]`` with ``z_i ~ N(μ_i, 1)``,
+  so ``P(b_i = 1) = Φ(μ_i)`` (the parameterisation of seed document 002).
+
+Every class exposes the same surface: ``params``, ``param_shape``,
+``event_shape``, ``probs``, ``sample``, ``from_uniforms``, ``log_prob``,
+``score`` (``∂ log q(b) / ∂ params``, hand-derived), ``support_size`` and
+``enumerate``.
+
+Infinite parameters are legal and mean a deterministic outcome
+(``ℓ = +inf``: the bit is 1 with probability one).  Configurations with
+probability zero have ``log_prob = -inf``; their score is the limit of the
+finite-parameter formula: finite for Bernoulli and Categorical (``b − σ(ℓ)``,
+``b − softmax(ℓ)``), ``±inf`` for GaussianThreshold (the Mills ratio diverges).
+The exact oracles skip such configurations.
+"""
+import numpy as np
+from scipy import special
+
+from ._checks import as_float_array, check_count, check_no_nan, describe
+
+__all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
+
+#: Largest number of configurations :meth:`enumerate` (and the exact oracles) will visit.
+ENUMERATION_LIMIT = 2**22
+
+
+def _log_sigmoid(x):
+    """log σ(x) for arrays, exact for ±inf, no overflow."""
+    return -np.logaddexp(0.0, -x)
+
+
+def _check_bits(b, name, d):
+    arr = as_float_array(b, name)
+    if arr.ndim == 1 and d is not None and arr.shape == (d,):
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != d:
+        raise ValueError(f"{name} must have shape (n, {d}) with entries in {{0, 1}}; got shape {arr.shape}")
+    if not np.all((arr == 0.0) | (arr == 1.0)):
+        raise ValueError(f"{name} must contain only 0 and 1 (discrete configurations); got other values")
+    return arr
+
+
+class _ProductDistribution:
+    """Shared logic: sampling size checks, enumeration by index ranges."""
+
+    family = None
+    _radix = 2
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._param_name}={np.array2string(self.params, precision=4)})"
+
+    @property
+    def d(self):
+        """Number of independent variables."""
+        return self.params.shape[0]
+
+    @property
+    def param_shape(self):
+        """Shape of the parameters and of one gradient estimate."""
+        return self.params.shape
+
+    @property
+    def support_size(self):
+        """Number of configurations, ``radix ** d`` (a Python int, never overflows)."""
+        return self._radix ** self.d
+
+    def sample(self, n, rng=None):
+        """Draw ``n`` independent configurations.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples, ``n ≥ 1``.
+        rng : None, int or numpy.random.Generator
+            Randomness, following SPEC 7.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(n, *event_shape)``, float64 (bits, or one-hot rows).
+        """
+        from .random import as_generator, uniform
+
+        n = check_count(n, "n")
+        gen = as_generator(rng)
+        return self.from_uniforms(uniform(gen, (n,) + self._noise_shape))
+
+    def _index_range(self, start, stop, limit):
+        size = self.support_size
+        if isinstance(start, (bool, np.bool_)) or not isinstance(start, (int, np.integer)) or not 0 <= start <= size:
+            raise ValueError(f"start must be an integer in [0, {size}]; got {describe(start)}")
+        if stop is None:
+            stop = size
+        if isinstance(stop, (bool, np.bool_)) or not isinstance(stop, (int, np.integer)) or not start <= stop <= size:
+            raise ValueError(f"stop must be an integer in [start={start}, {size}]; got {describe(stop)}")
+        if stop - start > limit:
+            raise ValueError(
+                f"cannot enumerate {stop - start} configurations at once: the limit is {limit} "
+                f"(support size {size} = {self._radix}**{self.d}); pass a smaller start/stop range "
+                f"(refgrad.exact streams in chunks) or raise limit explicitly"
+            )
+        return int(start), int(stop)
+
+    def _digits(self, start, stop):
+        """Digits (m, d) of the indices [start, stop), first variable most significant."""
+        idx = np.arange(start, stop, dtype=np.int64)
+        powers = self._radix ** np.arange(self.d - 1, -1, -1, dtype=np.int64)
+        return (idx[:, None] // powers[None, :]) % self._radix
+
+    def enumerate(self, start=0, stop=None, limit=ENUMERATION_LIMIT):
+        """Configurations with indices in ``[start, stop)`` and their probabilities.
+
+        The configuration with index ``i`` is ``i`` written in base ``radix`` (2 for
+        bits, K for categorical) with the **first variable as the most significant
+        digit** -- the order of ``itertools.product(range(radix), repeat=d)``.
+
+        Parameters
+        ----------
+        start, stop : int
+            Index range, ``0 ≤ start ≤ stop ≤ support_size``; ``stop=None`` means the end.
+        limit : int
+            Refuse (``ValueError``) when ``stop - start`` exceeds this; defaults to
+            :data:`ENUMERATION_LIMIT` (``2**22``).
+
+        Returns
+        -------
+        configs : ndarray
+            ``(m, *event_shape)`` float64.
+        probs : ndarray
+            ``(m,)`` probability of each configuration (exactly 0 where impossible).
+        """
+        limit = check_count(limit, "limit")
+        start, stop = self._index_range(start, stop, limit)
+        configs = self._configs_from_digits(self._digits(start, stop))
+        return configs, np.exp(self.log_prob(configs))
+
+
+class _BitDistribution(_ProductDistribution):
+    """Bits with ``log P(b_i = 1) = log_p1_i`` and ``log P(b_i = 0) = log_p0_i``."""
+
+    @property
+    def event_shape(self):
+        return (self.d,)
+
+    @property
+    def _noise_shape(self):
+        return (self.d,)
+
+    def _configs_from_digits(self, digits):
+        return digits.astype(np.float64)
+
+    def log_prob(self, b):
+        """``log q(b) = Σ_i [b_i log P(b_i=1) + (1 − b_i) log P(b_i=0)]``, shape ``(n,)``.
+
+        ``b`` has shape ``(n, d)`` (or ``(d,)`` for one configuration) with entries in {0, 1}.
+        """
+        b = _check_bits(b, "b", self.d)
+        log_p1, log_p0 = self._log_p1_p0()
+        # np.where, not b*log_p1 + (1-b)*log_p0: 0 * (-inf) would be NaN for impossible bits.
+        return np.where(b == 1.0, log_p1, log_p0).sum(axis=1)
+
+    def score(self, b):
+        """``∂ log q(b) / ∂ params``, shape ``(n, d)``."""
+        b = _check_bits(b, "b", self.d)
+        return self._score(b)
+
+
+class Bernoulli(_BitDistribution):
+    r"""``d`` independent bits with logits ``ℓ``.
+
+    .. math::  q(b) = \prod_i σ(ℓ_i)^{b_i} σ(−ℓ_i)^{1 − b_i}, \qquad
+               \frac{∂ \log q(b)}{∂ ℓ_i} = b_i − σ(ℓ_i).
+
+    Sampling: ``b_i = 1[ℓ_i + L_i > 0]`` with ``L_i = log u_i − log(1 − u_i)``
+    standard logistic, i.e. ``b_i = 1[u_i > σ(−ℓ_i)]`` -- the noise model of REBAR
+    (Tucker et al. 2017, §3).
+
+    Parameters
+    ----------
+    logits : array_like, shape (d,)
+        Real or ±inf (a deterministic bit); NaN is rejected.
+    """
+
+    family = "bernoulli"
+    _param_name = "logits"
+
+    def __init__(self, logits):
+        arr = as_float_array(logits, "logits", ndim=1, copy=True)
+        if arr.shape[0] == 0:
+            raise ValueError("logits must have shape (d,) with d >= 1; got shape (0,)")
+        self.logits = check_no_nan(arr, "logits")
+        self.logits.setflags(write=False)
+
+    @property
+    def params(self):
+        return self.logits
+
+    @property
+    def probs(self):
+        """``P(b_i = 1) = σ(ℓ_i)``, shape ``(d,)``."""
+        return special.expit(self.logits)
+
+    def _log_p1_p0(self):
+        return _log_sigmoid(self.logits), _log_sigmoid(-self.logits)
+
+    def from_uniforms(self, u):
+        """Bits ``1[u > σ(−ℓ)]`` (equivalently ``1[ℓ + logistic(u) > 0]``) for ``u`` of shape ``(n, d)``."""
+        u = as_float_array(u, "u", ndim=2)
+        if u.shape[1] != self.d or not np.all((u > 0) & (u < 1)):
+            raise ValueError(f"u must have shape (n, {self.d}) with entries strictly inside (0, 1); got shape {u.shape}")
+        return (u > special.expit(-self.logits)).astype(np.float64)
+
+    def _score(self, b):
+        return b - self.probs
+
+
+class GaussianThreshold(_BitDistribution):
+    r"""``d`` independent bits ``b_i = 1[z_i ≥ 0]`` with ``z_i ~ N(μ_i, 1)``.
+
+    .. math::  P(b_i = 1) = Φ(μ_i), \qquad
+               \frac{∂ \log q(b)}{∂ μ_i} = b_i \frac{φ(μ_i)}{Φ(μ_i)} − (1 − b_i)\frac{φ(μ_i)}{Φ(−μ_i)}.
+
+    This is the latent-class model of seed document 002 (which states
+    ``P(c = 1) = Φ(−θ)``; with ``c = 1[z ≥ 0]`` and ``z ~ N(θ, 1)`` the correct value is
+    ``Φ(θ)``).  The ratios ``φ/Φ`` are computed as ``exp(log φ − log Φ)`` so that
+    ``|μ|`` up to ~1e4 stays finite.
+
+    Parameters
+    ----------
+    mu : array_like, shape (d,)
+        Means of the latent normals; ±inf allowed, NaN rejected.
+    """
+
+    family = "gaussian_threshold"
+    _param_name = "mu"
+
+    def __init__(self, mu):
+        arr = as_float_array(mu, "mu", ndim=1, copy=True)
+        if arr.shape[0] == 0:
+            raise ValueError("mu must have shape (d,) with d >= 1; got shape (0,)")
+        self.mu = check_no_nan(arr, "mu")
+        self.mu.setflags(write=False)
+
+    @property
+    def params(self):
+        return self.mu
+
+    @property
+    def probs(self):
+        """``P(b_i = 1) = Φ(μ_i)``, shape ``(d,)``."""
+        return special.ndtr(self.mu)
+
+    def _log_p1_p0(self):
+        return special.log_ndtr(self.mu), special.log_ndtr(-self.mu)
+
+    def from_uniforms(self, u):
+        """Bits ``1[μ + Φ⁻¹(u) ≥ 0] = 1[u ≥ Φ(−μ)]`` for ``u`` of shape ``(n, d)``."""
+        u = as_float_array(u, "u", ndim=2)
+        if u.shape[1] != self.d or not np.all((u > 0) & (u < 1)):
+            raise ValueError(f"u must have shape (n, {self.d}) with entries strictly inside (0, 1); got shape {u.shape}")
+        return (u >= special.ndtr(-self.mu)).astype(np.float64)
+
+    def _score(self, b):
+        mu = self.mu
+        with np.errstate(invalid="ignore", over="ignore"):
+            log_phi = -0.5 * mu * mu - 0.5 * np.log(2.0 * np.pi)
+            up = np.exp(log_phi - special.log_ndtr(mu))  # φ(μ)/Φ(μ)
+            down = np.exp(log_phi - special.log_ndtr(-mu))  # φ(μ)/Φ(−μ)
+        # Limits at μ = ±inf: φ/Φ(μ) → 0 (μ→+inf), → +inf (μ→−inf) ... keep finite limits of the score:
+        # for μ = +inf, b = 1 is certain and its score is 0; for μ = −inf, b = 0 is certain and its score is 0.
+        up = np.where(np.isposinf(mu), 0.0, up)
+        down = np.where(np.isneginf(mu), 0.0, down)
+        up = np.where(np.isneginf(mu), np.inf, up)
+        down = np.where(np.isposinf(mu), np.inf, down)
+        return np.where(b == 1.0, up, -down)
+
+
+class Categorical(_ProductDistribution):
+    r"""``d`` independent K-way variables with logits ``ℓ`` (shape ``(d, K)``).
+
+    .. math::  q(b) = \prod_i \mathrm{softmax}(ℓ_i)_{b_i}, \qquad
+               \frac{∂ \log q(b)}{∂ ℓ_{ik}} = b_{ik} − \mathrm{softmax}(ℓ_i)_k
+
+    with ``b`` one-hot, shape ``(d, K)``.  Sampling is Gumbel-max,
+    ``b_i = argmax_k(ℓ_{ik} + G_{ik})`` (Gumbel 1954; Maddison et al. 2014).
+
+    Logits need not be normalised.  ``−inf`` marks an impossible category; if a row
+    has ``+inf`` entries, the categories at ``+inf`` share the mass equally (the
+    limit of equal, growing logits).  A row of all ``−inf`` is rejected.
+
+    Parameters
+    ----------
+    logits : array_like, shape (d, K)
+        K ≥ 2.
+    """
+
+    family = "categorical"
+    _param_name = "logits"
+
+    def __init__(self, logits):
+        arr = as_float_array(logits, "logits", ndim=2, copy=True)
+        if arr.shape[0] == 0 or arr.shape[1] < 2:
+            raise ValueError(f"logits must have shape (d, K) with d >= 1 and K >= 2; got shape {arr.shape}")
+        check_no_nan(arr, "logits")
+        dead = np.all(np.isneginf(arr), axis=1)
+        if dead.any():
+            raise ValueError(
+                f"logits row {int(np.argmax(dead))} is all -inf: every category impossible "
+                "(allowed: at least one logit > -inf per row)"
+            )
+        self.logits = arr
+        self.logits.setflags(write=False)
+        self._log_probs = self._normalise(arr)
+
+    @staticmethod
+    def _normalise(logits):
+        top = logits.max(axis=1, keepdims=True)
+        plus = np.isposinf(top[:, 0])
+        safe = np.where(np.isfinite(top), top, 0.0)
+        with np.errstate(invalid="ignore"):  # rows with +inf give inf - inf here; replaced just below
+            shifted = logits - safe
+            log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        if plus.any():
+            rows = logits[plus]
+            count = np.isposinf(rows).sum(axis=1, keepdims=True)
+            log_probs[plus] = np.where(np.isposinf(rows), -np.log(count), -np.inf)
+        return log_probs
+
+    @property
+    def params(self):
+        return self.logits
+
+    @property
+    def K(self):
+        """Number of categories."""
+        return self.logits.shape[1]
+
+    @property
+    def _radix(self):
+        return self.K
+
+    @property
+    def event_shape(self):
+        return self.logits.shape
+
+    @property
+    def _noise_shape(self):
+        return self.logits.shape
+
+    @property
+    def probs(self):
+        """``softmax(ℓ_i)``, shape ``(d, K)``."""
+        return np.exp(self._log_probs)
+
+    @property
+    def log_probs(self):
+        """Normalised log-probabilities ``ℓ_ik − logsumexp_k ℓ_ik``, shape ``(d, K)``."""
+        return self._log_probs.copy()
+
+    def _configs_from_digits(self, digits):
+        return self.one_hot(digits, self.K)
+
+    @staticmethod
+    def one_hot(indices, K):
+        """One-hot float64 array of shape ``indices.shape + (K,)``."""
+        idx = np.asarray(indices)
+        if not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= K)):
+            raise ValueError(f"indices must be integers in [0, {K - 1}]; got {describe(indices)}")
+        out = np.zeros(idx.shape + (K,), dtype=np.float64)
+        np.put_along_axis(out, idx[..., None].astype(np.intp), 1.0, axis=-1)
+        return out
+
+    def _check_one_hot(self, b, name="b"):
+        arr = as_float_array(b, name)
+        if arr.ndim == 2 and arr.shape == self.logits.shape:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[1:] != self.logits.shape:
+            d, K = self.logits.shape
+            raise ValueError(f"{name} must be one-hot with shape (n, {d}, {K}); got shape {arr.shape}")
+        if not (np.all((arr == 0.0) | (arr == 1.0)) and np.all(arr.sum(axis=2) == 1.0)):
+            raise ValueError(f"{name} must be one-hot along its last axis (entries 0/1, one 1 per variable)")
+        return arr
+
+    def from_uniforms(self, u):
+        """One-hot Gumbel-max samples for uniforms ``u`` of shape ``(n, d, K)``."""
+        from .random import categorical_gumbel_max
+
+        return self.one_hot(categorical_gumbel_max(self.logits, u), self.K)
+
+    def log_prob(self, b):
+        """``Σ_i log softmax(ℓ_i)_{b_i}`` for one-hot ``b`` of shape ``(n, d, K)``; returns ``(n,)``."""
+        b = self._check_one_hot(b)
+        return np.where(b == 1.0, self._log_probs[None], 0.0).sum(axis=(1, 2))
+
+    def score(self, b):
+        """``b − softmax(ℓ)``, shape ``(n, d, K)``."""
+        b = self._check_one_hot(b)
+        return b - self.probs[None]
+
+
+class Normal:
+    r"""``d`` independent normals ``z_i ~ N(a_i θ_i + c_i, 1)``, differentiated in ``θ``.
+
+    The continuous example of seed document 001: ``z ~ N(aθ + b, 1)`` with
+    ``f(z) = z²``, whose gradient ``∂_θ E[z²] = 2a(aθ + b)`` can be estimated by the
+    score function,
+
+    .. math::  ∂_θ \log p(z) = a (z − aθ − c),
+
+    or by reparameterisation ``z = aθ + c + ε``, ``ε = Φ⁻¹(u)``, ``∂z/∂θ = a``.
+    (The offset is called ``b`` in the seed; here ``offset`` to avoid a clash with
+    the discrete samples ``b`` elsewhere.)
+
+    Parameters
+    ----------
+    theta : array_like, shape (d,)
+        Finite.
+    scale : float or array_like (d,), default 1.0
+        The seed's ``a``; finite.
+    offset : float or array_like (d,), default 0.0
+        The seed's ``b``; finite.
+    """
+
+    family = "normal"
+
+    def __init__(self, theta, scale=1.0, offset=0.0):
+        from ._checks import check_finite
+
+        th = check_finite(as_float_array(theta, "theta", ndim=1, copy=True), "theta")
+        if th.shape[0] == 0:
+            raise ValueError("theta must have shape (d,) with d >= 1; got shape (0,)")
+        d = th.shape[0]
+
+        def vec(x, name):
+            arr = check_finite(as_float_array(x, name, ndim=(0, 1)), name)
+            if arr.ndim == 1 and arr.shape != (d,):
+                raise ValueError(f"{name} must be a scalar or have shape ({d},); got shape {arr.shape}")
+            return np.broadcast_to(arr, (d,)).copy()
+
+        self.theta = th
+        self.scale = vec(scale, "scale")
+        self.offset = vec(offset, "offset")
+        for arr in (self.theta, self.scale, self.offset):
+            arr.setflags(write=False)
+
+    def __repr__(self):
+        return f"Normal(theta={self.theta}, scale={self.scale}, offset={self.offset})"
+
+    @property
+    def params(self):
+        return self.theta
+
+    @property
+    def d(self):
+        return self.theta.shape[0]
+
+    @property
+    def param_shape(self):
+        return self.theta.shape
+
+    @property
+    def event_shape(self):
+        return self.theta.shape
+
+    @property
+    def mean(self):
+        """``aθ + c``, shape ``(d,)``."""
+        return self.scale * self.theta + self.offset
+
+    def from_uniforms(self, u):
+        """``z = aθ + c + Φ⁻¹(u)`` for ``u`` of shape ``(n, d)``."""
+        u = as_float_array(u, "u", ndim=2)
+        if u.shape[1] != self.d or not np.all((u > 0) & (u < 1)):
+            raise ValueError(f"u must have shape (n, {self.d}) with entries strictly inside (0, 1); got shape {u.shape}")
+        return self.mean[None] + special.ndtri(u)
+
+    def sample(self, n, rng=None):
+        """``n`` draws, shape ``(n, d)``."""
+        from .random import as_generator, uniform
+
+        n = check_count(n, "n")
+        return self.from_uniforms(uniform(as_generator(rng), (n, self.d)))
+
+    def _check_z(self, z):
+        z = as_float_array(z, "z")
+        if z.ndim == 1 and z.shape == (self.d,):
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.d:
+            raise ValueError(f"z must have shape (n, {self.d}); got shape {z.shape}")
+        return check_no_nan(z, "z")
+
+    def log_prob(self, z):
+        """``Σ_i log N(z_i; a_iθ_i + c_i, 1)``, shape ``(n,)``."""
+        z = self._check_z(z)
+        r = z - self.mean[None]
+        return (-0.5 * r * r - 0.5 * np.log(2.0 * np.pi)).sum(axis=1)
+
+    def score(self, z):
+        """``∂ log p(z)/∂θ = a (z − aθ − c)``, shape ``(n, d)``."""
+        z = self._check_z(z)
+        return self.scale[None] * (z - self.mean[None])
+
+    @property
+    def support_size(self):
+        return np.inf
+
+    def enumerate(self, *args, **kwargs):
+        raise ValueError("Normal is continuous and cannot be enumerated; use a closed form or quadrature")

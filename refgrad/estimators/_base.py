@@ -1,0 +1,257 @@
+"""The one interface every estimator implements, and the registry behind it.
+
+An estimator is a pure function of its noise::
+
+    g(dist, f, noise, **options) -> (n, *dist.param_shape)
+
+where ``noise`` is a dict of uniform arrays, each strictly inside (0, 1), laid
+out as the estimator's :class:`EstimatorSpec` declares (see
+:meth:`EstimatorSpec.noise_layout`).  The same declaration serves three uses:
+drawing the noise (:meth:`EstimatorSpec.draw_noise`), integrating the estimate
+over the noise exactly (the quadrature oracle splits each coordinate at the
+declared :meth:`EstimatorSpec.breakpoints`), and cross-checking another
+implementation fed the same uniforms.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from .._checks import as_float_array, check_count, describe
+from ..random import as_generator, uniform
+
+__all__ = ["NoiseField", "EstimatorSpec", "ESTIMATORS", "register", "estimate", "get_spec"]
+
+
+@dataclass(frozen=True)
+class NoiseField:
+    """One named block of uniforms.
+
+    Attributes
+    ----------
+    name : str
+        Key in the noise dict.
+    shape : tuple of int
+        Shape of the block for **one** estimate; the array passed for ``n``
+        estimates has shape ``(n, *shape)``.  If ``per_sample`` is False the block
+        is shared by all ``n`` estimates of one call and its array has exactly
+        ``shape`` (e.g. a pilot batch used to tune a control-variate coefficient).
+    description : str
+        What the uniforms are turned into.
+    per_sample : bool
+        See ``shape``.
+    """
+
+    name: str
+    shape: Tuple[int, ...]
+    description: str = ""
+    per_sample: bool = True
+
+
+@dataclass
+class EstimatorSpec:
+    """Declaration of one estimator.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"reinforce"``.
+    families : tuple of str
+        Distribution families supported (``dist.family`` values).
+    unbiased : bool
+        Whether ``E[g] = ∇ E_q[f]`` exactly (for every valid option value).
+    compute : callable
+        ``compute(dist, f, noise, **options) -> (n, *param_shape)``; receives checked
+        options and checked noise.
+    layout : callable
+        ``layout(dist, **options) -> tuple of NoiseField``.
+    cost : callable
+        ``cost(dist, **options) -> int``: evaluations of f (or of f and its gradient
+        at one point) per single estimate.
+    defaults : dict
+        Option names and default values; any other option is rejected.
+    check_options : callable
+        ``check_options(dist, options) -> options``; raises ValueError naming the option.
+    breakpoints : callable or None
+        ``breakpoints(dist, **options) -> dict``: for each noise field whose
+        coordinates are independent, an array of shape ``(*field.shape, m)`` of the
+        values in (0, 1) where the estimate is discontinuous in that coordinate (nan
+        padding where fewer).  Fields with no discontinuity map to ``None``.  Fields
+        whose discontinuities are not axis-aligned (Gumbel-max regions of a
+        categorical) map to the string ``"argmax"``: integrate conditionally on the
+        sample instead.
+    summary : str
+        One line: formula in words and source.
+    doc : str
+        The estimator's full docstring: formula in maths, source (paper, equation),
+        options, cost and noise layout.
+    """
+
+    name: str
+    families: Tuple[str, ...]
+    unbiased: bool
+    compute: Callable
+    layout: Callable
+    cost: Callable
+    defaults: Dict[str, object] = field(default_factory=dict)
+    check_options: Optional[Callable] = None
+    breakpoints: Optional[Callable] = None
+    summary: str = ""
+    doc: str = ""
+
+    # ------------------------------------------------------------------ options
+    def options(self, dist, **options):
+        """Checked options: defaults filled in, unknown names rejected."""
+        self.check_family(dist)
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(sorted(self.defaults)) or "none"
+            raise ValueError(f"estimator {self.name!r} got unknown option(s) {unknown}; allowed options: {allowed}")
+        full = dict(self.defaults)
+        full.update(options)
+        if self.check_options is not None:
+            full = self.check_options(dist, full)
+        return full
+
+    def check_family(self, dist):
+        family = getattr(dist, "family", None)
+        if family not in self.families:
+            raise ValueError(
+                f"estimator {self.name!r} does not support family {family!r} "
+                f"(dist={describe(dist)}); supported families: {', '.join(self.families)}"
+            )
+
+    # ------------------------------------------------------------------ noise
+    def noise_layout(self, dist, **options):
+        """The noise fields for ``dist`` and these options."""
+        return tuple(self.layout(dist, **self.options(dist, **options)))
+
+    def draw_noise(self, dist, n, rng=None, **options):
+        """Draw the noise dict for ``n`` estimates (uniforms strictly inside (0, 1))."""
+        n = check_count(n, "n")
+        gen = as_generator(rng)
+        opts = self.options(dist, **options)
+        out = {}
+        for nf in self.layout(dist, **opts):
+            shape = ((n,) if nf.per_sample else ()) + tuple(nf.shape)
+            out[nf.name] = uniform(gen, shape)
+        return out
+
+    def check_noise(self, dist, noise, opts):
+        """Validate a user-supplied noise dict; returns (n, checked dict)."""
+        if not isinstance(noise, dict):
+            raise ValueError(f"noise must be a dict of uniform arrays; got {describe(noise)}")
+        fields = self.layout(dist, **opts)
+        names = {nf.name for nf in fields}
+        extra = sorted(set(noise) - names)
+        missing = sorted(names - set(noise))
+        if extra or missing:
+            raise ValueError(
+                f"noise for estimator {self.name!r} must have exactly the keys {sorted(names)}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        n = None
+        checked = {}
+        for nf in fields:
+            arr = as_float_array(noise[nf.name], f"noise[{nf.name!r}]")
+            want = tuple(nf.shape)
+            if nf.per_sample:
+                ok = arr.ndim == len(want) + 1 and arr.shape[1:] == want
+                if ok and n is None:
+                    n = arr.shape[0]
+                ok = ok and arr.shape[0] == n
+                shape_text = "(n, " + ", ".join(map(str, want)) + ")"
+            else:
+                ok = arr.shape == want
+                shape_text = str(want)
+            if not ok:
+                raise ValueError(
+                    f"noise[{nf.name!r}] must have shape {shape_text} (n shared by all per-sample fields); "
+                    f"got {arr.shape}"
+                )
+            if not np.all((arr > 0.0) & (arr < 1.0)):
+                raise ValueError(f"noise[{nf.name!r}] must contain uniforms strictly inside (0, 1)")
+            checked[nf.name] = arr
+        if n is None or n < 1:
+            raise ValueError(f"noise for estimator {self.name!r} must contain at least one sample")
+        return n, checked
+
+    def cost_of(self, dist, **options):
+        """Evaluations of f per single estimate."""
+        return int(self.cost(dist, **self.options(dist, **options)))
+
+    def __repr__(self):
+        fam = ", ".join(self.families)
+        return f"<estimator {self.name!r}: {'unbiased' if self.unbiased else 'biased'}, families ({fam})>"
+
+
+#: Registry: estimator name -> :class:`EstimatorSpec`.
+ESTIMATORS: Dict[str, EstimatorSpec] = {}
+
+
+def register(spec):
+    """Add ``spec`` to :data:`ESTIMATORS` (names are unique)."""
+    if spec.name in ESTIMATORS:
+        raise ValueError(f"estimator {spec.name!r} is already registered")
+    ESTIMATORS[spec.name] = spec
+    return spec
+
+
+def get_spec(name):
+    """The spec registered as ``name``; ValueError listing the known names otherwise."""
+    if isinstance(name, EstimatorSpec):
+        return name
+    try:
+        return ESTIMATORS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"name must be one of {sorted(ESTIMATORS)}; got {describe(name)}") from None
+
+
+def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
+    """``n`` independent single-sample estimates of ``∇_params E_{q(b)}[f(b)]``.
+
+    Parameters
+    ----------
+    name : str
+        An estimator in :data:`refgrad.ESTIMATORS`.
+    dist : Bernoulli, Categorical, GaussianThreshold or Normal
+        The distribution; its parameters are the ones differentiated.
+    f : Objective or callable
+        The objective; estimators that differentiate f need an
+        :class:`refgrad.objectives.Objective` with ``grad``.
+    n : int, optional
+        Number of estimates.  Required with ``rng``; with ``noise`` it is read from
+        the noise arrays (and, if given, must agree).
+    rng : None, int or numpy.random.Generator
+        Randomness (SPEC 7).  Ignored -- and must be None -- when ``noise`` is given.
+    noise : dict, optional
+        Uniform arrays laid out as ``ESTIMATORS[name].noise_layout(dist, **options)``.
+        The result is then a deterministic function of the noise, so another
+        implementation fed the same uniforms can be compared sample by sample.
+    **options
+        Estimator options (see each estimator's docstring).
+
+    Returns
+    -------
+    ndarray
+        Shape ``(n, *dist.param_shape)``, float64.
+    """
+    spec = get_spec(name)
+    opts = spec.options(dist, **options)
+    if noise is None:
+        if n is None:
+            raise ValueError("n must be given (an integer >= 1) when noise is not")
+        n = check_count(n, "n")
+        noise = spec.draw_noise(dist, n, rng, **opts)
+        n_noise, noise = spec.check_noise(dist, noise, opts)
+    else:
+        if rng is not None:
+            raise ValueError("pass either rng or noise, not both (noise makes the result deterministic)")
+        n_noise, noise = spec.check_noise(dist, noise, opts)
+        if n is not None and check_count(n, "n") != n_noise:
+            raise ValueError(f"n={n} disagrees with the noise arrays, which hold {n_noise} samples")
+    out = spec.compute(dist, f, noise, **opts)
+    expected = (n_noise,) + tuple(dist.param_shape)
+    if out.shape != expected:  # internal contract, not user error
+        raise AssertionError(f"estimator {spec.name!r} returned shape {out.shape}, expected {expected}")
+    return out

@@ -1,0 +1,370 @@
+r"""Relaxation-based (biased) pathwise estimators: Gumbel-Softmax, straight-through, Gumbel-Rao.
+
+All three use the one block of uniforms ``u`` of shape ``dist.event_shape`` that
+:meth:`dist.from_uniforms` turns into the discrete sample ``b`` -- the same noise as
+REINFORCE, so the estimators can be compared with common random numbers.  The
+latent variable behind ``b`` is
+
+* Bernoulli: ``z = ℓ + L(u)``, ``L = log u − log(1 − u)`` logistic, ``b = 1[z > 0]``;
+* GaussianThreshold: ``z = μ + Φ⁻¹(u)``, ``b = 1[z ≥ 0]``;
+* Categorical: ``z = ℓ + G(u)``, ``G = −log(−log u)`` Gumbel, ``b = onehot(argmax z)``;
+
+and its relaxation is ``x = σ_τ(z) = σ(z/τ)`` (bits) or ``x = softmax_τ(z) = softmax(z/τ)``
+(categorical), with ``∂z/∂φ = I``.  Writing ``J_τ(z) = ∂x/∂z`` (diagonal
+``σ_τ(z)(1 − σ_τ(z))/τ`` for bits; ``(diag(s) − s sᵀ)/τ`` per variable for the softmax
+``s``):
+
+=================== ======================================= ===================
+estimator           estimate                                 expectation
+=================== ======================================= ===================
+``gumbel_softmax``  ``J_τ(z)ᵀ ∇f(x)``                       ``∇_φ E[f(x)]``
+``straight_through`` ``J_τ(z)ᵀ ∇f(b)``                      its own
+``gumbel_rao``      ``(1/k) Σ_j J_τ(z̃_j)ᵀ ∇f(b)``, z̃ ~ z|b  that of ST
+=================== ======================================= ===================
+
+None is unbiased for ``∇_φ E_q[f(b)]``.  The per-sample Jacobian products use the
+hand-derived VJPs of :mod:`refgrad.relaxations` and the k-sample averaging kernels
+below; the conditional samples ``z̃`` come from :mod:`refgrad.random`.
+"""
+import math
+
+import numpy as np
+
+from .._checks import check_count, check_positive_scalar, describe
+from .._jit import jit
+from ..objectives import as_objective
+from ..random import (
+    conditional_gumbel,
+    conditional_gumbel_vjp,
+    conditional_logistic,
+    conditional_logistic_grad,
+    conditional_normal,
+    conditional_normal_grad,
+    gumbel,
+    logistic,
+    normal,
+)
+from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
+from ._base import EstimatorSpec, NoiseField, register
+from .score import sample_breakpoints
+
+__all__ = []
+
+DISCRETE = ("bernoulli", "categorical", "gaussian_threshold")
+DERIVATIVES = ("identity", "total")
+
+
+# ---------------------------------------------------------------------------- kernels
+
+
+@jit
+def _sigmoid_tau_vjp_mean(z, tau, cotangent, dz):
+    """(1/k) Σ_j c σ(z_j/τ) σ(−z_j/τ) dz_j / τ for z, dz (n, k, d) and c (n, d) -> (n, d).
+
+    Saturated entries (slope underflowing to 0, including z = ±inf) contribute 0.
+    """
+    n, k, d = z.shape
+    out = np.empty((n, d))
+    for i in range(n):
+        for a in range(d):
+            acc = 0.0
+            for j in range(k):
+                e = math.exp(-abs(z[i, j, a] / tau))
+                slope = e / ((1.0 + e) * (1.0 + e))
+                if slope != 0.0:
+                    acc += slope * dz[i, j, a]
+            out[i, a] = cotangent[i, a] * (acc / (k * tau))
+    return out
+
+
+@jit
+def _softmax_tau_vjp_mean(z, tau, cotangent):
+    """(1/k) Σ_j J_softmax_τ(z_j)ᵀ c for z (n, k, d, K) and c (n, d, K) -> (n, d, K).
+
+    Per row, with s = softmax(z_j/τ): s ⊙ (c − ⟨s, c⟩)/τ.  Rows with a +inf entry are
+    locally constant and contribute 0; a row of all −inf gives NaN.
+    """
+    n, k, d, K = z.shape
+    out = np.zeros((n, d, K))
+    s = np.empty(K)
+    for i in range(n):
+        for a in range(d):
+            for j in range(k):
+                m = -np.inf
+                for q in range(K):
+                    if z[i, j, a, q] > m:
+                        m = z[i, j, a, q]
+                if m == np.inf:
+                    continue
+                if m == -np.inf:
+                    for q in range(K):
+                        out[i, a, q] = np.nan
+                    continue
+                total = 0.0
+                for q in range(K):
+                    s[q] = math.exp((z[i, j, a, q] - m) / tau)
+                    total += s[q]
+                c_bar = 0.0
+                for q in range(K):
+                    s[q] = s[q] / total
+                    c_bar += s[q] * cotangent[i, a, q]
+                for q in range(K):
+                    out[i, a, q] += s[q] * (cotangent[i, a, q] - c_bar)
+            for q in range(K):
+                out[i, a, q] = out[i, a, q] / (k * tau)
+    return out
+
+
+# ---------------------------------------------------------------------------- shared pieces
+
+
+def _latent(dist, u):
+    """The latent ``z = params + noise(u)`` behind ``dist.from_uniforms(u)`` (shape of ``u``)."""
+    if dist.family == "bernoulli":
+        return dist.params[None] + logistic(u)
+    if dist.family == "gaussian_threshold":
+        return dist.params[None] + normal(u)
+    if dist.family == "categorical":
+        return dist.params[None] + gumbel(u)
+    raise ValueError(f"no relaxation for family {dist.family!r}; supported families: {', '.join(DISCRETE)}")
+
+
+def _grad_f(f, z, estimator, relaxed=False):
+    """``∇f(z)``, refusing objectives without a gradient (or, at relaxed points, ``relaxed_ok=False``)."""
+    obj = as_objective(f)
+    if not obj.differentiable:
+        raise ValueError(
+            f"estimator {estimator!r} needs the gradient ∂f/∂z, but objective {obj.name!r} has none; "
+            "use a built-in objective or FunctionObjective(value_fn, grad_fn=...)"
+        )
+    if relaxed and not obj.relaxed_ok:
+        raise ValueError(
+            f"estimator {estimator!r} evaluates f at relaxed (non-discrete) points, but objective {obj.name!r} "
+            "was declared relaxed_ok=False"
+        )
+    return obj.grad(z)
+
+
+def _relaxed_vjp(dist, z, tau, cotangent):
+    """``J_τ(z)ᵀ c``: the VJP of the relaxation at the latent ``z`` (``∂z/∂φ = I``)."""
+    if dist.family == "categorical":
+        return softmax_tau_vjp(z, tau, cotangent)[0]
+    return sigmoid_tau_vjp(z, tau, cotangent)[0]
+
+
+def _relax(dist, z, tau):
+    if dist.family == "categorical":
+        return softmax_tau(z, tau)
+    return sigmoid_tau(z, tau)
+
+
+def _u_layout(dist, **_):
+    return (NoiseField("u", tuple(dist.event_shape), "uniforms: latent z = params + noise(u), b = dist.from_uniforms(u)"),)
+
+
+def _tau_options(dist, opts):
+    opts["tau"] = check_positive_scalar(opts["tau"], "tau")
+    return opts
+
+
+_TAU_TEXT = "``tau`` (finite float > 0, default 1.0): the temperature τ."
+
+# ---------------------------------------------------------------------------- gumbel_softmax
+
+_gumbel_softmax_doc = rf"""Gumbel-Softmax / Concrete estimator (Maddison, Mnih & Teh 2017; Jang, Gu & Poole 2017).
+
+The pathwise gradient of the **relaxed** objective, f evaluated at the relaxed sample:
+
+.. math::  \hat g = \frac{{∂}}{{∂φ}} f\big(σ_τ(z(φ, u))\big) = J_τ(z)^\top ∇f(x),\qquad
+           x = σ_τ(z) \text{{ (bits) or }} \mathrm{{softmax}}_τ(z) \text{{ (categorical)}},
+
+with ``z = ℓ + L(u)`` (Bernoulli; the Binary Concrete of Maddison et al. 2017),
+``z = μ + Φ⁻¹(u)`` (GaussianThreshold) or ``z = ℓ + G(u)`` (Categorical; the
+Gumbel-Softmax sample of Jang et al. 2017, eq. 2) and ``∂z/∂φ = I``.
+``E[ĝ] = ∇_φ E[f(x)]``, the gradient of the relaxed objective, **not** of
+``E_q[f(b)]``: biased for every τ > 0 (even for linear f, since ``E[σ_τ(z)] ≠ σ(ℓ)``);
+the bias vanishes as τ → 0 while the variance grows like 1/τ.  Needs f defined
+and differentiable at relaxed points.  Options: {_TAU_TEXT}  Cost: 1 (f's gradient at
+one point).  Noise: ``u`` of shape ``event_shape``; the estimate is continuous in
+``u`` (no break points).
+"""
+
+
+def _gumbel_softmax(dist, f, noise, tau):
+    z = _latent(dist, noise["u"])
+    x = _relax(dist, z, tau)
+    return _relaxed_vjp(dist, z, tau, _grad_f(f, x, "gumbel_softmax", relaxed=True))
+
+
+register(
+    EstimatorSpec(
+        name="gumbel_softmax",
+        doc=_gumbel_softmax_doc,
+        families=DISCRETE,
+        unbiased=False,
+        compute=_gumbel_softmax,
+        layout=_u_layout,
+        cost=lambda dist, **o: 1,
+        defaults={"tau": 1.0},
+        check_options=_tau_options,
+        breakpoints=lambda dist, **_: {"u": None},
+        summary="∂/∂φ f(σ_τ(z)) or f(softmax_τ(z)), z = φ + noise(u): f at the relaxed sample; "
+        "Maddison et al. 2017, Jang et al. 2017",
+    )
+)
+
+
+# ---------------------------------------------------------------------------- straight_through
+
+_straight_through_doc = rf"""Straight-through (Gumbel-Softmax) estimator: hard forward, relaxed backward.
+
+.. math::  \hat g = J_τ(z)^\top ∇f(b), \qquad b = \texttt{{dist.from\_uniforms}}(u),
+
+i.e. the gradient of f taken at the **hard** sample ``b`` and chained through the
+Jacobian of the relaxed sample: for bits ``ĝ_i = ∂f/∂b_i(b) · σ_τ(z_i)(1 − σ_τ(z_i))/τ``
+(Bengio, Léonard & Courville 2013, with the Binary Concrete relaxation);
+for a categorical, per variable ``ĝ = s ⊙ (∇f(b) − ⟨s, ∇f(b)⟩)/τ`` with
+``s = softmax_τ(ℓ + G)`` (straight-through Gumbel-Softmax, Jang, Gu & Poole 2017, §2.2).
+Biased for every τ.  As τ → 0 with one bit, ``E[ĝ] → σ'(ℓ)(f'(0) + f'(1))/2``:
+unbiased in the limit only when f is at most quadratic in each bit (a
+multilinear :class:`~refgrad.objectives.Table`, the squared distance), not in
+general; the variance grows like 1/τ.  Options: {_TAU_TEXT}  Cost: 1 (f's gradient
+at ``b``).  Noise: ``u`` of shape ``event_shape``; the estimate jumps where ``b`` does.
+"""
+
+
+def _straight_through(dist, f, noise, tau):
+    u = noise["u"]
+    b = dist.from_uniforms(u)
+    z = _latent(dist, u)
+    return _relaxed_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
+
+
+register(
+    EstimatorSpec(
+        name="straight_through",
+        doc=_straight_through_doc,
+        families=DISCRETE,
+        unbiased=False,
+        compute=_straight_through,
+        layout=_u_layout,
+        cost=lambda dist, **o: 1,
+        defaults={"tau": 1.0},
+        check_options=_tau_options,
+        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
+        summary="J_τ(z)ᵀ ∇f(b): gradient at the hard sample through the relaxed Jacobian; "
+        "Bengio et al. 2013, Jang et al. 2017 §2.2 (ST Gumbel-Softmax)",
+    )
+)
+
+
+# ---------------------------------------------------------------------------- gumbel_rao
+
+_gumbel_rao_doc = rf"""Gumbel-Rao: Rao-Blackwellised straight-through Gumbel-Softmax (Paulus, Maddison & Krause 2021).
+
+Forward the hard sample ``b = dist.from_uniforms(u)``; backward average the
+straight-through Jacobian over ``k`` samples of the latent conditioned on ``b``:
+
+.. math::  \hat g = \frac1k \sum_{{j=1}}^k J_τ(\tilde z_j)^\top ∇f(b), \qquad
+           \tilde z_j \sim z \mid b \text{{ (independent, from the uniforms }} v_j).
+
+``z̃`` is :func:`refgrad.random.conditional_gumbel` (Categorical: the top value is
+Gumbel(logsumexp ℓ), the others Gumbels truncated below it),
+:func:`~refgrad.random.conditional_logistic` (Bernoulli, REBAR's conditional noise) or
+:func:`~refgrad.random.conditional_normal` (GaussianThreshold, a truncated normal).
+
+**Which derivative** (option ``derivative``).  The straight-through estimate is
+``ST(u) = J_τ(z)ᵀ ∇f(b)`` with ``z = φ + noise(u)`` and ``∂z/∂φ = I``.  Given ``b``,
+``z`` has the law of ``z̃``, so ``E[ST | b] = E_v[J_τ(z̃)|_{{∂z̃/∂φ = I}}]ᵀ ∇f(b)``: the
+Rao-Blackwellisation keeps ST's expectation and cannot increase any coordinate's
+variance **only** if ``z̃`` is differentiated as ``φ + G̃`` with the noise ``G̃ = z̃ − φ``
+held fixed.
+
+* ``"identity"`` (default): ``∂z̃/∂φ = I`` as above.  ``E[ĝ] = E[ST]`` and
+  ``Var(ĝ_i) = Var(ST_i) − (1 − 1/k) E[Var(ST_i | b)] ≤ Var(ST_i)``; ``k = 1`` has the
+  same law as ST.  This is also the choice of the PyTorch reimplementation by
+  N. Shepperd (github.com/nshepperd/gumbel-rao-pytorch), which computes the
+  conditional noise without gradient and explains why.
+* ``"total"``: the total derivative ``d/dφ σ_τ(z̃(φ, b, v))`` including ``z̃``'s
+  dependence on φ through the conditioning (the logsumexp of the top coordinate and
+  the truncation points; :func:`~refgrad.random.conditional_gumbel_vjp` and the
+  ``*_grad`` functions), which is what the paper's text says ("the total derivative
+  ... is taken through both θ and G_k").  Its expectation is **not** ``E[ST]`` (the
+  tests measure the difference); offered for cross-checking implementations that
+  follow the text.
+
+Families: Categorical (the paper's setting), Bernoulli and GaussianThreshold (the
+same construction with the conditional logistic / normal).  Biased like ST.
+Options: {_TAU_TEXT}  ``k`` (integer ≥ 1, default 10): conditional samples;
+``derivative`` (``"identity"`` or ``"total"``).  Cost: 1 (f's gradient at ``b``; the
+conditional samples need no evaluation of f).  Noise: ``u`` of shape
+``event_shape`` (gives ``b``, jumps where ``b`` does) and ``v`` of shape
+``(k, *event_shape)`` (the conditional samples, continuous).
+"""
+
+
+def _gumbel_rao(dist, f, noise, tau, k, derivative):
+    u, v = noise["u"], noise["v"]
+    n = u.shape[0]
+    b = dist.from_uniforms(u)
+    c = _grad_f(f, b, "gumbel_rao")
+    params = dist.params
+    total = derivative == "total"
+    if dist.family == "categorical":
+        _, d, K = b.shape
+        idx = np.repeat(b.argmax(axis=-1).astype(np.int64), k, axis=0)  # (n k, d), sample-major
+        v_flat = np.ascontiguousarray(v.reshape(n * k, d, K))
+        z = conditional_gumbel(params, idx, v_flat)
+        if total:
+            c_rep = np.repeat(c, k, axis=0)
+            cot = softmax_tau_vjp(z, tau, c_rep)[0]
+            out = conditional_gumbel_vjp(params, idx, v_flat, cot).reshape(n, k, d, K).mean(axis=1)
+        else:
+            out = _softmax_tau_vjp_mean(np.ascontiguousarray(z.reshape(n, k, d, K)), tau, np.ascontiguousarray(c))
+        # rows with +inf logits are deterministic: their gradient is 0, as for ST
+        out[:, np.isposinf(params).any(axis=1), :] = 0.0
+        return out
+    d = b.shape[1]
+    bits = np.repeat(b.astype(np.int64), k, axis=0)
+    v_flat = np.ascontiguousarray(v.reshape(n * k, d))
+    if dist.family == "bernoulli":
+        z = conditional_logistic(params, bits, v_flat)
+        dz = conditional_logistic_grad(params, bits, v_flat) if total else None
+    else:
+        z = conditional_normal(params, bits, v_flat)
+        dz = conditional_normal_grad(params, bits, v_flat) if total else None
+    if dz is None:
+        dz = np.ones((n * k, d))
+    return _sigmoid_tau_vjp_mean(
+        np.ascontiguousarray(z.reshape(n, k, d)), tau, np.ascontiguousarray(c), np.ascontiguousarray(dz.reshape(n, k, d))
+    )
+
+
+def _gumbel_rao_options(dist, opts):
+    opts = _tau_options(dist, opts)
+    opts["k"] = check_count(opts["k"], "k", minimum=1)
+    der = opts["derivative"]
+    if not isinstance(der, str) or der not in DERIVATIVES:
+        raise ValueError(f"derivative must be one of {list(DERIVATIVES)}; got {describe(der)}")
+    return opts
+
+
+register(
+    EstimatorSpec(
+        name="gumbel_rao",
+        doc=_gumbel_rao_doc,
+        families=DISCRETE,
+        unbiased=False,
+        compute=_gumbel_rao,
+        layout=lambda dist, k, **_: (
+            _u_layout(dist)[0],
+            NoiseField("v", (k,) + tuple(dist.event_shape), "uniforms of the k conditional latents z̃_j ~ z | b"),
+        ),
+        cost=lambda dist, **o: 1,
+        defaults={"tau": 1.0, "k": 10, "derivative": "identity"},
+        check_options=_gumbel_rao_options,
+        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist), "v": None},
+        summary="(1/k) Σ_j J_τ(z̃_j)ᵀ ∇f(b), z̃_j ~ z | b: straight-through averaged over the conditional "
+        "latent (same mean, less variance); Paulus, Maddison & Krause 2021",
+    )
+)

@@ -1,0 +1,476 @@
+r"""Objectives ``f``: the functions whose expectation ``E_{q_φ(b)}[f(b)]`` is differentiated.
+
+An objective is evaluated on a batch ``z`` of shape ``(n, d)`` (Bernoulli and
+GaussianThreshold: bits, or relaxed values in ``[0, 1]``) or ``(n, d, K)``
+(Categorical: one-hot rows, or points of the probability simplex) and returns
+``(n,)`` values.  Relaxed estimators (Gumbel-softmax, REBAR, RELAX) also need the
+gradient ``∂f/∂z``, which every built-in objective supplies, derived by hand and
+tested against central finite differences.
+
+Built-in objectives
+-------------------
+:class:`SquaredDistance`
+    ``f(z) = Σ (z − t)²`` -- the toy problem of REBAR (Tucker et al. 2017, §6.1)
+    and RELAX (Grathwohl et al. 2018, §6.1) with one bit and ``t = 0.45``.
+:class:`Linear`
+    ``f(z) = Σ w z``.
+:class:`Table`
+    An arbitrary function of the discrete configuration, given by its table of
+    values and extended multilinearly to relaxed inputs.
+:class:`FunctionObjective`
+    Wraps plain callables; :func:`as_objective` turns any callable into one.
+
+Every call goes through :meth:`Objective.value` / :meth:`Objective.grad`, which
+check the input (float64, 2 or 3 dimensions, no NaN) and the output (shape
+``(n,)`` or ``z.shape``, finite) and raise a ``ValueError`` naming the objective
+otherwise.
+"""
+import numpy as np
+
+from ._checks import as_float_array, check_no_nan, describe
+from ._jit import jit
+
+__all__ = [
+    "Objective",
+    "SquaredDistance",
+    "Linear",
+    "Table",
+    "FunctionObjective",
+    "as_objective",
+    "evaluate",
+    "evaluate_grad",
+]
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class Objective:
+    """Base class of objectives: ``value(z) -> (n,)`` and ``grad(z) -> z.shape``.
+
+    Subclasses implement ``_value(z)`` and ``_grad(z)`` on a checked float64
+    C-contiguous ``z`` with ``z.ndim`` 2 (``(n, d)``: bits or relaxed bits) or 3
+    (``(n, d, K)``: one-hot rows or points of the simplex), and may override
+    ``_check_event(z)`` to validate the event shape.  The public :meth:`value` and
+    :meth:`grad` check what goes in and what comes out.
+
+    Attributes
+    ----------
+    name : str
+        Used in error messages.
+    relaxed_ok : bool
+        Whether the objective is meaningful on relaxed (non-vertex) inputs; True for
+        all built-ins.
+    differentiable : bool
+        Whether :meth:`grad` is available.
+    """
+
+    relaxed_ok = True
+    differentiable = True
+    _name = None
+
+    @property
+    def name(self):
+        """Name used in error messages (defaults to the class name)."""
+        return self._name if self._name is not None else type(self).__name__
+
+    @name.setter
+    def name(self, value):
+        self._name = str(value)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def __call__(self, z):
+        """Same as :meth:`value`."""
+        return self.value(z)
+
+    # -- protocol -------------------------------------------------------------------
+    def value(self, z):
+        """Values ``f(z)``, shape ``(n,)``, for ``z`` of shape ``(n, d)`` or ``(n, d, K)``."""
+        z = self._check_input(z)
+        out = self._value(z)
+        return self._check_output(out, (z.shape[0],), "value", z)
+
+    def grad(self, z):
+        """Gradient ``∂f/∂z`` of each row, shape ``z.shape``."""
+        if not self.differentiable:
+            raise ValueError(
+                f"objective {self.name!r} has no gradient (no grad_fn was given); the estimator needs a "
+                "differentiable objective: pass grad_fn= to FunctionObjective or use a built-in objective"
+            )
+        z = self._check_input(z)
+        out = self._grad(z)
+        return self._check_output(out, z.shape, "grad", z)
+
+    def _value(self, z):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _grad(self, z):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_event(self, z):
+        """Hook for subclasses: validate ``z.shape[1:]``."""
+
+    # -- checks ---------------------------------------------------------------------
+    def _check_input(self, z):
+        arr = as_float_array(z, f"z (input of objective {self.name!r})", ndim=(2, 3))
+        check_no_nan(arr, f"z (input of objective {self.name!r})")
+        self._check_event(arr)
+        return arr
+
+    def _check_output(self, out, shape, what, z):
+        try:
+            arr = np.asarray(out, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"objective {self.name!r} returned {describe(out)} from {what}(z), which is not convertible to "
+                "a float64 array"
+            ) from exc
+        if arr.shape != tuple(shape):
+            raise ValueError(
+                f"objective {self.name!r} returned an array of shape {arr.shape} from {what}(z) for z of shape "
+                f"{z.shape}; expected shape {tuple(shape)}"
+            )
+        if not np.isfinite(arr).all():
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            raise ValueError(
+                f"objective {self.name!r} returned a non-finite {what} {float(arr[bad])!r} at index {bad} "
+                f"(for z of shape {z.shape}); objectives must return finite values"
+            )
+        return np.ascontiguousarray(arr)
+
+
+def _event_broadcast_check(param, param_name, obj, z):
+    """``param`` must broadcast to the event shape ``z.shape[1:]`` without enlarging it."""
+    event = z.shape[1:]
+    ok = param.ndim <= len(event)
+    if ok:
+        try:
+            ok = np.broadcast_shapes(param.shape, event) == event
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"{param_name} of objective {obj.name!r} has shape {param.shape}, which does not broadcast to the "
+            f"event shape {event} of z (shape {z.shape})"
+        )
+
+
+# --------------------------------------------------------------------------- simple objectives
+
+
+class SquaredDistance(Objective):
+    r"""``f(z) = Σ_event (z − t)²``, gradient ``2 (z − t)``.
+
+    With one Bernoulli bit and ``t = 0.45`` this is the toy problem of REBAR
+    (Tucker et al. 2017, §6.1) and RELAX (Grathwohl et al. 2018, §6.1):
+    ``E[f] = θ (1 − t)² + (1 − θ) t²``, which is *minimised* there; refgrad
+    always differentiates the expectation itself.
+
+    Parameters
+    ----------
+    target : array_like
+        Finite; broadcastable to the event shape (``(d,)`` or ``(d, K)``), e.g. a scalar.
+    """
+
+    def __init__(self, target):
+        arr = as_float_array(target, "target", copy=True)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"target must be finite; got {describe(target)} with non-finite entries")
+        arr.setflags(write=False)
+        self.target = arr
+        self.name = f"SquaredDistance(target={np.array2string(arr, precision=4)})"
+
+    def _check_event(self, z):
+        _event_broadcast_check(self.target, "target", self, z)
+
+    def _value(self, z):
+        diff = z - self.target
+        return (diff * diff).reshape(z.shape[0], -1).sum(axis=1)
+
+    def _grad(self, z):
+        return 2.0 * (z - self.target)
+
+
+class Linear(Objective):
+    r"""``f(z) = Σ_event w z``, gradient ``w`` (broadcast to ``z.shape``).
+
+    Parameters
+    ----------
+    weights : array_like
+        Finite; broadcastable to the event shape (``(d,)`` or ``(d, K)``).
+    """
+
+    def __init__(self, weights):
+        arr = as_float_array(weights, "weights", copy=True)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"weights must be finite; got {describe(weights)} with non-finite entries")
+        arr.setflags(write=False)
+        self.weights = arr
+        self.name = f"Linear(weights={np.array2string(arr, precision=4)})"
+
+    def _check_event(self, z):
+        _event_broadcast_check(self.weights, "weights", self, z)
+
+    def _value(self, z):
+        return (z * self.weights).reshape(z.shape[0], -1).sum(axis=1)
+
+    def _grad(self, z):
+        return np.ascontiguousarray(np.broadcast_to(self.weights, z.shape), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- table objective
+
+
+@jit
+def _vertex_index(z, s):
+    """Index (first variable most significant) of row ``s`` of ``z`` if it is a vertex, else -1."""
+    d = z.shape[1]
+    K = z.shape[2]
+    index = 0
+    for i in range(d):
+        hot = -1
+        for k in range(K):
+            x = z[s, i, k]
+            if x == 1.0:
+                if hot >= 0:
+                    return -1
+                hot = k
+            elif x != 0.0:
+                return -1
+        if hot < 0:
+            return -1
+        index = index * K + hot
+    return index
+
+
+@jit
+def _table_value(values, z):
+    """Multilinear extension ``Σ_b values[b] Π_i z[s, i, b_i]`` for each row ``s`` of ``z`` (n, d, K)."""
+    n, d, K = z.shape
+    size = values.shape[0]
+    out = np.empty(n)
+    digits = np.zeros(d, dtype=np.int64)
+    for s in range(n):
+        vertex = _vertex_index(z, s)
+        if vertex >= 0:
+            # exact shortcut: every other term is values[b] * 0
+            out[s] = values[vertex]
+            continue
+        total = 0.0
+        for c in range(size):
+            rest = c
+            for i in range(d - 1, -1, -1):
+                digits[i] = rest % K
+                rest //= K
+            weight = 1.0
+            for i in range(d):
+                weight *= z[s, i, digits[i]]
+            total += values[c] * weight
+        out[s] = total
+    return out
+
+
+@jit
+def _table_grad(values, z):
+    """``∂/∂z[s, i, k]`` of the multilinear extension: ``Σ_{b: b_i = k} values[b] Π_{j≠i} z[s, j, b_j]``.
+
+    Prefix/suffix products, no division (vertices contain exact zeros).
+    """
+    n, d, K = z.shape
+    size = values.shape[0]
+    out = np.zeros((n, d, K))
+    digits = np.zeros(d, dtype=np.int64)
+    prefix = np.empty(d + 1)
+    suffix = np.empty(d + 1)
+    for s in range(n):
+        vertex = _vertex_index(z, s)
+        if vertex >= 0:
+            # at a vertex only the configurations differing from it in variable i alone contribute
+            rest = vertex
+            for i in range(d - 1, -1, -1):
+                digits[i] = rest % K
+                rest //= K
+            stride = 1
+            for i in range(d - 1, -1, -1):
+                base = vertex - digits[i] * stride
+                for k in range(K):
+                    out[s, i, k] = values[base + k * stride]
+                stride *= K
+            continue
+        for c in range(size):
+            rest = c
+            for i in range(d - 1, -1, -1):
+                digits[i] = rest % K
+                rest //= K
+            prefix[0] = 1.0
+            for i in range(d):
+                prefix[i + 1] = prefix[i] * z[s, i, digits[i]]
+            suffix[d] = 1.0
+            for i in range(d - 1, -1, -1):
+                suffix[i] = z[s, i, digits[i]] * suffix[i + 1]
+            v = values[c]
+            for i in range(d):
+                out[s, i, digits[i]] += v * (prefix[i] * suffix[i + 1])
+    return out
+
+
+class Table(Objective):
+    r"""An arbitrary function of the configuration, given by its table of values.
+
+    ``values`` has shape ``(K,) * d``; ``values[b_1, …, b_d] = f(b)`` (for bits,
+    ``K = 2``).  On relaxed inputs it is extended multilinearly:
+
+    .. math::
+
+        F(z) = \sum_b \mathrm{values}[b] \prod_i z_i^{b_i} (1 − z_i)^{1 − b_i}
+        \quad\text{(bits, } z \in [0,1]^d\text{)},\qquad
+        F(z) = \sum_b \mathrm{values}[b] \prod_i z_{i, b_i}
+        \quad\text{(categorical, } z \in Δ_K^d\text{)},
+
+    which agrees with ``f`` on the vertices and, for bits, equals
+    ``E_{b ∼ \mathrm{Bernoulli}(z)}[f(b)]`` (for the simplex,
+    ``E_{b ∼ \mathrm{Cat}(z)}[f(b)]``).  The gradient is
+    ``∂F/∂z_{i,k} = Σ_{b: b_i = k} values[b] Π_{j ≠ i} z_{j, b_j}`` (for bits,
+    ``∂F/∂z_i = ∂F/∂z_{i,1} − ∂F/∂z_{i,0}``), computed with prefix and suffix
+    products, without division.  Cost per non-vertex row: ``O(d K^d)``; vertices
+    (discrete inputs) are looked up directly in ``O(d K)``.
+
+    Parameters
+    ----------
+    values : array_like, shape (K,) * d
+        Finite, ``d ≥ 1``, ``K ≥ 2``.
+    name : str, optional
+        Shown in error messages.
+    """
+
+    def __init__(self, values, name=None):
+        arr = as_float_array(values, "values", copy=True)
+        if arr.ndim < 1 or arr.shape[0] < 2 or any(s != arr.shape[0] for s in arr.shape):
+            raise ValueError(
+                f"values must have shape (K,)*d with d >= 1 and K >= 2 (values[b_1, ..., b_d] = f(b)); "
+                f"got shape {arr.shape}"
+            )
+        if not np.isfinite(arr).all():
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            raise ValueError(f"values must be finite; got {float(arr[bad])!r} at index {bad}")
+        arr.setflags(write=False)
+        self.values = arr
+        self._flat = np.ascontiguousarray(arr.reshape(-1))
+        self.d = arr.ndim
+        self.K = arr.shape[0]
+        self.name = name if name is not None else f"Table(d={self.d}, K={self.K})"
+
+    @classmethod
+    def from_function(cls, dist, fn, name=None):
+        """Tabulate ``fn`` on every configuration of ``dist`` (``dist.enumerate()`` order).
+
+        Parameters
+        ----------
+        dist : Bernoulli, Categorical or GaussianThreshold
+            Supplies the configurations (``support_size`` must be at most the
+            enumeration limit).
+        fn : Objective or callable
+            Evaluated once on the batch of all configurations.
+        """
+        from .distributions import ENUMERATION_LIMIT
+
+        if not hasattr(dist, "enumerate") or not hasattr(dist, "event_shape"):
+            raise ValueError(f"dist must be a refgrad distribution; got {describe(dist)}")
+        size = dist.support_size
+        if size > ENUMERATION_LIMIT:
+            raise ValueError(
+                f"cannot tabulate a function on {size} configurations: the limit is {ENUMERATION_LIMIT}"
+            )
+        obj = as_objective(fn)
+        configs, _ = dist.enumerate()
+        vals = obj.value(configs)
+        event = tuple(dist.event_shape)
+        d = event[0]
+        K = event[1] if len(event) == 2 else 2
+        table_name = name if name is not None else f"Table.from_function({obj.name})"
+        return cls(vals.reshape((K,) * d), name=table_name)
+
+    def _check_event(self, z):
+        if z.ndim == 2:
+            if self.K != 2 or z.shape[1] != self.d:
+                raise ValueError(
+                    f"z of shape {z.shape} does not fit objective {self.name!r}: bit inputs (n, d) need d = {self.d} "
+                    f"and K = 2 (this table has K = {self.K}; pass (n, {self.d}, {self.K}) inputs)"
+                )
+        elif z.shape[1:] != (self.d, self.K):
+            raise ValueError(
+                f"z of shape {z.shape} does not fit objective {self.name!r}: expected (n, {self.d}, {self.K})"
+            )
+
+    @staticmethod
+    def _as_simplex(z):
+        if z.ndim == 3:
+            return z
+        return np.ascontiguousarray(np.stack([1.0 - z, z], axis=-1))
+
+    def _value(self, z):
+        return _table_value(self._flat, self._as_simplex(z))
+
+    def _grad(self, z):
+        g = _table_grad(self._flat, self._as_simplex(z))
+        if z.ndim == 3:
+            return g
+        return g[:, :, 1] - g[:, :, 0]
+
+
+# --------------------------------------------------------------------------- callables
+
+
+class FunctionObjective(Objective):
+    """An objective from plain callables.
+
+    Parameters
+    ----------
+    value_fn : callable
+        ``value_fn(z) -> (n,)`` for ``z`` of shape ``(n, d)`` or ``(n, d, K)``.
+    grad_fn : callable, optional
+        ``grad_fn(z) -> z.shape``, ``∂ value_fn / ∂ z`` row by row.  Without it
+        :meth:`grad` raises ``ValueError`` (estimators that need ``∂f/∂z`` refuse).
+    name : str, optional
+        Shown in error messages; defaults to the callable's ``__name__``.
+    relaxed_ok : bool
+        Whether ``value_fn`` is meaningful on relaxed (non-vertex) inputs.
+    """
+
+    def __init__(self, value_fn, grad_fn=None, name=None, relaxed_ok=True):
+        if not callable(value_fn):
+            raise ValueError(f"value_fn must be callable; got {describe(value_fn)}")
+        if grad_fn is not None and not callable(grad_fn):
+            raise ValueError(f"grad_fn must be callable or None; got {describe(grad_fn)}")
+        self.value_fn = value_fn
+        self.grad_fn = grad_fn
+        self.differentiable = grad_fn is not None
+        self.relaxed_ok = bool(relaxed_ok)
+        self.name = name if name is not None else getattr(value_fn, "__name__", None) or describe(value_fn)
+
+    def _value(self, z):
+        return self.value_fn(z)
+
+    def _grad(self, z):
+        return self.grad_fn(z)
+
+
+def as_objective(f):
+    """``f`` itself if it is an :class:`Objective`; a plain callable is wrapped in :class:`FunctionObjective`."""
+    if isinstance(f, Objective):
+        return f
+    if callable(f):
+        return FunctionObjective(f)
+    raise ValueError(f"f must be a refgrad Objective or a callable f(z) -> (n,); got {describe(f)}")
+
+
+def evaluate(f, z):
+    """``as_objective(f).value(z)``: checked values, shape ``(n,)``."""
+    return as_objective(f).value(z)
+
+
+def evaluate_grad(f, z):
+    """``as_objective(f).grad(z)``: checked gradient, shape ``z.shape``."""
+    return as_objective(f).grad(z)

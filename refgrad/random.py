@@ -1,0 +1,1075 @@
+"""Random number handling (SPEC 7) and the noise transforms of refgrad.
+
+Randomness enters refgrad in exactly one place: :func:`uniform` draws float64
+uniforms strictly inside (0, 1) from a :class:`numpy.random.Generator` obtained
+with :func:`as_generator`.  Everything else in this module is a deterministic
+function of such uniforms, so every sampler can be checked against a NumPy twin
+on the same uniforms and two implementations can be compared sample by sample.
+
+Two layers, as everywhere in refgrad: public functions check and convert their
+inputs and call private ``_name`` kernels compiled with :func:`refgrad._jit.jit`.
+The scalar helpers ``_log_sigmoid``, ``_softplus``, ``_log_ndtr``, ``_ndtri`` and
+``_ndtri_exp`` are hand-written (Numba cannot call :mod:`scipy.special`) and are
+imported by other kernels.
+
+Conventions for infinite parameters
+-----------------------------------
+* Categorical logits: ``-inf`` marks an impossible category; if a row has
+  ``+inf`` entries, those categories share the mass equally (the limit of equal,
+  growing logits) and the row is treated as ``0`` on its ``+inf`` entries and
+  ``-inf`` elsewhere.  Noise derived from such a row is then locally constant in
+  the logits (its gradient is 0).  A row of all ``-inf`` is rejected.
+* Conditioning on an impossible outcome (``b`` a category with logit ``-inf``, a
+  bit opposite to an infinite logit or mean) raises ``ValueError`` naming ``b``.
+  The kernels themselves return the finite limits of the conditional samples in
+  that case (never NaN), see their docstrings.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from ._checks import as_float_array, check_no_nan, check_shape, describe
+from ._jit import jit
+
+__all__ = [
+    "as_generator",
+    "uniform",
+    "gumbel",
+    "exponential",
+    "logistic",
+    "normal",
+    "categorical_gumbel_max",
+    "categorical_exponential_argmin",
+    "conditional_gumbel",
+    "conditional_gumbel_vjp",
+    "conditional_logistic",
+    "conditional_logistic_grad",
+    "conditional_normal",
+    "conditional_normal_grad",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_HALF_LOG_2PI = 0.5 * _LOG_2PI
+_SQRT1_2 = math.sqrt(0.5)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+# Region boundaries of the normal quantile: below _P_TAIL (above 1 - _P_TAIL) the
+# log-space tail solver is used, in between the central solver.
+_P_TAIL = 0.075
+_LOG_P_TAIL = math.log(_P_TAIL)
+_LOG_P_UPPER = math.log1p(-_P_TAIL)
+# Largest negative double: the value a sample conditioned on "z < 0" is clamped to.
+_NEG_TINY = -5e-324
+
+
+# ---------------------------------------------------------------------------
+# RNG handling (SPEC 7)
+# ---------------------------------------------------------------------------
+
+
+def as_generator(rng):
+    """Turn ``rng`` into a :class:`numpy.random.Generator` (SPEC 7).
+
+    Parameters
+    ----------
+    rng : None, int or numpy.random.Generator
+        ``None`` gives a freshly seeded generator (``np.random.default_rng()``);
+        a non-negative integer (Python or NumPy, not ``bool``) seeds
+        ``np.random.default_rng(rng)``; a ``Generator`` is returned unchanged.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    ValueError
+        For anything else: ``RandomState``, floats, negative integers, booleans,
+        strings, ...
+
+    References
+    ----------
+    Scientific Python SPEC 7, "Seeding pseudo-random number generation".
+    """
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)):
+        if int(rng) >= 0:
+            return np.random.default_rng(int(rng))
+    raise ValueError(
+        "rng must be None, a non-negative integer seed or a numpy.random.Generator; "
+        f"got {describe(rng)} of type {type(rng).__name__}"
+    )
+
+
+def _as_shape(shape):
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_)) and int(s) >= 0 for s in dims
+    ):
+        raise ValueError(f"shape must be a non-negative integer or a tuple of them; got {describe(shape)}")
+    return tuple(int(s) for s in dims)
+
+
+def uniform(rng, shape):
+    """Float64 uniforms strictly inside (0, 1).
+
+    Each value is the midpoint of one of :math:`2^{52}` equal cells of [0, 1]:
+
+    .. math::  u = \\frac{2k + 1}{2^{53}}, \\qquad k \\sim \\mathcal{U}\\{0, \\dots, 2^{52} - 1\\}.
+
+    Every such value is exactly representable, the smallest is
+    :math:`2^{-53}` and the largest :math:`1 - 2^{-53}` (so neither 0 nor 1 can
+    occur, unlike ``Generator.random``), and the set of values is symmetric
+    (:math:`u` and :math:`1 - u` are equally likely and both exact).  The
+    distance to the continuous uniform law is :math:`2^{-53}` in Kolmogorov
+    distance.
+
+    Parameters
+    ----------
+    rng : None, int or numpy.random.Generator
+        Passed through :func:`as_generator`.
+    shape : int or tuple of int
+
+    Returns
+    -------
+    ndarray of float64, shape ``shape``
+    """
+    gen = as_generator(rng)
+    dims = _as_shape(shape)
+    return _cells_to_uniform(gen.integers(0, 1 << 52, size=dims, dtype=np.int64))
+
+
+def _cells_to_uniform(k):
+    """(2k + 1) / 2**53 for integers 0 <= k < 2**52, exactly (2k + 1 < 2**53 fits in a double)."""
+    return (2.0 * np.asarray(k, dtype=np.int64).astype(np.float64) + 1.0) * 2.0**-53
+
+
+# ---------------------------------------------------------------------------
+# Input checks local to this module
+# ---------------------------------------------------------------------------
+
+
+def _check_uniform(x, name, ndim=None):
+    """float64 C-contiguous array with every value strictly inside (0, 1)."""
+    arr = as_float_array(x, name, ndim=ndim)
+    bad = ~((arr > 0.0) & (arr < 1.0))  # catches NaN too
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        value = float(arr[where]) if arr.ndim else float(arr)
+        raise ValueError(
+            f"{name} must hold uniforms strictly inside (0, 1) (no NaN); got {value!r} at index {where}"
+        )
+    return arr
+
+
+def _check_logits(x, name, ndim):
+    arr = as_float_array(x, name, ndim=ndim)
+    check_no_nan(arr, name)
+    return arr
+
+
+def _check_rows_alive(logits, name):
+    dead = np.all(np.isneginf(logits), axis=-1)
+    if dead.any():
+        row = int(np.argmax(dead))
+        raise ValueError(
+            f"{name} row {row} is all -inf: every category impossible (allowed: at least one logit > -inf per row)"
+        )
+
+
+def _check_index(b, name, shape, upper):
+    """Integer-valued array with entries in {0, ..., upper - 1}, returned as int64."""
+    try:
+        raw = np.asarray(b)
+    except Exception as exc:  # pragma: no cover - defensive
+        raise ValueError(f"{name} must be an array of integers; got {describe(b)}") from exc
+    if raw.dtype == np.bool_:
+        raw = raw.astype(np.int64)
+    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+        raise ValueError(f"{name} must be an array of integers in {{0, ..., {upper - 1}}}; got dtype {raw.dtype}")
+    check_shape(raw, name, shape)
+    if np.issubdtype(raw.dtype, np.floating):
+        ok = np.isfinite(raw) & (raw == np.round(raw))
+    else:
+        ok = np.ones(raw.shape, dtype=bool)
+    ok &= (raw >= 0) & (raw <= upper - 1)
+    if not ok.all():
+        where = tuple(int(i) for i in np.argwhere(~ok)[0])
+        raise ValueError(
+            f"{name} must hold integers in {{0, ..., {upper - 1}}}; got {raw[where]!r} at index {where}"
+        )
+    return np.ascontiguousarray(raw, dtype=np.int64)
+
+
+def _impossible(name, where, what):
+    raise ValueError(f"{name} at index {where} is an impossible outcome: {what}")
+
+
+# ---------------------------------------------------------------------------
+# Scalar special functions (Numba)
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _softplus(x):
+    """log(1 + exp(x)) without overflow; exact at +-inf."""
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@jit
+def _log_sigmoid(x):
+    """log sigma(x) = -softplus(-x)."""
+    return -_softplus(-x)
+
+
+@jit
+def _sigmoid(x):
+    """sigma(x) without overflow."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@jit
+def _log_ndtr(x):
+    """log Phi(x), relative accuracy ~1e-15 for all x (tested down to -1e4).
+
+    x > -1: log1p(-Phi(-x)) with Phi(-x) = erfc(x/sqrt2)/2 (no cancellation near 1);
+    -20 <= x <= -1: log(erfc(-x/sqrt2)/2);
+    x < -20: asymptotic series
+    log Phi(x) = -x^2/2 - log(-x) - log(2 pi)/2 + log(1 - 1/x^2 + 3/x^4 - 15/x^6 + ...).
+    """
+    if math.isnan(x):
+        return x
+    if x == math.inf:
+        return 0.0
+    if x == -math.inf:
+        return -math.inf
+    if x > -1.0:
+        return math.log1p(-0.5 * math.erfc(x * _SQRT1_2))
+    if x >= -20.0:
+        return math.log(0.5 * math.erfc(-x * _SQRT1_2))
+    # Far left tail: S = sum_i (-1)^i (2i-1)!! / x^(2i); the terms decrease for i < x^2 / 2.
+    inv = 1.0 / (x * x)
+    term = 1.0
+    rest = 0.0
+    for i in range(1, 60):
+        term *= -(2.0 * i - 1.0) * inv
+        rest += term
+        if abs(term) <= 1e-17 * abs(rest):
+            break
+    return -0.5 * x * x - math.log(-x) - _HALF_LOG_2PI + math.log1p(rest)
+
+
+@jit
+def _log_ndtr_pair(x):
+    """(log Phi(x), phi(x) / Phi(x)); the ratio is the hazard of the lower tail."""
+    lp = _log_ndtr(x)
+    return lp, math.exp(-0.5 * x * x - _HALF_LOG_2PI - lp)
+
+
+@jit
+def _solve_log_ndtr(logp, x):
+    """Solve log Phi(x) = logp by Halley's method from the initial guess x.
+
+    g = log Phi(x) - logp, g' = h = phi/Phi, g'' = -h (x + h).  log Phi is concave, so
+    a Newton step taken from the left of the root stays left of it and increases
+    monotonically; the Halley step is used unless its denominator is small, in which
+    case the Newton step is taken instead.
+    """
+    for _ in range(40):
+        lp, h = _log_ndtr_pair(x)
+        g = lp - logp
+        denom = 2.0 * h + g * (x + h)
+        if denom > h:
+            step = 2.0 * g / denom
+        else:
+            step = g / h
+        x -= step
+        if not abs(step) > 1e-11 * abs(x):
+            break
+    return x
+
+
+@jit
+def _ndtri_lower(logp):
+    """Phi^-1(exp(logp)) for logp <= log(0.075), i.e. x <= -1.44.
+
+    Initial guess from the Mills-ratio bound Phi(x) ~ phi(x) |x| / (1 + x^2):
+    x0^2 = t - log(2 pi) - log((1 + y)^2 / y), y = t - log(2 pi t), t = -2 logp,
+    then Halley refinement on log Phi.
+    """
+    if logp == -math.inf:
+        return -math.inf
+    t = -2.0 * logp
+    y = t - math.log(2.0 * math.pi * t)
+    x2 = t - _LOG_2PI - math.log((1.0 + y) * (1.0 + y) / y)
+    if x2 < y:
+        x2 = y
+    return _solve_log_ndtr(logp, -math.sqrt(x2))
+
+
+@jit
+def _probit_series(q):
+    """Taylor series of Phi^-1(1/2 + q) in s = sqrt(2 pi) q (5 terms)."""
+    s = _SQRT_2PI * q
+    s2 = s * s
+    return s * (1.0 + s2 * (1.0 / 6.0 + s2 * (7.0 / 120.0 + s2 * (127.0 / 5040.0 + s2 * (4369.0 / 362880.0)))))
+
+
+@jit
+def _ndtri(p):
+    """Phi^-1(p), relative accuracy ~1e-15 (checked against scipy.special.ndtri).
+
+    Tails (p < 0.075 or p > 0.925): the log-space solver on log p or log(1 - p)
+    (1 - p is exact there).  Centre: Halley on Phi(x) - p = erf(x/sqrt2)/2 - q with the
+    exact q = p - 1/2, so the result is relatively accurate near p = 1/2.
+    """
+    if not (p > 0.0 and p < 1.0):
+        if p == 0.0:
+            return -math.inf
+        if p == 1.0:
+            return math.inf
+        return math.nan
+    if p < _P_TAIL:
+        return _ndtri_lower(math.log(p))
+    if p > 1.0 - _P_TAIL:
+        return -_ndtri_lower(math.log(1.0 - p))
+    q = p - 0.5
+    x = _probit_series(q)
+    for _ in range(40):
+        f = 0.5 * math.erf(x * _SQRT1_2) - q
+        phi = math.exp(-0.5 * x * x - _HALF_LOG_2PI)
+        denom = 2.0 * phi + f * x
+        if denom > phi:
+            step = 2.0 * f / denom
+        else:
+            step = f / phi
+        x -= step
+        if not abs(step) > 1e-11 * abs(x):
+            break
+    return x
+
+
+@jit
+def _ndtri_exp(logp):
+    """Phi^-1(exp(logp)) for logp <= 0 (checked against scipy.special.ndtri_exp down to -1e5 and beyond).
+
+    logp <= log 0.075: lower-tail solver; logp >= log 0.925: -lower(log(-expm1(logp)));
+    in between: probit series from exp(logp) - 1/2, then Halley on log Phi.
+    """
+    if not (logp < 0.0):
+        if logp == 0.0:
+            return math.inf
+        return math.nan
+    if logp <= _LOG_P_TAIL:
+        return _ndtri_lower(logp)
+    if logp >= _LOG_P_UPPER:
+        return -_ndtri_lower(math.log(-math.expm1(logp)))
+    return _solve_log_ndtr(logp, _probit_series(math.exp(logp) - 0.5))
+
+
+# ---------------------------------------------------------------------------
+# Unconditional noise
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _gumbel(u):
+    """-log(-log u), elementwise, any shape."""
+    flat = u.reshape(u.size)
+    out = np.empty(u.size)
+    for i in range(u.size):
+        out[i] = -math.log(-math.log(flat[i]))
+    return out.reshape(u.shape)
+
+
+@jit
+def _exponential(u):
+    """-log u, elementwise, any shape."""
+    flat = u.reshape(u.size)
+    out = np.empty(u.size)
+    for i in range(u.size):
+        out[i] = -math.log(flat[i])
+    return out.reshape(u.shape)
+
+
+@jit
+def _logistic(u):
+    """log u - log(1 - u), elementwise, any shape."""
+    flat = u.reshape(u.size)
+    out = np.empty(u.size)
+    for i in range(u.size):
+        out[i] = math.log(flat[i]) - math.log1p(-flat[i])
+    return out.reshape(u.shape)
+
+
+@jit
+def _normal(u):
+    """Phi^-1(u), elementwise, any shape."""
+    flat = u.reshape(u.size)
+    out = np.empty(u.size)
+    for i in range(u.size):
+        out[i] = _ndtri(flat[i])
+    return out.reshape(u.shape)
+
+
+def _elementwise(kernel, u):
+    """Check ``u``, run an elementwise kernel on it flattened, restore the shape (0-d gives a scalar)."""
+    arr = _check_uniform(u, "u")
+    shape = np.shape(u)  # as_float_array makes 0-d inputs 1-d (np.ascontiguousarray)
+    out = kernel(arr.reshape(-1)).reshape(shape)
+    return out[()] if out.ndim == 0 else out
+
+
+def gumbel(u):
+    """Standard Gumbel noise from uniforms, :math:`G = -\\log(-\\log u)`.
+
+    Parameters
+    ----------
+    u : array_like
+        Uniforms strictly inside (0, 1), any shape.
+
+    Returns
+    -------
+    ndarray of float64, same shape; finite for every ``u`` in the open interval
+    (e.g. -6.54 at ``u = 1e-300``, 36.7 at ``u = 1 - 2**-53``).
+
+    Notes
+    -----
+    Inverse-CDF transform of the Gumbel law :math:`F(g) = \\exp(-e^{-g})`
+    (Gumbel, 1954; Maddison et al., 2014, "A* sampling").  Satisfies
+    ``gumbel(u) == -log(exponential(u))``.
+    """
+    return _elementwise(_gumbel, u)
+
+
+def exponential(u):
+    """Standard exponential noise from uniforms, :math:`E = -\\log u`.
+
+    Uses :math:`-\\log u` (not :math:`-\\log(1-u)`) so that
+    :math:`G = -\\log E` is exactly :func:`gumbel` of the same uniforms and the
+    exponential-race and Gumbel-max samplers coincide sample by sample.
+
+    Parameters
+    ----------
+    u : array_like
+        Uniforms strictly inside (0, 1), any shape.
+
+    Returns
+    -------
+    ndarray of float64, same shape, in (0, inf).
+    """
+    return _elementwise(_exponential, u)
+
+
+def logistic(u):
+    """Standard logistic noise from uniforms, :math:`L = \\log u - \\log(1-u)`.
+
+    :math:`1 - u` is taken through ``log1p(-u)`` so that values near 1 stay
+    accurate.  In law :math:`L = G_1 - G_2` for independent Gumbels (Maddison et
+    al., 2017, "The Concrete distribution", section 3).
+
+    Parameters
+    ----------
+    u : array_like
+        Uniforms strictly inside (0, 1), any shape.
+
+    Returns
+    -------
+    ndarray of float64, same shape.
+    """
+    return _elementwise(_logistic, u)
+
+
+def normal(u):
+    """Standard normal noise from uniforms, :math:`Z = \\Phi^{-1}(u)`.
+
+    The quantile is refgrad's own ``_ndtri`` (a Halley-refined inverse, relative
+    accuracy about 1e-15 against ``scipy.special.ndtri``).
+
+    Parameters
+    ----------
+    u : array_like
+        Uniforms strictly inside (0, 1), any shape.
+
+    Returns
+    -------
+    ndarray of float64, same shape.
+    """
+    return _elementwise(_normal, u)
+
+
+# ---------------------------------------------------------------------------
+# Categorical sampling
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _normalised_row(row, out):
+    """Copy ``row`` into ``out``, or 0 on +inf entries and -inf elsewhere if it has any +inf.
+
+    Returns logsumexp(out) (-inf for a row of all -inf).
+    """
+    m = -math.inf
+    for k in range(row.size):
+        if row[k] > m:
+            m = row[k]
+    if m == math.inf:
+        count = 0
+        for k in range(row.size):
+            if row[k] == math.inf:
+                out[k] = 0.0
+                count += 1
+            else:
+                out[k] = -math.inf
+        return math.log(count)
+    for k in range(row.size):
+        out[k] = row[k]
+    if m == -math.inf:
+        return -math.inf
+    s = 0.0
+    for k in range(row.size):
+        s += math.exp(row[k] - m)
+    return m + math.log(s)
+
+
+@jit
+def _categorical_gumbel_max(logits, u):
+    """argmax_k (l_k + G_k) for logits (d, K), u (n, d, K) -> int64 (n, d)."""
+    n, d, K = u.shape
+    lg = np.empty((d, K))
+    for j in range(d):
+        _normalised_row(logits[j], lg[j])
+    out = np.empty((n, d), dtype=np.int64)
+    for i in range(n):
+        for j in range(d):
+            best = -math.inf
+            arg = -1
+            for k in range(K):
+                if lg[j, k] == -math.inf:
+                    continue
+                val = lg[j, k] + (-math.log(-math.log(u[i, j, k])))
+                if arg < 0 or val > best:
+                    best = val
+                    arg = k
+            out[i, j] = arg
+    return out
+
+
+@jit
+def _categorical_exponential_argmin(logits, u):
+    """argmin_k (log E_k - l_k), E_k = -log u_k, for logits (d, K), u (n, d, K) -> int64 (n, d)."""
+    n, d, K = u.shape
+    lg = np.empty((d, K))
+    for j in range(d):
+        _normalised_row(logits[j], lg[j])
+    out = np.empty((n, d), dtype=np.int64)
+    for i in range(n):
+        for j in range(d):
+            best = math.inf
+            arg = -1
+            for k in range(K):
+                if lg[j, k] == -math.inf:
+                    continue
+                val = math.log(-math.log(u[i, j, k])) - lg[j, k]
+                if arg < 0 or val < best:
+                    best = val
+                    arg = k
+            out[i, j] = arg
+    return out
+
+
+def _check_categorical(logits, u, u_name="u"):
+    lg = _check_logits(logits, "logits", 2)
+    _check_rows_alive(lg, "logits")
+    uu = _check_uniform(u, u_name, ndim=3)
+    check_shape(uu, u_name, (None,) + lg.shape)
+    return lg, uu
+
+
+def categorical_gumbel_max(logits, u):
+    """Categorical samples by the Gumbel-max trick.
+
+    .. math::  b_{s,i} = \\operatorname{argmax}_k \\; (\\ell_{ik} + G_{sik}),
+               \\qquad G_{sik} = -\\log(-\\log u_{sik}),
+
+    so that :math:`P(b_{s,i} = k) = \\operatorname{softmax}(\\ell_i)_k`
+    (Gumbel, 1954; Maddison et al., 2014; Jang et al., 2017, eq. 1).
+
+    Parameters
+    ----------
+    logits : array_like, shape (d, K)
+        Unnormalised log-probabilities; ``-inf`` marks an impossible category, a
+        row with ``+inf`` entries is uniform over them, NaN and all-``-inf`` rows
+        are rejected.
+    u : array_like, shape (n, d, K)
+        Uniforms strictly inside (0, 1).
+
+    Returns
+    -------
+    ndarray of int64, shape (n, d)
+        Ties (probability zero) go to the smallest index; impossible categories
+        are never chosen.
+    """
+    lg, uu = _check_categorical(logits, u)
+    return _categorical_gumbel_max(lg, uu)
+
+
+def categorical_exponential_argmin(logits, u):
+    """Categorical samples by the exponential race.
+
+    .. math::  b_{s,i} = \\operatorname{argmin}_k \\; E_{sik} / \\pi_{ik}
+               = \\operatorname{argmin}_k \\; (\\log E_{sik} - \\ell_{ik}),
+               \\qquad E_{sik} = -\\log u_{sik},
+
+    computed in log space.  Because :math:`\\log E = -G` for the
+    :func:`gumbel` noise of the same uniforms, the result equals
+    :func:`categorical_gumbel_max` sample by sample (including ties and infinite
+    logits).
+
+    Parameters
+    ----------
+    logits : array_like, shape (d, K)
+        As in :func:`categorical_gumbel_max`.
+    u : array_like, shape (n, d, K)
+        Uniforms strictly inside (0, 1).
+
+    Returns
+    -------
+    ndarray of int64, shape (n, d)
+    """
+    lg, uu = _check_categorical(logits, u)
+    return _categorical_exponential_argmin(lg, uu)
+
+
+# ---------------------------------------------------------------------------
+# Conditional Gumbel (categorical REBAR / RELAX)
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _conditional_gumbel_row(lg, lse, b, v, out):
+    """One row: top T = lse + G(v_b); others -logaddexp(-T, -(l_k + G(v_k))), kept below T."""
+    top = lse + (-math.log(-math.log(v[b])))
+    out[b] = top
+    for k in range(lg.size):
+        if k == b:
+            continue
+        y = lg[k] + (-math.log(-math.log(v[k])))
+        # -logaddexp(-top, -y) = min(top, y) - log1p(exp(-|top - y|))
+        if y == -math.inf:
+            z = -math.inf
+        elif y < top:
+            z = y - math.log1p(math.exp(y - top))
+        else:
+            z = top - math.log1p(math.exp(top - y))
+        if z >= top:
+            z = np.nextafter(top, -math.inf)
+        out[k] = z
+    return top
+
+
+@jit
+def _conditional_gumbel(logits, b, v):
+    """z~ given argmax b for logits (d, K), b int64 (n, d), v (n, d, K) -> (n, d, K)."""
+    n, d, K = v.shape
+    lg = np.empty((d, K))
+    lse = np.empty(d)
+    for j in range(d):
+        lse[j] = _normalised_row(logits[j], lg[j])
+    out = np.empty((n, d, K))
+    for i in range(n):
+        for j in range(d):
+            _conditional_gumbel_row(lg[j], lse[j], b[i, j], v[i, j], out[i, j])
+    return out
+
+
+@jit
+def _conditional_gumbel_vjp(logits, b, v, cotangent):
+    """Per-sample d/dl of sum(cotangent * z~) -> (n, d, K); zero on rows with +inf logits.
+
+    With T = lse(l) + G_b, y_k = l_k + G_k, z_k = -logaddexp(-T, -y_k), a_k = sigma(y_k - T):
+    dz_k/dT = a_k, dz_k/dl_k = 1 - a_k, dT/dl_j = softmax(l)_j, so
+    out_j = [j != b] c_j (1 - a_j) + p_j (c_b + sum_{k != b} c_k a_k).
+    """
+    n, d, K = v.shape
+    lg = np.empty((d, K))
+    lse = np.empty(d)
+    frozen = np.zeros(d, dtype=np.bool_)
+    p = np.empty((d, K))
+    for j in range(d):
+        for k in range(K):
+            if logits[j, k] == math.inf:
+                frozen[j] = True
+        lse[j] = _normalised_row(logits[j], lg[j])
+        for k in range(K):
+            p[j, k] = math.exp(lg[j, k] - lse[j])
+    out = np.zeros((n, d, K))
+    for i in range(n):
+        for j in range(d):
+            if frozen[j]:
+                continue
+            bb = b[i, j]
+            top = lse[j] + (-math.log(-math.log(v[i, j, bb])))
+            acc = cotangent[i, j, bb]
+            for k in range(K):
+                if k == bb:
+                    continue
+                y = lg[j, k] + (-math.log(-math.log(v[i, j, k])))
+                c = cotangent[i, j, k]
+                acc += c * _sigmoid(y - top)
+                out[i, j, k] = c * _sigmoid(top - y)
+            for k in range(K):
+                out[i, j, k] += p[j, k] * acc
+    return out
+
+
+def _check_conditional_categorical(logits, b, v):
+    lg = _check_logits(logits, "logits", 2)
+    _check_rows_alive(lg, "logits")
+    d, K = lg.shape
+    vv = _check_uniform(v, "v", ndim=3)
+    check_shape(vv, "v", (None, d, K))
+    bb = _check_index(b, "b", (vv.shape[0], d), K)
+    # Impossible conditioning: the chosen category has probability zero.
+    rowmax = lg.max(axis=1) if K else np.zeros(d)
+    chosen = np.take_along_axis(np.broadcast_to(lg, (bb.shape[0], d, K)), bb[:, :, None], axis=2)[:, :, 0]
+    bad = np.isneginf(chosen) | (np.isposinf(rowmax)[None, :] & ~np.isposinf(chosen))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        _impossible("b", where, f"category {int(bb[where])} has probability 0 under logits row {where[1]}")
+    return lg, bb, vv
+
+
+def conditional_gumbel(logits, b, v):
+    """Gumbel-perturbed logits conditioned on their argmax (REBAR's :math:`\\tilde z`).
+
+    For :math:`z_k = \\ell_k + G_k` with independent standard Gumbels, the
+    maximum :math:`\\max_k z_k` is Gumbel with location
+    :math:`\\operatorname{logsumexp}(\\ell)` and independent of the argmax; given
+    the argmax :math:`b` and the maximum :math:`T`, the other coordinates are
+    independent Gumbels of location :math:`\\ell_k` truncated to
+    :math:`(-\\infty, T)`.  Inverting these CDFs with fresh uniforms ``v``:
+
+    .. math::
+        \\tilde z_b &= \\operatorname{logsumexp}(\\ell) - \\log(-\\log v_b), \\\\
+        \\tilde z_k &= -\\operatorname{logaddexp}\\bigl(-\\tilde z_b,\\;
+                       -(\\ell_k - \\log(-\\log v_k))\\bigr), \\quad k \\ne b,
+
+    (the truncated CDF is :math:`\\exp(-e^{\\ell_k - x} + e^{\\ell_k - T})`).
+    Valid for unnormalised logits: the top value is **not**
+    :math:`\\ell_b + G`, which is biased (Tucker et al., 2017, "REBAR", appendix;
+    Maddison et al., 2014).  ``argmax_k z~ == b`` always holds (a coordinate that
+    rounds up to the top is moved one ulp below it).
+
+    Parameters
+    ----------
+    logits : array_like, shape (d, K)
+        See :func:`categorical_gumbel_max` for ``+inf`` / ``-inf``.
+    b : array_like of int, shape (n, d)
+        Observed categories in ``{0, ..., K-1}``; a category of probability zero
+        raises ``ValueError``.
+    v : array_like, shape (n, d, K)
+        Fresh uniforms strictly inside (0, 1).
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d, K)
+        Impossible categories get ``-inf``.
+    """
+    lg, bb, vv = _check_conditional_categorical(logits, b, v)
+    return _conditional_gumbel(lg, bb, vv)
+
+
+def conditional_gumbel_vjp(logits, b, v, cotangent):
+    """Per-sample vector-Jacobian product of :func:`conditional_gumbel` w.r.t. the logits.
+
+    Returns :math:`\\partial_{\\ell} \\sum_{i,k} c_{sik} \\tilde z_{sik}` for each
+    sample :math:`s`.  With :math:`T = \\tilde z_b`,
+    :math:`y_k = \\ell_k + G(v_k)`, :math:`a_k = \\sigma(y_k - T)` and
+    :math:`p = \\operatorname{softmax}(\\ell)`:
+
+    .. math::
+        \\frac{\\partial \\tilde z_k}{\\partial T} = a_k, \\quad
+        \\frac{\\partial \\tilde z_k}{\\partial \\ell_k} = 1 - a_k, \\quad
+        \\frac{\\partial T}{\\partial \\ell_j} = p_j, \\qquad
+        \\text{out}_j = [j \\ne b]\\, c_j (1 - a_j) + p_j \\Bigl(c_b + \\sum_{k \\ne b} c_k a_k\\Bigr).
+
+    (hand-derived; tested against central finite differences).  Rows whose
+    logits contain ``+inf`` give 0 (the samples are locally constant there).
+
+    Parameters
+    ----------
+    logits, b, v
+        As in :func:`conditional_gumbel`.
+    cotangent : array_like, shape (n, d, K)
+        Finite weights :math:`c`.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d, K)
+    """
+    lg, bb, vv = _check_conditional_categorical(logits, b, v)
+    ct = as_float_array(cotangent, "cotangent", ndim=3)
+    check_shape(ct, "cotangent", vv.shape)
+    if not np.isfinite(ct).all():
+        raise ValueError("cotangent must be finite (allowed: finite reals); got a NaN or inf entry")
+    return _conditional_gumbel_vjp(lg, bb, vv, ct)
+
+
+# ---------------------------------------------------------------------------
+# Conditional logistic (binary REBAR / RELAX)
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _conditional_logistic(logits, b, v):
+    """z~ = l + logit(v') for logits (d,), b int64 (n, d), v (n, d) -> (n, d).
+
+    b = 0: z~ = log v - softplus(log(1 - v) - l);  b = 1: z~ = softplus(log v + l) - log(1 - v).
+    Inconsistent infinite cases return the limits log v (b=0, l=+inf) and -log(1-v) (b=1, l=-inf).
+    """
+    n, d = v.shape
+    out = np.empty((n, d))
+    for i in range(n):
+        for j in range(d):
+            x = v[i, j]
+            lv = math.log(x)
+            l1v = math.log1p(-x)
+            if b[i, j] == 1:
+                out[i, j] = _softplus(lv + logits[j]) - l1v
+            else:
+                out[i, j] = lv - _softplus(l1v - logits[j])
+    return out
+
+
+@jit
+def _conditional_logistic_grad(logits, b, v):
+    """dz~/dl: sigma(log v + l) if b = 1, sigma(log(1 - v) - l) if b = 0 -> (n, d)."""
+    n, d = v.shape
+    out = np.empty((n, d))
+    for i in range(n):
+        for j in range(d):
+            x = v[i, j]
+            if b[i, j] == 1:
+                out[i, j] = _sigmoid(math.log(x) + logits[j])
+            else:
+                out[i, j] = _sigmoid(math.log1p(-x) - logits[j])
+    return out
+
+
+def _check_conditional_binary(param, b, v, pname):
+    p = _check_logits(param, pname, 1)
+    (d,) = p.shape
+    vv = _check_uniform(v, "v", ndim=2)
+    check_shape(vv, "v", (None, d))
+    bb = _check_index(b, "b", vv.shape, 2)
+    bad = (np.isposinf(p)[None, :] & (bb == 0)) | (np.isneginf(p)[None, :] & (bb == 1))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        _impossible("b", where, f"b = {int(bb[where])} has probability 0 when {pname}[{where[1]}] = {p[where[1]]}")
+    return p, bb, vv
+
+
+def conditional_logistic(logits, b, v):
+    """REBAR's conditional logistic noise :math:`\\tilde z \\sim z \\mid b` for Bernoulli bits.
+
+    With :math:`z = \\ell + \\log u - \\log(1-u)`, :math:`b = 1[z > 0]` and
+    :math:`\\theta = \\sigma(\\ell)`, the conditional given :math:`b` is
+    reparametrised by fresh uniforms :math:`v` (Tucker et al., 2017, "REBAR",
+    appendix):
+
+    .. math::
+        v' = \\begin{cases} v (1-\\theta) & b = 0 \\\\ (1-\\theta) + v\\theta & b = 1 \\end{cases},
+        \\qquad \\tilde z = \\ell + \\log\\frac{v'}{1 - v'} .
+
+    Simplified exactly (:math:`\\sigma(-\\ell)/\\sigma(\\ell) = e^{-\\ell}`) and
+    evaluated in log space:
+
+    .. math::
+        \\tilde z = \\begin{cases}
+            \\log v - \\operatorname{softplus}(\\log(1-v) - \\ell) & b = 0 \\\\
+            \\operatorname{softplus}(\\log v + \\ell) - \\log(1-v) & b = 1
+        \\end{cases}
+
+    Both terms have the same sign, so there is no cancellation: finite and
+    relatively accurate for :math:`|\\ell| \\le 50` (and far beyond) and
+    :math:`v` from 1e-300 to :math:`1 - 2^{-53}`.  ``z~ < 0`` iff ``b = 0``.
+
+    Parameters
+    ----------
+    logits : array_like, shape (d,)
+        ``+inf`` / ``-inf`` allowed (then ``b`` must be 1 / 0 and ``z~ = +inf`` / ``-inf``).
+    b : array_like, shape (n, d)
+        Bits in {0, 1} (int, float or bool).
+    v : array_like, shape (n, d)
+        Fresh uniforms strictly inside (0, 1).
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d)
+    """
+    p, bb, vv = _check_conditional_binary(logits, b, v, "logits")
+    return _conditional_logistic(p, bb, vv)
+
+
+def conditional_logistic_grad(logits, b, v):
+    """Elementwise :math:`\\partial \\tilde z / \\partial \\ell` of :func:`conditional_logistic`.
+
+    Includes the dependence of :math:`v'` on :math:`\\theta = \\sigma(\\ell)`
+    (dropping it, i.e. returning 1, is a classic source of bias in REBAR):
+
+    .. math::
+        \\frac{\\partial \\tilde z}{\\partial \\ell} = \\begin{cases}
+            \\dfrac{\\sigma(-\\ell)(1-v)}{1 - v\\sigma(-\\ell)} = \\sigma(\\log(1-v) - \\ell) & b = 0 \\\\[1ex]
+            \\dfrac{v\\sigma(\\ell)}{\\sigma(-\\ell) + v\\sigma(\\ell)} = \\sigma(\\log v + \\ell) & b = 1
+        \\end{cases}
+
+    (hand-derived from the simplified form; tested against central finite
+    differences).  Values lie in [0, 1]; 1 at the deterministic infinite logits.
+
+    Parameters
+    ----------
+    logits, b, v
+        As in :func:`conditional_logistic`.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d)
+    """
+    p, bb, vv = _check_conditional_binary(logits, b, v, "logits")
+    return _conditional_logistic_grad(p, bb, vv)
+
+
+# ---------------------------------------------------------------------------
+# Conditional normal (Gaussian-threshold family)
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _conditional_normal_scalar(mu, b, v):
+    """(z~, dz~/dmu) for one coordinate; see conditional_normal / conditional_normal_grad."""
+    if b == 1:
+        if mu == math.inf:
+            return math.inf, 1.0
+        if mu == -math.inf:  # impossible; limit z~ -> 0+, slope -> 0
+            return 0.0, 0.0
+        lw = math.log1p(-v)
+        w = _ndtri_exp(lw + _log_ndtr(mu))
+        z = mu - w
+        if z < 0.0:
+            z = 0.0
+    else:
+        if mu == -math.inf:
+            return -math.inf, 1.0
+        if mu == math.inf:  # impossible; limit z~ -> 0-, slope -> 0
+            return _NEG_TINY, 0.0
+        lw = math.log(v)
+        w = _ndtri_exp(lw + _log_ndtr(-mu))
+        z = mu + w
+        if z >= 0.0:
+            z = _NEG_TINY
+    grad = -math.expm1(lw + z * (0.5 * z - mu))
+    return z, grad
+
+
+@jit
+def _conditional_normal(mu, b, v):
+    """z~ ~ N(mu, 1) | sign for mu (d,), b int64 (n, d), v (n, d) -> (n, d)."""
+    n, d = v.shape
+    out = np.empty((n, d))
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = _conditional_normal_scalar(mu[j], b[i, j], v[i, j])[0]
+    return out
+
+
+@jit
+def _conditional_normal_grad(mu, b, v):
+    """dz~/dmu for mu (d,), b int64 (n, d), v (n, d) -> (n, d)."""
+    n, d = v.shape
+    out = np.empty((n, d))
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = _conditional_normal_scalar(mu[j], b[i, j], v[i, j])[1]
+    return out
+
+
+def conditional_normal(mu, b, v):
+    """Latent normal of the Gaussian-threshold family conditioned on its bit.
+
+    The family is :math:`z \\sim N(\\mu, 1)`, :math:`b = 1[z \\ge 0]`, so
+    :math:`P(b = 1) = \\Phi(\\mu)`.  Given :math:`b`, :math:`z` is a truncated
+    normal; inverting its CDF with fresh uniforms :math:`v` (monotone increasing
+    in :math:`v`):
+
+    .. math::
+        \\tilde z = \\begin{cases}
+          \\mu + \\Phi^{-1}\\bigl(v\\,\\Phi(-\\mu)\\bigr) & b = 0 \\quad (\\tilde z < 0)\\\\
+          \\mu + \\Phi^{-1}\\bigl(\\Phi(-\\mu) + v\\,\\Phi(\\mu)\\bigr)
+              = \\mu - \\Phi^{-1}\\bigl((1-v)\\,\\Phi(\\mu)\\bigr) & b = 1 \\quad (\\tilde z \\ge 0)
+        \\end{cases}
+
+    evaluated as ``ndtri_exp(log v + log_ndtr(-mu))`` and
+    ``ndtri_exp(log1p(-v) + log_ndtr(mu))``, so :math:`|\\mu| = 30` and
+    extreme :math:`v` stay finite.  The absolute error of :math:`\\tilde z` is
+    about :math:`|\\mu|` ulps (from the final ``mu ± w``).  Rounding is clamped so
+    that ``1[z~ >= 0] == b`` always.  (Seed 002 swaps :math:`\\Phi(\\theta)` and
+    :math:`\\Phi(-\\theta)` in this formula; its version is wrong.)
+
+    Parameters
+    ----------
+    mu : array_like, shape (d,)
+        Means; ``±inf`` allowed (then ``b`` must be 1 / 0 and ``z~ = ±inf``).
+    b : array_like, shape (n, d)
+        Bits in {0, 1}.
+    v : array_like, shape (n, d)
+        Fresh uniforms strictly inside (0, 1).
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d)
+    """
+    m, bb, vv = _check_conditional_binary(mu, b, v, "mu")
+    return _conditional_normal(m, bb, vv)
+
+
+def conditional_normal_grad(mu, b, v):
+    """Elementwise :math:`\\partial \\tilde z / \\partial \\mu` of :func:`conditional_normal`.
+
+    Differentiating :math:`\\Phi(w) = v\\Phi(-\\mu)` (b = 0, :math:`\\tilde z = \\mu + w`)
+    or :math:`\\Phi(w) = (1-v)\\Phi(\\mu)` (b = 1, :math:`\\tilde z = \\mu - w`) and
+    using :math:`\\varphi(w)/\\varphi(\\mu) = e^{(\\mu^2 - w^2)/2}`:
+
+    .. math::
+        \\frac{\\partial \\tilde z}{\\partial \\mu}
+        = 1 - r\\, e^{\\tilde z^2/2 - \\mu \\tilde z}
+        = -\\operatorname{expm1}\\bigl(\\log r + \\tilde z(\\tilde z/2 - \\mu)\\bigr),
+        \\qquad r = \\begin{cases} v & b = 0 \\\\ 1 - v & b = 1 \\end{cases}
+
+    (hand-derived; in [0, 1); tested against central finite differences).  It is 1
+    at the deterministic infinite means.
+
+    Parameters
+    ----------
+    mu, b, v
+        As in :func:`conditional_normal`.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d)
+    """
+    m, bb, vv = _check_conditional_binary(mu, b, v, "mu")
+    return _conditional_normal_grad(m, bb, vv)
