@@ -39,7 +39,8 @@ def as_float_array(x, name, ndim=None, copy=False):
         if arr.ndim not in allowed:
             want = " or ".join(str(a) for a in allowed)
             raise ValueError(f"{name} must have {want} dimension(s); got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+    # ascontiguousarray would promote a 0-d array to shape (1,)
+    return np.ascontiguousarray(arr) if arr.ndim else arr
 
 
 def check_no_nan(arr, name):

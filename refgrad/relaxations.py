@@ -409,13 +409,19 @@ def _exp_concrete_log_density(y, logits, tau, lebesgue):
 # ---------------------------------------------------------------------------
 
 
-def _array(value, name, min_ndim=0):
+def _array(value, name, min_ndim=0, nan_check=True):
     arr = as_float_array(value, name)
     if np.ndim(value) == 0:  # as_float_array returns scalars with shape (1,)
         arr = arr.reshape(())
     if arr.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s) (last axis: categories); got shape {arr.shape}")
-    return check_no_nan(arr, name)
+    return check_no_nan(arr, name) if nan_check else arr
+
+
+def _first_bad(arr, bad):
+    """(index, value) of the first True entry of the mask ``bad``."""
+    where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+    return where, float(arr[where])
 
 
 def _tau(tau):
@@ -459,7 +465,7 @@ def _unflat(out, shape):
 
 def _check_categories(arr, name, minimum=1):
     if arr.shape[-1] < minimum:
-        raise ValueError(f"{name} must have at least {minimum} categories on its last axis; got shape {arr.shape}")
+        raise ValueError(f"{name} must have at least {minimum} entries (categories) on its last axis; got shape {arr.shape}")
 
 
 def _check_some_finite_max(arr, name):
@@ -469,10 +475,13 @@ def _check_some_finite_max(arr, name):
         raise ValueError(f"{name} must have at least one entry > -inf on its last axis; all entries are -inf at {where}")
 
 
-def _check_uniform(u):
-    if ((u < 0.0) | (u > 1.0)).any():
-        bad = u[(u < 0.0) | (u > 1.0)].flat[0]
-        raise ValueError(f"u must contain uniforms in [0, 1]; got {bad!r}")
+def _uniforms(u):
+    uu = _array(u, "u", nan_check=False)
+    bad = ~((uu >= 0.0) & (uu <= 1.0))  # NaN included
+    if bad.any():
+        where, value = _first_bad(uu, bad)
+        raise ValueError(f"u must contain uniforms in [0, 1]; got {value!r} at index {where}")
+    return uu
 
 
 def _check_cotangent(cotangent, shape):
@@ -656,8 +665,7 @@ def binary_concrete_sample(logits, tau, u):
     """
     tau = _tau(tau)
     ell = _array(logits, "logits")
-    uu = _array(u, "u")
-    _check_uniform(uu)
+    uu = _uniforms(u)
     shape = _broadcast(uu, ell, "logits", "u")
     return _unflat(_binary_concrete_sample(_flat2(ell, shape), tau, _flat2(uu, shape)), shape)
 
@@ -665,10 +673,11 @@ def binary_concrete_sample(logits, tau, u):
 def _categorical_sample_inputs(logits, tau, u):
     tau = _tau(tau)
     ell = _array(logits, "logits", min_ndim=1)
-    uu = _array(u, "u", min_ndim=1)
     _check_categories(ell, "logits")
     _check_some_finite_max(ell, "logits")
-    _check_uniform(uu)
+    uu = _uniforms(u)
+    if uu.ndim < 1:
+        raise ValueError(f"u must have at least 1 dimension(s) (last axis: categories); got shape {uu.shape}")
     shape = _broadcast_categorical(uu, ell, "logits", "u")
     return _flat3(ell, shape), tau, _flat3(uu, shape), shape
 
@@ -765,10 +774,11 @@ def binary_concrete_log_density(x, logits, tau):
         Log-density, broadcast shape of ``x`` and ``logits``.
     """
     tau = _tau(tau)
-    xx = _array(x, "x")
-    if ((xx <= 0.0) | (xx >= 1.0)).any():
-        bad = xx[(xx <= 0.0) | (xx >= 1.0)].flat[0]
-        raise ValueError(f"x must lie strictly inside (0, 1); got {bad!r}")
+    xx = _array(x, "x", nan_check=False)
+    bad = ~((xx > 0.0) & (xx < 1.0))  # NaN included
+    if bad.any():
+        where, value = _first_bad(xx, bad)
+        raise ValueError(f"x must lie strictly inside (0, 1); got {value!r} at index {where}")
     ell = _array(logits, "logits")
     shape = _broadcast(xx, ell, "logits", "x")
     return _unflat(_binary_concrete_log_density(_flat2(xx, shape), _flat2(ell, shape), tau), shape)
@@ -776,7 +786,7 @@ def binary_concrete_log_density(x, logits, tau):
 
 def _categorical_density_inputs(point, point_name, logits, tau):
     tau = _tau(tau)
-    pt = _array(point, point_name, min_ndim=1)
+    pt = _array(point, point_name, min_ndim=1, nan_check=False)
     _check_categories(pt, point_name, minimum=2)
     ell = _array(logits, "logits", min_ndim=1)
     _check_some_finite_max(ell, "logits")
@@ -820,9 +830,10 @@ def concrete_log_density(x, logits, tau):
         One log-density per simplex (broadcast leading shape).
     """
     xx, ell, tau, shape = _categorical_density_inputs(x, "x", logits, tau)
-    if (xx <= 0.0).any():
-        bad = xx[xx <= 0.0].flat[0]
-        raise ValueError(f"x must lie in the open simplex (every entry > 0); got an entry {bad!r}")
+    bad = ~((xx > 0.0) & (xx < np.inf))  # NaN included
+    if bad.any():
+        where, value = _first_bad(xx, bad)
+        raise ValueError(f"x must lie in the open simplex (every entry > 0, summing to 1); got {value!r} at index {where}")
     dev = np.abs(xx.sum(axis=-1) - 1.0)
     if (dev > _SIMPLEX_RTOL).any():
         raise ValueError(

@@ -519,3 +519,232 @@ def test_exp_concrete_k3_histogram_matches_density(logits, tau, seed):
 
     inner, probs = _grid_probabilities(log_density_in_s, logits)
     assert _chi_square_pvalue(_grid_counts(s, inner).ravel(), probs.ravel()) > ALPHA
+
+
+# ---------------------------------------------------------------- extreme values: tau = 0.01, logits +/-50
+
+needs_mpmath = pytest.mark.skipif(mpmath is None, reason="mpmath not installed")
+
+
+def _mp_binary(x, ell, tau):
+    """The closed form, literally, at 60 digits (x is a float, so 1 - x is exact in mpmath)."""
+    with mpmath.workdps(60):
+        x, ell, tau = mpmath.mpf(x), mpmath.mpf(ell), mpmath.mpf(tau)
+        alpha = mpmath.exp(ell)
+        p = tau * alpha * x ** (-tau - 1) * (1 - x) ** (-tau - 1) / (alpha * x ** (-tau) + (1 - x) ** (-tau)) ** 2
+        return float(mpmath.log(p))
+
+
+def _mp_concrete(log_x, logits, tau):
+    """log of (K-1)! tau^(K-1) prod_k alpha_k x_k^(-tau-1) / (sum_i alpha_i x_i^(-tau))^K at 60 digits, from
+    log x (so x = exp(log x) cannot underflow); returns (log p_x, sum_k log x_k, log x_K)."""
+    with mpmath.workdps(60):
+        k = len(log_x)
+        x = [mpmath.exp(mpmath.mpf(v)) for v in log_x]
+        alpha = [mpmath.exp(mpmath.mpf(v)) for v in logits]
+        tau = mpmath.mpf(tau)
+        num = mpmath.factorial(k - 1) * tau ** (k - 1)
+        for a, xi in zip(alpha, x):
+            num *= a * xi ** (-tau - 1)
+        den = mpmath.fsum(a * xi ** (-tau) for a, xi in zip(alpha, x)) ** k
+        return float(mpmath.log(num / den)), float(mpmath.fsum(mpmath.mpf(v) for v in log_x)), float(log_x[-1])
+
+
+@needs_mpmath
+@pytest.mark.parametrize("ell", [-50.0, 0.0, 50.0])
+def test_binary_concrete_log_density_extreme_vs_mpmath(ell):
+    tau = 0.01
+    xs = np.array([1e-300, 1e-20, 1e-3, 0.25, 0.5, 0.75, 1 - 1e-3, 1 - 1e-12, 1 - EPS / 2])
+    got = R.binary_concrete_log_density(xs, ell, tau)
+    assert np.isfinite(got).all()
+    want = np.array([_mp_binary(x, ell, tau) for x in xs])
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-13)
+
+
+@needs_mpmath
+@pytest.mark.parametrize("logits", [(50.0, -50.0, 0.0), (-50.0, 50.0, 0.0), (50.0, 50.0, -50.0)])
+def test_concrete_log_densities_extreme_vs_mpmath(logits):
+    """tau = 0.01, logits +/-50: Concrete at representable points, ExpConcrete at sampler output (where the
+    Concrete sample is exactly 0 in places), both against mpmath; 'lebesgue' = log p_x + sum_{k<K} log x_k,
+    'symmetric' = log p_x + sum_k log x_k (the Jacobians of x -> y)."""
+    tau = 0.01
+    points = np.array([[1 / 3, 1 / 3, 1 / 3], [1e-300, 0.5, 0.5], [1 - 1e-6, 5e-7, 5e-7], [0.2, 1e-12, 0.8 - 1e-12]])
+    got = R.concrete_log_density(points, logits, tau)
+    assert np.isfinite(got).all()
+    want = np.array([_mp_concrete(np.log(p), logits, tau)[0] for p in points])
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-12)
+
+    u = np.random.default_rng(12351).random((8, 3))
+    x = R.concrete_sample(logits, tau, u)
+    y = R.exp_concrete_sample(logits, tau, u)
+    assert (x == 0).any() and np.isfinite(y).all() and not np.isnan(x).any()
+    np.testing.assert_allclose(np.exp(y), x, rtol=1e-12, atol=0)
+    sym = R.exp_concrete_log_density(y, logits, tau, measure="symmetric")
+    leb = R.exp_concrete_log_density(y, logits, tau, measure="lebesgue")
+    assert np.isfinite(sym).all() and np.isfinite(leb).all()
+    ref = np.array([_mp_concrete(row, logits, tau) for row in y])
+    np.testing.assert_allclose(sym, ref[:, 0] + ref[:, 1], rtol=1e-13, atol=1e-10)
+    np.testing.assert_allclose(leb, ref[:, 0] + ref[:, 1] - ref[:, 2], rtol=1e-13, atol=1e-10)
+
+
+def test_maps_saturate_without_nan():
+    tau = 0.01
+    x = np.array([-INF, -1e300, -50.0, -1e-300, 0.0, 1e-300, 50.0, 1e300, INF])
+    s = R.sigmoid_tau(x, tau)
+    np.testing.assert_array_equal(s[[0, 1, 2]], 0.0)
+    np.testing.assert_array_equal(s[[6, 7, 8]], 1.0)
+    gx, gt = R.sigmoid_tau_vjp(x, 1e-300, np.ones_like(x))  # x / tau overflows for |x| > ~1e8
+    assert np.isfinite(gx).all() and np.isfinite(gt).all()
+    np.testing.assert_array_equal(gx[[0, 1, 7, 8]], 0.0)
+    np.testing.assert_array_equal(gt[[0, 1, 7, 8]], 0.0)
+
+    rows = np.array([[50.0, -50.0, 0.0], [1e300, -1e300, 0.0], [-INF, 3.0, -INF], [INF, 0.0, INF], [-1e308, 1e308, 0.0]])
+    p = R.softmax_tau(rows, tau)
+    assert not np.isnan(p).any()
+    np.testing.assert_array_equal(p, [[1, 0, 0], [1, 0, 0], [0, 1, 0], [0.5, 0, 0.5], [0, 1, 0]])
+    gx, gt = R.softmax_tau_vjp(rows, tau, np.arange(15.0).reshape(5, 3))
+    assert np.isfinite(gx).all() and np.isfinite(gt).all()
+
+    b = R.binary_concrete_sample([50.0, -50.0, INF, -INF], tau, [0.5, 0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(b, [1.0, 0.0, 1.0, 0.0])  # infinite logits win over boundary uniforms
+    ys = R.exp_concrete_sample([INF, 0.0, INF], tau, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(ys, [-math.log(2), -INF, -math.log(2)])
+
+
+# ---------------------------------------------------------------- closed forms (tau = 1, K = 2)
+
+
+@given(st.floats(0.0, 1.0, exclude_min=True, exclude_max=True), st.floats(-20, 20))
+def test_binary_concrete_tau_one_closed_form(x, ell):
+    """tau = 1: X = sigma(ell + L) has p(x) = alpha / (alpha (1 - x) + x)^2 and CDF x / (x + alpha (1 - x))."""
+    got = R.binary_concrete_log_density(x, ell, 1.0)
+    want = ell - 2 * np.logaddexp(ell + math.log1p(-x), math.log(x))
+    assert_twin(got, want, rtol=1e-13, scale=abs(ell) + abs(math.log(x)) + abs(math.log1p(-x)))
+
+
+def test_tau_one_zero_logit_is_uniform():
+    """ell = 0, tau = 1: X = sigma(logit U) = U, density 1 on (0, 1); Concrete K = 2 likewise; ExpConcrete
+    K = 2 (y = log x): p_leb(y1) = x1 = e^(y1), p_sym = x1 x2."""
+    u = np.random.default_rng(12352).random(50)
+    np.testing.assert_allclose(R.binary_concrete_sample(0.0, 1.0, u), u, rtol=1e-14)
+    x = np.array([1e-200, 1e-5, 0.3, 0.5, 0.9])
+    np.testing.assert_allclose(R.binary_concrete_log_density(x, 0.0, 1.0), 0.0, atol=1e-15)
+    pts = np.stack([x, 1 - x], axis=-1)
+    np.testing.assert_allclose(R.concrete_log_density(pts, [0.0, 0.0], 1.0), 0.0, atol=1e-15)
+    y = np.log(pts)
+    np.testing.assert_allclose(R.exp_concrete_log_density(y, [0.0, 0.0], 1.0, "lebesgue"), y[:, 0], rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(R.exp_concrete_log_density(y, [0.0, 0.0], 1.0), y.sum(axis=1), rtol=1e-14, atol=1e-15)
+
+
+@given(st.floats(0.0, 1.0, exclude_min=True, exclude_max=True), moderate, moderate, taus)
+def test_concrete_k2_is_binary_concrete_of_logit_difference(x1, l1, l2, tau):
+    """Concrete((l1, l2), tau) at (x1, 1 - x1) = BinConcrete(l1 - l2, tau) at x1, and the samplers agree
+    (G1 - G2 is logistic, but from two uniforms: compare the maps, not the noise)."""
+    x = np.array([x1, 1.0 - x1])
+    if x[1] <= 0 or abs(x.sum() - 1) > 1e-15:
+        return
+    a = R.concrete_log_density(x, [l1, l2], tau)
+    b = R.binary_concrete_log_density(x1, l1 - l2, tau)
+    scale = abs(l1) + abs(l2) + (tau + 2) * (abs(math.log(x1)) + abs(math.log1p(-x1))) + 1
+    # x[1] = fl(1 - x1) carries a relative rounding error eps / (1 - x1) for x1 < 1/2 (density slope tau + 1)
+    assert_twin(a, b, rtol=1e-13, scale=scale)
+    np.testing.assert_allclose(R.softmax_tau([l1, l2], tau)[0], R.sigmoid_tau(l1 - l2, tau), rtol=1e-13, atol=1e-300)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+BAD_TAUS = [0.0, -1.0, math.nan, INF, -INF, [1.0, 2.0], "1", True, None]
+SIMPLEX = np.array([0.2, 0.3, 0.5])
+
+
+@pytest.mark.parametrize("tau", BAD_TAUS)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: R.sigmoid_tau([0.0], t),
+        lambda t: R.sigmoid_tau_vjp([0.0], t, 1.0),
+        lambda t: R.softmax_tau([0.0, 1.0], t),
+        lambda t: R.softmax_tau_vjp([0.0, 1.0], t, 1.0),
+        lambda t: R.binary_concrete_sample(0.0, t, 0.5),
+        lambda t: R.concrete_sample([0.0, 1.0], t, [0.5, 0.5]),
+        lambda t: R.exp_concrete_sample([0.0, 1.0], t, [0.5, 0.5]),
+        lambda t: R.binary_concrete_log_density(0.5, 0.0, t),
+        lambda t: R.concrete_log_density(SIMPLEX, [0.0, 1.0, 2.0], t),
+        lambda t: R.exp_concrete_log_density(np.log(SIMPLEX), [0.0, 1.0, 2.0], t),
+    ],
+)
+def test_bad_tau(call, tau):
+    with pytest.raises(ValueError, match=r"^tau\b"):
+        call(tau)
+
+
+BAD_CALLS = [
+    ("x", lambda: R.sigmoid_tau([0.0, math.nan], 1.0)),
+    ("x", lambda: R.sigmoid_tau("abc", 1.0)),
+    ("cotangent", lambda: R.sigmoid_tau_vjp([0.0, 1.0], 1.0, [1.0, 2.0, 3.0])),
+    ("cotangent", lambda: R.sigmoid_tau_vjp([0.0, 1.0], 1.0, [1.0, math.nan])),
+    ("cotangent", lambda: R.softmax_tau_vjp([0.0, 1.0], 1.0, [1.0, INF])),
+    ("x", lambda: R.sigmoid_tau_vjp([math.nan], 1.0, 1.0)),
+    ("x", lambda: R.softmax_tau(1.0, 1.0)),
+    ("x", lambda: R.softmax_tau(np.zeros((2, 0)), 1.0)),
+    ("x", lambda: R.softmax_tau([[0.0, 1.0], [-INF, -INF]], 1.0)),
+    ("x", lambda: R.softmax_tau([0.0, math.nan], 1.0)),
+    ("x", lambda: R.softmax_tau_vjp([-INF, -INF], 1.0, 1.0)),
+    ("logits", lambda: R.binary_concrete_sample([0.0, math.nan], 1.0, [0.5, 0.5])),
+    ("logits", lambda: R.binary_concrete_sample([0.0, 1.0, 2.0], 1.0, [0.5, 0.5])),
+    ("u", lambda: R.binary_concrete_sample(0.0, 1.0, [0.5, 1.5])),
+    ("u", lambda: R.binary_concrete_sample(0.0, 1.0, [-0.1])),
+    ("u", lambda: R.binary_concrete_sample(0.0, 1.0, [math.nan])),
+    ("logits", lambda: R.concrete_sample([0.0, 1.0, 2.0], 1.0, [[0.5, 0.5]])),
+    ("logits", lambda: R.concrete_sample([[0.0, 1.0]] * 3, 1.0, [[0.5, 0.5]] * 2)),
+    ("logits", lambda: R.concrete_sample([-INF, -INF], 1.0, [0.5, 0.5])),
+    ("logits", lambda: R.exp_concrete_sample([0.0, math.nan], 1.0, [0.5, 0.5])),
+    ("logits", lambda: R.exp_concrete_sample(0.0, 1.0, [0.5, 0.5])),
+    ("u", lambda: R.exp_concrete_sample([0.0, 1.0], 1.0, [0.5, 2.0])),
+    ("x", lambda: R.binary_concrete_log_density(0.0, 0.0, 1.0)),
+    ("x", lambda: R.binary_concrete_log_density(1.0, 0.0, 1.0)),
+    ("x", lambda: R.binary_concrete_log_density([0.5, 1.5], 0.0, 1.0)),
+    ("x", lambda: R.binary_concrete_log_density(math.nan, 0.0, 1.0)),
+    ("logits", lambda: R.binary_concrete_log_density(0.5, math.nan, 1.0)),
+    ("logits", lambda: R.binary_concrete_log_density([0.5, 0.5], [0.0, 1.0, 2.0], 1.0)),
+    ("x", lambda: R.concrete_log_density([0.0, 0.5, 0.5], [0.0, 0.0, 0.0], 1.0)),
+    ("x", lambda: R.concrete_log_density([0.2, 0.3, 0.6], [0.0, 0.0, 0.0], 1.0)),
+    ("x", lambda: R.concrete_log_density([-0.2, 0.6, 0.6], [0.0, 0.0, 0.0], 1.0)),
+    ("x", lambda: R.concrete_log_density([1.0], [0.0], 1.0)),
+    ("x", lambda: R.concrete_log_density(0.5, 0.0, 1.0)),
+    ("x", lambda: R.concrete_log_density([0.5, math.nan], [0.0, 0.0], 1.0)),
+    ("logits", lambda: R.concrete_log_density(SIMPLEX, [0.0, 0.0], 1.0)),
+    ("logits", lambda: R.concrete_log_density([SIMPLEX] * 2, [[0.0, 0.0, 0.0]] * 3, 1.0)),
+    ("logits", lambda: R.concrete_log_density(SIMPLEX, [0.0, math.nan, 0.0], 1.0)),
+    ("logits", lambda: R.concrete_log_density(SIMPLEX, [-INF, -INF, -INF], 1.0)),
+    ("y", lambda: R.exp_concrete_log_density(SIMPLEX, [0.0, 0.0, 0.0], 1.0)),
+    ("y", lambda: R.exp_concrete_log_density(np.log(SIMPLEX) + 1e-8, [0.0, 0.0, 0.0], 1.0)),
+    ("y", lambda: R.exp_concrete_log_density([-INF, 0.0], [0.0, 0.0], 1.0)),
+    ("y", lambda: R.exp_concrete_log_density([math.nan, 0.0], [0.0, 0.0], 1.0)),
+    ("y", lambda: R.exp_concrete_log_density([0.0], [0.0], 1.0)),
+    ("logits", lambda: R.exp_concrete_log_density(np.log(SIMPLEX), [0.0, 0.0], 1.0)),
+    ("measure", lambda: R.exp_concrete_log_density(np.log(SIMPLEX), [0.0, 0.0, 0.0], 1.0, measure="Lebesgue")),
+    ("measure", lambda: R.exp_concrete_log_density(np.log(SIMPLEX), [0.0, 0.0, 0.0], 1.0, measure=None)),
+    ("measure", lambda: R.exp_concrete_log_density(np.log(SIMPLEX), [0.0, 0.0, 0.0], 1.0, measure=1)),
+]
+
+
+@pytest.mark.parametrize("name, call", BAD_CALLS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(BAD_CALLS)])
+def test_bad_input_names_the_argument(name, call):
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        call()
+
+
+def test_infinite_logits_are_legal():
+    """+/-inf logits are deterministic outcomes: samplers give the outcome, densities give -inf (a point mass
+    has no density on the open interval / simplex), maps and VJPs stay NaN-free."""
+    assert R.binary_concrete_log_density(0.5, INF, 1.0) == -INF
+    assert R.binary_concrete_log_density(0.5, -INF, 1.0) == -INF
+    assert R.concrete_log_density(SIMPLEX, [0.0, -INF, 1.0], 0.5) == -INF
+    assert R.concrete_log_density(SIMPLEX, [INF, 0.0, 1.0], 0.5) == -INF
+    assert R.exp_concrete_log_density(np.log(SIMPLEX), [-INF, 0.0, 1.0], 0.5, "lebesgue") == -INF
+    x = R.concrete_sample([-INF, 0.0, 1.0], 0.5, [[0.3, 0.3, 0.3], [1.0, 0.2, 0.9]])
+    assert (x[:, 0] == 0).all() and np.allclose(x.sum(axis=1), 1)
+    y = R.exp_concrete_sample([-INF, 0.0, 1.0], 0.5, [1.0, 0.2, 0.9])
+    assert y[0] == -INF and np.isfinite(y[1:]).all()
