@@ -84,22 +84,25 @@ def random_conditional_gumbel_vjp(logits, b, v, cotangent):
 
 
 def random_conditional_logistic(logits, b, v):
-    """l + logit(v') simplified: b=0: log v - log(1 + (1-v) e^-l); b=1: log(1 + v e^l) - log(1-v) (logaddexp)."""
+    """l + logit(v') simplified without logs of v: b=0: log v - log1p((1-v) e^-l); b=1: log1p(v e^l) - log1p(-v).
+    Valid for |l| < 709 and l = +-inf."""
     lg = np.asarray(logits, dtype=np.float64)[None, :]
     v = np.asarray(v, dtype=np.float64)
-    log_v, log_1mv = np.log(v), np.log1p(-v)
-    return np.where(
-        np.asarray(b) == 1,
-        np.logaddexp(0.0, log_v + lg) - log_1mv,
-        log_v - np.logaddexp(0.0, log_1mv - lg),
-    )
+    with np.errstate(over="ignore"):
+        return np.where(
+            np.asarray(b) == 1,
+            np.log1p(v * np.exp(lg)) - np.log1p(-v),
+            np.log(v) - np.log1p((1.0 - v) * np.exp(-lg)),
+        )
 
 
 def random_conditional_logistic_grad(logits, b, v):
-    """b=1: expit(log v + l); b=0: expit(log(1-v) - l)."""
+    """t / (1 + t) with t = v e^l (b=1) or (1-v) e^-l (b=0); 1 where t = inf.  Valid for |l| < 709 and +-inf."""
     lg = np.asarray(logits, dtype=np.float64)[None, :]
     v = np.asarray(v, dtype=np.float64)
-    return np.where(np.asarray(b) == 1, special.expit(np.log(v) + lg), special.expit(np.log1p(-v) - lg))
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.where(np.asarray(b) == 1, v * np.exp(lg), (1.0 - v) * np.exp(-lg))
+        return np.where(np.isinf(t), 1.0, t / (1.0 + t))
 
 
 def _random_conditional_normal_parts(mu, b, v):

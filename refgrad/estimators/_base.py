@@ -85,6 +85,22 @@ class EstimatorSpec:
     doc : str
         The estimator's full docstring: formula in maths, source (paper, equation),
         options, cost and noise layout.
+    given_samples : callable or None
+        For estimators whose noise enters only through ``k`` i.i.d. discrete samples:
+        ``given_samples(dist, f, b, **options) -> (N, *param_shape)`` with ``b`` of
+        shape ``(N, k, *event_shape)``; ``draws(**options) -> k``.  The exact-moments
+        oracle then enumerates the ``support**k`` sample tuples.
+    draws : callable
+        See ``given_samples``; default one draw.
+    shape_in_noise : str
+        ``"piecewise_constant"``, ``"piecewise_linear"`` (polynomial of degree ≤ 1 in
+        each uniform between break points -- integrated exactly by Gauss–Legendre) or
+        ``"smooth"`` (tanh-sinh quadrature between break points).
+    control_variate : callable or None
+        For estimators affine in a coefficient ``η`` (option ``eta``):
+        ``control_variate(dist, f, noise, **options) -> (a, c)`` with
+        ``ĝ = a + η ⊙ c`` and ``E[c] = 0``, so the variance-optimal η has the closed
+        form ``−E[a ⊙ c] / E[c ⊙ c]`` per coordinate.
     """
 
     name: str
@@ -98,6 +114,10 @@ class EstimatorSpec:
     breakpoints: Optional[Callable] = None
     summary: str = ""
     doc: str = ""
+    given_samples: Optional[Callable] = None
+    draws: Callable = lambda **options: 1
+    shape_in_noise: str = "smooth"
+    control_variate: Optional[Callable] = None
 
     # ------------------------------------------------------------------ options
     def options(self, dist, **options):

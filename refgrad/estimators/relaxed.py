@@ -73,7 +73,7 @@ def _sigmoid_tau_vjp_mean(z, tau, cotangent, dz):
                 slope = e / ((1.0 + e) * (1.0 + e))
                 if slope != 0.0:
                     acc += slope * dz[i, j, a]
-            out[i, a] = cotangent[i, a] * (acc / (k * tau))
+            out[i, a] = cotangent[i, a] * (acc / k)
     return out
 
 

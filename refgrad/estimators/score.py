@@ -109,7 +109,11 @@ def _u_breakpoints(dist, **_):
 
 
 def _reinforce(dist, f, noise, baseline):
-    b = dist.from_uniforms(noise["u"])
+    return _reinforce_given(dist, f, dist.from_uniforms(noise["u"])[:, None], baseline)
+
+
+def _reinforce_given(dist, f, b, baseline):
+    b = b[:, 0]
     fb = evaluate(f, b)
     s = dist.score(b)
     nd = len(dist.param_shape)
@@ -140,6 +144,8 @@ register(
         families=DISCRETE + ("normal",),
         unbiased=True,
         compute=_reinforce,
+        given_samples=_reinforce_given,
+        shape_in_noise="piecewise_constant",
         layout=_u_layout,
         cost=lambda dist, **o: 1,
         defaults={"baseline": None},
@@ -157,7 +163,12 @@ def _rloo(dist, f, noise, m):
     u = noise["u"]  # (n, m, *event)
     n = u.shape[0]
     event = tuple(dist.event_shape)
-    b = dist.from_uniforms(u.reshape((n * m,) + event))
+    return _rloo_given(dist, f, dist.from_uniforms(u.reshape((n * m,) + event)).reshape((n, m) + event), m)
+
+
+def _rloo_given(dist, f, b, m):
+    n = b.shape[0]
+    b = b.reshape((n * m,) + tuple(dist.event_shape))
     fb = evaluate(f, b).reshape(n, m)
     s = dist.score(b).reshape((n, m) + tuple(dist.param_shape))
     loo_mean = (fb.sum(axis=1, keepdims=True) - fb) / (m - 1)
@@ -177,6 +188,9 @@ register(
         families=DISCRETE,
         unbiased=True,
         compute=_rloo,
+        given_samples=_rloo_given,
+        draws=lambda m, **_: m,
+        shape_in_noise="piecewise_constant",
         layout=lambda dist, m, **_: (
             NoiseField("u", (m,) + tuple(dist.event_shape), "m independent uniforms blocks, one per sample b_j"),
         ),
@@ -212,8 +226,11 @@ def _mean_and_vjp(dist):
 
 
 def _muprop(dist, f, noise):
-    b = dist.from_uniforms(noise["u"])
-    n = b.shape[0]
+    return _muprop_given(dist, f, dist.from_uniforms(noise["u"])[:, None])
+
+
+def _muprop_given(dist, f, b):
+    b = b[:, 0]
     zbar, vjp = _mean_and_vjp(dist)
     zbar_batch = zbar[None]
     f0 = evaluate(f, zbar_batch)[0]
@@ -233,6 +250,8 @@ register(
         families=DISCRETE,
         unbiased=True,
         compute=_muprop,
+        given_samples=_muprop_given,
+        shape_in_noise="piecewise_constant",
         layout=_u_layout,
         cost=lambda dist, **o: 2,
         defaults={},
