@@ -253,13 +253,16 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
     """See :func:`refgrad.exact.moments`."""
     if method not in ("auto", "enumeration", "piecewise", "quadrature"):
         raise ValueError(f"method must be 'auto', 'enumeration', 'piecewise' or 'quadrature'; got {describe(method)}")
+    discrete = np.isfinite(dist.support_size)
     if method == "auto":
-        if spec.given_samples is not None:
+        if spec.given_samples is not None and discrete:
             method = "enumeration"
-        elif spec.shape_in_noise in ("piecewise_constant", "piecewise_linear"):
+        elif spec.shape_in_noise in ("piecewise_constant", "piecewise_linear") and discrete:
             method = "piecewise"
         else:
             method = "quadrature"
+    if method == "enumeration" and not discrete:
+        raise ValueError(f"{type(dist).__name__} is continuous and cannot be enumerated; use method='quadrature'")
     if method == "enumeration" and spec.given_samples is None:
         raise ValueError(f"estimator {spec.name!r} does not depend on its noise through discrete samples only; "
                          "use method='quadrature' (or 'piecewise')")

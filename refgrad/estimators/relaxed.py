@@ -73,7 +73,7 @@ def _sigmoid_tau_vjp_mean(z, tau, cotangent, dz):
                 slope = e / ((1.0 + e) * (1.0 + e))
                 if slope != 0.0:
                     acc += slope * dz[i, j, a]
-            out[i, a] = cotangent[i, a] * (acc / k)
+            out[i, a] = cotangent[i, a] * (acc / (k * tau))
     return out
 
 
@@ -237,7 +237,7 @@ def _straight_through(dist, f, noise, tau):
     u = noise["u"]
     b = dist.from_uniforms(u)
     z = _latent(dist, u)
-    return _relaxed_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
+    return _relaxed_vjp(dist, z, tau, _grad_f(f, _relax(dist, z, tau), "straight_through"))
 
 
 register(
