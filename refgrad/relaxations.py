@@ -411,10 +411,10 @@ def _exp_concrete_log_density(y, logits, tau, lebesgue):
 
 def _array(value, name, min_ndim=0, nan_check=True):
     arr = as_float_array(value, name)
-    if np.ndim(value) == 0:  # as_float_array returns scalars with shape (1,)
-        arr = arr.reshape(())
     if arr.ndim < min_ndim:
-        raise ValueError(f"{name} must have at least {min_ndim} dimension(s) (last axis: categories); got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimension(s) (last axis: categories); got shape {arr.shape}"
+        )
     return check_no_nan(arr, name) if nan_check else arr
 
 
@@ -434,7 +434,8 @@ def _broadcast(a, b, b_name, a_name):
         return np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(
-            f"{b_name} of shape {b.shape} does not broadcast against {a_name} of shape {a.shape} (NumPy broadcasting rules)"
+            f"{b_name} of shape {b.shape} does not broadcast against {a_name} of shape {a.shape} "
+            "(NumPy broadcasting rules)"
         ) from None
 
 
@@ -448,14 +449,22 @@ def _broadcast_categorical(a, b, b_name, a_name):
     return _broadcast(a, b, b_name, a_name)
 
 
+def _broadcast_to(arr, shape):
+    """``arr`` broadcast to ``shape``, contiguous (a copy only where broadcasting is needed; a copy is writable,
+    so the kernels are not compiled a second time for read-only broadcast views)."""
+    if arr.shape == tuple(shape):
+        return np.ascontiguousarray(arr)
+    return np.array(np.broadcast_to(arr, shape), order="C")
+
+
 def _flat2(arr, shape):
     """``arr`` broadcast to ``shape`` as a contiguous (1, N) array."""
-    return np.ascontiguousarray(np.broadcast_to(arr, shape)).reshape(1, -1)
+    return _broadcast_to(arr, shape).reshape(1, -1)
 
 
 def _flat3(arr, shape):
     """``arr`` broadcast to ``shape`` (..., K) as a contiguous (1, N, K) array."""
-    return np.ascontiguousarray(np.broadcast_to(arr, shape)).reshape(1, -1, shape[-1])
+    return _broadcast_to(arr, shape).reshape(1, -1, shape[-1])
 
 
 def _unflat(out, shape):
@@ -465,14 +474,18 @@ def _unflat(out, shape):
 
 def _check_categories(arr, name, minimum=1):
     if arr.shape[-1] < minimum:
-        raise ValueError(f"{name} must have at least {minimum} entries (categories) on its last axis; got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must have at least {minimum} entries (categories) on its last axis; got shape {arr.shape}"
+        )
 
 
 def _check_some_finite_max(arr, name):
     """Each row (last axis) needs an entry > -inf, otherwise softmax is undefined."""
     if arr.size and (arr.max(axis=-1) == -np.inf).any():
         where = tuple(int(i) for i in np.argwhere(arr.max(axis=-1) == -np.inf)[0])
-        raise ValueError(f"{name} must have at least one entry > -inf on its last axis; all entries are -inf at {where}")
+        raise ValueError(
+            f"{name} must have at least one entry > -inf on its last axis; all entries are -inf at {where}"
+        )
 
 
 def _uniforms(u):
@@ -486,8 +499,6 @@ def _uniforms(u):
 
 def _check_cotangent(cotangent, shape):
     c = as_float_array(cotangent, "cotangent")
-    if np.ndim(cotangent) == 0:
-        c = c.reshape(())
     check_finite(c, "cotangent")
     try:
         np.broadcast_to(c, shape)
@@ -758,6 +769,11 @@ def binary_concrete_log_density(x, logits, tau):
 
     so ``tau = 0.01`` and logits of +/-50 give finite, accurate values.
 
+    At small ``tau`` much of the mass sits within float spacing of 0 or 1 (e.g.
+    :math:`P(1 - X < 2^{-53}) = \sigma(\ell - 36.7\tau)`), where ``x`` cannot carry it:
+    samples there come out as exactly 0 or 1, which have no density.  The density
+    itself is accurate at every float ``x`` in (0, 1).
+
     Parameters
     ----------
     x : array_like
@@ -833,7 +849,9 @@ def concrete_log_density(x, logits, tau):
     bad = ~((xx > 0.0) & (xx < np.inf))  # NaN included
     if bad.any():
         where, value = _first_bad(xx, bad)
-        raise ValueError(f"x must lie in the open simplex (every entry > 0, summing to 1); got {value!r} at index {where}")
+        raise ValueError(
+            f"x must lie in the open simplex (every entry > 0, summing to 1); got {value!r} at index {where}"
+        )
     dev = np.abs(xx.sum(axis=-1) - 1.0)
     if (dev > _SIMPLEX_RTOL).any():
         raise ValueError(
@@ -845,7 +863,9 @@ def concrete_log_density(x, logits, tau):
 
 
 def exp_concrete_log_density(y, logits, tau, measure="symmetric"):
-    r"""Log-density of the ExpConcrete distribution, :math:`Y = \log X`, :math:`X \sim \mathrm{Concrete}(e^\ell, \tau)`.
+    r"""Log-density of the ExpConcrete distribution, the law of :math:`Y = \log X`, :math:`X \sim` Concrete.
+
+    Here :math:`X = \mathrm{softmax}_\tau(\ell + G)` as in :func:`concrete_log_density`.
 
     :math:`Y` lives on the :math:`(K-1)`-dimensional surface :math:`\{y : \mathrm{logsumexp}_k y_k = 0\}`,
     parametrised by :math:`y_1, \dots, y_{K-1}` (with :math:`y_K = \log(1 - \sum_{k<K} e^{y_k})`).
@@ -863,7 +883,8 @@ def exp_concrete_log_density(y, logits, tau, measure="symmetric"):
       :math:`-y_K` term.  This is the formula usually quoted (Maddison, Mnih & Teh
       2017, appendix on the ExpConcrete; TensorFlow Probability's and PyTorch's
       ``ExpRelaxedCategorical``).  It is the density w.r.t. the
-      permutation-symmetric measure :math:`e^{-y_K} dy_1 \cdots dy_{K-1} = \prod_{k=1}^K x_k^{-1}\, dx_1 \cdots dx_{K-1}`.
+      permutation-symmetric measure
+      :math:`e^{-y_K} dy_1 \cdots dy_{K-1} = \prod_{k=1}^K x_k^{-1}\, dx_1 \cdots dx_{K-1}`.
       It does **not** integrate to 1 w.r.t. :math:`dy_1 \cdots dy_{K-1}`: that integral is
       :math:`E[X_K]`.  Ratios of two such densities at the same ``y`` (as in a KL
       estimate between two ExpConcrete distributions) are unaffected by the choice.
