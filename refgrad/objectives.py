@@ -23,7 +23,8 @@ Built-in objectives
 Every call goes through :meth:`Objective.value` / :meth:`Objective.grad`, which
 check the input (float64, 2 or 3 dimensions, no NaN) and the output (shape
 ``(n,)`` or ``z.shape``, finite) and raise a ``ValueError`` naming the objective
-otherwise.
+otherwise.  Objectives may also supply a Hessian-vector product
+:meth:`Objective.hvp` (all built-ins do), used to train RELAX's temperature.
 """
 import numpy as np
 
@@ -39,6 +40,7 @@ __all__ = [
     "as_objective",
     "evaluate",
     "evaluate_grad",
+    "evaluate_hvp",
 ]
 
 
@@ -63,10 +65,13 @@ class Objective:
         all built-ins.
     differentiable : bool
         Whether :meth:`grad` is available.
+    has_hvp : bool
+        Whether :meth:`hvp` is available (subclasses that implement ``_hvp`` set it).
     """
 
     relaxed_ok = True
     differentiable = True
+    has_hvp = False
     _name = None
 
     @property
@@ -103,10 +108,35 @@ class Objective:
         out = self._grad(z)
         return self._check_output(out, z.shape, "grad", z)
 
+    def hvp(self, z, v):
+        r"""Hessian-vector product of each row, ``∂/∂z ⟨∇f(z), v⟩ = ∇²f(z) v``, shape ``z.shape``.
+
+        ``v`` has the shape of ``z`` and must be finite.
+        """
+        if not self.has_hvp:
+            raise ValueError(
+                f"objective {self.name!r} has no Hessian-vector product; use a built-in objective or "
+                "FunctionObjective(value_fn, grad_fn=..., hvp_fn=...)"
+            )
+        z = self._check_input(z)
+        vec = as_float_array(v, f"v (direction of the Hessian-vector product of objective {self.name!r})")
+        if vec.shape != z.shape:
+            raise ValueError(
+                f"v must have the shape of z, {z.shape}, for the Hessian-vector product of objective {self.name!r}; "
+                f"got {vec.shape}"
+            )
+        if not np.isfinite(vec).all():
+            raise ValueError(f"v must be finite for the Hessian-vector product of objective {self.name!r}")
+        out = self._hvp(z, vec)
+        return self._check_output(out, z.shape, "hvp", z)
+
     def _value(self, z):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _grad(self, z):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _hvp(self, z, v):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _check_event(self, z):
@@ -161,7 +191,7 @@ def _event_broadcast_check(param, param_name, obj, z):
 
 
 class SquaredDistance(Objective):
-    r"""``f(z) = Σ_event (z − t)²``, gradient ``2 (z − t)``.
+    r"""``f(z) = Σ_event (z − t)²``, gradient ``2 (z − t)``, Hessian-vector product ``2 v``.
 
     With one Bernoulli bit and ``t = 0.45`` this is the toy problem of REBAR
     (Tucker et al. 2017, §6.1) and RELAX (Grathwohl et al. 2018, §6.1):
@@ -189,12 +219,17 @@ class SquaredDistance(Objective):
         diff = z - self.target
         return (diff * diff).reshape(z.shape[0], -1).sum(axis=1)
 
+    has_hvp = True
+
     def _grad(self, z):
         return 2.0 * (z - self.target)
 
+    def _hvp(self, z, v):
+        return 2.0 * v
+
 
 class Linear(Objective):
-    r"""``f(z) = Σ_event w z``, gradient ``w`` (broadcast to ``z.shape``).
+    r"""``f(z) = Σ_event w z``, gradient ``w`` (broadcast to ``z.shape``), Hessian-vector product 0.
 
     Parameters
     ----------
@@ -216,8 +251,13 @@ class Linear(Objective):
     def _value(self, z):
         return (z * self.weights).reshape(z.shape[0], -1).sum(axis=1)
 
+    has_hvp = True
+
     def _grad(self, z):
         return np.ascontiguousarray(np.broadcast_to(self.weights, z.shape), dtype=np.float64)
+
+    def _hvp(self, z, v):
+        return np.zeros(z.shape)
 
 
 # --------------------------------------------------------------------------- table objective
@@ -316,6 +356,47 @@ def _table_grad(values, z):
     return out
 
 
+@jit
+def _table_hvp(values, z, v):
+    """Hessian-vector product of the multilinear extension on (n, d, K) inputs -> (n, d, K).
+
+    ``out[s, i, k] = Σ_{b: b_i = k} values[b] Σ_{j ≠ i} v[s, j, b_j] Π_{m ∉ {i, j}} z[s, m, b_m]``: the
+    directional derivative along v of the factor ``Π_{m ≠ i} z[s, m, b_m]``, from prefix/suffix products
+    carried with their directional derivatives (dual numbers; no division).  The Hessian is zero within a
+    variable's own coordinates (the extension is affine in each variable).
+    """
+    n, d, K = z.shape
+    size = values.shape[0]
+    out = np.zeros((n, d, K))
+    digits = np.zeros(d, dtype=np.int64)
+    prefix = np.empty(d + 1)
+    prefix_dot = np.empty(d + 1)
+    suffix = np.empty(d + 1)
+    suffix_dot = np.empty(d + 1)
+    for s in range(n):
+        for c in range(size):
+            rest = c
+            for i in range(d - 1, -1, -1):
+                digits[i] = rest % K
+                rest //= K
+            prefix[0] = 1.0
+            prefix_dot[0] = 0.0
+            for i in range(d):
+                zi = z[s, i, digits[i]]
+                prefix_dot[i + 1] = prefix_dot[i] * zi + prefix[i] * v[s, i, digits[i]]
+                prefix[i + 1] = prefix[i] * zi
+            suffix[d] = 1.0
+            suffix_dot[d] = 0.0
+            for i in range(d - 1, -1, -1):
+                zi = z[s, i, digits[i]]
+                suffix_dot[i] = zi * suffix_dot[i + 1] + v[s, i, digits[i]] * suffix[i + 1]
+                suffix[i] = zi * suffix[i + 1]
+            val = values[c]
+            for i in range(d):
+                out[s, i, digits[i]] += val * (prefix_dot[i] * suffix[i + 1] + prefix[i] * suffix_dot[i + 1])
+    return out
+
+
 class Table(Objective):
     r"""An arbitrary function of the configuration, given by its table of values.
 
@@ -334,7 +415,11 @@ class Table(Objective):
     ``E_{b ∼ \mathrm{Cat}(z)}[f(b)]``).  The gradient is
     ``∂F/∂z_{i,k} = Σ_{b: b_i = k} values[b] Π_{j ≠ i} z_{j, b_j}`` (for bits,
     ``∂F/∂z_i = ∂F/∂z_{i,1} − ∂F/∂z_{i,0}``), computed with prefix and suffix
-    products, without division.  Cost per non-vertex row: ``O(d K^d)``; vertices
+    products, without division.  The Hessian-vector product
+    ``(∇²F v)_{i,k} = Σ_{b: b_i = k} values[b] Σ_{j ≠ i} v_{j, b_j} Π_{m ∉ \{i, j\}} z_{m, b_m}``
+    has no terms within one variable (F is affine in each variable); for bits it is
+    taken through ``z ↦ (1 − z, z)``: ``(∇²F v)_i = H_{i,1} − H_{i,0}`` with ``H`` the
+    simplex product applied to ``(−v, v)``.  Cost per non-vertex row: ``O(d K^d)``; vertices
     (discrete inputs) are looked up directly in ``O(d K)``.
 
     Parameters
@@ -413,11 +498,19 @@ class Table(Objective):
     def _value(self, z):
         return _table_value(self._flat, self._as_simplex(z))
 
+    has_hvp = True
+
     def _grad(self, z):
         g = _table_grad(self._flat, self._as_simplex(z))
         if z.ndim == 3:
             return g
         return g[:, :, 1] - g[:, :, 0]
+
+    def _hvp(self, z, v):
+        if z.ndim == 3:
+            return _table_hvp(self._flat, z, np.ascontiguousarray(v))
+        h = _table_hvp(self._flat, self._as_simplex(z), np.ascontiguousarray(np.stack([-v, v], axis=-1)))
+        return h[:, :, 1] - h[:, :, 0]
 
 
 # --------------------------------------------------------------------------- callables
@@ -433,20 +526,27 @@ class FunctionObjective(Objective):
     grad_fn : callable, optional
         ``grad_fn(z) -> z.shape``, ``∂ value_fn / ∂ z`` row by row.  Without it
         :meth:`grad` raises ``ValueError`` (estimators that need ``∂f/∂z`` refuse).
+    hvp_fn : callable, optional
+        ``hvp_fn(z, v) -> z.shape``, the Hessian-vector product ``∇²f(z) v`` row by
+        row.  Without it :meth:`hvp` raises ``ValueError``.
     name : str, optional
         Shown in error messages; defaults to the callable's ``__name__``.
     relaxed_ok : bool
         Whether ``value_fn`` is meaningful on relaxed (non-vertex) inputs.
     """
 
-    def __init__(self, value_fn, grad_fn=None, name=None, relaxed_ok=True):
+    def __init__(self, value_fn, grad_fn=None, name=None, relaxed_ok=True, hvp_fn=None):
         if not callable(value_fn):
             raise ValueError(f"value_fn must be callable; got {describe(value_fn)}")
         if grad_fn is not None and not callable(grad_fn):
             raise ValueError(f"grad_fn must be callable or None; got {describe(grad_fn)}")
+        if hvp_fn is not None and not callable(hvp_fn):
+            raise ValueError(f"hvp_fn must be callable or None; got {describe(hvp_fn)}")
         self.value_fn = value_fn
         self.grad_fn = grad_fn
+        self.hvp_fn = hvp_fn
         self.differentiable = grad_fn is not None
+        self.has_hvp = hvp_fn is not None
         self.relaxed_ok = bool(relaxed_ok)
         self.name = name if name is not None else getattr(value_fn, "__name__", None) or describe(value_fn)
 
@@ -455,6 +555,9 @@ class FunctionObjective(Objective):
 
     def _grad(self, z):
         return self.grad_fn(z)
+
+    def _hvp(self, z, v):
+        return self.hvp_fn(z, v)
 
 
 def as_objective(f):
@@ -474,3 +577,8 @@ def evaluate(f, z):
 def evaluate_grad(f, z):
     """``as_objective(f).grad(z)``: checked gradient, shape ``z.shape``."""
     return as_objective(f).grad(z)
+
+
+def evaluate_hvp(f, z, v):
+    """``as_objective(f).hvp(z, v)``: checked Hessian-vector product, shape ``z.shape``."""
+    return as_objective(f).hvp(z, v)

@@ -30,6 +30,36 @@ def random_normal(u):
     return special.ndtri(np.asarray(u, dtype=np.float64))
 
 
+def random_softplus(x):
+    """log(1 + e^x) by np.logaddexp."""
+    return np.logaddexp(0.0, x)
+
+
+def random_log_sigmoid(x):
+    """scipy.special.log_expit."""
+    return special.log_expit(x)
+
+
+def random_sigmoid(x):
+    """scipy.special.expit."""
+    return special.expit(x)
+
+
+def random_log_ndtr(x):
+    """scipy.special.log_ndtr."""
+    return special.log_ndtr(x)
+
+
+def random_ndtri(p):
+    """scipy.special.ndtri."""
+    return special.ndtri(p)
+
+
+def random_ndtri_exp(logp):
+    """scipy.special.ndtri_exp."""
+    return special.ndtri_exp(logp)
+
+
 def random_normalised_logits(logits):
     """Rows with +inf entries -> 0 on those entries, -inf elsewhere; other rows unchanged."""
     lg = np.asarray(logits, dtype=np.float64)

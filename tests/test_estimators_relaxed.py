@@ -285,7 +285,8 @@ def test_noise_u_is_shared_with_reinforce(name):
     f = Linear(np.array([1.0, 10.0]))
     u = ESTIMATORS[name].draw_noise(dist, 30, 5)["u"]
     b = dist.from_uniforms(u)
-    np.testing.assert_array_equal(estimate("reinforce", dist, f, noise={"u": u}), (b @ f.weights)[:, None] * dist.score(b))
+    want = (b @ f.weights)[:, None] * dist.score(b)
+    np.testing.assert_array_equal(estimate("reinforce", dist, f, noise={"u": u}), want)
     # and the straight-through estimate of a Linear f is w σ_τ'(z), z = ℓ + logit(u): no dependence on b's rule
     if name == "straight_through":
         z = dist.params + special.logit(u)
@@ -367,7 +368,8 @@ def test_gumbel_softmax_mean_is_gradient_of_relaxed_objective(family, f):
 
 
 def test_gumbel_softmax_linear_objective_is_biased_closed_form():
-    # f = b: E[ĝ] = ∫ σ'(ℓ + L) p_L(L) dL = density of L1 + L2 at −ℓ; at ℓ = 0, τ = 1 it is ∫ σ'(x)² dx = 1/6,
+    # f = b: E[ĝ] = ∫ σ'(ℓ + L) p_L(L) dL = density of L1 + L2 at −ℓ;
+    # at ℓ = 0, τ = 1 it is ∫ σ'(x)² dx = 1/6,
     # while the true gradient is σ'(0) = 1/4: linear f does NOT make Gumbel-Softmax unbiased
     dist = Bernoulli(np.array([0.0]))
     f = Linear(np.array([1.0]))
@@ -477,7 +479,8 @@ def test_gumbel_rao_total_derivative_changes_the_mean(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_gumbel_rao_reduces_variance(family):
     # seed 31, n = 20000, k = 10: per coordinate, Var(ST) − Var(GR) > 0 with one-sided z >= 5
-    # (z of the mean of (ST − mean ST)² − (GR − mean GR)²; exact theory: Var(GR) = Var(ST) − (1 − 1/k) E Var(ST | b))
+    # (z of the mean of (ST − mean ST)² − (GR − mean GR)²;
+    # exact theory: Var(GR) = Var(ST) − (1 − 1/k) E Var(ST | b))
     st_, gr = _paired(family, "identity")
     diff = (st_ - st_.mean(axis=0)) ** 2 - (gr - gr.mean(axis=0)) ** 2
     assert _z(diff).min() >= 5.0

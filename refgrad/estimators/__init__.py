@@ -3,6 +3,6 @@
 Importing this package registers every estimator in :data:`ESTIMATORS`.
 """
 from ._base import ESTIMATORS, EstimatorSpec, NoiseField, estimate, get_spec
-from . import score, antithetic, pathwise  # noqa: F401  (registration)
+from . import score, antithetic, pathwise, relaxed  # noqa: F401  (registration)
 
 __all__ = ["ESTIMATORS", "EstimatorSpec", "NoiseField", "estimate", "get_spec"]

@@ -14,13 +14,10 @@ and its relaxation is ``x = σ_τ(z) = σ(z/τ)`` (bits) or ``x = softmax_τ(z) 
 ``σ_τ(z)(1 − σ_τ(z))/τ`` for bits; ``(diag(s) − s sᵀ)/τ`` per variable for the softmax
 ``s``):
 
-=================== ======================================= ===================
-estimator           estimate                                 expectation
-=================== ======================================= ===================
-``gumbel_softmax``  ``J_τ(z)ᵀ ∇f(x)``                       ``∇_φ E[f(x)]``
-``straight_through`` ``J_τ(z)ᵀ ∇f(b)``                      its own
-``gumbel_rao``      ``(1/k) Σ_j J_τ(z̃_j)ᵀ ∇f(b)``, z̃ ~ z|b  that of ST
-=================== ======================================= ===================
+* ``gumbel_softmax``: ``ĝ = J_τ(z)ᵀ ∇f(x)``, f at the relaxed sample; ``E[ĝ] = ∇_φ E[f(x)]``;
+* ``straight_through``: ``ĝ = J_τ(z)ᵀ ∇f(b)``, f's gradient at the hard sample;
+* ``gumbel_rao``: ``ĝ = (1/k) Σ_j J_τ(z̃_j)ᵀ ∇f(b)`` with ``z̃_j ~ z | b``; ``E[ĝ] = E[ĝ_ST]``,
+  with less variance.
 
 None is unbiased for ``∇_φ E_q[f(b)]``.  The per-sample Jacobian products use the
 hand-derived VJPs of :mod:`refgrad.relaxations` and the k-sample averaging kernels
@@ -159,7 +156,8 @@ def _relax(dist, z, tau):
 
 
 def _u_layout(dist, **_):
-    return (NoiseField("u", tuple(dist.event_shape), "uniforms: latent z = params + noise(u), b = dist.from_uniforms(u)"),)
+    text = "uniforms: latent z = params + noise(u), b = dist.from_uniforms(u)"
+    return (NoiseField("u", tuple(dist.event_shape), text),)
 
 
 def _tau_options(dist, opts):
@@ -237,7 +235,7 @@ def _straight_through(dist, f, noise, tau):
     u = noise["u"]
     b = dist.from_uniforms(u)
     z = _latent(dist, u)
-    return _relaxed_vjp(dist, z, tau, _grad_f(f, _relax(dist, z, tau), "straight_through"))
+    return _relaxed_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
 
 
 register(
@@ -284,14 +282,15 @@ held fixed.
   ``Var(ĝ_i) = Var(ST_i) − (1 − 1/k) E[Var(ST_i | b)] ≤ Var(ST_i)``; ``k = 1`` has the
   same law as ST.  This is also the choice of the PyTorch reimplementation by
   N. Shepperd (github.com/nshepperd/gumbel-rao-pytorch), which computes the
-  conditional noise without gradient and explains why.
+  conditional noise without gradient and argues that only this keeps ST's mean.
 * ``"total"``: the total derivative ``d/dφ σ_τ(z̃(φ, b, v))`` including ``z̃``'s
   dependence on φ through the conditioning (the logsumexp of the top coordinate and
   the truncation points; :func:`~refgrad.random.conditional_gumbel_vjp` and the
-  ``*_grad`` functions), which is what the paper's text says ("the total derivative
-  ... is taken through both θ and G_k").  Its expectation is **not** ``E[ST]`` (the
-  tests measure the difference); offered for cross-checking implementations that
-  follow the text.
+  ``*_grad`` functions) -- the reading of the paper's text, which differentiates
+  ``softmax_τ(θ + G_k)`` through both θ and the conditional Gumbel.  Its expectation is
+  **not** ``E[ST]`` (the tests measure the difference: exactly for one bit, by paired
+  Monte Carlo otherwise); offered for cross-checking implementations that follow
+  the text.
 
 Families: Categorical (the paper's setting), Bernoulli and GaussianThreshold (the
 same construction with the conditional logistic / normal).  Biased like ST.
@@ -336,7 +335,10 @@ def _gumbel_rao(dist, f, noise, tau, k, derivative):
     if dz is None:
         dz = np.ones((n * k, d))
     return _sigmoid_tau_vjp_mean(
-        np.ascontiguousarray(z.reshape(n, k, d)), tau, np.ascontiguousarray(c), np.ascontiguousarray(dz.reshape(n, k, d))
+        np.ascontiguousarray(z.reshape(n, k, d)),
+        tau,
+        np.ascontiguousarray(c),
+        np.ascontiguousarray(dz.reshape(n, k, d)),
     )
 
 
