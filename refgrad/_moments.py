@@ -238,6 +238,62 @@ def _integrate(spec, dist, f, opts, fn, method, level):
     return acc
 
 
+def _uniforms_for_sample(dist, config):
+    """One uniform vector (event shape) whose sample ``dist.from_uniforms(u)`` is ``config``."""
+    if dist.family == "categorical":
+        idx = np.argmax(config, axis=-1)[None].astype(np.int64)
+        return _uniforms_given_argmax(dist, idx, np.full((1,) + config.shape, 0.5))[0]
+    from scipy import special
+
+    cut = special.expit(-dist.params) if dist.family == "bernoulli" else special.ndtr(-dist.params)
+    return np.where(config == 1.0, 0.5 * (cut + 1.0), 0.5 * cut)
+
+
+def _conditional_draws_moments(spec, dist, f, opts, level):
+    """Moments of an average of k conditional draws given the sample (see EstimatorSpec.conditional_draws)."""
+    option, field_name = spec.conditional_draws
+    k = int(opts[option])
+    one = dict(opts, **{option: 1})
+    fields = [nf for nf in spec.layout(dist, **one) if nf.per_sample]
+    inner = [nf for nf in fields if nf.name == field_name]
+    dim = int(np.prod(inner[0].shape))
+    if dim > MAX_QUADRATURE_DIM:
+        raise ValueError(
+            f"exact moments of {spec.name!r} need a {dim}-dimensional integral per sample value; "
+            f"quadrature is limited to {MAX_QUADRATURE_DIM} dimensions"
+        )
+    configs, probs = dist.enumerate()
+
+    def run(lvl):
+        rules = [tanh_sinh(0.0, 1.0, lvl) for _ in range(dim)]
+        mean = second = None
+        count = 0
+        for config, prob in zip(configs, probs):
+            if prob <= 0:
+                continue
+            acc = _Accumulator()
+            u = _uniforms_for_sample(dist, config)
+            for pts, wts in _tensor_chunks(rules):
+                noise = {field_name: pts.reshape((-1,) + tuple(inner[0].shape))}
+                for nf in fields:
+                    if nf.name != field_name:
+                        noise[nf.name] = np.ascontiguousarray(np.broadcast_to(u, (len(wts),) + u.shape))
+                acc.add(wts, spec.compute(dist, f, noise, **one))
+            m, s2 = acc.s1, acc.s2
+            term_mean = prob * m
+            term_second = prob * ((1.0 - 1.0 / k) * np.outer(m, m) + s2 / k)
+            mean = term_mean if mean is None else mean + term_mean
+            second = term_second if second is None else second + term_second
+            count += acc.count
+        return mean, second, count
+
+    mean, second, count = run(level)
+    cmean, csecond, _ = run(level - 1)
+    err = max(float(np.max(np.abs(mean - cmean))), float(np.max(np.abs(second - csecond))))
+    cov = second - np.outer(mean, mean)
+    return mean, 0.5 * (cov + cov.T), err, count
+
+
 def _moments_by_integration(spec, dist, f, opts, fn, method, level):
     acc = _integrate(spec, dist, f, opts, fn, method, level)
     mean, cov = acc.result(tuple(dist.param_shape)) if fn is not None else (None, None)
@@ -300,6 +356,10 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
         cov = 0.5 * (cov + cov.T)
         opts = dict(opts, eta=eta_star.reshape(param_shape))
         return Moments(spec.name, opts, mean, cov, method, err, cost, acc.count, eta=eta_star.reshape(param_shape))
+
+    if spec.conditional_draws is not None and method == "quadrature" and discrete:
+        mean, cov, err, count = _conditional_draws_moments(spec, dist, f, opts, level)
+        return Moments(spec.name, opts, mean.reshape(param_shape), cov, method, err, cost, count)
 
     def fn(noise):
         return spec.compute(dist, f, noise, **opts)

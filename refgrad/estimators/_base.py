@@ -96,6 +96,12 @@ class EstimatorSpec:
         ``"piecewise_constant"``, ``"piecewise_linear"`` (polynomial of degree ≤ 1 in
         each uniform between break points -- integrated exactly by Gauss–Legendre) or
         ``"smooth"`` (tanh-sinh quadrature between break points).
+    conditional_draws : tuple or None
+        ``(option, field)`` for estimators that average ``k = options[option]``
+        i.i.d. conditional draws held in noise ``field`` (shape ``(k, *event)``)
+        given a discrete sample that the other noise determines, and depend on
+        the other noise only through that sample (gumbel_rao).  Exact moments
+        then need only ``k = 1`` integrals: ``Cov_k = Cov_1 − (1 − 1/k) E[Var(h | b)]``.
     control_variate : callable or None
         For estimators affine in a coefficient ``η`` (option ``eta``):
         ``control_variate(dist, f, noise, **options) -> (a, c)`` with
@@ -118,6 +124,7 @@ class EstimatorSpec:
     draws: Callable = lambda **options: 1
     shape_in_noise: str = "smooth"
     control_variate: Optional[Callable] = None
+    conditional_draws: Optional[Tuple[str, str]] = None
 
     # ------------------------------------------------------------------ options
     def options(self, dist, **options):

@@ -355,6 +355,7 @@ register(
     EstimatorSpec(
         name="gumbel_rao",
         doc=_gumbel_rao_doc,
+        conditional_draws=("k", "v"),
         families=DISCRETE,
         unbiased=False,
         compute=_gumbel_rao,
