@@ -1,0 +1,4 @@
+"""refgrad's validation suite: ``python -m validation``.
+
+A client of refgrad's public API only.  Cases live in :mod:`validation.cases`.
+"""

@@ -1,0 +1,1 @@
+"""Validation cases, one module each; see validation.runner.CASE_MODULES for the order."""

@@ -1,0 +1,188 @@
+"""Structured results of validation cases: checks, tables, figures, and the context a case runs in.
+
+A case is a module in :mod:`validation.cases` defining ``CASE = Case(...)``.  Its
+``run(ctx)`` function computes numbers through refgrad's public API only, records
+them with ``ctx.table``, ``ctx.check`` and ``ctx.figure``, and returns nothing.
+Everything a case records is plain data (picklable), so cases can run in worker
+processes of any :class:`concurrent.futures.Executor`.
+"""
+import math
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+
+__all__ = ["Case", "Check", "Table", "Figure", "CaseResult", "Context", "run_case"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validation case.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier used on the command line (``--case NAME``).
+    title : str
+        Section title in the report.
+    source : str
+        Where the checked claims come from (paper and equation, or seed document).
+    description : str
+        What is checked, in a few sentences (markdown).
+    run : callable
+        ``run(ctx)``.
+    """
+
+    name: str
+    title: str
+    source: str
+    description: str
+    run: Callable
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str = ""
+    expected: Optional[object] = None
+    observed: Optional[object] = None
+
+
+@dataclass
+class Table:
+    title: str
+    columns: List[str]
+    rows: List[list]
+    note: str = ""
+
+
+@dataclass
+class Figure:
+    title: str
+    path: Optional[str]  # relative to the report directory; None when matplotlib is missing
+    command: str = ""
+
+
+@dataclass
+class CaseResult:
+    name: str
+    title: str
+    source: str
+    description: str
+    checks: List[Check] = field(default_factory=list)
+    tables: List[Table] = field(default_factory=list)
+    figures: List[Figure] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    numbers: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    error: Optional[str] = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def passed(self):
+        return self.error is None and all(c.passed for c in self.checks) and len(self.checks) > 0
+
+    def to_json(self):
+        out = asdict(self)
+        out["passed"] = self.passed
+        return _jsonable(out)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else repr(v)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+class Context:
+    """What a case sees: settings, a seed, the output folder, and recorders."""
+
+    def __init__(self, case, quick, seed, out_dir):
+        self.case = case
+        self.quick = bool(quick)
+        self.seed = int(seed)
+        self.out_dir = Path(out_dir)
+        self.result = CaseResult(case.name, case.title, case.source, case.description)
+        self.result.settings = {"quick": self.quick, "seed": self.seed}
+
+    # -- randomness: one independent stream per purpose, reproducible from (seed, case, label)
+    def rng(self, label=""):
+        """A Generator seeded from the run seed, the case name and ``label``."""
+        key = [self.seed] + [ord(c) for c in f"{self.case.name}/{label}"]
+        return np.random.default_rng(np.random.SeedSequence(key))
+
+    def size(self, quick, full):
+        """Pick a sample size (or any setting) for quick vs full runs, and record it."""
+        return quick if self.quick else full
+
+    # -- recorders
+    def check(self, name, passed, detail="", expected=None, observed=None):
+        self.result.checks.append(Check(name, bool(passed), detail, _jsonable(expected), _jsonable(observed)))
+        return bool(passed)
+
+    def table(self, title, columns, rows, note=""):
+        self.result.tables.append(Table(title, list(columns), [_jsonable(list(r)) for r in rows], note))
+
+    def note(self, text):
+        self.result.notes.append(text)
+
+    def record(self, **numbers):
+        """Store numbers for results.json (not shown in the report)."""
+        self.result.numbers.update(_jsonable(numbers))
+
+    def setting(self, **settings):
+        """Record sample sizes and other settings (shown in the report)."""
+        self.result.settings.update(_jsonable(settings))
+
+    def figure(self, name, title, draw):
+        """Draw a figure with matplotlib if available: ``draw(fig)`` fills a new Figure.
+
+        Saved as ``<out>/figures/<case>-<name>.png``.  Without matplotlib the report
+        says the figure was skipped.
+        """
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            self.result.figures.append(Figure(title, None))
+            return None
+        fig = plt.figure(figsize=(6.4, 4.2))
+        try:
+            draw(fig)
+            rel = Path("figures") / f"{self.case.name}-{name}.png"
+            (self.out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            fig.tight_layout()
+            fig.savefig(self.out_dir / rel, dpi=110)
+        finally:
+            plt.close(fig)
+        self.result.figures.append(Figure(title, str(rel)))
+        return rel
+
+
+def run_case(case, quick, seed, out_dir):
+    """Run one case; never raises (an exception becomes a failed result with its traceback)."""
+    ctx = Context(case, quick, seed, out_dir)
+    start = time.perf_counter()
+    try:
+        case.run(ctx)
+    except Exception:  # noqa: BLE001 - the report must show every failure
+        ctx.result.error = traceback.format_exc()
+    ctx.result.seconds = time.perf_counter() - start
+    return ctx.result
