@@ -17,6 +17,8 @@ MAX_QUADRATURE_DIM = 4
 #: Largest noise dimension for piecewise-polynomial (Gauss–Legendre) integration.
 MAX_PIECEWISE_DIM = 10
 _CHUNK = 65536
+#: Default tanh-sinh level by noise dimension (nodes per piece and axis: ~25 * 2**(level - 2)).
+DEFAULT_LEVEL = {1: 6, 2: 5, 3: 4, 4: 3}
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,6 @@ def _conditional_draws_moments(spec, dist, f, opts, level):
 
 def _moments_by_integration(spec, dist, f, opts, fn, method, level):
     acc = _integrate(spec, dist, f, opts, fn, method, level)
-    mean, cov = acc.result(tuple(dist.param_shape)) if fn is not None else (None, None)
     if method == "piecewise":
         scale = max(1.0, float(np.max(np.abs(acc.s2))))
         return acc, 64 * np.finfo(float).eps * scale
@@ -325,7 +326,12 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
     if method == "piecewise" and spec.shape_in_noise == "smooth":
         raise ValueError(f"estimator {spec.name!r} is not piecewise polynomial in its noise; use method='quadrature'")
     if level is None:
-        level = 5
+        fields = [nf for nf in spec.layout(dist, **opts) if nf.per_sample]
+        if spec.conditional_draws is not None:
+            fields = [nf for nf in spec.layout(dist, **dict(opts, **{spec.conditional_draws[0]: 1}))
+                      if nf.name == spec.conditional_draws[1]]
+        dim = sum(int(np.prod(nf.shape)) for nf in fields)
+        level = DEFAULT_LEVEL.get(dim, 3)
     level = check_count(level, "level", minimum=2)
     cost = int(spec.cost(dist, **opts))
     param_shape = tuple(dist.param_shape)

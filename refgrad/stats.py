@@ -255,7 +255,8 @@ class HeavyTailDiagnostic:
             f"Heavy-tail diagnostic: n = {self.n}, n_eff = {self.n_eff}; limits |γ|/√n_eff > {SKEWNESS_LIMIT}, "
             f"κ/n_eff > {KURTOSIS_LIMIT}, max share > {self.share_limit:.4g}\n"
         )
-        table = _table(["index", "skew γ", "ex.kurt κ", "γ/√n_eff", "κ/n_eff", "max share", "flagged"], rows, order)
+        headers = ["index", "skew γ", "ex.kurt κ", "γ/√n_eff", "κ/n_eff", "max share", "flagged"]
+        table = _table(headers, rows, order)
         return head + table + "\n" + self.message
 
 
@@ -280,6 +281,11 @@ def heavy_tail_diagnostic(samples, n_eff=None):
        practice; typical of infinite-variance or infinite-fourth-moment samples
        (Cauchy, Pareto with index ≤ 4, Gumbel-softmax at small τ) and of a rare
        outcome seen only a handful of times.
+
+    Rules 1 and 2 fire only if, in addition, the sample moment is significantly nonzero,
+    :math:`|γ| > 3\sqrt{6/n}` and :math:`κ > 3\sqrt{24/n}` (three of its standard errors
+    under normality), so that the sampling noise of γ and κ at small n does not trigger
+    them on normal data.
 
     Sample moments of heavy-tailed data are themselves unreliable (for Pareto with
     index 2.5 the sample kurtosis grows with n), which is why rule 3 looks at the
@@ -329,8 +335,9 @@ def _heavy_tail(x, shape, n_eff=None):
     share_limit = max(SHARE_LIMIT, OUTLIER_SIGMAS**2 / (n - 1)) if n > 1 else math.inf
     mean_skew = gamma / math.sqrt(n_eff)
     mean_kurt = kappa / n_eff
-    rule1 = np.abs(mean_skew) > SKEWNESS_LIMIT
-    rule2 = mean_kurt > KURTOSIS_LIMIT
+    # rules 1 and 2 also need the sample moment to be 3 normal-theory standard errors away from 0
+    rule1 = (np.abs(mean_skew) > SKEWNESS_LIMIT) & (np.abs(gamma) > 3.0 * math.sqrt(6.0 / n))
+    rule2 = (mean_kurt > KURTOSIS_LIMIT) & (kappa > 3.0 * math.sqrt(24.0 / n))
     rule3 = share > share_limit
     flagged = rule1 | rule2 | rule3
     unreliable = bool(flagged.any())
@@ -347,7 +354,7 @@ def _heavy_tail(x, shape, n_eff=None):
                 more = "" if rule.sum() <= 5 else f" and {int(rule.sum()) - 5} more"
                 parts.append(f"{text} at coordinate(s) {', '.join(where)}{more}")
         message = (
-            "heavy tails: the normal approximation of the sample mean is unreliable at this n ("
+            "the normal approximation of the sample mean is unreliable at this n (heavy tails or too few samples: "
             + "; ".join(parts)
             + "); p-values may be far off -- increase n or use a lower-variance estimator"
         )
@@ -380,6 +387,7 @@ class UnbiasednessResult:
     ``pvalue``/``reject`` are the decision of the chosen ``method``; the Hotelling and
     Holm parts are always both reported (``hotelling_pvalue`` is ``None`` when
     Hotelling's test is not available, n ≤ number of non-constant coordinates).
+    ``rank`` is the numerical rank used by Hotelling (0 when it was not computed).
     Per-coordinate arrays have the parameter shape.
     """
 
@@ -427,7 +435,9 @@ class UnbiasednessResult:
                 f"F = {_fmt(self.hotelling_f)} ~ F({d1}, {d2}), p = {_fmt(self.hotelling_pvalue)}"
             )
         lines.append(f"  Holm: smallest adjusted p = {_fmt(self.holm_pvalue)}")
-        lines.append(f"  p-value = {_fmt(self.pvalue)} -> H0 (E[estimate] = target) {verdict} at alpha = {self.alpha:g}")
+        lines.append(
+            f"  p-value = {_fmt(self.pvalue)} -> H0 (E[estimate] = target) {verdict} at alpha = {self.alpha:g}"
+        )
         labels = _index_labels(shape)
         rows = [
             [
@@ -446,7 +456,7 @@ class UnbiasednessResult:
         for note in self.notes:
             lines.append(f"note: {note}")
         if self.heavy_tail.unreliable:
-            lines.append("WARNING: the normal approximation is unreliable: " + self.heavy_tail.message)
+            lines.append("WARNING: " + self.heavy_tail.message)
         return "\n".join(lines)
 
 
@@ -569,7 +579,6 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     t2, f_stat, rank, df, hot_p = 0.0, 0.0, 0, None, 1.0
     hotelling_available = True
     if m > 0 and n <= m:
-        rank = min(m, n - 1)
         if not off.any():
             hotelling_available = False
             hot_p = None
@@ -588,7 +597,7 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
             notes.append(f"sample covariance of the {m} non-constant coordinates has rank {rank}; pseudo-inverse used")
         if rank > 0 and not math.isinf(t2):
             df = (rank, n - rank)
-            f_stat = (n - rank) / (rank * (n - 1)) * t2
+            f_stat = (n - rank) / (rank * n) * t2
             hot_p = float(stats.f.sf(f_stat, rank, n - rank))
     if off.any() or math.isinf(t2):
         t2, f_stat, df, hot_p = math.inf, math.inf, None, 0.0
@@ -604,8 +613,6 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
             notes.append(f"method={method!r} fell back to Holm's per-coordinate tests (Hotelling not available)")
 
     heavy = _heavy_tail(x, shape)
-    if heavy.unreliable:
-        notes.append("heavy-tail diagnostic fired: " + heavy.message)
     return UnbiasednessResult(
         method=method,
         alpha=alpha,
@@ -635,7 +642,8 @@ def _hotelling(dev, diff, sd, tol, n):
     """T² = n δᵀ S⁺ δ on standardised coordinates; returns (T², rank, violated_null_direction)."""
     m = dev.shape[1]
     y = dev / (sd * math.sqrt(n - 1))  # columns of unit norm: yᵀy is the correlation matrix
-    _, sing, vt = np.linalg.svd(y, full_matrices=False)
+    # the singular values/vectors of y are those of its triangular QR factor (cheaper, no n x m U)
+    _, sing, vt = np.linalg.svd(np.linalg.qr(y, mode="r") if n > 2 * m else y, full_matrices=False)
     z = diff / (sd / math.sqrt(n))  # per-coordinate t statistics
     proj = vt @ z
     # rounding of size tol_j in coordinate j moves the data along direction v_k by at most c_k
@@ -774,14 +782,17 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=_D
 
     The classical F-test (ratio ~ F(n_a-1, n_b-1)) is *not* used: it assumes normality
     and its size is badly wrong for the skewed, heavy-tailed distributions of gradient
-    estimates (e.g. ~25 % instead of 5 % for exponential samples).
+    estimates (one-sided size ~0.20 instead of 0.05 for exponential samples, n = 200).
 
     Accuracy: this is an asymptotic test.  Its two-sided error is :math:`O(1/n)`; a
     one-sided test also has an :math:`O(n^{-1/2})` error proportional to the skewness
-    of the statistic, which is small when a and b have similar shapes and is reported
-    (``skewness``; ``unreliable`` when above 0.1, which means an error of roughly 0.01
-    at α = 0.05).  In simulations with exponential, Bernoulli and normal samples the
-    size at α = 0.05 is within ±0.01 for n ≳ 2000 (±0.02 at n = 500).
+    of the statistic, which nearly cancels when a and b have similar shapes and is
+    reported (``skewness``; ``unreliable`` when above 0.1, roughly an error of 0.01 at
+    α = 0.05).  Measured one-sided sizes at α = 0.05 (4000 replications): exponential vs
+    exponential 0.085 at n = 100, 0.06 at n = 500, 0.05 at n = 2000 (the fourth moment
+    is underestimated at small n); exponential vs standardised Bernoulli(0.2) 0.065 /
+    0.040 ("less"/"greater") at n = 2000, within ±0.005 at n = 20000; normal samples
+    within ±0.006 from n = 100.
 
     Parameters
     ----------
@@ -850,14 +861,15 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=_D
     safe_b = np.where(const_b, 1.0, m2b)
     ea = qa / safe_a
     eb = qb / safe_b
-    frac_a = np.append(np.ones(p), np.sum(sa2**2) / max(var_a[p], np.finfo(float).tiny) ** 2)
-    frac_b = np.append(np.ones(p), np.sum(sb2**2) / max(var_b[p], np.finfo(float).tiny) ** 2)
+    # Σ_j s_j⁴ / (Σ_j s_j²)² (1 for a single coordinate; the value is irrelevant when the trace is 0)
+    frac_a = np.append(np.ones(p), np.sum(sa2**2) / var_a[p] ** 2 if var_a[p] > 0 else 1.0)
+    frac_b = np.append(np.ones(p), np.sum(sb2**2) / var_b[p] ** 2 if var_b[p] > 0 else 1.0)
     if paired:
         cross = np.einsum("ij,ij->j", da, db) / (n_a - 1)
         denom = np.where((const_a | const_b)[:p], 1.0, sa2 * sb2)
         rho2 = np.where((const_a | const_b)[:p], 0.0, cross**2 / denom)
-        trace_den = max(var_a[p] * var_b[p], np.finfo(float).tiny)
-        rho2 = np.append(rho2, np.sum(cross**2) / trace_den)
+        trace_den = var_a[p] * var_b[p]
+        rho2 = np.append(rho2, np.sum(cross**2) / trace_den if trace_den > 0 else 0.0)
         e = ea - eb
         var_e = np.einsum("ij,ij->j", e - e.mean(axis=0), e - e.mean(axis=0)) / (n_a - 1)
         se2 = (var_e + 2.0 * (frac_a + frac_b - 2.0 * rho2) / (n_a - 1)) / n_a
@@ -866,9 +878,9 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=_D
         va = np.var(ea, axis=0, ddof=1)
         vb = np.var(eb, axis=0, ddof=1)
         se2 = (va + 2.0 * frac_a / (n_a - 1)) / n_a + (vb + 2.0 * frac_b / (n_b - 1)) / n_b
-        skew_num = (
-            np.mean((ea - ea.mean(axis=0)) ** 3, axis=0) / n_a**2 - np.mean((eb - eb.mean(axis=0)) ** 3, axis=0) / n_b**2
-        )
+        third_a = np.mean((ea - ea.mean(axis=0)) ** 3, axis=0)
+        third_b = np.mean((eb - eb.mean(axis=0)) ** 3, axis=0)
+        skew_num = third_a / n_a**2 - third_b / n_b**2
     se2 = np.maximum(se2, 0.0)
 
     z = np.zeros(p + 1)

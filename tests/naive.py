@@ -299,6 +299,23 @@ def relax_exp_concrete_log_density(y, logits, tau, measure="symmetric"):
 # ==== objectives / exact ====
 
 
+def table_hvp(values, z, v):
+    """Hessian-vector product of the multilinear extension: for each pair i != j the einsum of the table with
+    z[:, m, :] for m not in {i, j}, v[:, j, :] for j, free index for i; summed over j.  z, v (n, d, K)."""
+    d = values.ndim
+    out = np.zeros(z.shape)
+    for i in range(d):
+        for j in range(d):
+            if i == j:
+                continue
+            operands = [values, list(range(d))]
+            for m in range(d):
+                operands += [v[:, m, :] if m == j else z[:, m, :], [d, m]] if m != i else []
+            operands += [np.ones(z.shape[0]), [d]]
+            out[:, i, :] += np.einsum(*operands, [d, i])
+    return out
+
+
 def table_value(values, z):
     """Multilinear extension Σ_b values[b] Π_i z[:, i, b_i] by one einsum; values (K,)*d, z (n, d, K)."""
     d = values.ndim
@@ -333,6 +350,114 @@ def compensated_sum_columns(terms):
     return np.array([math.fsum(terms[:, p].tolist()) for p in range(terms.shape[1])])
 
 # ==== estimators ====
+
+# ---- estimators/rebar.py
+
+
+def rebar_combine(a, c, eta):
+    """a + eta * c with eta broadcast over the rows; (n, P)."""
+    return a + np.asarray(eta)[None, :] * c
+
+
+def rebar_optimal_eta(a, c):
+    """-mean(a c) / mean(c^2) per column; 0 where the column of c is all zero."""
+    num = np.sum(a * c, axis=0)
+    den = np.sum(c * c, axis=0)
+    return np.where(den > 0, -num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def rebar_conditional_gumbel_jvp(logits, b, v, e):
+    """(dz~/dl) e with the explicit K x K Jacobian per row: diag([k != b] expit(T - y_k)) + t p^T,
+    t_k = expit(y_k - T) (k != b), t_b = 1, T = logsumexp(l) + G(v_b), y = l + G(v); +inf rows give 0."""
+    lg = random_normalised_logits(logits)
+    frozen = np.isposinf(np.asarray(logits, dtype=np.float64)).any(axis=-1)
+    g = random_gumbel(v)
+    n, d, K = g.shape
+    out = np.zeros((n, d, K))
+    for i in range(n):
+        for j in range(d):
+            if frozen[j]:
+                continue
+            bb = int(b[i, j])
+            top = special.logsumexp(lg[j]) + g[i, j, bb]
+            y = lg[j] + g[i, j]
+            is_b = np.arange(K) == bb
+            t = np.where(is_b, 1.0, special.expit(y - top))
+            own = np.where(is_b, 0.0, special.expit(top - y))
+            jac = np.diag(own) + np.outer(t, special.softmax(lg[j]))
+            out[i, j] = jac @ e[i, j]
+    return out
+
+
+# ---- estimators/relax.py
+
+
+def relax_sigmoid_tau_jets(z, tau, e):
+    """(J e, d sigma_tau/d tau, d(J e)/d tau) elementwise from expit: s' = expit(y) expit(-y), s'' = s'(1 - 2 expit(y)),
+    y = z / tau; J e = s' e / tau, x_tau = -s' y / tau, (J e)_tau = -e (s'' y + s') / tau^2; 0 where s' = 0."""
+    y = np.asarray(z, dtype=np.float64) / tau
+    sp = special.expit(y) * special.expit(-y)
+    spp = sp * (1.0 - 2.0 * special.expit(y))
+    alive = sp > 0
+    ys = np.where(alive, y, 0.0)
+    return (np.where(alive, sp * e / tau, 0.0), np.where(alive, -sp * ys / tau, 0.0),
+            np.where(alive, -e * (spp * ys + sp) / tau**2, 0.0))
+
+
+def relax_softmax_tau_jets(z, tau, e):
+    """Explicit matrices per row: J = (diag s - s s^T)/tau, J e, x_tau = -J y (y = z/tau, shift-free),
+    (J e)_tau = [(diag x_tau - x_tau s^T - s x_tau^T)/tau - J/tau] e; rows with +inf give 0."""
+    z = np.asarray(z, dtype=np.float64)
+    n, d, K = z.shape
+    out = [np.zeros((n, d, K)) for _ in range(3)]
+    for i in range(n):
+        for j in range(d):
+            row = z[i, j]
+            if np.isposinf(row).any():
+                continue
+            s = special.softmax((row - row.max()) / tau)
+            y = np.where(s > 0, (row - row.max()) / tau, 0.0)
+            jac = (np.diag(s) - np.outer(s, s)) / tau
+            x_tau = -jac @ y
+            djac = (np.diag(x_tau) - np.outer(x_tau, s) - np.outer(s, x_tau)) / tau - jac / tau
+            out[0][i, j] = jac @ e[i, j]
+            out[1][i, j] = x_tau
+            out[2][i, j] = djac @ e[i, j]
+    return tuple(out)
+
+
+def relax_mlp_value(x, w1, b1, w2, b2):
+    """w2 . tanh(W1 x + b1) + b2 row by row with matrix products; x (n, D)."""
+    return np.tanh(x @ w1.T + b1) @ w2 + b2
+
+
+def relax_mlp_grad(x, w1, b1, w2):
+    """((1 - t^2) * w2) @ W1; (n, D)."""
+    t = np.tanh(x @ w1.T + b1)
+    return ((1.0 - t**2) * w2) @ w1
+
+
+def relax_mlp_hessian_bilinear(x, p, q, w1, b1, w2):
+    """p^T H q with the explicit Hessian H = W1^T diag(w2 * (-2 t (1 - t^2))) W1 per row."""
+    t = np.tanh(x @ w1.T + b1)
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        hess = w1.T @ np.diag(w2 * (-2.0 * t[i] * (1.0 - t[i] ** 2))) @ w1
+        out[i] = p[i] @ hess @ q[i]
+    return out
+
+
+def relax_mlp_param_vjp(x, xdot, alpha, beta, w1, b1, w2):
+    """sum_i alpha_i d r(x_i)/d psi + beta_i d(grad r(x_i) . xdot_i)/d psi, psi = (W1, b1, w2, b2), vectorised:
+    with a = W1 x + b1, t = tanh a, g = 1 - t^2, q = W1 xdot: d r = (g w2 x^T, g w2, t, 1) and
+    d(sum_h w2_h g_h q_h) = (w2 g' q x^T + w2 g xdot^T, w2 g' q, g q, 0), g' = -2 t g."""
+    t = np.tanh(x @ w1.T + b1)
+    g = 1.0 - t**2
+    gp = -2.0 * t * g
+    q = xdot @ w1.T
+    coef_x = alpha[:, None] * g * w2 + beta[:, None] * gp * q * w2  # (n, H): factor of x^T in dW1 and of db1
+    g_w1 = coef_x.T @ x + (beta[:, None] * g * w2).T @ xdot
+    return g_w1, coef_x.sum(axis=0), (alpha[:, None] * t + beta[:, None] * g * q).sum(axis=0), float(alpha.sum())
 
 # ---- estimators/relaxed.py
 

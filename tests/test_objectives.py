@@ -19,6 +19,7 @@ from refgrad.objectives import (
     as_objective,
     evaluate,
     evaluate_grad,
+    evaluate_hvp,
 )
 
 EPS = np.finfo(np.float64).eps
@@ -404,3 +405,79 @@ def test_function_objective_rejects_non_callables():
         FunctionObjective(3)
     with pytest.raises(ValueError, match="grad_fn"):
         FunctionObjective(np.sum, grad_fn=3)
+
+
+# ---------------------------------------------------------------- Hessian-vector products
+
+
+def central_difference_hvp(f, z, v, h=1e-6):
+    """(∇f(z + h v) − ∇f(z − h v)) / 2h: the directional derivative of the gradient."""
+    return (f.grad(z + h * v) - f.grad(z - h * v)) / (2 * h)
+
+
+@given(table_and_simplex_points(), st.data())
+def test_table_hvp_matches_twin_and_central_differences_simplex(case, data):
+    values, z = case
+    v = data.draw(hnp.arrays(np.float64, z.shape, elements=st.floats(-2.0, 2.0)))
+    f = Table(values)
+    got = f.hvp(z, v)
+    # twin: the same K**d terms (times up to d−1 direction factors) summed in another order
+    tol = twin_tolerance(values)
+    tol["atol"] *= 1.0 + z.shape[1] * np.abs(v).max()
+    np.testing.assert_allclose(got, naive.table_hvp(values, z, v), **tol)
+    np.testing.assert_allclose(got, central_difference_hvp(f, z, v), rtol=1e-6, atol=1e-6 * (1 + np.abs(got).max()))
+
+
+@given(table_and_bits(), st.data())
+def test_table_hvp_matches_twin_and_central_differences_bits(case, data):
+    values, z = case
+    v = data.draw(hnp.arrays(np.float64, z.shape, elements=st.floats(-2.0, 2.0)))
+    f = Table(values)
+    got = f.hvp(z, v)
+    h3 = naive.table_hvp(values, naive.table_bits(z), np.stack([-v, v], axis=-1))
+    tol = twin_tolerance(values)
+    tol["atol"] *= 1.0 + z.shape[1] * np.abs(v).max()
+    np.testing.assert_allclose(got, h3[:, :, 1] - h3[:, :, 0], **tol)
+    np.testing.assert_allclose(got, central_difference_hvp(f, z, v), rtol=1e-6, atol=1e-6 * (1 + np.abs(got).max()))
+
+
+@given(st.integers(1, 4), st.integers(2, 4), st.data())
+def test_table_hvp_has_no_terms_within_a_variable(d, K, data):
+    values = data.draw(hnp.arrays(np.float64, (K,) * d, elements=table_entry))
+    w = data.draw(hnp.arrays(np.float64, (2, d, K), elements=st.floats(0.05, 1.0)))
+    z = w / w.sum(axis=2, keepdims=True)
+    i = data.draw(st.integers(0, d - 1))
+    v = np.zeros_like(z)
+    v[:, i, :] = data.draw(hnp.arrays(np.float64, (2, K), elements=st.floats(-2.0, 2.0)))
+    np.testing.assert_array_equal(Table(values).hvp(z, v)[:, i, :], 0.0)
+
+
+@given(event_points(), st.data())
+def test_simple_objective_hvps(case, data):
+    z, param = case
+    v = data.draw(hnp.arrays(np.float64, z.shape, elements=st.floats(-2.0, 2.0)))
+    sq, lin = SquaredDistance(param), Linear(param)
+    np.testing.assert_array_equal(sq.hvp(z, v), 2.0 * v)
+    np.testing.assert_array_equal(lin.hvp(z, v), np.zeros_like(z))
+    np.testing.assert_allclose(sq.hvp(z, v), central_difference_hvp(sq, z, v), rtol=1e-7, atol=1e-7)
+    np.testing.assert_array_equal(evaluate_hvp(sq, z, v), sq.hvp(z, v))
+
+
+def test_hvp_availability_and_errors():
+    assert SquaredDistance(0.3).has_hvp and Linear(1.0).has_hvp and Table(np.zeros((2, 2))).has_hvp
+    cube = FunctionObjective(lambda z: (z**3).sum(axis=1), lambda z: 3 * z**2, hvp_fn=lambda z, v: 6 * z * v,
+                             name="cube")
+    z = np.array([[0.2, 0.7]])
+    np.testing.assert_allclose(cube.hvp(z, np.ones_like(z)), 6 * z)
+    plain = FunctionObjective(lambda z: z.sum(axis=1), lambda z: np.ones_like(z), name="plain")
+    assert not plain.has_hvp
+    with pytest.raises(ValueError, match="plain.*Hessian-vector product"):
+        plain.hvp(z, z)
+    with pytest.raises(ValueError, match="v must have the shape of z"):
+        cube.hvp(z, np.ones((1, 3)))
+    with pytest.raises(ValueError, match="v must be finite"):
+        cube.hvp(z, np.array([[np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="returned an array of shape"):
+        FunctionObjective(np.sum, lambda z: z, hvp_fn=lambda z, v: v[:, :1], name="bad").hvp(z, z)
+    with pytest.raises(ValueError, match="hvp_fn"):
+        FunctionObjective(np.sum, hvp_fn=3)

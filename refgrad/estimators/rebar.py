@@ -269,7 +269,9 @@ def _check_noise_block(arr, name, dist, n=None):
 def _check_dist(dist):
     family = getattr(dist, "family", None)
     if family not in DISCRETE:
-        raise ValueError(f"dist must be a Bernoulli, Categorical or GaussianThreshold distribution; got {describe(dist)}")
+        raise ValueError(
+            f"dist must be a Bernoulli, Categorical or GaussianThreshold distribution; got {describe(dist)}"
+        )
 
 
 # ---------------------------------------------------------------------------- public helpers
@@ -370,6 +372,11 @@ Options
 
 Cost: 3 (f at ``b``; f and ∇f at ``σ_τ(z)`` and at ``σ_τ(z̃)``); with ``"optimal"``
 the pilot adds ``3 · pilot`` evaluations per call, shared by its ``n`` estimates.
+
+Infinite parameters: a bit with ``ℓ = ±∞`` (``μ = ±∞``) is deterministic and gets 0; a
+categorical row with ``+∞`` logits is the finite problem on its ``+∞`` categories
+(logits 0 there, ``−∞`` elsewhere), as in :mod:`refgrad.random` -- 0 if there is one
+such category, the (non-zero) gradient of that finite problem if there are several.
 
 Noise: ``u`` and ``v`` of shape ``event_shape`` (per sample); with ``"optimal"`` also
 ``pilot_u`` and ``pilot_v`` of shape ``(pilot, *event_shape)``, shared by the ``n``

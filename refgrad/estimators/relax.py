@@ -345,7 +345,8 @@ class RelaxSurrogate:
         return {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
 
     def __repr__(self):
-        return f"RelaxSurrogate(event_shape={self.event_shape}, hidden={self.hidden}, eta={self.eta:.4g}, tau={self.tau:.4g})"
+        return (f"RelaxSurrogate(event_shape={self.event_shape}, hidden={self.hidden}, "
+                f"eta={self.eta:.4g}, tau={self.tau:.4g})")
 
     # -- evaluation -------------------------------------------------------------------
     @property
@@ -423,10 +424,11 @@ class _Forward:
         self.r_xt = _mlp_value(Xt, sur.w1, sur.b1, sur.w2, sur.b2)
         self.grad_r_x = _mlp_grad(X, sur.w1, sur.b1, sur.w2).reshape(parts.x.shape)
         self.grad_r_xt = _mlp_grad(Xt, sur.w1, sur.b1, sur.w2).reshape(parts.xt.shape)
-        path = _relax_vjp(dist, parts.z, sur.tau, self.grad_r_x)
-        path_t = parts.cond.pull(_relax_vjp(dist, parts.cond.z, sur.tau, self.grad_r_xt))
+        # ∂_φ r(σ_τ(z)) and ∂_φ r(σ_τ(z̃(φ, b, v)))
+        self.path_r = _relax_vjp(dist, parts.z, sur.tau, self.grad_r_x)
+        self.path_rt = parts.cond.pull(_relax_vjp(dist, parts.cond.z, sur.tau, self.grad_r_xt))
         # ĝ = a + η c + c_r with c_r = ∂_φ r(σ_τ(z)) − ∂_φ r(σ_τ(z̃)) − r(σ_τ(z̃)) ∂_φ log q(b)
-        self.c_r = path - path_t - _bcast(self.r_xt, nd) * parts.s
+        self.c_r = self.path_r - self.path_rt - _bcast(self.r_xt, nd) * parts.s
         self.estimate = _combine(parts.a, parts.c, sur.eta) + self.c_r
 
 
