@@ -7,9 +7,10 @@ Public surface:
 - :mod:`refgrad.objectives` -- SquaredDistance, Linear, Table and the Objective protocol;
 - :mod:`refgrad.exact` -- enumeration oracles;
 - :mod:`refgrad.relaxations` -- Concrete / Binary Concrete maps, VJPs and densities;
-- :mod:`refgrad.random` -- SPEC 7 rng handling and the noise kernels.
+- :mod:`refgrad.random` -- SPEC 7 rng handling and the noise kernels;
+- :mod:`refgrad.stats` -- unbiasedness and variance tests with measured calibration.
 """
-from . import distributions, exact, objectives, random, relaxations
+from . import distributions, exact, objectives, random, relaxations, stats
 from .distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from .estimators import ESTIMATORS, estimate
 
@@ -27,4 +28,5 @@ __all__ = [
     "objectives",
     "random",
     "relaxations",
+    "stats",
 ]

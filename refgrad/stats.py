@@ -597,7 +597,7 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
             notes.append(f"sample covariance of the {m} non-constant coordinates has rank {rank}; pseudo-inverse used")
         if rank > 0 and not math.isinf(t2):
             df = (rank, n - rank)
-            f_stat = (n - rank) / (rank * n) * t2
+            f_stat = (n - rank) / (rank * (n - 1)) * t2
             hot_p = float(stats.f.sf(f_stat, rank, n - rank))
     if off.any() or math.isinf(t2):
         t2, f_stat, df, hot_p = math.inf, math.inf, None, 0.0
