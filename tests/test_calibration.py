@@ -1,0 +1,89 @@
+"""Calibration of refgrad's own tests, measured on estimators whose exact moments are known.
+
+* False-alarm rate: ``unbiasedness_test`` at α = 0.05 on 2000 null replications of
+  unbiased estimators; Hotelling's rejections must lie inside the 99 % two-sided
+  binomial interval around α (binomial test at 0.01); Holm's and the combined
+  decision's must not exceed α (they are conservative by construction).
+* Power: every estimator declared biased, on a problem where its exact bias is
+  known from ``exact.moments``, is rejected by ``assert_biased``'s default test
+  (n = 10000, α = 1e-3) with power ≥ 0.99: the analytic power from the exact moments
+  is ≥ 0.99 and the simulated rejection count is not significantly below 0.99
+  (one-sided binomial test at 0.01).
+Seeds are stated per test.
+"""
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+import refgrad
+from refgrad import exact, stats
+from refgrad.distributions import Bernoulli, Categorical
+from refgrad.objectives import SquaredDistance, Table
+
+TOY = SquaredDistance(np.array([0.45]))
+
+
+def _null_rejections(name, dist, f, n, reps, seed, alpha=0.05, **options):
+    """Rejection counts of (hotelling, holm, both) over `reps` null replications of n estimates."""
+    target = exact.gradient(dist, f)
+    g = refgrad.estimate(name, dist, f, n * reps, rng=seed, **options)
+    g = g.reshape((reps, n) + g.shape[1:])
+    results = [stats.unbiasedness_test(g[r], target, alpha=alpha) for r in range(reps)]
+    hot = sum(r.hotelling_pvalue < alpha for r in results)
+    holm = sum(r.holm_pvalue < alpha for r in results)
+    both = sum(r.reject for r in results)
+    return hot, holm, both
+
+
+@pytest.mark.parametrize("name, options, dist, f", [
+    ("reinforce", {}, Bernoulli(np.array([0.4, -0.9])), Table(np.array([[0.3, -1.2], [2.0, 0.5]]))),
+    ("disarm", {}, Bernoulli(np.array([0.4, -0.9])), Table(np.array([[0.3, -1.2], [2.0, 0.5]]))),
+    ("rebar", {"eta": 0.7}, Bernoulli(np.array([0.25])), TOY),
+], ids=["reinforce", "disarm", "rebar"])
+def test_false_alarm_rate_inside_binomial_interval(name, options, dist, f):
+    # 2000 replications of n = 1000 estimates; seed 101; α = 0.05.
+    # Hotelling's T² has exact size under normality and is the calibrated part: its false-alarm
+    # count must lie in the 99 % binomial interval around α.  Holm and the combined decision
+    # (Bonferroni over Hotelling and Holm) are conservative by construction: their rates must
+    # not exceed α (one-sided binomial test at 0.01).
+    reps, alpha = 2000, 0.05
+    hot, holm, both = _null_rejections(name, dist, f, 1000, reps, seed=101, alpha=alpha, **options)
+    p = sps.binomtest(hot, reps, alpha).pvalue
+    assert p > 0.01, f"{name}: Hotelling {hot}/{reps} false alarms at alpha = {alpha} (binomial p = {p:.3g})"
+    for label, k in (("holm", holm), ("both", both)):
+        q = sps.binomtest(k, reps, alpha, alternative="greater").pvalue
+        assert q > 0.01, f"{name}: {label} {k}/{reps} false alarms exceed alpha = {alpha} (p = {q:.3g})"
+
+
+def _analytic_power(bias, variance, n, alpha, p):
+    # two-sided z-test per coordinate at alpha / (2 p) (Bonferroni part of method="both" is conservative)
+    z = sps.norm.ppf(1 - alpha / (4 * p))
+    shift = np.abs(bias) / np.sqrt(variance / n)
+    return float(np.max(sps.norm.sf(z - shift)))
+
+
+BIASED = [
+    ("gumbel_softmax", {"tau": 0.5}, Bernoulli(np.array([0.7])), TOY),
+    ("straight_through", {"tau": 0.5}, Bernoulli(np.array([0.7])), TOY),
+    ("gumbel_rao", {"tau": 0.5, "k": 4}, Bernoulli(np.array([0.7])), TOY),
+    ("gumbel_softmax", {"tau": 1.0}, Categorical(np.array([[0.3, -0.5, 1.0]])),
+     SquaredDistance(np.array([[0.2, 0.3, 0.5]]))),
+]
+
+
+@pytest.mark.parametrize("name, options, dist, f", BIASED, ids=[b[0] + str(i) for i, b in enumerate(BIASED)])
+def test_biased_estimators_detected_with_power_099(name, options, dist, f):
+    assert not refgrad.ESTIMATORS[name].unbiased
+    m = exact.moments(name, dist, f, **options)
+    bias = (m.mean - exact.gradient(dist, f)).ravel()
+    n, alpha = 10000, 1e-3
+    power = _analytic_power(bias, np.maximum(m.variance.ravel(), 1e-300), n, alpha, bias.size)
+    assert power >= 0.99, f"{name}: analytic power {power:.4f} at n = {n}"
+    # simulate 200 replications of assert_biased's default test; seed 202
+    reps = 200
+    g = refgrad.estimate(name, dist, f, n * reps, rng=202, **options)
+    g = g.reshape((reps, n) + g.shape[1:])
+    target = exact.gradient(dist, f)
+    k = sum(stats.unbiasedness_test(g[r], target, alpha=alpha).reject for r in range(reps))
+    p = sps.binomtest(k, reps, 0.99, alternative="less").pvalue
+    assert p > 0.01, f"{name}: rejected {k}/{reps} (power not >= 0.99, binomial p = {p:.3g})"
