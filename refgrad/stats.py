@@ -412,6 +412,7 @@ class UnbiasednessResult:
     constant: np.ndarray
     heavy_tail: HeavyTailDiagnostic
     notes: tuple
+    inconclusive: bool = False
 
     def __str__(self):
         shape = self.mean.shape
@@ -460,7 +461,7 @@ class UnbiasednessResult:
         return "\n".join(lines)
 
 
-def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAULT_RTOL):
+def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAULT_RTOL, degenerate="inconclusive"):
     r"""Test ``E[ĝ] = target`` from n independent estimates ĝ_1..ĝ_n.
 
     The parameter shape is flattened to p coordinates; :math:`\bar x` is the sample
@@ -482,9 +483,14 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     level ``rtol`` are discarded).  A constant coordinate equal to its target (up to
     ``rtol``) contributes nothing; one that differs, or a mean that leaves the
     hyperplane on which all the samples lie (e.g. a target whose entries do not sum to
-    0 for estimates that all do), makes T² infinite and p = 0.  This is right when the
-    degeneracy is structural (a deterministic coordinate, a sum-to-zero score); it is a
-    false alarm when a discrete outcome merely failed to appear in the sample.
+    0 for estimates that all do) is a *degenerate* discrepancy.  With
+    ``degenerate="exact"`` it makes T² infinite and p = 0 -- right when the degeneracy
+    is structural (a deterministic coordinate, a sum-to-zero score).  With the default
+    ``degenerate="inconclusive"`` such coordinates and directions are left out of the
+    decision and reported as untestable (``inconclusive=True`` and a note): a sample
+    can be constant by chance when a rare discrete outcome did not occur (e.g. ARM at
+    a logit of 9, whose antithetic pair differs with probability 2·10⁻⁴), and then the
+    sample carries no evidence either way.
     Hotelling needs n > m (m = number of non-constant coordinates); otherwise only the
     Holm part is used, with a note.
 
@@ -511,6 +517,10 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     method : {"both", "hotelling", "holm"}
     rtol : float, keyword-only
         Relative rounding level for "equal"/"constant" (see the module docstring).
+    degenerate : {"inconclusive", "exact"}, keyword-only
+        How to treat a constant coordinate (or a direction in which every sample is
+        constant) whose mean differs from the target: left out and reported
+        (default), or decided exactly as a rejection.
 
     Returns
     -------
@@ -535,6 +545,8 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     alpha = _check_alpha(alpha)
     method = _check_choice(method, "method", _METHODS)
     rtol = _check_rtol(rtol)
+    degenerate = _check_choice(degenerate, "degenerate", ("inconclusive", "exact"))
+    exact_degenerate = degenerate == "exact"
     notes = []
 
     # numerical scale of each coordinate: its largest sample magnitude or the largest target entry
@@ -558,28 +570,36 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     pvals[live] = 2.0 * stats.t.sf(np.abs(tstat[live]), n - 1)
     off = constant & (np.abs(diff) > tol)
     tstat[off] = np.copysign(np.inf, diff[off])
-    pvals[off] = 0.0
-    family = live | off
+    pvals[off] = 0.0 if exact_degenerate else 1.0
+    family = live | off if exact_degenerate else live
     adjusted = np.ones(p)
     adjusted[family] = _holm(pvals[family])
     holm_p = float(adjusted.min())
     if constant.any():
         labels = _index_labels(shape)
         k = int(constant.sum())
-        notes.append(f"{k} coordinate(s) have zero sample variance and are decided exactly (p = 0 or 1)")
+        notes.append(f"{k} coordinate(s) have zero sample variance")
         if off.any():
             where = ", ".join(labels[i] for i in np.flatnonzero(off)[:5])
-            notes.append(
-                f"zero-variance coordinate(s) {where} differ from the target: infinite statistic, p = 0 "
-                "(valid if the zero variance is structural, not a rare outcome missing from the sample)"
-            )
+            if exact_degenerate:
+                notes.append(
+                    f"zero-variance coordinate(s) {where} differ from the target: infinite statistic, p = 0 "
+                    "(degenerate='exact': valid if the zero variance is structural)"
+                )
+            else:
+                notes.append(
+                    f"INCONCLUSIVE: zero-variance coordinate(s) {where} differ from the target but the sample shows "
+                    "no variation there (a rare outcome may be missing): left out of the test; increase n, or pass "
+                    "degenerate='exact' if the zero variance is structural"
+                )
 
     # Hotelling's T² on the non-degenerate subspace
     m = int(live.sum())
+    violated = False
     t2, f_stat, rank, df, hot_p = 0.0, 0.0, 0, None, 1.0
     hotelling_available = True
     if m > 0 and n <= m:
-        if not off.any():
+        if not (off.any() and exact_degenerate):
             hotelling_available = False
             hot_p = None
             notes.append(
@@ -588,10 +608,17 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
             )
     elif m > 0:
         t2, rank, violated = _hotelling(dev[:, live], diff[live], sd[live], tol[live], n)
-        if violated:
+        if violated and exact_degenerate:
+            t2 = math.inf
             notes.append(
                 "the mean differs from the target in a direction in which every sample is constant "
                 "(e.g. a target whose entries do not sum to zero for sum-to-zero estimates): infinite statistic"
+            )
+        elif violated:
+            notes.append(
+                "INCONCLUSIVE: the mean differs from the target in a direction in which every sample is constant; "
+                "that direction is left out of Hotelling's test (pass degenerate='exact' if the degeneracy is "
+                "structural, e.g. a target whose entries must sum to zero)"
             )
         if rank < m:
             notes.append(f"sample covariance of the {m} non-constant coordinates has rank {rank}; pseudo-inverse used")
@@ -599,8 +626,9 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
             df = (rank, n - rank)
             f_stat = (n - rank) / (rank * (n - 1)) * t2
             hot_p = float(stats.f.sf(f_stat, rank, n - rank))
-    if off.any() or math.isinf(t2):
+    if exact_degenerate and (off.any() or math.isinf(t2)):
         t2, f_stat, df, hot_p = math.inf, math.inf, None, 0.0
+    inconclusive = not exact_degenerate and bool(off.any() or violated)
 
     if method == "hotelling" and hotelling_available:
         pvalue, statistic = hot_p, t2
@@ -635,6 +663,7 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
         constant=_frozen(constant, shape),
         heavy_tail=heavy,
         notes=tuple(notes),
+        inconclusive=inconclusive,
     )
 
 
@@ -652,11 +681,9 @@ def _hotelling(dev, diff, sd, tol, n):
     null = sing <= np.maximum(c, floor)
     rank = int((~null).sum())
     violated = bool(np.any(np.abs(proj[null]) > math.sqrt(n) * np.maximum(c[null], _EPS)))
-    if violated:
-        return math.inf, rank, True
     keep = ~null
     t2 = float(np.sum((proj[keep] / sing[keep]) ** 2))
-    return t2, rank, False
+    return t2, rank, violated
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Each assertion states its α, draws its samples from a fixed seed (so a passing
 assertion passes on every run), and on failure raises ``AssertionError`` with a
 table of coordinate, exact value, estimate, standard error, t and p.  When the
 heavy-tail diagnostic says the normal approximation behind the test is unreliable,
-a :class:`HeavyTailWarning` is issued: the verdict is reported, never silently trusted.
+a :class:`HeavyTailWarning` is issued, and when a coordinate cannot be tested (the
+sample shows no variation there, e.g. a rare outcome never occurred) an
+:class:`InconclusiveWarning`: the verdict is reported, never silently trusted.
 
 The first argument is either an estimator name (samples are then drawn with
 :func:`refgrad.estimate`) or an array of estimates of shape ``(n, *param_shape)``.
@@ -18,7 +20,7 @@ from ._checks import as_float_array, check_count, describe
 from .estimators import estimate, get_spec
 from .random import as_generator
 
-__all__ = ["assert_unbiased", "assert_biased", "assert_variance_less", "HeavyTailWarning", "DEFAULT_SEED"]
+__all__ = ["assert_unbiased", "assert_biased", "assert_variance_less", "HeavyTailWarning", "InconclusiveWarning", "DEFAULT_SEED", "rarest_outcome"]
 
 #: Seed used when ``rng`` is not given: assertions are deterministic by default.
 DEFAULT_SEED = 20261123
@@ -26,6 +28,11 @@ DEFAULT_SEED = 20261123
 
 class HeavyTailWarning(UserWarning):
     """The sample's tails make the normal approximation of a test unreliable at this n."""
+
+
+class InconclusiveWarning(UserWarning):
+    """Part of the problem is invisible to the test: a coordinate without variation in the
+    sample, or outcomes too rare to appear in n draws."""
 
 
 def _draw(name_or_samples, dist, f, n, rng, options, what="name_or_samples"):
@@ -57,10 +64,38 @@ def _target(target, dist, f, samples):
     return target
 
 
+def rarest_outcome(dist):
+    """The smallest nonzero marginal probability of one variable's outcome under ``dist``.
+
+    A sample of n draws sees an outcome of probability p about n p times; when that is
+    small, the outcome's contribution to an estimator's mean and variance is invisible
+    to any Monte Carlo test, whatever its p-value says.
+    """
+    probs = np.asarray(dist.probs, dtype=float)
+    if dist.family in ("bernoulli", "gaussian_threshold"):
+        probs = np.concatenate([probs, 1.0 - probs])
+    probs = probs[probs > 0]
+    return float(probs.min()) if probs.size else 1.0
+
+
+def _warn_rare(dist, n, label):
+    if dist is None or not hasattr(dist, "probs"):
+        return
+    p = rarest_outcome(dist)
+    if n * p < 5:
+        warnings.warn(
+            f"{label}: the rarest outcome (probability {p:.3g}) is expected {n * p:.3g} times in n = {n} draws; "
+            f"its contribution is invisible to the test (use n >= {int(np.ceil(5 / p))} or the exact oracle)",
+            InconclusiveWarning, stacklevel=3)
+
+
 def _warn_heavy(result, label):
     diag = result.heavy_tail
     if diag.unreliable:
         warnings.warn(f"{label}: {diag.message}", HeavyTailWarning, stacklevel=3)
+    if result.inconclusive:
+        notes = "; ".join(n for n in result.notes if n.startswith("INCONCLUSIVE"))
+        warnings.warn(f"{label}: {notes}", InconclusiveWarning, stacklevel=3)
 
 
 def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, alpha=1e-3, rng=DEFAULT_SEED,
@@ -104,6 +139,8 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
     tgt = _target(target, dist, f, samples)
     result = stats.unbiasedness_test(samples, tgt, alpha=alpha, method=method)
     _warn_heavy(result, label)
+    if isinstance(name_or_samples, str):
+        _warn_rare(dist, samples.shape[0], label)
     if result.reject:
         raise AssertionError(f"{label} looks biased (p = {result.pvalue:.3g} < alpha = {alpha:g})\n{result}")
     return result

@@ -212,11 +212,25 @@ def test_zero_variance_coordinate_different_from_target_is_infinite():
     rng = np.random.default_rng(106)
     x = np.column_stack([rng.standard_normal(80), np.full(80, 0.3)])
     for method in ("both", "hotelling", "holm"):
-        res = stats.unbiasedness_test(x, [0.0, 0.31], method=method)
-        assert res.pvalue == 0.0 and res.reject
+        res = stats.unbiasedness_test(x, [0.0, 0.31], method=method, degenerate="exact")
+        assert res.pvalue == 0.0 and res.reject and not res.inconclusive
         assert res.tstat[1] == -np.inf and res.pvalues[1] == 0.0
         assert res.hotelling_statistic == np.inf and res.hotelling_pvalue == 0.0
     assert "differ from the target" in str(res)
+
+
+def test_zero_variance_coordinate_is_inconclusive_by_default():
+    # A rare outcome that never occurred leaves a coordinate constant by chance: by default the
+    # test must not call that a certain bias; it leaves the coordinate out and says so.
+    rng = np.random.default_rng(106)
+    x = np.column_stack([rng.standard_normal(80), np.full(80, 0.3)])
+    for method in ("both", "hotelling", "holm"):
+        res = stats.unbiasedness_test(x, [0.0, 0.31], method=method)
+        assert res.inconclusive and not res.reject and res.pvalues[1] == 1.0
+        assert np.isfinite(res.hotelling_statistic)
+    assert "INCONCLUSIVE" in str(res)
+    with pytest.raises(ValueError, match="degenerate"):
+        stats.unbiasedness_test(x, [0.0, 0.31], degenerate="maybe")
 
 
 def test_all_coordinates_constant():
@@ -224,7 +238,8 @@ def test_all_coordinates_constant():
     res = stats.unbiasedness_test(x, [1.5, -2.0])
     assert res.pvalue == 1.0 and not res.reject and res.rank == 0
     assert res.hotelling_statistic == 0.0
-    assert stats.unbiasedness_test(x, [1.5, -1.0]).pvalue == 0.0
+    assert stats.unbiasedness_test(x, [1.5, -1.0], degenerate="exact").pvalue == 0.0
+    assert stats.unbiasedness_test(x, [1.5, -1.0]).inconclusive
 
 
 def test_categorical_score_linear_dependence():
@@ -241,8 +256,9 @@ def test_categorical_score_linear_dependence():
     assert res.hotelling_pvalue == pytest.approx(p, rel=1e-8)
     assert np.isfinite(res.hotelling_statistic) and 0 < res.pvalue <= 1
     # a target off the hyperplane Σ_k g_k = 0 is incompatible with every sample: infinite statistic
-    off = stats.unbiasedness_test(g, target + np.array([1e-3, 0.0, 0.0]))
+    off = stats.unbiasedness_test(g, target + np.array([1e-3, 0.0, 0.0]), degenerate="exact")
     assert off.hotelling_statistic == np.inf and off.pvalue == 0.0
+    assert stats.unbiasedness_test(g, target + np.array([1e-3, 0.0, 0.0])).inconclusive
     # a duplicated coordinate is another exact linear dependence
     dup = stats.unbiasedness_test(np.column_stack([g[:, 0], g[:, 0], g[:, 1]]), target[[0, 0, 1]])
     assert dup.rank == 2
