@@ -700,14 +700,14 @@ def _conditional_gumbel(logits, b, v):
 
 
 @jit
-def _conditional_gumbel_vjp(logits, b, v, cotangent):
-    """Per-sample d/dl of sum(cotangent * z~) -> (n, d, K); zero on rows with +inf logits.
+def _conditional_gumbel_rows(logits):
+    """Per row of logits (d, K): (normalised logits (d, K), logsumexp (d,), softmax (d, K), frozen (d,)).
 
-    With T = lse(l) + G_b, y_k = l_k + G_k, z_k = -logaddexp(-T, -y_k), a_k = sigma(y_k - T):
-    dz_k/dT = a_k, dz_k/dl_k = 1 - a_k, dT/dl_j = softmax(l)_j, so
-    out_j = [j != b] c_j (1 - a_j) + p_j (c_b + sum_{k != b} c_k a_k).
+    Rows with a +inf logit are normalised as in ``_normalised_row`` and marked frozen.
+
+    Shared by the derivative kernels of the conditional Gumbel (this VJP and the JVP used by REBAR).
     """
-    n, d, K = v.shape
+    d, K = logits.shape
     lg = np.empty((d, K))
     lse = np.empty(d)
     frozen = np.zeros(d, dtype=np.bool_)
@@ -719,6 +719,19 @@ def _conditional_gumbel_vjp(logits, b, v, cotangent):
         lse[j] = _normalised_row(logits[j], lg[j])
         for k in range(K):
             p[j, k] = math.exp(lg[j, k] - lse[j])
+    return lg, lse, p, frozen
+
+
+@jit
+def _conditional_gumbel_vjp(logits, b, v, cotangent):
+    """Per-sample d/dl of sum(cotangent * z~) -> (n, d, K); zero on rows with +inf logits.
+
+    With T = lse(l) + G_b, y_k = l_k + G_k, z_k = -logaddexp(-T, -y_k), a_k = sigma(y_k - T):
+    dz_k/dT = a_k, dz_k/dl_k = 1 - a_k, dT/dl_j = softmax(l)_j, so
+    out_j = [j != b] c_j (1 - a_j) + p_j (c_b + sum_{k != b} c_k a_k).
+    """
+    n, d, K = v.shape
+    lg, lse, p, frozen = _conditional_gumbel_rows(logits)
     out = np.zeros((n, d, K))
     for i in range(n):
         for j in range(d):

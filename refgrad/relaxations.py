@@ -34,6 +34,7 @@ import numpy as np
 
 from refgrad._checks import as_float_array, check_finite, check_no_nan, check_positive_scalar, describe
 from refgrad._jit import jit
+from refgrad.random import _sigmoid
 
 __all__ = [
     "sigmoid_tau",
@@ -53,15 +54,6 @@ _SIMPLEX_RTOL = 1e-9  # allowed |sum(x) - 1| and |logsumexp(y)| for points on th
 # ---------------------------------------------------------------------------
 # kernels: scalar helpers
 # ---------------------------------------------------------------------------
-
-
-@jit
-def _sigmoid_scalar(z):
-    """sigma(z) without overflow; z = +/-inf gives 1 / 0."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 @jit
@@ -111,7 +103,7 @@ def _sigmoid_tau(x, tau):
     out = np.empty((n, d))
     for i in range(n):
         for j in range(d):
-            out[i, j] = _sigmoid_scalar(x[i, j] / tau)
+            out[i, j] = _sigmoid(x[i, j] / tau)
     return out
 
 
@@ -271,7 +263,7 @@ def _binary_concrete_sample(logits, tau, u):
         li = 0 if shared else i
         for j in range(d):
             z = _perturb_scalar(logits[li, j], _logistic_noise_scalar(u[i, j]))
-            out[i, j] = _sigmoid_scalar(z / tau)
+            out[i, j] = _sigmoid(z / tau)
     return out
 
 

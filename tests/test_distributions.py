@@ -9,6 +9,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import special, stats
 
 from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold
+from tests.estimator_checks import central_fd
 
 finite = st.floats(-8.0, 8.0, allow_nan=False)
 
@@ -23,18 +24,6 @@ def logits_2d(max_d=3, max_k=4):
 
 def make(family, params):
     return {"bernoulli": Bernoulli, "gaussian_threshold": GaussianThreshold, "categorical": Categorical}[family](params)
-
-
-def central_fd(fun, x, h=1e-6):
-    """Central differences of a scalar-or-vector function of a float array, shape fun(x).shape + x.shape."""
-    x = np.array(x, dtype=np.float64)
-    base = np.asarray(fun(x))
-    out = np.zeros(base.shape + x.shape)
-    for idx in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[idx] = h
-        out[(...,) + idx] = (np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2 * h)
-    return out
 
 
 # ---------------------------------------------------------------- probabilities against scipy.stats

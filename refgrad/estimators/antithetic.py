@@ -7,9 +7,11 @@ Both draw one uniform vector ``u`` and evaluate f at the antithetic pair
 each marginally ~ Bernoulli(θ), θ = σ(ℓ).  Cost: 2 evaluations of f.
 """
 import numpy as np
+from scipy import special
 
 from .._jit import jit
 from ..objectives import evaluate
+from ..random import _sigmoid
 from ._base import EstimatorSpec, NoiseField, register
 
 __all__ = []
@@ -22,9 +24,8 @@ def _antithetic_pair(logits, u):
     b1 = np.empty((n, d))
     b2 = np.empty((n, d))
     for j in range(d):
-        # σ(−ℓ) and σ(ℓ) written to stay exact at ±inf and large |ℓ|
-        lo = 1.0 / (1.0 + np.exp(logits[j]))
-        hi = 1.0 / (1.0 + np.exp(-logits[j]))
+        lo = _sigmoid(-logits[j])
+        hi = _sigmoid(logits[j])
         for i in range(n):
             b1[i, j] = 1.0 if u[i, j] > lo else 0.0
             b2[i, j] = 1.0 if u[i, j] < hi else 0.0
@@ -48,7 +49,7 @@ def _disarm_combine(fdiff, b1, b2, logits):
     n, d = b1.shape
     out = np.empty((n, d))
     for j in range(d):
-        sig_abs = 1.0 / (1.0 + np.exp(-abs(logits[j])))
+        sig_abs = _sigmoid(abs(logits[j]))
         for i in range(n):
             if b1[i, j] == b2[i, j]:
                 out[i, j] = 0.0
@@ -81,8 +82,8 @@ def _layout(dist, **_):
 
 
 def _breakpoints(dist, **_):
-    lo = 1.0 / (1.0 + np.exp(dist.logits))
-    hi = 1.0 / (1.0 + np.exp(-dist.logits))
+    lo = special.expit(-dist.logits)
+    hi = special.expit(dist.logits)
     pts = np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], axis=1)
     return {"u": np.where((pts > 0.0) & (pts < 1.0), pts, np.nan)}
 

@@ -28,7 +28,7 @@ from .._checks import as_float_array, check_count, check_positive_scalar, descri
 from .._jit import jit
 from ..objectives import as_objective
 from ..random import (
-    _normalised_row,
+    _conditional_gumbel_rows,
     _sigmoid,
     conditional_gumbel,
     conditional_gumbel_vjp,
@@ -88,17 +88,7 @@ def _conditional_gumbel_jvp(logits, b, v, e):
     The transpose of random._conditional_gumbel_vjp; zero on rows with +inf logits.
     """
     n, d, K = v.shape
-    lg = np.empty((d, K))
-    lse = np.empty(d)
-    frozen = np.zeros(d, dtype=np.bool_)
-    p = np.empty((d, K))
-    for j in range(d):
-        for k in range(K):
-            if logits[j, k] == np.inf:
-                frozen[j] = True
-        lse[j] = _normalised_row(logits[j], lg[j])
-        for k in range(K):
-            p[j, k] = np.exp(lg[j, k] - lse[j])
+    lg, lse, p, frozen = _conditional_gumbel_rows(logits)
     out = np.zeros((n, d, K))
     for i in range(n):
         for j in range(d):
