@@ -63,8 +63,11 @@ class Moments:
 
     @property
     def variance(self):
-        """Per-coordinate variance ``diag(cov)``, shape ``param_shape``."""
-        return np.diag(self.cov).reshape(self.mean.shape)
+        """Per-coordinate variance ``diag(cov)``, shape ``param_shape``.
+
+        Clipped at 0: ``E[ĝ²] − E[ĝ]²`` of a zero-variance estimator can round to ~−1e-19.
+        """
+        return np.maximum(np.diag(self.cov), 0.0).reshape(self.mean.shape)
 
     @property
     def second_moment(self):
