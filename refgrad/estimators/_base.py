@@ -75,8 +75,10 @@ class EstimatorSpec:
     breakpoints : callable or None
         ``breakpoints(dist, **options) -> dict``: for each noise field whose
         coordinates are independent, an array of shape ``(*field.shape, m)`` of the
-        values in (0, 1) where the estimate is discontinuous in that coordinate (nan
-        padding where fewer).  Fields with no discontinuity map to ``None``.  Fields
+        values in (0, 1) where the estimate is discontinuous in that coordinate, or
+        so steep that integration must split there (a relaxation at small τ around
+        the sample's threshold); nan padding where fewer.  Fields with neither map to
+        ``None``.  Fields
         whose discontinuities are not axis-aligned (Gumbel-max regions of a
         categorical) map to the string ``"argmax"``: integrate conditionally on the
         sample instead.

@@ -205,7 +205,8 @@ register(
         cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
         check_options=_tau_options,
-        breakpoints=lambda dist, **_: {"u": None},
+        # continuous in u, but a layer of width ~τ around the sample threshold: split there
+        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
         summary="∂/∂φ f(σ_τ(z)) or f(softmax_τ(z)), z = φ + noise(u): f at the relaxed sample; "
         "Maddison et al. 2017, Jang et al. 2017",
     )
