@@ -227,7 +227,11 @@ for a categorical, per variable ``ĝ = s ⊙ (∇f(b) − ⟨s, ∇f(b)⟩)/τ``
 Biased for every τ.  As τ → 0 with one bit, ``E[ĝ] → σ'(ℓ)(f'(0) + f'(1))/2``:
 unbiased in the limit only when f is at most quadratic in each bit (a
 multilinear :class:`~refgrad.objectives.Table`, the squared distance), not in
-general; the variance grows like 1/τ.  Options: {_TAU_TEXT}  Cost: 1 (f's gradient
+general.  For a categorical variable the limit is the trapezoid rule along each
+edge of the simplex from the sampled vertex, weighted by the two vertices'
+probabilities: again unbiased in the limit only when f is at most quadratic
+along edges (for ``f = Σ_k w_k x_k³``, ``E[ĝ] → 1.5 ×`` the gradient; measured
+exactly in the validation case ``temperature``).  The variance grows like 1/τ.  Options: {_TAU_TEXT}  Cost: 1 (f's gradient
 at ``b``).  Noise: ``u`` of shape ``event_shape``; the estimate jumps where ``b`` does.
 """
 
