@@ -351,6 +351,33 @@ def compensated_sum_columns(terms):
 
 # ==== estimators ====
 
+# ---- shared SciPy references of an estimator's sample path: noise, relaxation, hard sample
+
+
+def latent_noise(family, u):
+    """Logistic / normal / Gumbel noise from uniforms (by SciPy), the z − params of each family."""
+    if family == "bernoulli":
+        return special.logit(u)
+    if family == "gaussian_threshold":
+        return special.ndtri(u)
+    return -np.log(-np.log(u))
+
+
+def relaxed_sample(family, z, tau):
+    """σ(z/τ) for bits, softmax(z/τ) over the last axis for a categorical."""
+    if family == "categorical":
+        return special.softmax(z / tau, axis=-1)
+    return special.expit(z / tau)
+
+
+def hard_sample(family, params, u):
+    """The discrete sample dist.from_uniforms(u): thresholds for bits, one-hot Gumbel-max for a categorical."""
+    if family == "bernoulli":
+        return (u > special.expit(-params)).astype(float)
+    if family == "gaussian_threshold":
+        return (u >= special.ndtr(-params)).astype(float)
+    return np.eye(params.shape[-1])[np.argmax(params + latent_noise(family, u), axis=-1)]
+
 # ---- estimators/rebar.py
 
 

@@ -56,26 +56,12 @@ def make_dist(family, params):
 
 
 def latent(family, params, u):
-    """z(φ, u): logistic / normal / Gumbel noise from SciPy added to the parameters."""
-    if family == "bernoulli":
-        return params + special.logit(u)
-    if family == "gaussian_threshold":
-        return params + special.ndtri(u)
-    return params + -np.log(-np.log(u))
+    """z(φ, u) = params + noise(u), noise from SciPy (tests/naive.py)."""
+    return params + naive.latent_noise(family, u)
 
 
-def relaxed(family, z, tau):
-    if family == "categorical":
-        return special.softmax(z / tau, axis=-1)
-    return special.expit(z / tau)
-
-
-def hard(family, params, u):
-    if family == "bernoulli":
-        return (u > special.expit(-params)).astype(float)
-    if family == "gaussian_threshold":
-        return (u >= special.ndtr(-params)).astype(float)
-    return np.eye(params.shape[-1])[np.argmax(latent(family, params, u), axis=-1)]
+relaxed = naive.relaxed_sample
+hard = naive.hard_sample
 
 
 def conditional(family, params, b, v):

@@ -47,28 +47,9 @@ def make_dist(family, params):
     return {"bernoulli": Bernoulli, "categorical": Categorical, "gaussian_threshold": GaussianThreshold}[family](params)
 
 
-def latent_noise(family, u):
-    """logistic / normal / Gumbel noise from uniforms, by SciPy."""
-    if family == "bernoulli":
-        return special.logit(u)
-    if family == "gaussian_threshold":
-        return special.ndtri(u)
-    return -np.log(-np.log(u))
-
-
-def relax(family, z, tau):
-    if family == "categorical":
-        return special.softmax(z / tau, axis=-1)
-    return special.expit(z / tau)
-
-
-def hard(family, params, u):
-    if family == "bernoulli":
-        return (u > special.expit(-params)).astype(float)
-    if family == "gaussian_threshold":
-        return (u >= special.ndtr(-params)).astype(float)
-    idx = np.argmax(params + latent_noise(family, u), axis=-1)
-    return np.eye(params.shape[-1])[idx]
+latent_noise = naive.latent_noise
+relax = naive.relaxed_sample
+hard = naive.hard_sample
 
 
 def conditional(family, params, b, v):
