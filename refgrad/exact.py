@@ -231,7 +231,6 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, *
     from . import _moments
 
     spec = get_spec(name)
-    _check_dist(dist) if method == "enumeration" else None
     opts = spec.options(dist, **options)
     limit = check_count(limit, "limit")
     return _moments.moments(spec, dist, f, opts, method=method, level=level, limit=limit)
