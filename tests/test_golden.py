@@ -1,0 +1,227 @@
+"""Golden noise streams: the first uniforms and estimates of every estimator, pinned.
+
+For a fixed seed (:data:`SEED`) and every (estimator, supported family, option
+set) in :data:`CASES`, this test pins
+
+* the noise stream ``refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=SEED, **options)``:
+  the first values of each field **exactly** (stored as ``float.hex``) and a
+  SHA-256 digest of the whole field (shape, dtype and bytes), and
+* the estimates ``refgrad.estimate(name, dist, f, N, rng=SEED, **options)`` to a
+  relative tolerance of 1e-12 (accuracy fixes may move the last bits of an
+  estimate; they must not change which uniforms it is computed from).
+
+A change of stream (a different draw order, another uniform map, a changed
+noise layout) fails here, so it can only happen on purpose.  The pinned values
+live in ``tests/golden_streams.json``.  To change them deliberately, run::
+
+    python tests/test_golden.py --regenerate
+
+review the diff of ``tests/golden_streams.json`` and say in the commit message
+why the stream changed.  ``python tests/test_golden.py --check`` compares without
+writing (the same as the pytest run).
+"""
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import refgrad
+from refgrad.estimators import RelaxSurrogate
+from refgrad.objectives import SquaredDistance
+
+#: The seed of every pinned stream.
+SEED = 20261201
+#: Estimates per case.
+N = 3
+#: Leading values of each noise field stored verbatim.
+HEAD = 8
+#: Relative tolerance of the pinned estimates.
+RTOL = 1e-12
+
+GOLDEN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_streams.json")
+
+
+def make_dist(family):
+    """The moderate-parameter distribution of each family used for the pinned streams."""
+    if family == "bernoulli":
+        return refgrad.Bernoulli([0.3, -1.2, 2.0])
+    if family == "gaussian_threshold":
+        return refgrad.GaussianThreshold([0.4, -0.7, 1.1])
+    if family == "categorical":
+        return refgrad.Categorical([[0.5, -0.2, 0.1], [-1.0, 0.3, 0.8]])
+    if family == "normal":
+        return refgrad.Normal([0.3, -0.5], scale=1.5, offset=0.2)
+    raise AssertionError(family)
+
+
+def _surrogate(family):
+    return RelaxSurrogate(make_dist(family).event_shape, hidden=3, eta=0.8, tau=0.6, rng=7)
+
+
+#: Option sets per estimator: (label, builder(family) -> options dict, families or None for all).
+OPTION_SETS = {
+    "reinforce": [
+        ("default", lambda fam: {}, None),
+        ("baseline=0.25", lambda fam: {"baseline": 0.25}, None),
+        ("baseline=optimal", lambda fam: {"baseline": "optimal"}, ("bernoulli", "categorical", "gaussian_threshold")),
+    ],
+    "rloo": [("default", lambda fam: {}, None), ("m=3", lambda fam: {"m": 3}, None)],
+    "muprop": [("default", lambda fam: {}, None)],
+    "arm": [("default", lambda fam: {}, None)],
+    "disarm": [("default", lambda fam: {}, None)],
+    "pathwise": [("default", lambda fam: {}, None)],
+    "gumbel_softmax": [("default", lambda fam: {}, None), ("tau=0.3", lambda fam: {"tau": 0.3}, None)],
+    "straight_through": [("default", lambda fam: {}, None), ("tau=0.3", lambda fam: {"tau": 0.3}, None)],
+    "gumbel_rao": [
+        ("default", lambda fam: {}, None),
+        ("k=3,derivative=total,tau=0.7", lambda fam: {"k": 3, "derivative": "total", "tau": 0.7}, None),
+    ],
+    "rebar": [
+        ("default", lambda fam: {}, None),
+        ("eta=0.5,tau=0.3", lambda fam: {"eta": 0.5, "tau": 0.3}, None),
+        ("eta=optimal,pilot=16", lambda fam: {"eta": "optimal", "pilot": 16}, None),
+    ],
+    "relax": [
+        ("default", lambda fam: {}, None),
+        ("surrogate(hidden=3,rng=7)", lambda fam: {"surrogate": _surrogate(fam)}, None),
+    ],
+}
+
+
+def cases():
+    """Every (label, estimator, family, option builder) pinned, in a fixed order."""
+    out = []
+    for name in sorted(refgrad.ESTIMATORS):
+        spec = refgrad.ESTIMATORS[name]
+        sets = OPTION_SETS.get(name, [("default", lambda fam: {}, None)])
+        for family in spec.families:
+            for opt_label, build, fams in sets:
+                if fams is None or family in fams:
+                    out.append((f"{name}/{family}/{opt_label}", name, family, build))
+    return out
+
+
+CASES = cases()
+
+
+def _digest(arr):
+    arr = np.ascontiguousarray(arr, dtype="<f8")
+    h = hashlib.sha256()
+    h.update(repr(arr.shape).encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def compute(name, family, build, seed=SEED):
+    """The record pinned for one case: noise heads, digests and estimates."""
+    dist = make_dist(family)
+    f = SquaredDistance(0.45)
+    noise = refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=seed, **build(family))
+    fields = {}
+    for key in sorted(noise):
+        arr = np.asarray(noise[key])
+        fields[key] = {
+            "shape": list(arr.shape),
+            "head": [float(x).hex() for x in arr.reshape(-1)[:HEAD]],
+            "sha256": _digest(arr),
+        }
+    est = refgrad.estimate(name, dist, f, N, rng=seed, **build(family))
+    return {
+        "noise": fields,
+        "estimate": {"shape": list(est.shape), "values": [float(x).hex() for x in est.reshape(-1)]},
+    }
+
+
+def load_golden():
+    with open(GOLDEN_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def compare(label, got, want):
+    """Assert that ``got`` (from :func:`compute`) matches the pinned record ``want``."""
+    assert sorted(got["noise"]) == sorted(want["noise"]), f"{label}: noise fields changed"
+    for key, w in want["noise"].items():
+        g = got["noise"][key]
+        assert g["shape"] == w["shape"], f"{label}: noise[{key!r}] shape {g['shape']} != pinned {w['shape']}"
+        assert g["head"] == w["head"], (
+            f"{label}: first uniforms of noise[{key!r}] changed: "
+            f"{[float.fromhex(x) for x in g['head']]} != pinned {[float.fromhex(x) for x in w['head']]}"
+        )
+        assert g["sha256"] == w["sha256"], f"{label}: the stream of noise[{key!r}] changed beyond its first values"
+    assert got["estimate"]["shape"] == want["estimate"]["shape"], f"{label}: estimate shape changed"
+    g = np.array([float.fromhex(x) for x in got["estimate"]["values"]])
+    w = np.array([float.fromhex(x) for x in want["estimate"]["values"]])
+    np.testing.assert_allclose(g, w, rtol=RTOL, atol=0.0, err_msg=f"{label}: estimate changed")
+
+
+@pytest.fixture(scope="module")
+def golden():
+    return load_golden()
+
+
+def test_every_case_is_pinned(golden):
+    """The pinned file covers exactly the current catalogue (a new estimator or family must be pinned)."""
+    labels = [c[0] for c in CASES]
+    assert sorted(golden["cases"]) == sorted(labels), (
+        "golden_streams.json does not match the estimator catalogue; missing "
+        f"{sorted(set(labels) - set(golden['cases']))}, stale {sorted(set(golden['cases']) - set(labels))}; "
+        "regenerate on purpose with `python tests/test_golden.py --regenerate`"
+    )
+    assert golden["seed"] == SEED and golden["n"] == N
+
+
+@pytest.mark.parametrize("label, name, family, build", CASES, ids=[c[0] for c in CASES])
+def test_golden_stream(golden, label, name, family, build):
+    want = golden["cases"].get(label)
+    if want is None:
+        pytest.fail(f"{label} is not pinned; regenerate with `python tests/test_golden.py --regenerate`")
+    compare(label, compute(name, family, build), want)
+
+
+def test_golden_catches_a_changed_stream(golden):
+    """The comparison is not vacuous: another seed's stream is rejected for every case."""
+    for label, name, family, build in CASES:
+        with pytest.raises(AssertionError):
+            compare(label, compute(name, family, build, seed=SEED + 1), golden["cases"][label])
+
+
+def regenerate():
+    data = {
+        "description": "Pinned noise streams and estimates; see tests/test_golden.py. "
+        "Regenerate only on purpose: python tests/test_golden.py --regenerate",
+        "seed": SEED,
+        "n": N,
+        "cases": {label: compute(name, family, build) for label, name, family, build in CASES},
+    }
+    cases_text = ",\n".join(
+        f"  {json.dumps(label)}: {json.dumps(record, sort_keys=True)}" for label, record in sorted(data["cases"].items())
+    )
+    head = {k: v for k, v in data.items() if k != "cases"}
+    with open(GOLDEN_PATH, "w", encoding="utf-8") as fh:  # one case per line: reviewable diffs
+        fh.write(json.dumps(head, sort_keys=True)[:-1] + ',\n "cases": {\n' + cases_text + "\n }\n}\n")
+    print(f"wrote {len(CASES)} cases to {GOLDEN_PATH}")
+
+
+def check():
+    golden = load_golden()
+    failures = 0
+    for label, name, family, build in CASES:
+        try:
+            compare(label, compute(name, family, build), golden["cases"][label])
+        except (AssertionError, KeyError) as exc:
+            failures += 1
+            print(f"FAIL {label}: {exc}")
+    print(f"{len(CASES) - failures}/{len(CASES)} cases match")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--regenerate"]:
+        regenerate()
+    elif sys.argv[1:] in ([], ["--check"]):
+        sys.exit(check())
+    else:
+        sys.exit("usage: python tests/test_golden.py [--regenerate | --check]")
