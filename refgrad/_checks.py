@@ -1,39 +1,173 @@
 """Input checks shared by the public functions.
 
-Every public function converts its inputs once, here, and raises a
-``ValueError`` that names the argument, the offending value and the allowed
-range.  Kernels never see unchecked input.
+Every public function converts its inputs once, here, and raises an error that
+names the argument, the offending value and the allowed range: ``TypeError`` for
+a wrong type (complex, string, bool, object where a real number is meant; a float
+where an integer is meant), ``ValueError`` for a bad value, range or shape.
+Kernels never see unchecked input.
 """
 import numbers
 
 import numpy as np
 
 __all__ = [
+    "InputTypeError",
     "as_float_array",
     "check_finite",
     "check_no_nan",
     "check_positive_scalar",
     "check_count",
+    "check_sample_count",
     "check_shape",
     "describe",
+    "MAX_ARRAY_BYTES",
 ]
 
 
+class InputTypeError(TypeError, ValueError):
+    """An input of the wrong type (complex, string, bool, object where a real number is meant).
+
+    A ``TypeError``; also a ``ValueError``, the single error type of bad input in
+    earlier versions, so that ``except ValueError`` written against them still
+    catches it (the pattern of NumPy's ``AxisError(ValueError, IndexError)``).
+    """
+
+
 def describe(value, limit=60):
-    """Short printable description of ``value`` for error messages."""
-    arr = np.asarray(value) if not isinstance(value, (str, bytes)) else None
-    if arr is not None and arr.ndim > 0:
-        return f"array of shape {arr.shape}"
-    text = repr(value)
+    """Short printable description of ``value`` for error messages.
+
+    Never raises: arrays are described by shape and dtype (and their values when
+    short), ragged sequences and objects whose ``repr`` fails by their type.
+    """
+    try:
+        if isinstance(value, np.ndarray) and value.ndim > 0:
+            text = np.array2string(value.ravel()[:6], threshold=6, precision=6, separator=", ")
+            if value.size <= 6 and len(text) <= limit:
+                return f"array {text} of shape {value.shape}, dtype {value.dtype}"
+            return f"array of shape {value.shape}, dtype {value.dtype}"
+        if isinstance(value, (list, tuple)):
+            try:
+                arr = np.asarray(value)
+            except Exception:  # ragged or otherwise not an array
+                arr = None
+            if arr is None:
+                text = repr(value)
+                text = text if len(text) <= limit else text[: limit - 3] + "..."
+                return f"ragged {type(value).__name__} {text}"
+            if arr.ndim > 0 and arr.size > 6:
+                return f"{type(value).__name__} of shape {arr.shape}"
+        text = repr(value)
+    except Exception:  # a repr that raises
+        return f"<{type(value).__name__} object>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def as_float_array(x, name, ndim=None, copy=False):
-    """Convert ``x`` to a C-contiguous float64 array, checking its dimension."""
+def _index_text(index):
+    return "(" + ", ".join(str(int(i)) for i in index) + ("," if len(index) == 1 else "") + ")"
+
+
+def _with_dtype(x, raw):
+    """``describe(x)`` with the dtype of its conversion ``raw`` appended unless already shown."""
+    text = describe(x)
+    return text if "dtype" in text else f"{text} (dtype {raw.dtype})"
+
+
+def _first_bool(x, path=()):
+    """Index of the first bool (Python or NumPy, or a bool array) in a nested list/tuple; None if none."""
+    if isinstance(x, (bool, np.bool_)):
+        return path
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "b":
+            return path + (0,) * x.ndim
+        return None
+    if isinstance(x, (list, tuple)):
+        for i, item in enumerate(x):
+            found = _first_bool(item, path + (i,))
+            if found is not None:
+                return found
+    return None
+
+
+def _from_objects(arr, name):
+    """float64 array from an object array whose entries must all be real numbers (not bool)."""
+    out = np.empty(arr.shape, dtype=np.float64)
+    for index, item in np.ndenumerate(arr):
+        ok = isinstance(item, numbers.Real) and not isinstance(item, (bool, np.bool_))
+        if not ok:
+            where = f" at index {_index_text(index)}" if arr.ndim else ""
+            raise InputTypeError(
+                f"{name} must hold real numbers (int or float, converted to float64); got {describe(item)} of type "
+                f"{type(item).__name__}{where}"
+            )
+        try:
+            out[index] = float(item)
+        except OverflowError:
+            where = f" at index {_index_text(index)}" if arr.ndim else ""
+            raise ValueError(
+                f"{name} must be representable as float64 (|x| < 1.8e308); got {describe(item)}{where}"
+            ) from None
+    return out
+
+
+def as_float_array(x, name, ndim=None, copy=False, allow_bool=False):
+    """Convert ``x`` to a C-contiguous float64 array, checking its type and dimension.
+
+    Accepted: Python and NumPy ints and floats (any width), 0-d arrays, arrays and
+    (nested) lists of them, and object arrays holding only such numbers.
+    Rejected with a ``TypeError`` naming ``name`` and the offending dtype or value:
+    complex numbers (even with a zero imaginary part: a silent truncation to the
+    real part is the failure this prevents), strings and bytes (including numeric
+    ones like ``"1.5"``), ``None`` and other objects, datetimes, and booleans
+    (Python ``True``/``False``, NumPy bools, bool arrays) unless ``allow_bool`` is
+    true -- pass it where the input is 0/1 data (the bits of a Bernoulli sample,
+    a one-hot categorical sample), never where a real parameter is meant.
+    Ragged nested sequences (rows of unequal length) raise a ``ValueError``.
+    """
+    if isinstance(x, (str, bytes)):
+        raise InputTypeError(f"{name} must be a real (float64) number or an array of them; got the string {describe(x)}")
+    if isinstance(x, (bool, np.bool_)) and not allow_bool:
+        raise InputTypeError(f"{name} must be a real (float64) number or an array of them, not a bool; got {x!r}")
+    if isinstance(x, np.ndarray):
+        raw = x
+    else:
+        try:
+            raw = np.asarray(x)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name} must be a rectangular array of real numbers; got {describe(x)} "
+                f"(nested sequences of unequal lengths)"
+            ) from exc
+        except Exception as exc:  # objects whose conversion raises
+            raise InputTypeError(f"{name} must be an array of real (float64) numbers; got {describe(x)}") from exc
+    kind = raw.dtype.kind
+    if kind == "b" and not allow_bool:
+        raise InputTypeError(
+            f"{name} must hold real (float64) numbers, not booleans; got {_with_dtype(x, raw)} "
+            "(convert explicitly, e.g. x.astype(float), if 0/1 values are meant)"
+        )
+    if kind == "c":
+        raise InputTypeError(
+            f"{name} must hold real (float64) numbers; got {_with_dtype(x, raw)}, complex "
+            "(pass x.real explicitly if the imaginary part is meant to be dropped)"
+        )
+    if kind in "US":
+        raise InputTypeError(f"{name} must hold real (float64) numbers, not strings; got {_with_dtype(x, raw)}")
+    if kind == "O":
+        arr = _from_objects(raw, name)
+    elif kind in "fiub":
+        if not allow_bool and isinstance(x, (list, tuple)):
+            where = _first_bool(x)
+            if where is not None:
+                raise InputTypeError(
+                    f"{name} must hold real (float64) numbers, not booleans; got a bool at index {_index_text(where)}"
+                )
+        arr = raw
+    else:
+        raise InputTypeError(f"{name} must hold real (float64) numbers; got {_with_dtype(x, raw)}")
     try:
-        arr = np.array(x, dtype=np.float64, copy=True) if copy else np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be convertible to a float64 array; got {describe(x)}") from exc
+        arr = np.array(arr, dtype=np.float64, copy=True) if copy else np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:  # defensive: the dtype kinds above all convert
+        raise InputTypeError(f"{name} must be convertible to a float64 array; got {describe(x)}") from exc
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
@@ -62,10 +196,15 @@ def check_finite(arr, name):
 
 
 def check_positive_scalar(value, name):
-    """A finite scalar > 0 (temperatures, step sizes)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray)):
-        raise ValueError(f"{name} must be a finite real number > 0; got {describe(value)}")
-    arr = np.asarray(value, dtype=np.float64)
+    """A finite real scalar > 0 (temperatures, step sizes).
+
+    ``TypeError`` for a non-number (string, bool, complex, None, array of them);
+    ``ValueError`` for a non-scalar array or a value that is not finite and > 0.
+    """
+    if not isinstance(value, (numbers.Real, np.ndarray)) or isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be a finite real number > 0; got {describe(value)} "
+                        f"of type {type(value).__name__}")
+    arr = as_float_array(value, name)
     if arr.ndim != 0:
         raise ValueError(f"{name} must be a scalar > 0; got {describe(value)}")
     v = float(arr)
@@ -74,14 +213,56 @@ def check_positive_scalar(value, name):
     return v
 
 
-def check_count(value, name, minimum=1):
-    """An integer >= ``minimum`` (sample sizes, chunk sizes)."""
+def check_count(value, name, minimum=1, maximum=None):
+    """An integer in ``[minimum, maximum]`` (sample sizes, chunk sizes).
+
+    ``TypeError`` for a non-integer type (float -- even ``2.0`` --, bool, string);
+    ``ValueError`` for an integer out of range.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {describe(value)}")
+        raise InputTypeError(f"{name} must be an integer >= {minimum}; got {describe(value)} "
+                        f"of type {type(value).__name__}")
     v = int(value)
     if v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}]; got {v}")
     return v
+
+
+#: Largest array (in bytes) a single call may allocate for its noise or its estimates:
+#: 4 GiB, i.e. 537 million float64 numbers.  Larger requests are refused up front with
+#: the size they would need, rather than failing deep inside NumPy with a MemoryError
+#: (or swapping the machine); a fixed budget keeps the outcome independent of the
+#: machine.  Split larger Monte Carlo runs into several calls.
+MAX_ARRAY_BYTES = 2**32
+
+
+def _format_bytes(nbytes):
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes} bytes"
+
+
+def check_sample_count(n, row_bytes, name="n", budget=None):
+    """A sample count ``n >= 1`` whose arrays of ``row_bytes`` bytes per sample fit the budget.
+
+    ``budget`` defaults to :data:`MAX_ARRAY_BYTES` (4 GiB).  Raises ``TypeError`` for a
+    non-integer ``n``, ``ValueError`` for ``n < 1`` or ``n * row_bytes > budget``,
+    naming ``n`` and the size it would need.
+    """
+    n = check_count(n, name)
+    budget = MAX_ARRAY_BYTES if budget is None else int(budget)
+    need = int(n) * int(row_bytes)
+    if need > budget:
+        limit = max(1, budget // max(1, int(row_bytes)))
+        raise ValueError(
+            f"{name}={n} would need {_format_bytes(need)} ({int(row_bytes)} bytes per sample), more than the "
+            f"{_format_bytes(budget)} budget of one call (refgrad._checks.MAX_ARRAY_BYTES); "
+            f"use {name} <= {limit} and several calls"
+        )
+    return n
 
 
 def check_shape(arr, name, shape):
