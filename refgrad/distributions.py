@@ -31,9 +31,67 @@ __all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATI
 ENUMERATION_LIMIT = 2**22
 
 
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
+_SQRT_HALF_PI = np.sqrt(0.5 * np.pi)
+_SQRT_2 = np.sqrt(2.0)
+
+
 def _log_sigmoid(x):
-    """log σ(x) for arrays, exact for ±inf, no overflow."""
+    """log σ(x) = −log1p(exp(−x)) (as −logaddexp(0, −x)) for arrays, exact for ±inf, no overflow."""
     return -np.logaddexp(0.0, -x)
+
+
+def _exp_difference(a, b):
+    """``exp(a − b)`` with the rounding error of ``a − b`` corrected to first order.
+
+    ``a − b`` is rounded with an absolute error up to ``|a − b| eps/2``, which ``exp`` turns into a relative
+    error up to ~4e-14 at ``|a − b| ≈ 700``; the error term ``e`` of the two-sum ``a − b = s + e`` restores a
+    relative error of a few ulps: ``exp(s)(1 + e)``.  Infinite differences give 0 or inf.
+    """
+    with np.errstate(invalid="ignore"):
+        s = a - b
+        t = s - a
+        err = (a - (s - t)) + (-b - t)
+    err = np.where(np.isfinite(err), err, 0.0)
+    with np.errstate(over="ignore"):
+        return np.exp(s) * (1.0 + err)
+
+
+def _normal_pdf(x):
+    """φ(x) = exp(−x²/2)/√(2π), relative error a few ulps: ``x²`` is split exactly (Dekker 1971).
+
+    ``fl(x²)`` alone carries an absolute error up to ``x² eps/2`` (5e-11 at x = 700, 2e-13 relative in φ
+    near the underflow threshold |x| ≈ 38).  Beyond |x| = 40, φ underflows to 0.
+    """
+    ax = np.abs(np.asarray(x, dtype=np.float64))
+    far = ~(ax <= 40.0)  # also ±inf
+    ax = np.where(far, 0.0, ax)
+    split = 134217729.0 * ax  # 2**27 + 1
+    hi = split - (split - ax)
+    lo = ax - hi
+    sq = ax * ax
+    err = ((hi * hi - sq) + 2.0 * hi * lo) + lo * lo  # x² = sq + err exactly
+    return np.where(far, 0.0, np.exp(-0.5 * sq) * (1.0 - 0.5 * err) / _SQRT_2PI)
+
+
+def _pdf_over_cdf(x):
+    r"""φ(x)/Φ(x) to a few ulps for every x: 0 at +inf, +inf at −inf.
+
+    For x < 0 (where Φ is small) :math:`φ(x)/Φ(x) = 1/(\sqrt{π/2}\,\mathrm{erfcx}(−x/\sqrt2))`
+    (from Φ(x) = ½ erfcx(−x/√2) e^{−x²/2}), with no exponentials to cancel; for x ≥ 0, φ(x)/Φ(x) with
+    Φ(x) ≥ 1/2.  (``exp(log φ − log Φ)`` loses ``x² eps`` relative: 5e-11 at |x| = 700.)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        negative = 1.0 / (_SQRT_HALF_PI * special.erfcx(-x / _SQRT_2))
+        positive = _normal_pdf(x) / special.ndtr(x)
+    return np.where(x < 0.0, negative, positive)
+
+
+def _first_where(arr, bad):
+    """``"<value> at index <index>"`` of the first ``True`` entry of ``bad`` (for error messages)."""
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    return f"{float(arr[where])!r} at index {where}"
 
 
 def _check_bits(b, name, d):
@@ -42,9 +100,23 @@ def _check_bits(b, name, d):
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != d:
         raise ValueError(f"{name} must have shape (n, {d}) with entries in {{0, 1}}; got shape {arr.shape}")
-    if not np.all((arr == 0.0) | (arr == 1.0)):
-        raise ValueError(f"{name} must contain only 0 and 1 (discrete configurations); got other values")
+    bad = (arr != 0.0) & (arr != 1.0)
+    if bad.any():
+        raise ValueError(
+            f"{name} must contain only 0 and 1 (discrete configurations); got {_first_where(arr, bad)}"
+        )
     return arr
+
+
+def _check_uniforms(u, d):
+    """Uniforms of shape (n, d) strictly inside (0, 1)."""
+    u = as_float_array(u, "u", ndim=2)
+    if u.shape[1] != d:
+        raise ValueError(f"u must have shape (n, {d}) with entries strictly inside (0, 1); got shape {u.shape}")
+    bad = ~((u > 0.0) & (u < 1.0))
+    if bad.any():
+        raise ValueError(f"u must contain uniforms strictly inside (0, 1); got {_first_where(u, bad)}")
+    return u
 
 
 class _ProductDistribution:
@@ -134,12 +206,14 @@ class _ProductDistribution:
         configs : ndarray
             ``(m, *event_shape)`` float64.
         probs : ndarray
-            ``(m,)`` probability of each configuration (exactly 0 where impossible).
+            ``(m,)`` probability of each configuration (exactly 0 where impossible): the product of the
+            per-variable probabilities, so its relative error is at most about ``(d + 2)`` ulps (not
+            ``|log q| eps`` as ``exp(log_prob)`` would give).
         """
         limit = check_count(limit, "limit")
         start, stop = self._index_range(start, stop, limit)
-        configs = self._configs_from_digits(self._digits(start, stop))
-        return configs, np.exp(self.log_prob(configs))
+        digits = self._digits(start, stop)
+        return self._configs_from_digits(digits), self._probs_of_digits(digits)
 
 
 class _BitDistribution(_ProductDistribution):
@@ -156,6 +230,18 @@ class _BitDistribution(_ProductDistribution):
     def _configs_from_digits(self, digits):
         return digits.astype(np.float64)
 
+    def _probs_of_digits(self, digits):
+        p1, p0 = self._p1_p0()
+        return np.where(digits == 1, p1, p0).prod(axis=1)
+
+    def _flip_weights(self):
+        """``(c, active)`` with ``∂L/∂φ_i = c_i E_q[f(b^{i←1}) − f(b^{i←0})]``: ``c_i = ∂P(b_i = 1)/∂φ_i``.
+
+        ``active`` marks the variables with both values possible (only their differences are needed).
+        """
+        p1, p0 = self._p1_p0()
+        return self._dp1(), (p1 > 0.0) & (p0 > 0.0)
+
     def log_prob(self, b):
         """``log q(b) = Σ_i [b_i log P(b_i=1) + (1 − b_i) log P(b_i=0)]``, shape ``(n,)``.
 
@@ -167,7 +253,7 @@ class _BitDistribution(_ProductDistribution):
         return np.where(b == 1.0, log_p1, log_p0).sum(axis=1)
 
     def score(self, b):
-        """``∂ log q(b) / ∂ params``, shape ``(n, d)``."""
+        """``∂ log q(b) / ∂ params``, shape ``(n, d)`` (complementary forms: see the class docstring)."""
         b = _check_bits(b, "b", self.d)
         return self._score(b)
 
@@ -176,7 +262,12 @@ class Bernoulli(_BitDistribution):
     r"""``d`` independent bits with logits ``ℓ``.
 
     .. math::  q(b) = \prod_i σ(ℓ_i)^{b_i} σ(−ℓ_i)^{1 − b_i}, \qquad
-               \frac{∂ \log q(b)}{∂ ℓ_i} = b_i − σ(ℓ_i).
+               \frac{∂ \log q(b)}{∂ ℓ_i} = b_i − σ(ℓ_i) =
+               \begin{cases} σ(−ℓ_i) & b_i = 1 \\ −σ(ℓ_i) & b_i = 0. \end{cases}
+
+    Every value is computed in its non-cancelling form, to a few ulps relative for all ℓ: the score at
+    ``b_i = 1`` as ``σ(−ℓ_i)`` (not ``1 − fl(σ(ℓ_i))``, which is 0 from ℓ ≈ 37 on), ``log σ(±ℓ)`` as
+    ``−log1p(exp(∓ℓ))``.
 
     Sampling: ``b_i = 1[ℓ_i + L_i > 0]`` with ``L_i = log u_i − log(1 − u_i)``
     standard logistic, i.e. ``b_i = 1[u_i > σ(−ℓ_i)]`` -- the noise model of REBAR
@@ -210,15 +301,20 @@ class Bernoulli(_BitDistribution):
     def _log_p1_p0(self):
         return _log_sigmoid(self.logits), _log_sigmoid(-self.logits)
 
+    def _p1_p0(self):
+        return special.expit(self.logits), special.expit(-self.logits)
+
+    def _dp1(self):
+        return special.expit(self.logits) * special.expit(-self.logits)
+
     def from_uniforms(self, u):
         """Bits ``1[u > σ(−ℓ)]`` (equivalently ``1[ℓ + logistic(u) > 0]``) for ``u`` of shape ``(n, d)``."""
-        u = as_float_array(u, "u", ndim=2)
-        if u.shape[1] != self.d or not np.all((u > 0) & (u < 1)):
-            raise ValueError(f"u must have shape (n, {self.d}) with entries strictly inside (0, 1); got shape {u.shape}")
+        u = _check_uniforms(u, self.d)
         return (u > special.expit(-self.logits)).astype(np.float64)
 
     def _score(self, b):
-        return b - self.probs
+        p1, p0 = self._p1_p0()
+        return np.where(b == 1.0, p0, -p1)
 
 
 class GaussianThreshold(_BitDistribution):
@@ -229,8 +325,9 @@ class GaussianThreshold(_BitDistribution):
 
     This is the latent-class model of seed document 002 (which states
     ``P(c = 1) = Φ(−θ)``; with ``c = 1[z ≥ 0]`` and ``z ~ N(θ, 1)`` the correct value is
-    ``Φ(θ)``).  The ratios ``φ/Φ`` are computed as ``exp(log φ − log Φ)`` so that
-    ``|μ|`` up to ~1e4 stays finite.
+    ``Φ(θ)``).  The ratios are computed to a few ulps relative for every μ: ``φ(μ)/Φ(μ)`` as
+    ``1/(√(π/2) erfcx(−μ/√2))`` for μ < 0 and directly for μ ≥ 0 (``exp(log φ − log Φ)`` would lose
+    ``μ² eps``, 5e-11 relative at |μ| = 700); ``log Φ`` is ``scipy.special.log_ndtr``.
 
     Parameters
     ----------
@@ -260,25 +357,21 @@ class GaussianThreshold(_BitDistribution):
     def _log_p1_p0(self):
         return special.log_ndtr(self.mu), special.log_ndtr(-self.mu)
 
+    def _p1_p0(self):
+        return special.ndtr(self.mu), special.ndtr(-self.mu)
+
+    def _dp1(self):
+        return _normal_pdf(self.mu)
+
     def from_uniforms(self, u):
         """Bits ``1[μ + Φ⁻¹(u) ≥ 0] = 1[u ≥ Φ(−μ)]`` for ``u`` of shape ``(n, d)``."""
-        u = as_float_array(u, "u", ndim=2)
-        if u.shape[1] != self.d or not np.all((u > 0) & (u < 1)):
-            raise ValueError(f"u must have shape (n, {self.d}) with entries strictly inside (0, 1); got shape {u.shape}")
+        u = _check_uniforms(u, self.d)
         return (u >= special.ndtr(-self.mu)).astype(np.float64)
 
     def _score(self, b):
-        mu = self.mu
-        with np.errstate(invalid="ignore", over="ignore"):
-            log_phi = -0.5 * mu * mu - 0.5 * np.log(2.0 * np.pi)
-            up = np.exp(log_phi - special.log_ndtr(mu))  # φ(μ)/Φ(μ)
-            down = np.exp(log_phi - special.log_ndtr(-mu))  # φ(μ)/Φ(−μ)
-        # Limits at μ = ±inf: φ/Φ(μ) → 0 (μ→+inf), → +inf (μ→−inf) ... keep finite limits of the score:
-        # for μ = +inf, b = 1 is certain and its score is 0; for μ = −inf, b = 0 is certain and its score is 0.
-        up = np.where(np.isposinf(mu), 0.0, up)
-        down = np.where(np.isneginf(mu), 0.0, down)
-        up = np.where(np.isneginf(mu), np.inf, up)
-        down = np.where(np.isposinf(mu), np.inf, down)
+        # φ/Φ(μ) is 0 at μ = +inf (b = 1 certain) and +inf at μ = −inf (b = 1 impossible); likewise φ/Φ(−μ).
+        up = _pdf_over_cdf(self.mu)
+        down = _pdf_over_cdf(-self.mu)
         return np.where(b == 1.0, up, -down)
 
 
@@ -317,21 +410,43 @@ class Categorical(_ProductDistribution):
             )
         self.logits = arr
         self.logits.setflags(write=False)
-        self._log_probs = self._normalise(arr)
+        self._log_probs, self._probs, self._complement = self._normalise(arr)
+        for table in (self._log_probs, self._probs, self._complement):
+            table.setflags(write=False)
 
     @staticmethod
     def _normalise(logits):
-        top = logits.max(axis=1, keepdims=True)
+        r"""``(log p, p, 1 − p)`` per row, each to a few ulps relative.
+
+        With ``m = ℓ_{i,k*}`` the row maximum and ``s = Σ_{j≠k*} exp(ℓ_ij − m)``:
+        ``log p_ik = (ℓ_ik − m) − log1p(s)``, ``p_ik = exp(ℓ_ik − m)/(1 + s)`` and
+        ``1 − p_ik = Σ_{j≠k} p_ij`` (a sum of positive terms; ``1 − fl(p_ik)`` would be 0 for
+        ``p_ik ≈ 1``).  Rows with ``+inf`` entries share the mass equally among them.
+        """
+        d, K = logits.shape
+        top_index = np.argmax(logits, axis=1)
+        rows = np.arange(d)
+        top = logits[rows, top_index][:, None]
         plus = np.isposinf(top[:, 0])
-        safe = np.where(np.isfinite(top), top, 0.0)
-        with np.errstate(invalid="ignore"):  # rows with +inf give inf - inf here; replaced just below
+        safe = np.where(plus[:, None], 0.0, top)  # top is finite or +inf (a row of all −inf was rejected)
+        with np.errstate(invalid="ignore", over="ignore"):  # rows with +inf give inf/inf; replaced below
             shifted = logits - safe
-            log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            scaled = _exp_difference(logits, safe)
+            scaled[rows, top_index] = 0.0
+            rest = scaled.sum(axis=1, keepdims=True)
+            scaled[rows, top_index] = 1.0
+            log_probs = shifted - np.log1p(rest)
+            log_probs[rows, top_index] = -np.log1p(rest[:, 0])
+            probs = scaled / (1.0 + rest)
         if plus.any():
-            rows = logits[plus]
-            count = np.isposinf(rows).sum(axis=1, keepdims=True)
-            log_probs[plus] = np.where(np.isposinf(rows), -np.log(count), -np.inf)
-        return log_probs
+            at_inf = np.isposinf(logits[plus])
+            count = at_inf.sum(axis=1, keepdims=True)
+            log_probs[plus] = np.where(at_inf, -np.log(count), -np.inf)
+            probs[plus] = np.where(at_inf, 1.0 / count, 0.0)
+        # Σ_{j≠k} p_ij from prefix and suffix sums (no subtraction)
+        before = np.concatenate([np.zeros((d, 1)), np.cumsum(probs, axis=1)[:, :-1]], axis=1)
+        after = np.concatenate([np.cumsum(probs[:, ::-1], axis=1)[:, ::-1][:, 1:], np.zeros((d, 1))], axis=1)
+        return log_probs, probs, before + after
 
     @property
     def params(self):
@@ -356,23 +471,41 @@ class Categorical(_ProductDistribution):
 
     @property
     def probs(self):
-        """``softmax(ℓ_i)``, shape ``(d, K)``."""
-        return np.exp(self._log_probs)
+        """``softmax(ℓ_i)``, shape ``(d, K)``, to a few ulps relative (see :meth:`_normalise`)."""
+        return self._probs.copy()
 
     @property
     def log_probs(self):
-        """Normalised log-probabilities ``ℓ_ik − logsumexp_k ℓ_ik``, shape ``(d, K)``."""
+        """Normalised log-probabilities ``ℓ_ik − logsumexp_k ℓ_ik``, shape ``(d, K)``, to a few ulps relative.
+
+        Computed as ``(ℓ_ik − m) − log1p(Σ_{j≠k*} exp(ℓ_ij − m))`` with ``m`` the row maximum, so the likely
+        category keeps its tiny log-probability (``[[50, 0]]`` gives ``[−1.93e-22, −50]``).
+        """
         return self._log_probs.copy()
 
     def _configs_from_digits(self, digits):
         return self.one_hot(digits, self.K)
 
+    def _probs_of_digits(self, digits):
+        return self._probs[np.arange(self.d)[None, :], digits].prod(axis=1)
+
+    def _flip_weights(self):
+        """``(c, active)`` with ``∂L/∂ℓ_ik = p_ik E_q[f(b^{i←k}) − f(b)]``: ``c = p``.
+
+        ``active`` marks the categories with ``0 < p_ik`` and ``1 − p_ik > 0`` (elsewhere the derivative is 0).
+        """
+        return self._probs.copy(), (self._probs > 0.0) & (self._complement > 0.0)
+
     @staticmethod
     def one_hot(indices, K):
         """One-hot float64 array of shape ``indices.shape + (K,)``."""
         idx = np.asarray(indices)
-        if not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= K)):
-            raise ValueError(f"indices must be integers in [0, {K - 1}]; got {describe(indices)}")
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"indices must be integers in [0, {K - 1}]; got {describe(indices)} of dtype {idx.dtype}")
+        bad = (idx < 0) | (idx >= K)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0]) if idx.ndim else ()
+            raise ValueError(f"indices must be integers in [0, {K - 1}]; got {int(idx[where])} at index {where}")
         out = np.zeros(idx.shape + (K,), dtype=np.float64)
         np.put_along_axis(out, idx[..., None].astype(np.intp), 1.0, axis=-1)
         return out
@@ -384,8 +517,16 @@ class Categorical(_ProductDistribution):
         if arr.ndim != 3 or arr.shape[1:] != self.logits.shape:
             d, K = self.logits.shape
             raise ValueError(f"{name} must be one-hot with shape (n, {d}, {K}); got shape {arr.shape}")
-        if not (np.all((arr == 0.0) | (arr == 1.0)) and np.all(arr.sum(axis=2) == 1.0)):
-            raise ValueError(f"{name} must be one-hot along its last axis (entries 0/1, one 1 per variable)")
+        bad = (arr != 0.0) & (arr != 1.0)
+        if bad.any():
+            raise ValueError(f"{name} must be one-hot along its last axis (entries 0/1); got {_first_where(arr, bad)}")
+        hot = arr.sum(axis=2)
+        if np.any(hot != 1.0):
+            where = tuple(int(i) for i in np.argwhere(hot != 1.0)[0])
+            raise ValueError(
+                f"{name} must be one-hot along its last axis (one 1 per variable); row {where} "
+                f"(sample, variable) is {arr[where].tolist()}"
+            )
         return arr
 
     def from_uniforms(self, u):
@@ -400,9 +541,9 @@ class Categorical(_ProductDistribution):
         return np.where(b == 1.0, self._log_probs[None], 0.0).sum(axis=(1, 2))
 
     def score(self, b):
-        """``b − softmax(ℓ)``, shape ``(n, d, K)``."""
+        """``b − softmax(ℓ)``, shape ``(n, d, K)``: ``Σ_{j≠k} p_ij`` at the chosen category, ``−p_ik`` elsewhere."""
         b = self._check_one_hot(b)
-        return b - self.probs[None]
+        return np.where(b == 1.0, self._complement[None], -self._probs[None])
 
 
 class Normal:
@@ -476,9 +617,7 @@ class Normal:
 
     def from_uniforms(self, u):
         """``z = aθ + c + Φ⁻¹(u)`` for ``u`` of shape ``(n, d)``."""
-        u = as_float_array(u, "u", ndim=2)
-        if u.shape[1] != self.d or not np.all((u > 0) & (u < 1)):
-            raise ValueError(f"u must have shape (n, {self.d}) with entries strictly inside (0, 1); got shape {u.shape}")
+        u = _check_uniforms(u, self.d)
         return self.mean[None] + special.ndtri(u)
 
     def sample(self, n, rng=None):

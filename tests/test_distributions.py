@@ -79,7 +79,8 @@ def test_categorical_score_matches_finite_differences(logits):
 
 @pytest.mark.parametrize("mu", [-35.0, -12.0, 12.0, 35.0])
 def test_gaussian_threshold_score_far_tails(mu):
-    # φ(μ)/Φ(−μ) ~ μ for large μ (Mills ratio); computed in log space it stays finite and accurate.
+    # φ(μ)/Φ(−μ) ~ μ for large μ (Mills ratio); finite and accurate (erfcx form; mpmath references at up to
+    # |μ| = 700 are in test_extremes_oracle.py).
     dist = GaussianThreshold([mu])
     s = dist.score(np.array([[0.0], [1.0]]))
     assert np.all(np.isfinite(s))
@@ -213,3 +214,41 @@ def test_bad_configurations_and_sizes():
         cat.log_prob(np.ones((1, 2, 3)))
     with pytest.raises(ValueError, match="u"):
         dist.from_uniforms(np.array([[0.0, 0.5]]))
+
+
+def test_bad_entries_are_reported_with_value_and_index():
+    bits = Bernoulli([0.0, 1.0])
+    with pytest.raises(ValueError, match=r"0\.5 at index \(1, 0\)"):
+        bits.score([[0.0, 1.0], [0.5, 1.0]])
+    with pytest.raises(ValueError, match=r"1\.0 at index \(0, 1\)"):
+        bits.from_uniforms([[0.5, 1.0]])
+    with pytest.raises(ValueError, match=r"u must have shape \(n, 2\)"):
+        GaussianThreshold([0.0, 1.0]).from_uniforms([[0.5, 0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"-0\.25 at index \(0, 0\)"):
+        GaussianThreshold([0.0]).from_uniforms([[-0.25]])
+    cat = Categorical(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"2\.0 at index \(0, 1, 2\)"):
+        cat.log_prob([[[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]]])
+    with pytest.raises(ValueError, match=r"row \(0, 1\) .* is \[1\.0, 1\.0, 0\.0\]"):
+        cat.score([[[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]])
+    with pytest.raises(ValueError, match=r"got 3 at index \(1,\)"):
+        Categorical.one_hot(np.array([0, 3]), 3)
+    with pytest.raises(TypeError, match="indices must be integers"):
+        Categorical.one_hot(np.array([0.0, 1.0]), 3)
+
+
+@pytest.mark.parametrize("logits", [[40.0], [-40.0], [700.0, -700.0], [np.inf, -np.inf]])
+def test_bernoulli_score_is_complementary(logits):
+    """b = 1: σ(−ℓ) exactly as expit computes it; b = 0: −σ(ℓ) (was b − fl(σ(ℓ)): 0 at b = 1 from ℓ ≈ 37)."""
+    dist = Bernoulli(logits)
+    ell = np.asarray(logits)
+    configs = np.array([np.ones_like(ell), np.zeros_like(ell)])
+    np.testing.assert_array_equal(dist.score(configs), [special.expit(-ell), -special.expit(ell)])
+
+
+def test_categorical_score_at_the_chosen_category_is_the_other_probabilities():
+    dist = Categorical([[40.0, 0.0, -3.0]])
+    s = dist.score(np.array([[[1.0, 0.0, 0.0]]]))[0, 0]
+    others = np.exp([-40.0, -43.0]) / (1 + np.exp(-40.0) + np.exp(-43.0))
+    np.testing.assert_allclose(s, [others.sum(), -others[0], -others[1]], rtol=1e-14)
+    assert s[0] > 0
