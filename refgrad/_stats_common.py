@@ -1,0 +1,158 @@
+"""Input handling, tables and Holm's adjustment shared by the modules behind :mod:`refgrad.stats`."""
+import math
+import numbers
+
+import numpy as np
+
+from ._checks import as_float_array, check_finite, describe
+
+#: Heavy-tail rule 1: |skewness of the sample mean| = |γ| / sqrt(n) above this is unreliable.
+SKEWNESS_LIMIT = 0.1
+#: Heavy-tail rule 2: excess kurtosis of the sample mean, κ / n, above this is unreliable.
+KURTOSIS_LIMIT = 0.1
+#: Heavy-tail rule 3 (large n): one sample carrying more than this fraction of Σ (x_i - x̄)².
+SHARE_LIMIT = 0.02
+#: Heavy-tail rule 3 (moderate n): one sample further than this many standard deviations from the mean.
+OUTLIER_SIGMAS = 5.0
+
+_DEFAULT_RTOL = 1e-12
+_METHODS = ("hotelling", "holm", "both")
+_ALTERNATIVES = ("less", "greater", "two-sided")
+_MAX_ROWS = 20
+_EPS = np.finfo(np.float64).eps
+
+
+# --------------------------------------------------------------------------------------------
+# input handling
+# --------------------------------------------------------------------------------------------
+
+
+def _check_alpha(alpha, name="alpha"):
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
+        raise ValueError(f"{name} must be a real number in (0, 1); got {describe(alpha)}")
+    value = float(alpha)
+    if not (0.0 < value < 1.0):
+        raise ValueError(f"{name} must be in the open interval (0, 1); got {value!r}")
+    return value
+
+
+def _check_rtol(rtol):
+    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, numbers.Real):
+        raise ValueError(f"rtol must be a real number in [0, 1); got {describe(rtol)}")
+    value = float(rtol)
+    if not (0.0 <= value < 1.0):
+        raise ValueError(f"rtol must be in [0, 1); got {value!r}")
+    return value
+
+
+def _check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {describe(value)}")
+    return value
+
+
+def _as_samples(samples, name, minimum=2):
+    """(n, p) float64 view of ``samples`` (n, *shape), and ``shape``."""
+    arr = as_float_array(samples, name)
+    if arr.ndim < 1:
+        raise ValueError(f"{name} must have shape (n, *param_shape) with one row per estimate; got a scalar")
+    check_finite(arr, name)
+    n = arr.shape[0]
+    if n < minimum:
+        raise ValueError(f"{name} must hold at least {minimum} estimates (rows); got n = {n}")
+    shape = arr.shape[1:]
+    p = int(np.prod(shape, dtype=np.int64))
+    if p == 0:
+        raise ValueError(f"{name} must have at least one parameter coordinate; got shape {arr.shape}")
+    return np.ascontiguousarray(arr.reshape(n, p)), shape
+
+
+def _index_labels(shape):
+    if len(shape) == 0:
+        return ["()"]
+    if len(shape) == 1:
+        return [str(i) for i in range(shape[0])]
+    return [str(idx) for idx in np.ndindex(*shape)]
+
+
+def _frozen(arr, shape=None):
+    out = np.array(arr, dtype=arr.dtype if isinstance(arr, np.ndarray) else None, copy=True)
+    if shape is not None:
+        out = out.reshape(shape)
+    out.setflags(write=False)
+    return out
+
+
+def _fmt(value):
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0.0:
+        return "0"
+    return f"{value:.4g}"
+
+
+def _table(headers, rows, order=None):
+    """Plain-text table; with ``order`` only the first _MAX_ROWS rows of that order are shown."""
+    shown = list(range(len(rows))) if order is None else list(order)
+    omitted = 0
+    if len(shown) > _MAX_ROWS:
+        omitted = len(shown) - _MAX_ROWS
+        shown = shown[:_MAX_ROWS]
+    cells = [list(headers)] + [[str(c) for c in rows[i]] for i in shown]
+    widths = [max(len(r[k]) for r in cells) for k in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if omitted:
+        lines.append(f"... {omitted} more coordinate(s) not shown (rows sorted by p-value)")
+    return "\n".join(lines)
+
+
+def holm_adjust(pvalues):
+    r"""Holm's step-down adjusted p-values.
+
+    With the m p-values sorted increasingly, :math:`p_{(1)} ≤ … ≤ p_{(m)}`,
+
+    .. math::
+
+        \tilde p_{(i)} = \max_{k ≤ i} \min\{1, (m - k + 1)\, p_{(k)}\},
+
+    and hypothesis i is rejected at family-wise error rate α iff
+    :math:`\tilde p_i < α` (Holm 1979, "A simple sequentially rejective multiple
+    test procedure", Scand. J. Statist. 6, 65-70).  Valid under any dependence
+    between the tests.
+
+    Parameters
+    ----------
+    pvalues : array_like
+        p-values in [0, 1], any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values, same shape.
+    """
+    p = as_float_array(pvalues, "pvalues")
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("pvalues must lie in [0, 1] (no NaN)")
+    return _holm(p.ravel()).reshape(p.shape)
+
+
+def _holm(p):
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted = np.minimum(1.0, np.maximum.accumulate(scaled))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def _constant_columns(x, scale, rtol):
+    """Columns whose spread (max - min) is at most ``rtol * scale``."""
+    spread = x.max(axis=0) - x.min(axis=0)
+    return spread <= rtol * scale
