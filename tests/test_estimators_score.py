@@ -271,3 +271,213 @@ def test_linear_objective_reinforce_exact():
     dist = Bernoulli(np.array([0.2, -0.7]))
     f = Linear(np.array([1.5, -2.0]))
     np.testing.assert_allclose(exact.gradient(dist, f), [1.5, -2.0] * dist.probs * (1 - dist.probs), rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------- every estimator: edges and errors
+
+INF = np.inf
+
+
+def _edge_dists():
+    return {
+        "bernoulli": Bernoulli(np.array([INF, -INF, 0.3])),
+        "gaussian_threshold": GaussianThreshold(np.array([INF, -INF, 0.3])),
+        "categorical": Categorical(np.array([[INF, 0.0, 1.0], [-INF, 0.0, 1.0], [INF, INF, 0.0], [-INF, -INF, 0.5]])),
+        "normal": Normal(np.array([0.3, -1.0])),
+    }
+
+
+EDGE_OPTIONS = {
+    "reinforce": [{}, {"baseline": 0.5}, {"baseline": "optimal"}],
+    "rloo": [{"m": 3}],
+    "muprop": [{}],
+    "arm": [{}],
+    "disarm": [{}],
+    "pathwise": [{}],
+    "gumbel_softmax": [{"tau": 0.3}],
+    "straight_through": [{"tau": 0.3}],
+    "gumbel_rao": [{"k": 3}, {"k": 3, "derivative": "total"}],
+    "rebar": [{}, {"eta": "optimal", "pilot": 16}],
+    "relax": [{}],
+}
+
+
+def _edge_cases():
+    for name in sorted(ESTIMATORS):
+        for family in ESTIMATORS[name].families:
+            for options in EDGE_OPTIONS[name]:
+                if family == "normal" and options.get("baseline") == "optimal":
+                    continue
+                yield name, family, options
+
+
+def test_edge_options_cover_every_estimator():
+    assert set(EDGE_OPTIONS) == set(ESTIMATORS)
+
+
+@pytest.mark.parametrize("name, family, options", list(_edge_cases()), ids=str)
+def test_infinite_parameters_give_finite_estimates(name, family, options):
+    # ±inf logits (a deterministic outcome) are legal: every estimator returns finite numbers,
+    # and the coordinates of a deterministic bit get exactly 0 (except ARM, whose weight
+    # u_i − 1/2 multiplies f-differences driven by the other bits: mean 0, samples not 0)
+    dist = _edge_dists()[family]
+    f = SquaredDistance(np.full(tuple(dist.event_shape), 0.45))
+    g = refgrad.estimate(name, dist, f, 64, rng=3, **options)
+    assert g.shape == (64,) + tuple(dist.param_shape)
+    assert np.isfinite(g).all()
+    if family in ("bernoulli", "gaussian_threshold") and name != "arm":
+        np.testing.assert_array_equal(g[:, :2], 0.0)
+
+
+@pytest.mark.parametrize(
+    "name, f, options",
+    [
+        ("arm", Table(np.array([1e308, -1e308])), {}),
+        ("disarm", Table(np.array([1e308, -1e308])), {}),
+        ("rloo", Table(np.array([1e308, -1e308])), {"m": 2}),
+        ("reinforce", Table(np.array([1.7e308, -1.7e308])), {"baseline": -1.5e308}),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_overflow_is_an_error_not_a_silent_inf(name, f, options):
+    # finite parameters and objective values whose arithmetic overflows float64 inside the
+    # estimator: previously all -inf (arm/disarm) or ±inf/NaN (rloo), returned without error
+    match = rf"estimator '{name}' overflowed: estimate .*inf.* at index .*rescale the objective"
+    with pytest.raises(ValueError, match=match):
+        refgrad.estimate(name, Bernoulli(np.array([0.3])), f, 10, rng=0, **options)
+
+
+def test_large_but_representable_values_still_work():
+    g = refgrad.estimate("reinforce", Bernoulli(np.array([0.3])), Table(np.array([1e200, -1e200])), 10, rng=0)
+    assert np.isfinite(g).all() and np.abs(g).max() > 1e199
+
+
+def test_muprop_refuses_objectives_not_defined_at_relaxed_points():
+    # muprop evaluates f and ∇f at z̄ = E[b]; like gumbel_softmax, rebar and relax it must refuse
+    from refgrad.objectives import FunctionObjective
+
+    hard = FunctionObjective(lambda z: z.sum(axis=1), lambda z: np.ones_like(z), relaxed_ok=False, name="hard")
+    for family in ("bernoulli", "categorical", "gaussian_threshold"):
+        dist, _ = problems()[family]
+        with pytest.raises(ValueError, match="estimator 'muprop' evaluates f at relaxed.*'hard'.*relaxed_ok=False"):
+            refgrad.estimate("muprop", dist, hard, 5, rng=0)
+        with pytest.raises(ValueError, match="relaxed_ok=False"):
+            exact.moments("muprop", dist, hard)
+    # the estimators that evaluate f only at discrete samples still accept it
+    dist, _ = problems()["bernoulli"]
+    assert np.isfinite(refgrad.estimate("reinforce", dist, hard, 5, rng=0)).all()
+
+
+def test_noise_may_be_lists_and_a_non_dict_is_explained():
+    dist = Bernoulli(np.array([0.3, -0.2]))
+    f = SquaredDistance(np.array([0.45, 0.45]))
+    u = [[0.2, 0.7], [0.9, 0.4]]
+    np.testing.assert_array_equal(refgrad.estimate("reinforce", dist, f, noise={"u": u}),
+                                  refgrad.estimate("reinforce", dist, f, noise={"u": np.array(u)}))
+    with pytest.raises(ValueError, match=r"noise must be a dict of uniform arrays laid out as \{'u': \(n, 2\)\}.*list"):
+        refgrad.estimate("reinforce", dist, f, noise=u)
+    with pytest.raises(ValueError, match=r"laid out as \{'u': \(n, 2\), 'v': \(n, 2\)\}"):
+        refgrad.estimate("rebar", dist, f, noise=np.array(u))
+    with pytest.raises(TypeError, match=r"noise\['u'\] must hold real \(float64\) numbers.*complex"):
+        refgrad.estimate("reinforce", dist, f, noise={"u": np.array(u) + 0j})
+    with pytest.raises(ValueError, match=r"noise\['u'\] must be a rectangular array"):
+        refgrad.estimate("reinforce", dist, f, noise={"u": [[0.5, 0.5], [0.5]]})
+
+
+@pytest.mark.parametrize(
+    "u, match",
+    [
+        ([[0.2, 0.7], [0.9, 1.0]], r"got 1.0 at index \(1, 1\)"),
+        ([[0.0, 0.7], [0.9, 0.5]], r"got 0.0 at index \(0, 0\)"),
+        ([[0.2, np.nan], [0.9, 0.5]], r"got nan at index \(0, 1\)"),
+        ([[0.2, 0.7], [-0.1, 0.5]], r"got -0.1 at index \(1, 0\)"),
+    ],
+)
+def test_bad_uniforms_are_shown_with_their_index(u, match):
+    with pytest.raises(ValueError, match=r"noise\['u'\] must contain uniforms strictly inside \(0, 1\).*" + match):
+        refgrad.estimate("reinforce", Bernoulli(np.array([0.3, -0.2])), SquaredDistance(np.array([0.4, 0.4])),
+                         noise={"u": u})
+
+
+def test_sample_counts_are_checked_by_type_range_and_size():
+    dist, f = problems()["bernoulli"]
+    for n in (2.5, 2.0, True, "5", 1j):
+        with pytest.raises(TypeError, match=r"n must be an integer >= 1; got"):
+            refgrad.estimate("reinforce", dist, f, n, rng=0)
+    for n in (0, -3):
+        with pytest.raises(ValueError, match=rf"n must be an integer >= 1; got {n}"):
+            refgrad.estimate("reinforce", dist, f, n, rng=0)
+    # previously numpy's MemoryError ("Unable to allocate 22 TiB ...") from deep inside the noise draw
+    with pytest.raises(ValueError, match=r"n=1000000000000 would need 43.7 TiB \(48 bytes per sample\)"):
+        refgrad.estimate("reinforce", dist, f, 10**12, rng=0)
+    with pytest.raises(ValueError, match=r"n=1000000000000 would need"):
+        ESTIMATORS["rebar"].draw_noise(dist, 10**12, rng=0)
+    with pytest.raises(ValueError, match=r"m=1000000000000 would need"):
+        refgrad.estimate("rloo", dist, f, 5, rng=0, m=10**12)
+    with pytest.raises(ValueError, match=r"k=1000000000000 would need"):
+        refgrad.estimate("gumbel_rao", dist, f, 5, rng=0, k=10**12)
+    with pytest.raises(ValueError, match=r"pilot=1000000000000 would need"):
+        refgrad.estimate("rebar", dist, f, 5, rng=0, eta="optimal", pilot=10**12)
+    with pytest.raises(ValueError, match=r"n=3 disagrees with the noise arrays, which hold 2 samples"):
+        refgrad.estimate("reinforce", dist, f, 3, noise={"u": np.full((2, 3), 0.5)})
+
+
+# Every option of every estimator: the error type, and a message naming the option and the value.
+BAD_OPTIONS = [
+    ("reinforce", {"baseline": np.nan}, ValueError, r"baseline must be None, a finite float, or 'optimal'; got nan"),
+    ("reinforce", {"baseline": np.inf}, ValueError, r"baseline must be .*; got inf"),
+    ("reinforce", {"baseline": "best"}, ValueError, r"baseline must be .*; got 'best'"),
+    ("reinforce", {"baseline": True}, TypeError, r"baseline must be .*; got True of type bool"),
+    ("reinforce", {"baseline": 1j}, TypeError, r"baseline must be .*; got 1j of type complex"),
+    ("reinforce", {"baseline": [0.5]}, TypeError, r"baseline must be .*; got \[0.5\] of type list"),
+    ("reinforce", {"tau": 1.0}, ValueError,
+     r"'reinforce' got unknown option\(s\) \['tau'\]; allowed options: baseline"),
+    ("rloo", {"m": 1}, ValueError, r"m must be an integer >= 2; got 1"),
+    ("rloo", {"m": 2.5}, TypeError, r"m must be an integer >= 2; got 2.5 of type float"),
+    ("rloo", {"m": "3"}, TypeError, r"m must be an integer >= 2; got '3'"),
+    ("muprop", {"tau": 1.0}, ValueError, r"unknown option.*allowed options: none"),
+    ("gumbel_softmax", {"tau": 0.0}, ValueError, r"tau must be a finite real number > 0; got 0.0"),
+    ("gumbel_softmax", {"tau": -1.0}, ValueError, r"tau must be a finite real number > 0; got -1.0"),
+    ("gumbel_softmax", {"tau": np.inf}, ValueError, r"tau must be a finite real number > 0; got inf"),
+    ("gumbel_softmax", {"tau": np.nan}, ValueError, r"tau must be a finite real number > 0; got nan"),
+    ("gumbel_softmax", {"tau": "1"}, TypeError, r"tau must be a finite real number > 0; got '1' of type str"),
+    ("gumbel_softmax", {"tau": np.array(0.5 + 0j)}, TypeError, r"tau must hold real \(float64\) numbers.*complex"),
+    ("gumbel_softmax", {"tau": [0.5]}, TypeError, r"tau must be a finite real number > 0; got \[0.5\] of type list"),
+    ("straight_through", {"tau": True}, TypeError, r"tau must be a finite real number > 0; got True"),
+    ("gumbel_rao", {"tau": -np.inf}, ValueError, r"tau must be a finite real number > 0; got -inf"),
+    ("gumbel_rao", {"k": 0}, ValueError, r"k must be an integer >= 1; got 0"),
+    ("gumbel_rao", {"k": 2.0}, TypeError, r"k must be an integer >= 1; got 2.0 of type float"),
+    ("gumbel_rao", {"derivative": "partial"}, ValueError,
+     r"derivative must be one of \['identity', 'total'\]; got 'par"),
+    ("gumbel_rao", {"derivative": None}, ValueError, r"derivative must be one of .*; got None"),
+    ("rebar", {"tau": 0.0}, ValueError, r"tau must be a finite real number > 0; got 0.0"),
+    ("rebar", {"eta": np.nan}, ValueError,
+     r"eta must be a finite float, a finite array of shape \(3,\) or 'optimal'; got n"),
+    ("rebar", {"eta": -np.inf}, ValueError, r"eta must be .*; got -inf"),
+    ("rebar", {"eta": [1.0, np.nan, 0.0]}, ValueError, r"eta must be .*; got nan at index \(1,\)"),
+    ("rebar", {"eta": [1.0, 2.0]}, ValueError,
+     r"eta must be a scalar or have the parameter shape \(3,\); got shape \(2"),
+    ("rebar", {"eta": "opt"}, ValueError, r"eta must be .*; got 'opt'"),
+    ("rebar", {"eta": 1j}, TypeError, r"eta must hold real \(float64\) numbers.*complex"),
+    ("rebar", {"eta": np.array([1.0, 0.5 + 1e-9j, 0.0])}, TypeError, r"eta must hold real \(float64\).*complex"),
+    ("rebar", {"eta": True}, TypeError, r"eta must be .*; got True"),
+    ("rebar", {"eta": None}, TypeError, r"eta must be .*; got None"),
+    ("rebar", {"eta": "1.0"}, ValueError, r"eta must be .*; got '1.0'"),
+    ("rebar", {"pilot": 1}, ValueError, r"pilot must be an integer >= 2; got 1"),
+    ("rebar", {"pilot": 3.0}, TypeError, r"pilot must be an integer >= 2; got 3.0"),
+    ("relax", {"surrogate": 3}, ValueError, r"surrogate must be a RelaxSurrogate or None; got 3 of type int"),
+]
+
+
+def test_bad_options_cover_every_option():
+    named = {(name, key) for name, options, _, _ in BAD_OPTIONS for key in options}
+    every = {(name, key) for name, spec in ESTIMATORS.items() if name not in ("arm", "disarm", "pathwise")
+             for key in spec.defaults}
+    assert every <= named
+
+
+@pytest.mark.parametrize("name, options, error, match", BAD_OPTIONS, ids=str)
+def test_bad_options_name_the_option_the_value_and_the_range(name, options, error, match):
+    dist, f = problems()["bernoulli"]
+    with pytest.raises(error, match=match):
+        refgrad.estimate(name, dist, f, 5, rng=0, **options)

@@ -12,15 +12,53 @@ over the noise exactly (the quadrature oracle splits each coordinate at the
 declared :meth:`EstimatorSpec.breakpoints`), and cross-checking another
 implementation fed the same uniforms.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_count, describe
+from .._checks import as_float_array, check_count, check_sample_count, describe
+from ..objectives import as_objective
 from ..random import as_generator, uniform
 
-__all__ = ["NoiseField", "EstimatorSpec", "ESTIMATORS", "register", "estimate", "get_spec"]
+__all__ = [
+    "NoiseField",
+    "EstimatorSpec",
+    "ESTIMATORS",
+    "register",
+    "estimate",
+    "get_spec",
+    "differentiable_objective",
+]
+
+
+def differentiable_objective(f, estimator, relaxed=False):
+    """``as_objective(f)``, refusing what ``estimator`` cannot use.
+
+    Raises ``ValueError`` if the objective has no gradient, or -- with ``relaxed`` --
+    if it was declared ``relaxed_ok=False`` while the estimator evaluates it at
+    relaxed (non-discrete) points (Gumbel-Softmax, REBAR, RELAX at ``σ_τ(z)``, MuProp
+    at ``E[b]``).
+    """
+    obj = as_objective(f)
+    if not obj.differentiable:
+        raise ValueError(
+            f"estimator {estimator!r} needs the gradient ∂f/∂z, but objective {obj.name!r} has none; "
+            "use a built-in objective or FunctionObjective(value_fn, grad_fn=...)"
+        )
+    if relaxed and not obj.relaxed_ok:
+        raise ValueError(
+            f"estimator {estimator!r} evaluates f at relaxed (non-discrete) points, but objective {obj.name!r} "
+            "was declared relaxed_ok=False; use an estimator that evaluates f only at discrete samples "
+            "(reinforce, rloo, arm, disarm, straight_through, gumbel_rao)"
+        )
+    return obj
+
+
+def _first_bad(mask):
+    """Index tuple of the first True entry of a boolean array (``()`` for 0-d)."""
+    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
 
 
 @dataclass(frozen=True)
@@ -155,11 +193,21 @@ class EstimatorSpec:
         """The noise fields for ``dist`` and these options."""
         return tuple(self.layout(dist, **self.options(dist, **options)))
 
-    def draw_noise(self, dist, n, rng=None, **options):
-        """Draw the noise dict for ``n`` estimates (uniforms strictly inside (0, 1))."""
-        n = check_count(n, "n")
-        gen = as_generator(rng)
+    def bytes_per_sample(self, dist, **options):
+        """Bytes of float64 noise and estimate one sample needs (per-sample fields plus the estimate)."""
         opts = self.options(dist, **options)
+        floats = sum(int(np.prod(nf.shape)) for nf in self.layout(dist, **opts) if nf.per_sample)
+        return 8 * (floats + int(np.prod(dist.param_shape)))
+
+    def draw_noise(self, dist, n, rng=None, **options):
+        """Draw the noise dict for ``n`` estimates (uniforms strictly inside (0, 1)).
+
+        ``n`` is refused (``ValueError`` naming it and the memory it would need) when
+        its noise and estimates exceed :data:`refgrad._checks.MAX_ARRAY_BYTES`.
+        """
+        opts = self.options(dist, **options)
+        n = check_sample_count(n, self.bytes_per_sample(dist, **opts), "n")
+        gen = as_generator(rng)
         out = {}
         for nf in self.layout(dist, **opts):
             shape = ((n,) if nf.per_sample else ()) + tuple(nf.shape)
@@ -167,12 +215,22 @@ class EstimatorSpec:
         return out
 
     def check_noise(self, dist, noise, opts):
-        """Validate a user-supplied noise dict; returns (n, checked dict)."""
-        if not isinstance(noise, dict):
-            raise ValueError(f"noise must be a dict of uniform arrays; got {describe(noise)}")
+        """Validate a user-supplied noise dict; returns (n, checked dict).
+
+        Each value may be any array_like (lists too) of the declared shape.
+        """
         fields = self.layout(dist, **opts)
+        layout_text = ", ".join(
+            f"{nf.name!r}: " + ("(n, " + ", ".join(map(str, nf.shape)) + ")" if nf.per_sample else str(tuple(nf.shape)))
+            for nf in fields
+        )
+        if not isinstance(noise, Mapping):
+            raise ValueError(
+                f"noise must be a dict of uniform arrays laid out as {{{layout_text}}} for estimator "
+                f"{self.name!r}; got {describe(noise)} of type {type(noise).__name__}"
+            )
         names = {nf.name for nf in fields}
-        extra = sorted(set(noise) - names)
+        extra = sorted(set(noise) - names, key=repr)
         missing = sorted(names - set(noise))
         if extra or missing:
             raise ValueError(
@@ -182,7 +240,8 @@ class EstimatorSpec:
         n = None
         checked = {}
         for nf in fields:
-            arr = as_float_array(noise[nf.name], f"noise[{nf.name!r}]")
+            key = f"noise[{nf.name!r}]"
+            arr = as_float_array(noise[nf.name], key)
             want = tuple(nf.shape)
             if nf.per_sample:
                 ok = arr.ndim == len(want) + 1 and arr.shape[1:] == want
@@ -194,16 +253,47 @@ class EstimatorSpec:
                 ok = arr.shape == want
                 shape_text = str(want)
             if not ok:
+                shared = f" with n = {n} from the fields before it" if nf.per_sample and n is not None else ""
                 raise ValueError(
-                    f"noise[{nf.name!r}] must have shape {shape_text} (n shared by all per-sample fields); "
+                    f"{key} must have shape {shape_text} (n shared by all per-sample fields{shared}); "
                     f"got {arr.shape}"
                 )
-            if not np.all((arr > 0.0) & (arr < 1.0)):
-                raise ValueError(f"noise[{nf.name!r}] must contain uniforms strictly inside (0, 1)")
+            bad = ~((arr > 0.0) & (arr < 1.0))  # NaN too
+            if bad.any():
+                where = _first_bad(bad)
+                raise ValueError(
+                    f"{key} must contain uniforms strictly inside (0, 1) (no 0, 1 or NaN); "
+                    f"got {float(arr[where])!r} at index {where}"
+                )
             checked[nf.name] = arr
         if n is None or n < 1:
-            raise ValueError(f"noise for estimator {self.name!r} must contain at least one sample")
+            raise ValueError(
+                f"noise for estimator {self.name!r} must contain at least one sample; got n = {n} "
+                f"(layout {{{layout_text}}})"
+            )
         return n, checked
+
+    def check_result(self, dist, out, n):
+        """The estimates ``out`` of shape ``(n, *param_shape)``, refused if any is not finite.
+
+        Finite parameters, noise and objective values can still overflow float64 in
+        an estimator's arithmetic (``f(b) − f(b')`` with ``|f| ~ 1e308``, a product with
+        a large score); a non-finite estimate is never returned as a result.
+        """
+        expected = (n,) + tuple(dist.param_shape)
+        if out.shape != expected:  # internal contract, not user error
+            raise AssertionError(f"estimator {self.name!r} returned shape {out.shape}, expected {expected}")
+        bad = ~np.isfinite(out)
+        if bad.any():
+            where = _first_bad(bad)
+            raise ValueError(
+                f"estimator {self.name!r} overflowed: estimate {float(out[where])!r} at index {where} "
+                f"(sample {where[0]}, parameter {where[1:]}) although the parameters, noise and objective "
+                "values are legal; the float64 arithmetic of the estimator exceeded 1.8e308 -- rescale the "
+                "objective (divide f by a constant) so that its values and their differences stay well "
+                "below that"
+            )
+        return out
 
     def cost_of(self, dist, **options):
         """Evaluations of f per single estimate."""
@@ -250,11 +340,13 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
         :class:`refgrad.objectives.Objective` with ``grad``.
     n : int, optional
         Number of estimates.  Required with ``rng``; with ``noise`` it is read from
-        the noise arrays (and, if given, must agree).
+        the noise arrays (and, if given, must agree).  Refused when the noise and the
+        estimates would exceed :data:`refgrad._checks.MAX_ARRAY_BYTES`: split larger
+        runs into several calls.
     rng : None, int or numpy.random.Generator
         Randomness (SPEC 7).  Ignored -- and must be None -- when ``noise`` is given.
     noise : dict, optional
-        Uniform arrays laid out as ``ESTIMATORS[name].noise_layout(dist, **options)``.
+        Uniform arrays (any array_like) laid out as ``ESTIMATORS[name].noise_layout(dist, **options)``.
         The result is then a deterministic function of the noise, so another
         implementation fed the same uniforms can be compared sample by sample.
     **options
@@ -263,14 +355,25 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
     Returns
     -------
     ndarray
-        Shape ``(n, *dist.param_shape)``, float64.
+        Shape ``(n, *dist.param_shape)``, float64, every entry finite.
+
+    Raises
+    ------
+    ValueError
+        A bad value: unknown estimator or option, an option out of its range, ``n < 1``
+        or ``n`` whose noise and estimates would exceed
+        :data:`refgrad._checks.MAX_ARRAY_BYTES` (4 GiB), noise of the wrong layout or
+        not strictly inside (0, 1), an objective the estimator cannot use, or an
+        estimate that overflowed float64 (rescale the objective).
+    TypeError
+        A wrong type: ``n`` not an integer, noise arrays or options of a non-real type
+        (complex, string, bool).
     """
     spec = get_spec(name)
     opts = spec.options(dist, **options)
     if noise is None:
         if n is None:
             raise ValueError("n must be given (an integer >= 1) when noise is not")
-        n = check_count(n, "n")
         noise = spec.draw_noise(dist, n, rng, **opts)
         n_noise, noise = spec.check_noise(dist, noise, opts)
     else:
@@ -279,8 +382,6 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
         n_noise, noise = spec.check_noise(dist, noise, opts)
         if n is not None and check_count(n, "n") != n_noise:
             raise ValueError(f"n={n} disagrees with the noise arrays, which hold {n_noise} samples")
-    out = spec.compute(dist, f, noise, **opts)
-    expected = (n_noise,) + tuple(dist.param_shape)
-    if out.shape != expected:  # internal contract, not user error
-        raise AssertionError(f"estimator {spec.name!r} returned shape {out.shape}, expected {expected}")
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by check_result, as an error
+        out = spec.compute(dist, f, noise, **opts)
+    return spec.check_result(dist, out, n_noise)

@@ -20,13 +20,18 @@ Categorical (logits ℓ)    ``ℓ + G(u)``, G Gumbel          ``onehot(argmax z)
 ``conditional_gumbel``), differentiated in φ **including** its dependence on φ through
 the conditioning (``conditional_*_grad`` / ``conditional_gumbel_vjp``).  ``∂z/∂φ = I``.
 """
-import numbers
 
 import numpy as np
 
-from .._checks import as_float_array, check_count, check_positive_scalar, describe
+from .._checks import (
+    InputTypeError,
+    as_float_array,
+    check_count,
+    check_positive_scalar,
+    check_sample_count,
+    describe,
+)
 from .._jit import jit
-from ..objectives import as_objective
 from ..random import (
     _conditional_gumbel_rows,
     _sigmoid,
@@ -41,7 +46,7 @@ from ..random import (
     normal,
 )
 from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
-from ._base import EstimatorSpec, NoiseField, register
+from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
 from .score import sample_breakpoints
 
 __all__ = ["rebar_terms", "optimal_eta"]
@@ -187,18 +192,7 @@ class _Conditional:
 
 def _differentiable(f, estimator):
     """``as_objective(f)``, refusing objectives without gradient or not defined at relaxed points."""
-    obj = as_objective(f)
-    if not obj.differentiable:
-        raise ValueError(
-            f"estimator {estimator!r} needs the gradient ∂f/∂z at relaxed points, but objective {obj.name!r} has "
-            "none; pass f as a built-in objective or FunctionObjective(value_fn, grad_fn=...)"
-        )
-    if not obj.relaxed_ok:
-        raise ValueError(
-            f"estimator {estimator!r} evaluates f at relaxed (non-discrete) points, but objective {obj.name!r} "
-            "was declared relaxed_ok=False"
-        )
-    return obj
+    return differentiable_objective(f, estimator, relaxed=True)
 
 
 def _bcast(values, ndim):
@@ -251,8 +245,13 @@ def _check_noise_block(arr, name, dist, n=None):
         raise ValueError(f"{name} must have shape {shape_text}; got {arr.shape}")
     if arr.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one sample; got shape {arr.shape}")
-    if not np.all((arr > 0.0) & (arr < 1.0)):
-        raise ValueError(f"{name} must contain uniforms strictly inside (0, 1)")
+    bad = ~((arr > 0.0) & (arr < 1.0))  # NaN too
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} must contain uniforms strictly inside (0, 1) (no 0, 1 or NaN); got {float(arr[where])!r} "
+            f"at index {where}"
+        )
     return arr
 
 
@@ -329,8 +328,11 @@ def optimal_eta(a, c):
     c = as_float_array(c, "c")
     if a.ndim < 2 or a.shape != c.shape or a.shape[0] < 1:
         raise ValueError(f"a and c must have the same shape (m, *param_shape) with m >= 1; got {a.shape} and {c.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(c).all()):
-        raise ValueError("a and c must be finite")
+    for name, arr in (("a", a), ("c", c)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name} must be finite; got {float(arr[where])!r} at index {where}")
     return _optimal_eta(_flat(a), _flat(c)).reshape(a.shape[1:])
 
 
@@ -391,31 +393,24 @@ def _rebar_control_variate(dist, f, noise, tau, **_):
 
 
 def _check_eta(dist, eta):
+    shape = tuple(dist.param_shape)
+    allowed = f"a finite float, a finite array of shape {shape} or 'optimal'"
     if isinstance(eta, str):
         if eta == "optimal":
             return eta
-        raise ValueError(f"eta must be a finite float, a finite array of shape {tuple(dist.param_shape)} or 'optimal'; "
-                         f"got {eta!r}")
-    if isinstance(eta, (bool, np.bool_)) or eta is None:
-        raise ValueError(f"eta must be a finite float, a finite array of shape {tuple(dist.param_shape)} or 'optimal'; "
-                         f"got {describe(eta)}")
-    if isinstance(eta, numbers.Real):
-        value = float(eta)
-        if not np.isfinite(value):
-            raise ValueError(f"eta must be finite; got {value!r}")
-        return value
-    try:
-        arr = np.array(eta, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"eta must be a finite float, a finite array of shape {tuple(dist.param_shape)} or 'optimal'; "
-                         f"got {describe(eta)}") from None
+        raise ValueError(f"eta must be {allowed}; got {eta!r}")
+    if eta is None or isinstance(eta, (bool, np.bool_)):
+        raise InputTypeError(f"eta must be {allowed}; got {describe(eta)}")
+    arr = as_float_array(eta, "eta", copy=True)  # TypeError for complex, strings in a list, bools
+    if arr.ndim != 0 and arr.shape != shape:
+        raise ValueError(f"eta must be a scalar or have the parameter shape {shape}; got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        at = f" at index {where}" if arr.ndim else ""
+        raise ValueError(f"eta must be {allowed}; got {float(arr[where]) if arr.ndim else float(arr)!r}{at}")
     if arr.ndim == 0:
-        return _check_eta(dist, float(arr))
-    if arr.shape != tuple(dist.param_shape):
-        raise ValueError(f"eta must be a scalar or have the parameter shape {tuple(dist.param_shape)}; "
-                         f"got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("eta must be finite; got an array with NaN or inf entries")
+        return float(arr)
     arr.setflags(write=False)
     return arr
 
@@ -423,7 +418,8 @@ def _check_eta(dist, eta):
 def _rebar_options(dist, opts):
     opts["tau"] = check_positive_scalar(opts["tau"], "tau")
     opts["eta"] = _check_eta(dist, opts["eta"])
-    opts["pilot"] = check_count(opts["pilot"], "pilot", minimum=2)
+    pilot = check_count(opts["pilot"], "pilot", minimum=2)
+    opts["pilot"] = check_sample_count(pilot, 2 * 8 * int(np.prod(dist.event_shape)), "pilot")  # pilot_u, pilot_v
     return opts
 
 

@@ -27,9 +27,8 @@ import math
 
 import numpy as np
 
-from .._checks import check_count, check_positive_scalar, describe
+from .._checks import check_positive_scalar, check_sample_count, describe
 from .._jit import jit
-from ..objectives import as_objective
 from ..random import (
     conditional_gumbel,
     conditional_gumbel_vjp,
@@ -42,7 +41,7 @@ from ..random import (
     normal,
 )
 from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
-from ._base import EstimatorSpec, NoiseField, register
+from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
 from .score import sample_breakpoints
 
 __all__ = []
@@ -128,18 +127,7 @@ def _latent(dist, u):
 
 def _grad_f(f, z, estimator, relaxed=False):
     """``∇f(z)``, refusing objectives without a gradient (or, at relaxed points, ``relaxed_ok=False``)."""
-    obj = as_objective(f)
-    if not obj.differentiable:
-        raise ValueError(
-            f"estimator {estimator!r} needs the gradient ∂f/∂z, but objective {obj.name!r} has none; "
-            "use a built-in objective or FunctionObjective(value_fn, grad_fn=...)"
-        )
-    if relaxed and not obj.relaxed_ok:
-        raise ValueError(
-            f"estimator {estimator!r} evaluates f at relaxed (non-discrete) points, but objective {obj.name!r} "
-            "was declared relaxed_ok=False"
-        )
-    return obj.grad(z)
+    return differentiable_objective(f, estimator, relaxed=relaxed).grad(z)
 
 
 def _relaxed_vjp(dist, z, tau, cotangent):
@@ -349,7 +337,7 @@ def _gumbel_rao(dist, f, noise, tau, k, derivative):
 
 def _gumbel_rao_options(dist, opts):
     opts = _tau_options(dist, opts)
-    opts["k"] = check_count(opts["k"], "k", minimum=1)
+    opts["k"] = check_sample_count(opts["k"], 8 * int(np.prod(dist.event_shape)), "k")  # one sample's v must fit
     der = opts["derivative"]
     if not isinstance(der, str) or der not in DERIVATIVES:
         raise ValueError(f"derivative must be one of {list(DERIVATIVES)}; got {describe(der)}")

@@ -8,9 +8,9 @@ import numbers
 import numpy as np
 from scipy import special
 
-from .._checks import check_count, describe
-from ..objectives import evaluate, evaluate_grad
-from ._base import EstimatorSpec, NoiseField, register
+from .._checks import InputTypeError, check_count, check_sample_count, describe
+from ..objectives import evaluate
+from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
 
 __all__ = ["optimal_baseline", "sample_breakpoints"]
 
@@ -45,7 +45,8 @@ With ``z̄ = E_q[b]`` and the first-order Taylor baseline
 
 ``∂_φ z̄`` is ``θ(1−θ)`` (Bernoulli), ``φ(μ)`` (GaussianThreshold),
 ``diag(p) − ppᵀ`` per variable (Categorical).  Requires f to accept relaxed inputs
-and to have a gradient.  Unbiased.  Cost: 2 (f at b; f and ∇f at z̄).
+(an objective declared ``relaxed_ok=False`` is refused, as by ``gumbel_softmax``,
+``rebar`` and ``relax``) and to have a gradient.  Unbiased.  Cost: 2 (f at b; f and ∇f at z̄).
 """
 
 
@@ -131,10 +132,15 @@ def _reinforce_options(dist, opts):
         raise ValueError("baseline='optimal' needs an enumerable (discrete) family; the Normal family allows None or a float")
     if b is None or (isinstance(b, str) and b == "optimal"):
         return opts
-    if isinstance(b, numbers.Real) and not isinstance(b, bool) and np.isfinite(b):
-        opts["baseline"] = float(b)
-        return opts
-    raise ValueError(f"baseline must be None, a finite float, or 'optimal'; got {describe(b)}")
+    allowed = "None, a finite float, or 'optimal'"
+    if isinstance(b, str):
+        raise ValueError(f"baseline must be {allowed}; got {b!r}")
+    if not isinstance(b, numbers.Real) or isinstance(b, (bool, np.bool_)):
+        raise InputTypeError(f"baseline must be {allowed}; got {describe(b)} of type {type(b).__name__}")
+    if not np.isfinite(b):
+        raise ValueError(f"baseline must be {allowed}; got {float(b)!r}")
+    opts["baseline"] = float(b)
+    return opts
 
 
 register(
@@ -177,7 +183,8 @@ def _rloo_given(dist, f, b, m):
 
 
 def _rloo_options(dist, opts):
-    opts["m"] = check_count(opts["m"], "m", minimum=2)
+    m = check_count(opts["m"], "m", minimum=2)
+    opts["m"] = check_sample_count(m, 8 * int(np.prod(dist.event_shape)), "m")  # one sample's noise must fit
     return opts
 
 
@@ -230,12 +237,14 @@ def _muprop(dist, f, noise):
 
 
 def _muprop_given(dist, f, b):
+    # f is evaluated at the relaxed point z̄ = E[b]: refuse objectives declared relaxed_ok=False
+    obj = differentiable_objective(f, "muprop", relaxed=True)
     b = b[:, 0]
     zbar, vjp = _mean_and_vjp(dist)
     zbar_batch = zbar[None]
-    f0 = evaluate(f, zbar_batch)[0]
-    g0 = evaluate_grad(f, zbar_batch)[0]
-    fb = evaluate(f, b)
+    f0 = obj.value(zbar_batch)[0]
+    g0 = obj.grad(zbar_batch)[0]
+    fb = obj.value(b)
     axes = tuple(range(1, b.ndim))
     baseline = f0 + np.sum((b - zbar[None]) * g0[None], axis=axes)
     s = dist.score(b)
