@@ -30,7 +30,7 @@ from refgrad.estimators._base import ESTIMATORS, estimate
 from refgrad.estimators.relax import RelaxSurrogate, fit_relax
 from refgrad.estimators.rebar import optimal_eta, rebar_terms
 from refgrad.estimators.score import sample_breakpoints
-from refgrad.objectives import FunctionObjective, SquaredDistance, Table
+from refgrad.objectives import FunctionObjective, Linear, SquaredDistance, Table
 
 FAMILIES = ("bernoulli", "categorical", "gaussian_threshold")
 EPS = np.finfo(np.float64).eps
@@ -839,3 +839,71 @@ def test_surrogate_construction():
     c = a.replace(eta=2.0, tau=0.1)
     assert c.eta == 2.0 and c.tau == 0.1 and c.w1 is not a.w1 and np.array_equal(c.w1, a.w1)
     assert "RelaxSurrogate" in repr(c) and set(a.params) == {"w1", "b1", "w2", "b2"}
+
+
+# ---------------------------------------------------------------------------- errors that show the value
+
+
+def test_helper_errors_show_the_offending_value_and_index():
+    dist = Bernoulli(np.array([0.3, -0.2]))
+    f = SquaredDistance(0.3)
+    u = np.full((4, 2), 0.5)
+    v = u.copy()
+    v[2, 1] = 1.0
+    with pytest.raises(ValueError, match=r"noise_v must contain uniforms strictly inside \(0, 1\).*1.0 at index \(2, 1\)"):
+        rebar_terms(dist, f, u, v, 0.5)
+    with pytest.raises(TypeError, match=r"noise_u must hold real \(float64\) numbers.*complex"):
+        rebar_terms(dist, f, u + 0j, u, 0.5)
+    c = np.ones((3, 2))
+    c[1, 0] = np.inf
+    with pytest.raises(ValueError, match=r"c must be finite; got inf at index \(1, 0\)"):
+        optimal_eta(np.ones((3, 2)), c)
+
+
+@pytest.mark.parametrize(
+    "build, error, match",
+    [(lambda: RelaxSurrogate((2,), eta=1 + 1j), TypeError, r"eta must be a finite float; got \(1\+1j\)"),
+     (lambda: RelaxSurrogate((2,), scale=np.array(0.5 + 0j)), TypeError, r"scale must hold real \(float64\).*complex"),
+     (lambda: RelaxSurrogate((2,), eta="1.0"), TypeError, r"eta must be a finite float; got '1.0' of type str"),
+     (lambda: RelaxSurrogate((2,), eta=True), TypeError, r"eta must be a finite float; got True"),
+     (lambda: RelaxSurrogate((2.0,)), ValueError, r"event_shape must be \(d,\).*got \(2.0,\)"),
+     (lambda: RelaxSurrogate((True,)), ValueError, r"event_shape must be"),
+     (lambda: RelaxSurrogate((2,), hidden=10**12), ValueError, r"hidden=1000000000000 would need"),
+     (lambda: RelaxSurrogate((2,), hidden=2.0), TypeError, r"hidden must be an integer >= 1; got 2.0"),
+     (lambda: RelaxSurrogate.from_params((2,), np.ones((3, 2)), np.ones(3), np.array([1.0, np.inf, 0.0])),
+      ValueError, r"w2 must be finite; got inf at index \(1,\)"),
+     (lambda: RelaxSurrogate((2,)).value(np.array([[0.5, 0.5], [np.nan, 0.5]])),
+      ValueError, r"x must be finite; got nan at index \(1, 0\)")],
+)
+def test_surrogate_errors_name_type_value_and_index(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+@pytest.mark.parametrize("lr", [1e6, 1e3])
+def test_fit_relax_reports_divergence(lr):
+    # previously OverflowError ("math range error") from math.exp(log tau) after one step
+    dist = Bernoulli(np.array([0.3, 0.1]))
+    with pytest.raises(ValueError, match=rf"fit_relax diverged at step 1 of 5: log tau reached .*lr={lr!r} is too large"
+                                         r".*use a smaller lr"):
+        fit_relax(dist, SquaredDistance(np.array([0.45, 0.45])), steps=5, batch=8, lr=lr, rng=0)
+
+
+def test_fit_relax_reports_a_non_finite_second_moment():
+    # an objective whose estimates overflow float64: the loss is inf and training must stop, naming lr
+    dist = Bernoulli(np.array([0.3]))
+    with pytest.raises(ValueError, match=r"fit_relax diverged at step 1 of 3: the batch second moment .* is inf"):
+        fit_relax(dist, Linear(np.array([1e300])), steps=3, batch=4, lr=1e-2, rng=0, train=("psi", "eta"))
+
+
+def test_fit_relax_checks_its_counts():
+    dist = Bernoulli(np.array([0.3]))
+    f = SquaredDistance(0.4)
+    with pytest.raises(ValueError, match=r"batch=1000000000000 would need"):
+        fit_relax(dist, f, steps=1, batch=10**12)
+    with pytest.raises(ValueError, match=r"steps=1000000000000 would need"):
+        fit_relax(dist, f, steps=10**12)
+    with pytest.raises(TypeError, match=r"steps must be an integer >= 1; got 2.5"):
+        fit_relax(dist, f, steps=2.5)
+    with pytest.raises(ValueError, match=r"lr must be a finite real number > 0; got nan"):
+        fit_relax(dist, f, lr=np.nan)

@@ -23,10 +23,17 @@ Every derivative is hand-derived (written next to its kernel) and tested against
 central finite differences.
 """
 import math
+import numbers
 
 import numpy as np
 
-from .._checks import as_float_array, check_count, check_positive_scalar, describe
+from .._checks import (
+    InputTypeError,
+    as_float_array,
+    check_positive_scalar,
+    check_sample_count,
+    describe,
+)
 from .._jit import jit
 from ..random import as_generator, uniform
 from ._base import EstimatorSpec, NoiseField, register
@@ -222,9 +229,11 @@ def _mlp_param_vjp(x, xdot, alpha, beta, w1, b1, w2):
 
 def _check_event_shape(event_shape):
     try:
-        shape = tuple(int(s) for s in event_shape)
-        ok = len(shape) in (1, 2) and all(s >= 1 for s in shape) and tuple(event_shape) == shape
-    except (TypeError, ValueError):
+        items = tuple(event_shape)
+        ok = all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_)) for s in items)
+        shape = tuple(int(s) for s in items) if ok else ()
+        ok = ok and len(shape) in (1, 2) and all(s >= 1 for s in shape)
+    except TypeError:
         ok = False
     if not ok:
         raise ValueError(f"event_shape must be (d,) (bits) or (d, K) (categorical) with positive entries; "
@@ -235,23 +244,27 @@ def _check_event_shape(event_shape):
 
 
 def _finite_float(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a finite float; got {describe(value)}")
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite float; got {describe(value)}") from None
+    if not isinstance(value, (numbers.Real, np.ndarray)) or isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be a finite float; got {describe(value)} of type {type(value).__name__}")
+    arr = as_float_array(value, name)
     if arr.ndim != 0 or not np.isfinite(arr):
-        raise ValueError(f"{name} must be a finite float; got {describe(value)}")
+        raise ValueError(f"{name} must be a finite float (a scalar); got {describe(value)}")
     return float(arr)
+
+
+def _require_finite(arr, name):
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite; got {float(arr[where])!r} at index {where}")
+    return arr
 
 
 def _param_array(value, name, shape):
     arr = as_float_array(value, name, copy=True)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}; got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite")
+    _require_finite(arr, name)
     arr.setflags(write=False)
     return arr
 
@@ -289,7 +302,7 @@ class RelaxSurrogate:
 
     def __init__(self, event_shape, hidden=8, eta=1.0, tau=0.5, rng=None, scale=1.0):
         shape = _check_event_shape(event_shape)
-        hidden = check_count(hidden, "hidden")
+        hidden = check_sample_count(hidden, 8 * (int(np.prod(shape)) + 2), "hidden")  # W1 row, b1, w2
         scale = _finite_float(scale, "scale")
         if scale < 0:
             raise ValueError(f"scale must be a finite float >= 0; got {scale!r}")
@@ -326,7 +339,7 @@ class RelaxSurrogate:
     def zero(cls, event_shape, hidden=8, eta=1.0, tau=0.5):
         """``r ≡ 0`` with all network weights 0: RELAX with it equals REBAR(η, τ) exactly."""
         shape = _check_event_shape(event_shape)
-        hidden = check_count(hidden, "hidden")
+        hidden = check_sample_count(hidden, 8 * (int(np.prod(shape)) + 2), "hidden")
         D = int(np.prod(shape))
         return cls.from_params(shape, np.zeros((hidden, D)), np.zeros(hidden), np.zeros(hidden), 0.0, eta, tau)
 
@@ -357,8 +370,7 @@ class RelaxSurrogate:
         arr = as_float_array(x, name)
         if arr.ndim != len(self.event_shape) + 1 or arr.shape[1:] != self.event_shape:
             raise ValueError(f"{name} must have shape (n, {', '.join(map(str, self.event_shape))}); got {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} must be finite")
+        _require_finite(arr, name)
         return _flat(arr)
 
     def value(self, x):
@@ -631,11 +643,18 @@ def fit_relax(dist, f, surrogate=None, steps=500, batch=64, lr=1e-2, rng=None, t
     history : dict
         ``"second_moment"``: per step, the batch mean of ``Σ_j ĝ_j²`` (before the step);
         ``"eta"``, ``"tau"``: the values used at each step.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (naming them), or a diverged training: a non-finite second
+        moment, gradient or parameter, or ``log τ`` beyond what float64 can
+        exponentiate -- the message names the step and ``lr`` (use a smaller one).
     """
     _check_dist(dist)
     obj = _differentiable(f, "relax")
-    steps = check_count(steps, "steps")
-    batch = check_count(batch, "batch")
+    steps = check_sample_count(steps, 3 * 8, "steps")  # the history holds 3 floats per step
+    batch = check_sample_count(batch, 2 * 8 * int(np.prod(dist.event_shape)), "batch")
     lr = check_positive_scalar(lr, "lr")
     train = _check_train(train)
     if "tau" in train and not getattr(obj, "has_hvp", False):
@@ -670,10 +689,12 @@ def fit_relax(dist, f, surrogate=None, steps=500, batch=64, lr=1e-2, rng=None, t
     for step in range(steps):
         u = uniform(gen, (batch,) + event)
         v = uniform(gen, (batch,) + event)
-        _, loss, grads = _second_moment_grad(dist, obj, sur, u, v, train)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, as an error
+            _, loss, grads = _second_moment_grad(dist, obj, sur, u, v, train)
         history["second_moment"][step] = loss
         history["eta"][step] = sur.eta
         history["tau"][step] = sur.tau
+        _check_not_diverged(step, steps, lr, loss=loss, grads=grads)
         t = step + 1
         for k in names:
             g = np.asarray(grads[k], dtype=np.float64)
@@ -682,8 +703,38 @@ def fit_relax(dist, f, surrogate=None, steps=500, batch=64, lr=1e-2, rng=None, t
             m_hat = m1[k] / (1.0 - beta1**t)
             v_hat = m2[k] / (1.0 - beta2**t)
             theta[k] = theta[k] - lr * m_hat / (np.sqrt(v_hat) + eps)
+        _check_not_diverged(step, steps, lr, theta=theta)
         changes = {k: (float(theta[k]) if np.ndim(theta[k]) == 0 else theta[k]) for k in names if k != "log_tau"}
         if "log_tau" in theta:
             changes["tau"] = math.exp(float(theta["log_tau"]))
         sur = sur.replace(**changes)
     return sur, history
+
+
+#: log τ outside this range gives τ = 0 or τ = inf in float64 (exp underflows/overflows).
+_LOG_TAU_RANGE = (math.log(np.finfo(np.float64).tiny), math.log(np.finfo(np.float64).max))
+
+
+def _check_not_diverged(step, steps, lr, loss=None, grads=None, theta=None):
+    """Raise ``ValueError`` if the Adam iteration left float64 (non-finite loss, gradient, parameter, τ)."""
+    problem = None
+    if loss is not None and not math.isfinite(loss):
+        problem = (f"the batch second moment of the estimates is {loss!r} (from the first step on, this means "
+                   "the objective is too large for float64 arithmetic: rescale it)")
+    for label, values in (("gradient", grads), ("parameter", theta)):
+        for key, value in (values or {}).items():
+            arr = np.asarray(value, dtype=np.float64)
+            if problem is None and not np.isfinite(arr).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+                problem = f"the {label} of {key} is {float(arr[bad] if arr.ndim else arr)!r} at index {bad}"
+    if problem is None and theta is not None and "log_tau" in theta:
+        log_tau = float(theta["log_tau"])
+        lo, hi = _LOG_TAU_RANGE
+        if not lo <= log_tau <= hi:
+            problem = (f"log tau reached {log_tau:.4g}, outside [{lo:.1f}, {hi:.1f}] "
+                       "(tau = exp(log tau) is not a positive float64)")
+    if problem is not None:
+        raise ValueError(
+            f"fit_relax diverged at step {step + 1} of {steps}: {problem}; the step size lr={lr!r} is too large "
+            f"for this problem -- use a smaller lr (the default is 0.01) or fewer trained quantities (train=)"
+        )
