@@ -124,7 +124,9 @@ def as_float_array(x, name, ndim=None, copy=False, allow_bool=False):
     Ragged nested sequences (rows of unequal length) raise a ``ValueError``.
     """
     if isinstance(x, (str, bytes)):
-        raise InputTypeError(f"{name} must be a real (float64) number or an array of them; got the string {describe(x)}")
+        raise InputTypeError(
+            f"{name} must be a real (float64) number or an array of them; got the string {describe(x)}"
+        )
     if isinstance(x, (bool, np.bool_)) and not allow_bool:
         raise InputTypeError(f"{name} must be a real (float64) number or an array of them, not a bool; got {x!r}")
     if isinstance(x, np.ndarray):

@@ -388,7 +388,7 @@ class RelaxSurrogate:
         P = self._inputs(p, "p")
         Q = self._inputs(q, "q")
         if P.shape != X.shape or Q.shape != X.shape:
-            raise ValueError(f"p and q must have the shape of x, {np.shape(x)}")
+            raise ValueError(f"p and q must have the shape of x, {np.shape(x)}; got {np.shape(p)} and {np.shape(q)}")
         return _mlp_hessian_bilinear(X, P, Q, self.w1, self.b1, self.w2)
 
     def _relaxed(self, z):
