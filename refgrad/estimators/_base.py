@@ -195,7 +195,9 @@ class EstimatorSpec:
 
     def bytes_per_sample(self, dist, **options):
         """Bytes of float64 noise and estimate one sample needs (per-sample fields plus the estimate)."""
-        opts = self.options(dist, **options)
+        return self._bytes_per_sample(dist, self.options(dist, **options))
+
+    def _bytes_per_sample(self, dist, opts):
         floats = sum(int(np.prod(nf.shape)) for nf in self.layout(dist, **opts) if nf.per_sample)
         return 8 * (floats + int(np.prod(dist.param_shape)))
 
@@ -206,7 +208,7 @@ class EstimatorSpec:
         its noise and estimates exceed :data:`refgrad._checks.MAX_ARRAY_BYTES`.
         """
         opts = self.options(dist, **options)
-        n = check_sample_count(n, self.bytes_per_sample(dist, **opts), "n")
+        n = check_sample_count(n, self._bytes_per_sample(dist, opts), "n")
         gen = as_generator(rng)
         out = {}
         for nf in self.layout(dist, **opts):
