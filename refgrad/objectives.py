@@ -21,10 +21,16 @@ Built-in objectives
     Wraps plain callables; :func:`as_objective` turns any callable into one.
 
 Every call goes through :meth:`Objective.value` / :meth:`Objective.grad`, which
-check the input (float64, 2 or 3 dimensions, no NaN) and the output (shape
-``(n,)`` or ``z.shape``, finite) and raise a ``ValueError`` naming the objective
+check the input (float64, 2 or 3 dimensions, no NaN) and the output (real
+numbers -- a complex, string, bool or object output is a ``TypeError`` --, shape
+``(n,)`` or ``z.shape``, finite) and raise an error naming the objective
 otherwise.  Objectives may also supply a Hessian-vector product
 :meth:`Objective.hvp` (all built-ins do), used to train RELAX's temperature.
+
+:meth:`Objective.flip_differences` gives the differences of ``f`` between
+configurations that differ in one variable, which the exact gradient
+(:func:`refgrad.exact.gradient`) is built from: in closed form (to one rounding)
+for the built-ins, by two evaluations of ``f`` for any other objective.
 """
 import numpy as np
 
@@ -126,9 +132,122 @@ class Objective:
                 f"got {vec.shape}"
             )
         if not np.isfinite(vec).all():
-            raise ValueError(f"v must be finite for the Hessian-vector product of objective {self.name!r}")
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(vec))[0])
+            raise ValueError(
+                f"v must be finite for the Hessian-vector product of objective {self.name!r}; got "
+                f"{float(vec[bad])!r} at index {bad}"
+            )
         out = self._hvp(z, vec)
         return self._check_output(out, z.shape, "hvp", z)
+
+    def flip_differences(self, b, active=None):
+        r"""Differences of ``f`` between discrete configurations that differ in one variable.
+
+        .. math::
+
+            D_{s,i} = f(b_s^{i←1}) − f(b_s^{i←0}) \quad\text{(bits, } b \text{ of shape } (n, d)),\qquad
+            D_{s,i,k} = f(b_s^{i←k}) − f(b_s) \quad\text{(one-hot, } b \text{ of shape } (n, d, K)),
+
+        where ``b^{i←k}`` is ``b`` with variable ``i`` set to ``k``.  For bits ``D_{s,i}`` does not depend on
+        ``b_{s,i}``; for one-hot rows ``D_{s,i,k} = 0`` at the chosen category.  The exact gradient is
+        ``∂L/∂φ_j = c_j E_q[D_j(b)]`` (see :func:`refgrad.exact.gradient`), so no large ``f`` ever has to be
+        subtracted from another there.
+
+        Accuracy: the built-in objectives compute ``D`` in closed form, to one rounding of the exact
+        difference (:class:`SquaredDistance`: ``1 − 2t_i``, or ``2(t_{i,c} − t_{i,k})`` for one-hot rows with
+        ``c`` the chosen category; :class:`Linear`: ``w_i`` or ``w_{i,k} − w_{i,c}``; :class:`Table`: one
+        difference of two table entries).  For any other objective the default evaluates ``f`` at ``b`` and
+        at each flipped configuration and subtracts: the absolute error is then about
+        ``eps (|f(b)| + |f(b')|)`` plus the error of ``f``'s own evaluations, which can exceed ``|D|`` itself
+        where ``|f| ≫ |D|``; subclasses may override ``_flip_differences(b, active)`` with a closed form.
+        Cost of the default: ``1 + Σ active`` evaluations of ``f`` on batches of at most ``n`` rows
+        (memory ``O(n d K)``).
+
+        Parameters
+        ----------
+        b : array_like
+            Discrete configurations: bits ``(n, d)`` with entries in {0, 1}, or one-hot rows ``(n, d, K)``.
+        active : array_like of bool, optional
+            Shape ``(d,)`` (bits) or ``(d, K)`` (one-hot): the entries to compute; the others are 0 and ``f``
+            is never evaluated at those flips (the exact gradient passes the variables and categories of
+            nonzero probability, so impossible configurations are never evaluated).  Default: all.
+
+        Returns
+        -------
+        ndarray
+            Shape ``b.shape``, finite (a difference that overflows raises ``ValueError``).
+        """
+        b = self._check_discrete(b)
+        active = self._check_active(active, b)
+        out = np.asarray(self._flip_differences(b, active), dtype=np.float64)
+        if out.shape != b.shape:
+            raise ValueError(
+                f"objective {self.name!r} returned flip differences of shape {out.shape} for b of shape {b.shape}; "
+                f"expected {b.shape}"
+            )
+        out = np.where(active[None], out, 0.0)
+        if not np.isfinite(out).all():
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+            raise ValueError(
+                f"the difference f(b') − f(b) of objective {self.name!r} between configurations that differ in "
+                f"one variable overflowed: {float(out[bad])!r} at index {bad}; rescale the objective"
+            )
+        return np.ascontiguousarray(out)
+
+    def _flip_differences(self, b, active):
+        """Default: ``f`` at ``b`` and at each active flip (see :meth:`flip_differences` for the error bound)."""
+        out = np.zeros(b.shape)
+        if b.shape[0] == 0:
+            return out
+        base = self.value(b)
+        if b.ndim == 2:
+            for i in np.flatnonzero(active):
+                flipped = b.copy()
+                flipped[:, i] = 1.0 - flipped[:, i]
+                other = self.value(flipped)
+                out[:, i] = np.where(b[:, i] == 1.0, base - other, other - base)
+            return out
+        for i, k in np.argwhere(active):
+            rows = np.flatnonzero(b[:, i, k] == 0.0)
+            if rows.size == 0:
+                continue
+            flipped = b[rows]
+            flipped[:, i, :] = 0.0
+            flipped[:, i, k] = 1.0
+            out[rows, i, k] = self.value(flipped) - base[rows]
+        return out
+
+    def _check_discrete(self, b):
+        """Checked configurations: bits (n, d) in {0, 1} or one-hot rows (n, d, K)."""
+        name = f"b (configurations given to objective {self.name!r})"
+        arr = self._check_input(b, name=name)
+        bad = (arr != 0.0) & (arr != 1.0)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name} must be discrete (bits or one-hot rows, entries 0 and 1); got {float(arr[where])!r} "
+                f"at index {where}"
+            )
+        if arr.ndim == 3:
+            hot = arr.sum(axis=2)
+            if np.any(hot != 1.0):
+                where = tuple(int(i) for i in np.argwhere(hot != 1.0)[0])
+                raise ValueError(
+                    f"{name} must have one 1 per variable (one-hot rows); row {where} (sample, variable) is "
+                    f"{arr[where].tolist()}"
+                )
+        return arr
+
+    def _check_active(self, active, b):
+        event = b.shape[1:]
+        if active is None:
+            return np.ones(event, dtype=bool)
+        arr = np.asarray(active)
+        if arr.dtype != np.bool_:
+            raise TypeError(f"active must be a boolean array of shape {event}; got {describe(active)}")
+        if arr.shape != event:
+            raise ValueError(f"active must have the event shape {event} of b; got shape {arr.shape}")
+        return arr
 
     def _value(self, z):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -143,20 +262,16 @@ class Objective:
         """Hook for subclasses: validate ``z.shape[1:]``."""
 
     # -- checks ---------------------------------------------------------------------
-    def _check_input(self, z):
-        arr = as_float_array(z, f"z (input of objective {self.name!r})", ndim=(2, 3))
-        check_no_nan(arr, f"z (input of objective {self.name!r})")
+    def _check_input(self, z, name=None):
+        name = f"z (input of objective {self.name!r})" if name is None else name
+        arr = as_float_array(z, name, ndim=(2, 3), allow_bool=True)
+        check_no_nan(arr, name)
         self._check_event(arr)
         return arr
 
     def _check_output(self, out, shape, what, z):
-        try:
-            arr = np.asarray(out, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"objective {self.name!r} returned {describe(out)} from {what}(z), which is not convertible to "
-                "a float64 array"
-            ) from exc
+        # complex, string, bool and object outputs: a TypeError naming the objective
+        arr = as_float_array(out, f"the output of objective {self.name!r} from {what}(z)")
         if arr.shape != tuple(shape):
             raise ValueError(
                 f"objective {self.name!r} returned an array of shape {arr.shape} from {what}(z) for z of shape "
@@ -169,6 +284,11 @@ class Objective:
                 f"(for z of shape {z.shape}); objectives must return finite values"
             )
         return np.ascontiguousarray(arr)
+
+
+def _event_size(z):
+    """Number of entries of one row of ``z`` (``reshape(n, -1)`` fails for n = 0)."""
+    return int(np.prod(z.shape[1:]))
 
 
 def _event_broadcast_check(param, param_name, obj, z):
@@ -185,6 +305,18 @@ def _event_broadcast_check(param, param_name, obj, z):
             f"{param_name} of objective {obj.name!r} has shape {param.shape}, which does not broadcast to the "
             f"event shape {event} of z (shape {z.shape})"
         )
+
+
+def _check_finite_parameter(arr, name):
+    if not np.isfinite(arr).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+        raise ValueError(f"{name} must be finite; got {float(arr[bad])!r} at index {bad}")
+    return arr
+
+
+def _one_hot_select(b, param):
+    """``Σ_k b[s, i, k] param[i, k]`` for one-hot ``b``: the parameter at the chosen category (exact)."""
+    return np.einsum("sik,ik->si", b, np.broadcast_to(param, b.shape[1:]))
 
 
 # --------------------------------------------------------------------------- simple objectives
@@ -205,9 +337,7 @@ class SquaredDistance(Objective):
     """
 
     def __init__(self, target):
-        arr = as_float_array(target, "target", copy=True)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"target must be finite; got {describe(target)} with non-finite entries")
+        arr = _check_finite_parameter(as_float_array(target, "target", copy=True), "target")
         arr.setflags(write=False)
         self.target = arr
         self.name = f"SquaredDistance(target={np.array2string(arr, precision=4)})"
@@ -217,9 +347,17 @@ class SquaredDistance(Objective):
 
     def _value(self, z):
         diff = z - self.target
-        return (diff * diff).reshape(z.shape[0], -1).sum(axis=1)
+        return (diff * diff).reshape(z.shape[0], _event_size(z)).sum(axis=1)
 
     has_hvp = True
+
+    def _flip_differences(self, b, active):
+        t = np.broadcast_to(self.target, b.shape[1:])
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by flip_differences
+            if b.ndim == 2:  # (1 − t)² − t² = 1 − 2t
+                return np.broadcast_to(1.0 - 2.0 * t, b.shape)
+            # (1 − t_k)² + t_c² − (1 − t_c)² − t_k² = 2 (t_c − t_k), c the chosen category
+            return 2.0 * (_one_hot_select(b, t)[:, :, None] - t[None])
 
     def _grad(self, z):
         return 2.0 * (z - self.target)
@@ -238,9 +376,7 @@ class Linear(Objective):
     """
 
     def __init__(self, weights):
-        arr = as_float_array(weights, "weights", copy=True)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"weights must be finite; got {describe(weights)} with non-finite entries")
+        arr = _check_finite_parameter(as_float_array(weights, "weights", copy=True), "weights")
         arr.setflags(write=False)
         self.weights = arr
         self.name = f"Linear(weights={np.array2string(arr, precision=4)})"
@@ -249,9 +385,16 @@ class Linear(Objective):
         _event_broadcast_check(self.weights, "weights", self, z)
 
     def _value(self, z):
-        return (z * self.weights).reshape(z.shape[0], -1).sum(axis=1)
+        return (z * self.weights).reshape(z.shape[0], _event_size(z)).sum(axis=1)
 
     has_hvp = True
+
+    def _flip_differences(self, b, active):
+        w = np.broadcast_to(self.weights, b.shape[1:])
+        if b.ndim == 2:
+            return np.broadcast_to(w, b.shape)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by flip_differences
+            return w[None] - _one_hot_select(b, w)[:, :, None]
 
     def _grad(self, z):
         return np.ascontiguousarray(np.broadcast_to(self.weights, z.shape), dtype=np.float64)
@@ -497,6 +640,19 @@ class Table(Objective):
 
     def _value(self, z):
         return _table_value(self._flat, self._as_simplex(z))
+
+    def _flip_differences(self, b, active):
+        K, d = self.K, self.d
+        digits = b.astype(np.int64) if b.ndim == 2 else np.argmax(b, axis=2)
+        strides = K ** np.arange(d - 1, -1, -1, dtype=np.int64)
+        index = digits @ strides  # (n,) index of each configuration, first variable most significant
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by flip_differences
+            if b.ndim == 2:
+                one = index[:, None] + (1 - digits) * strides[None]
+                zero = index[:, None] - digits * strides[None]
+                return self._flat[one] - self._flat[zero]
+            moved = index[:, None, None] + (np.arange(K)[None, None, :] - digits[:, :, None]) * strides[None, :, None]
+            return self._flat[moved] - self._flat[index][:, None, None]
 
     has_hvp = True
 

@@ -481,3 +481,166 @@ def test_hvp_availability_and_errors():
         FunctionObjective(np.sum, lambda z: z, hvp_fn=lambda z, v: v[:, :1], name="bad").hvp(z, z)
     with pytest.raises(ValueError, match="hvp_fn"):
         FunctionObjective(np.sum, hvp_fn=3)
+
+
+# ---------------------------------------------------------------- flip differences
+
+
+def all_configs(d, K=None):
+    """Every configuration: bits (2**d, d) or one-hot rows (K**d, d, K), itertools.product order."""
+    digits = np.array(list(itertools.product(range(K or 2), repeat=d)))
+    return digits.astype(float) if K is None else np.eye(K)[digits]
+
+
+def flip_by_definition(values_of, b):
+    """D by the definition, with f given on every configuration through ``values_of(b) -> (n,)``."""
+    out = np.zeros(b.shape)
+    for i in range(b.shape[1]):
+        if b.ndim == 2:
+            one, zero = b.copy(), b.copy()
+            one[:, i], zero[:, i] = 1.0, 0.0
+            out[:, i] = values_of(one) - values_of(zero)
+        else:
+            for k in range(b.shape[2]):
+                moved = b.copy()
+                moved[:, i, :] = 0.0
+                moved[:, i, k] = 1.0
+                out[:, i, k] = values_of(moved) - values_of(b)
+    return out
+
+
+@st.composite
+def objectives_and_configs(draw):
+    """A built-in objective, all configurations of its event shape, and a tolerance scale max|f|."""
+    d = draw(st.integers(1, 3))
+    K = draw(st.sampled_from([None, 2, 3]))
+    event = (d,) if K is None else (d, K)
+    kind = draw(st.sampled_from(["squared", "linear", "table"]))
+    param = draw(hnp.arrays(np.float64, event, elements=st.floats(-3.0, 3.0)))
+    if kind == "squared":
+        f = SquaredDistance(param)
+    elif kind == "linear":
+        f = Linear(param)
+    else:
+        f = Table(draw(hnp.arrays(np.float64, (K or 2,) * d, elements=table_entry)))
+    return f, all_configs(d, K)
+
+
+@given(objectives_and_configs())
+def test_flip_differences_closed_forms_match_the_definition_and_the_default(case):
+    f, b = case
+    closed = f.flip_differences(b)
+    assert closed.shape == b.shape
+    scale = max(1.0, float(np.abs(f.value(b)).max()))
+    np.testing.assert_allclose(closed, flip_by_definition(f.value, b), rtol=0, atol=8 * EPS * scale)
+    default = FunctionObjective(f.value, name="default").flip_differences(b)
+    np.testing.assert_allclose(closed, default, rtol=0, atol=8 * EPS * scale)
+    if b.ndim == 3:  # zero at the chosen category
+        assert np.all(closed[b == 1.0] == 0.0)
+
+
+def test_flip_differences_closed_forms_are_one_rounding_where_f_is_large():
+    """t = [0.4999999, −1e3]: f ≈ 1e6, D_0 = 1 − 2 t_0 = 2e-7; two evaluations of f lose ~1e-5 of it."""
+    t = np.array([0.4999999, -1e3])
+    b = all_configs(2)
+    d_closed = SquaredDistance(t).flip_differences(b)
+    np.testing.assert_array_equal(d_closed, np.broadcast_to(1.0 - 2.0 * t, b.shape))
+    d_default = FunctionObjective(SquaredDistance(t).value).flip_differences(b)
+    assert np.max(np.abs(d_default[:, 0] - d_closed[:, 0])) > 1e-7 * abs(1.0 - 2.0 * t[0])  # why closed forms
+    w = np.array([[1e8, 1.0, 1e-6]])
+    one_hot = all_configs(1, 3)
+    np.testing.assert_array_equal(Linear(w).flip_differences(one_hot)[0], [[0.0, 1.0 - 1e8, 1e-6 - 1e8]])
+    values = np.array([[1e6, 1e6 + 2**-20], [3.0, 4.0]])
+    np.testing.assert_array_equal(Table(values).flip_differences(np.array([[0.0, 0.0]])), [[3.0 - 1e6, 2**-20]])
+    cat = Table(np.arange(9.0).reshape(3, 3))
+    np.testing.assert_array_equal(cat.flip_differences(all_configs(2, 3)[[5]]), [[[-3.0, 0.0, 3.0], [-2.0, -1.0, 0.0]]])
+
+
+def test_flip_differences_active_mask_skips_evaluations():
+    rows = []
+
+    def f(z):
+        rows.append(z.copy())
+        return z @ np.array([1.0, 10.0, 100.0])
+
+    obj = FunctionObjective(f, name="counted")
+    b = np.array([[0.0, 1.0, 0.0]])
+    out = obj.flip_differences(b, active=np.array([True, False, True]))
+    np.testing.assert_array_equal(out, [[1.0, 0.0, 100.0]])
+    assert len(rows) == 3  # f(b) and two flips; the inactive variable 1 is never flipped
+    assert not any(np.array_equal(r, [[0.0, 0.0, 0.0]]) for r in rows)
+    one_hot = all_configs(1, 3)[[0]]
+    rows.clear()
+    lin = FunctionObjective(lambda z: z[:, 0] @ np.array([1.0, 2.0, 4.0]))
+    np.testing.assert_array_equal(lin.flip_differences(one_hot, active=np.array([[True, False, True]])), [[[0.0, 0.0, 3.0]]])
+    np.testing.assert_array_equal(Linear([[1.0, 2.0, 4.0]]).flip_differences(one_hot, np.array([[True, False, True]])),
+                                  [[[0.0, 0.0, 3.0]]])
+
+
+@pytest.mark.parametrize(
+    "b, active, error, match",
+    [
+        (np.array([[0.5, 1.0]]), None, ValueError, r"discrete.*0\.5 at index \(0, 0\)"),
+        (np.zeros((1, 2, 2)), None, ValueError, r"one 1 per variable.*row \(0, 0\)"),
+        (np.array([[0.0, 1.0]]), np.array([True]), ValueError, r"active must have the event shape \(2,\)"),
+        (np.array([[0.0, 1.0]]), np.array([1, 0]), TypeError, "active must be a boolean array"),
+        (np.array([[0.0, np.nan]]), None, ValueError, "NaN"),
+    ],
+)
+def test_flip_differences_bad_input(b, active, error, match):
+    for f in (SquaredDistance(0.2), FunctionObjective(lambda z: z.reshape(len(z), -1).sum(axis=1), name="mine")):
+        with pytest.raises(error, match=match) as info:
+            f.flip_differences(b, active=active)
+        if error is ValueError and "active" not in match:
+            assert f.name in str(info.value)
+
+
+def test_flip_differences_overflow_is_an_error():
+    with pytest.raises(ValueError, match=r"Table.*overflowed: -inf at index \(0, 0\); rescale the objective"):
+        Table(np.array([1e308, -1e308])).flip_differences(np.array([[0.0]]))
+
+
+def test_flip_differences_of_an_empty_batch():
+    for f in (SquaredDistance(0.3), Linear(2.0), Table(np.zeros((2, 2))), FunctionObjective(lambda z: z.sum(axis=1))):
+        assert f.flip_differences(np.zeros((0, 2))).shape == (0, 2)
+
+
+# ---------------------------------------------------------------- empty batches and output types
+
+
+@pytest.mark.parametrize("shape", [(0, 2), (0, 2, 3)])
+def test_empty_batches_give_empty_values(shape):
+    """A batch of zero rows is legal input (it used to fail in reshape(0, -1))."""
+    z = np.zeros(shape)
+    for f in (SquaredDistance(0.45), Linear(1.5), Table(np.zeros((shape[-1],) * 2)) if len(shape) == 3 else Table(np.zeros((2, 2)))):
+        v = f.value(z)
+        assert v.shape == (0,) and v.dtype == np.float64
+        assert f.grad(z).shape == shape
+
+
+@pytest.mark.parametrize(
+    "value_fn, kind",
+    [
+        (lambda z: z.sum(axis=1) + 0j, "complex"),
+        (lambda z: z.sum(axis=1).astype(str), "strings"),
+        (lambda z: z.sum(axis=1) > 0, "booleans"),
+        (lambda z: np.array([object()] * len(z)), "object"),
+    ],
+)
+def test_outputs_of_the_wrong_type_are_a_type_error_naming_the_objective(value_fn, kind):
+    f = FunctionObjective(value_fn, grad_fn=value_fn, name="typed")
+    z = np.full((3, 2), 0.5)
+    with pytest.raises(TypeError, match=r"objective 'typed' from value\(z\)") as info:
+        f.value(z)
+    assert kind in str(info.value) or "real" in str(info.value)
+    with pytest.raises(TypeError, match=r"objective 'typed' from grad\(z\)"):
+        f.grad(z)
+
+
+def test_parameter_and_direction_errors_show_value_and_index():
+    with pytest.raises(ValueError, match=r"target must be finite; got inf at index \(1,\)"):
+        SquaredDistance([0.0, np.inf])
+    with pytest.raises(ValueError, match=r"weights must be finite; got nan at index \(0, 1\)"):
+        Linear([[0.0, np.nan]])
+    with pytest.raises(ValueError, match=r"v must be finite.*got nan at index \(0, 0\)"):
+        SquaredDistance(0.0).hvp(np.zeros((1, 2)), np.array([[np.nan, 0.0]]))
