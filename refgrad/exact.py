@@ -9,7 +9,10 @@ Categorical, GaussianThreshold from :mod:`refgrad.distributions`),
     ∇_φ L = \sum_b q_φ(b) f(b) ∇_φ \log q_φ(b)
 
 (the second identity is the score-function / log-derivative identity,
-Williams 1992, eq. 9; ``f`` does not depend on ``φ``).
+Williams 1992, eq. 9; ``f`` does not depend on ``φ``).  :func:`gradient` does not
+sum that identity, whose terms cancel when ``f`` is large beside a coordinate's
+own contribution, but the equivalent differences ``∂L/∂φ_j = c_j E_q[D_j(b)]``
+(see its docstring).
 
 The support is streamed in chunks of ``chunk_size`` configurations
 (``dist.enumerate(start, stop)``), so memory does not grow with the support size;
@@ -18,14 +21,15 @@ Configurations with ``q(b) = 0`` (from ``±inf`` parameters) are skipped -- neve
 multiplied, so ``0 · inf`` cannot produce NaN -- and ``f`` is not evaluated on them.
 Sums are accumulated with Neumaier's compensated summation across all chunks, so
 the result is essentially independent of ``chunk_size`` and accurate to a few
-ulps of ``Σ |terms|``.
+ulps of ``Σ |terms|``.  Every chunk's output is checked (real numbers, one row
+per configuration, the same row shape in every chunk) before it is accumulated.
 """
 import numpy as np
 
-from ._checks import check_count, describe
+from ._checks import as_float_array, check_count, describe
 from ._jit import jit
 from .distributions import ENUMERATION_LIMIT
-from .objectives import as_objective
+from .objectives import Objective, as_objective
 from ._moments import Moments
 
 __all__ = ["expectation", "gradient", "expect", "moments", "Moments"]
@@ -69,8 +73,35 @@ def _check_support(dist, limit):
     return size
 
 
-def _stream(dist, term, limit, chunk_size, what):
-    """Compensated sum over the support of ``q(b) * term(b)``; ``term`` maps (m, *event) -> (m, *shape)."""
+def _chunk_values(raw, configs, start, stop, source, shape):
+    """``raw = term(configs)`` as float64, checked: real numbers, one row per configuration, rows of ``shape``."""
+    # complex, string, bool and object outputs: TypeError naming the source
+    values = as_float_array(raw, f"the output of {source}")
+    if values.ndim < 1 or values.shape[0] != configs.shape[0]:
+        raise ValueError(
+            f"{source} must return one row per configuration: for a batch of {configs.shape[0]} configurations "
+            f"(indices {start}..{stop - 1}) it returned shape {values.shape}"
+        )
+    if shape is not None and values.shape[1:] != shape:
+        raise ValueError(
+            f"{source} must return rows of the same shape for every batch: rows of shape {shape} for the first "
+            f"batch, of shape {values.shape[1:]} for the configurations with indices {start}..{stop - 1}"
+        )
+    if not np.isfinite(values).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+        raise ValueError(
+            f"{source} returned the non-finite value {float(values[bad])!r} at index {bad} of the batch of "
+            f"configurations {start}..{stop - 1}; the exact oracles need finite values"
+        )
+    return values
+
+
+def _stream(dist, term, limit, chunk_size, what, source, with_index=False):
+    """Compensated sum over the support of ``q(b) * term(b)``; ``term`` maps (m, *event) -> (m, *shape).
+
+    ``what`` names the result (error messages), ``source`` the function whose output is checked.  With
+    ``with_index``, ``term(b, index)`` also receives the (ascending) enumeration indices of the rows of ``b``.
+    """
     _check_dist(dist)
     limit = check_count(limit, "limit")
     chunk_size = check_count(chunk_size, "chunk_size")
@@ -82,12 +113,16 @@ def _stream(dist, term, limit, chunk_size, what):
         keep = probs > 0.0
         if not keep.any():
             continue
+        index = None
+        if with_index:
+            index = np.arange(start, stop, dtype=np.int64)
         if not keep.all():
             configs = configs[keep]
             probs = probs[keep]
-        values = np.asarray(term(np.ascontiguousarray(configs)), dtype=np.float64)
-        if values.ndim < 1 or values.shape[0] != configs.shape[0]:
-            raise ValueError(f"{what} must return one row per configuration; got shape {values.shape}")
+            index = None if index is None else index[keep]
+        configs = np.ascontiguousarray(configs)
+        raw = term(configs, index) if with_index else term(configs)
+        values = _chunk_values(raw, configs, start, stop, source, shape)
         if total is None:
             shape = values.shape[1:]
             width = int(np.prod(shape))
@@ -110,10 +145,16 @@ def expect(dist, fn, limit=ENUMERATION_LIMIT, chunk_size=65536):
     ``fn`` maps a batch of configurations ``(m, *event_shape)`` to ``(m, *shape)``
     and the result has shape ``shape``.  Streaming, limits, skipping of
     ``q(b) = 0`` and compensated summation are as for :func:`expectation`.
+
+    Every chunk's output must be real numbers (a complex, string, bool or object
+    output raises ``TypeError``), finite, with one row per configuration and rows
+    of the same shape in every chunk (``ValueError`` otherwise, naming ``fn``, the
+    offending value or shape and the configuration indices).
     """
     if not callable(fn):
-        raise ValueError(f"fn must be callable (configs -> array with one row per configuration); got {describe(fn)}")
-    return _stream(dist, fn, limit, chunk_size, "expectation of fn")
+        raise TypeError(f"fn must be callable (configs -> array with one row per configuration); got {describe(fn)}")
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return _stream(dist, fn, limit, chunk_size, "expectation of fn", f"fn ({name})")
 
 
 def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
@@ -137,19 +178,44 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     Returns
     -------
     float
+
+    Notes
+    -----
+    Accuracy: each weight ``q(b)`` is a product of ``d`` per-variable probabilities
+    (a few ulps each), the sum is compensated, so the absolute error is at most
+    about ``(d + 3) eps Σ_b q(b) |f(b)|`` beyond the error of ``f``'s own values
+    (measured against mpmath at 50 digits in ``tests/test_extremes_oracle.py``).
     """
     _check_dist(dist)
     obj = as_objective(f)
-    return float(_stream(dist, lambda b: obj.value(b), limit, chunk_size, f"expectation of objective {obj.name!r}"))
+    source = f"objective {obj.name!r}"
+    return float(_stream(dist, lambda b: obj.value(b), limit, chunk_size, f"expectation of {source}", source))
 
 
 def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
-    r"""Exact gradient ``∇_φ E_{q_φ}[f(b)] = Σ_b q_φ(b) f(b) ∇_φ \log q_φ(b)`` by enumeration.
+    r"""Exact gradient ``∇_φ E_{q_φ}[f(b)]`` by enumeration, as expected differences of ``f``.
 
-    The score-function identity (Williams 1992, eq. 9) is exact here because the
-    sum is finite; ``∇_φ \log q_φ(b)`` is ``dist.score(b)`` (hand-derived, e.g.
-    ``b − σ(ℓ)`` for Bernoulli logits).  Configurations with ``q(b) = 0`` are
-    skipped.
+    Summing the score-function identity ``Σ_b q(b) f(b) ∇ log q(b)`` (Williams 1992,
+    eq. 9) cancels: its terms are of size ``|f|`` while a coordinate's derivative can
+    be of size ``|f(b^{i←1}) − f(b^{i←0})| ≪ |f|``.  Summing over the variable ``i``
+    analytically gives the same sum without cancellation:
+
+    .. math::
+
+        \text{Bernoulli:}\quad \frac{∂L}{∂ℓ_i} = σ(ℓ_i)σ(−ℓ_i)\, E_q[f(b^{i←1}) − f(b^{i←0})],
+        \qquad
+        \text{GaussianThreshold:}\quad \frac{∂L}{∂μ_i} = φ(μ_i)\, E_q[f(b^{i←1}) − f(b^{i←0})],
+
+        \text{Categorical:}\quad \frac{∂L}{∂ℓ_{ik}} = p_{ik}\, E_q[f(b^{i←k}) − f(b)]
+        = p_{ik} \sum_j p_{ij}\, E_{b_{−i}}[f(b^{i←k}) − f(b^{i←j})],
+
+    with ``b^{i←k}`` the configuration ``b`` with variable ``i`` set to ``k`` (the
+    first two because ``dP(b_i = 1)/dφ_i`` is ``σσ'`` or ``φ``; the third from
+    ``∂p_ij/∂ℓ_ik = p_ij(δ_jk − p_ik)``).  The differences come from
+    :meth:`refgrad.objectives.Objective.flip_differences`, in closed form for the
+    built-in objectives; only variables and categories of nonzero probability (the
+    others have derivative 0) are flipped, so ``f`` is never evaluated at an
+    impossible configuration.  Configurations with ``q(b) = 0`` are skipped.
 
     Parameters
     ----------
@@ -164,15 +230,114 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     -------
     ndarray
         Shape ``dist.param_shape``.
+
+    Notes
+    -----
+    Accuracy: with ``c_j`` the coefficient above (computed to a few ulps) and
+    ``D_j`` the differences, the error of coordinate ``j`` is at most about
+    ``(d + 4) eps c_j Σ_b q(b)|D_j(b)|`` -- a relative error of a few times
+    ``(d + 4) eps`` whenever ``D_j`` has one sign over the support, which is always
+    so for :class:`~refgrad.objectives.SquaredDistance` and
+    :class:`~refgrad.objectives.Linear` on bits and for any objective monotone in
+    each variable (for categorical variables with K ≥ 3 the sum over categories can
+    cancel: the bound is then relative to ``Σ|terms|``, which is the conditioning of
+    the derivative itself).  For objectives without closed-form differences (plain
+    callables, :class:`~refgrad.objectives.FunctionObjective`) add the error of
+    ``D`` from two evaluations of ``f``: ``≲ eps c_j E_q[|f(b)| + |f(b')|]``
+    absolute.  For those the values of ``f`` on the chunk are reused for the
+    differences within it, so ``f`` is evaluated once per configuration plus once per
+    flip that leaves the chunk (none when the support fits in one chunk; for d = 20
+    bits and the default chunk of 2**16, 4 more per configuration).  Measured against
+    mpmath at 50 digits in ``tests/test_extremes_oracle.py``.
     """
     _check_dist(dist)
     obj = as_objective(f)
-    nd = len(dist.param_shape)
+    source = f"objective {obj.name!r}"
+    if not hasattr(dist, "_flip_weights"):  # a duck-typed distribution: the score-function identity
+        nd = len(dist.param_shape)
 
-    def term(b):
-        return obj.value(b).reshape((-1,) + (1,) * nd) * dist.score(b)
+        def term(b):
+            return obj.value(b).reshape((-1,) + (1,) * nd) * dist.score(b)
 
-    return _stream(dist, term, limit, chunk_size, f"gradient of objective {obj.name!r}")
+        return _stream(dist, term, limit, chunk_size, f"gradient of {source}", source)
+    weights, active = dist._flip_weights()
+    if type(obj)._flip_differences is Objective._flip_differences:
+        # no closed form: the same differences as obj.flip_differences, reusing f on the chunk itself
+        def differences(b, index):
+            return _chunk_flip_differences(obj, dist, b, index, active)
+
+        with_index = True
+    else:
+
+        def differences(b):
+            return obj.flip_differences(b, active=active)
+
+        with_index = False
+    mean = _stream(
+        dist, differences, limit, chunk_size, f"gradient of {source}", f"{source} (flip differences)", with_index
+    )
+    return np.where(active, weights * mean, 0.0)
+
+
+def _chunk_flip_differences(obj, dist, b, index, active):
+    """``obj.flip_differences(b, active)`` by the default rule (f at b and at b'), with f(b') looked up.
+
+    ``b`` are configurations of positive probability with ascending enumeration indices ``index``.  Where
+    the flipped configuration ``b'`` is among them its value of f is reused; elsewhere it is evaluated (it has
+    positive probability: only variables and categories of nonzero probability are active).  The numbers are
+    those of :meth:`refgrad.objectives.Objective.flip_differences`; the cost falls from ``1 + Σ active``
+    evaluations of f per configuration to ``1`` plus those whose flips leave the chunk.
+    """
+    n, d = b.shape[0], b.shape[1]
+    bits = b.ndim == 2
+    radix = 2 if bits else b.shape[2]
+    base = obj.value(b)
+    strides = radix ** np.arange(d - 1, -1, -1, dtype=np.int64)
+    lo, width = int(index[0]), int(index[-1]) - int(index[0]) + 1
+    position = np.full(width, -1, dtype=np.int64)  # row of each enumeration index of the chunk, -1 if skipped
+    position[index - lo] = np.arange(n)
+
+    def lookup(offset):
+        """Rows of the partners at ``offset`` from ``lo`` (and whether each is in the chunk)."""
+        inside = (offset >= 0) & (offset < width)
+        found_at = position[np.where(inside, offset, 0)]
+        return found_at, inside & (found_at >= 0)
+
+    if bits:  # all variables at once (flipping bit i is index XOR stride_i); then the flips leaving the chunk
+        offset = (index[:, None] ^ strides[None, :]) - lo
+        if n == width:  # no configuration skipped: rows are the offsets themselves
+            found = (offset >= 0) & (offset < width)
+            found_at = np.where(found, offset, 0)
+        else:
+            found_at, found = lookup(offset)
+        other = base[found_at]  # garbage where not found: replaced just below
+        for i in np.flatnonzero(active & ~found.all(axis=0)):
+            missing = np.flatnonzero(~found[:, i])
+            flipped = b[missing]
+            flipped[:, i] = 1.0 - flipped[:, i]
+            other[missing, i] = obj.value(flipped)
+        # f(b^{i←1}) − f(b^{i←0}): negated where b_i = 1, by the exact factor 1 − 2 b_i (fl(x − y) = −fl(y − x))
+        out = np.subtract(other, base[:, None], out=other)
+        out *= 1.0 - 2.0 * b
+        if not active.all():
+            out[:, ~active] = 0.0
+        return out
+    chosen = np.ascontiguousarray(np.argmax(b, axis=2).T)  # (d, n): the category of each variable
+    out = np.zeros(b.shape)
+    for i, k in np.argwhere(active):
+        rows = np.flatnonzero(chosen[i] != k)
+        if rows.size == 0:
+            continue
+        found_at, found = lookup(index[rows] - lo + (k - chosen[i][rows]) * strides[i])
+        other = base[found_at]
+        if not found.all():
+            missing = ~found
+            flipped = b[rows[missing]]
+            flipped[:, i, :] = 0.0
+            flipped[:, i, k] = 1.0
+            other[missing] = obj.value(flipped)
+        out[rows, i, k] = other - base[rows]
+    return out
 
 
 def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, **options):

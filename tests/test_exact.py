@@ -11,7 +11,7 @@ import naive
 from refgrad import exact
 from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold
 from refgrad.exact import _compensated_accumulate, expectation, gradient
-from refgrad.objectives import SquaredDistance, Table
+from refgrad.objectives import FunctionObjective, Linear, SquaredDistance, Table
 
 EPS = np.finfo(np.float64).eps
 FAMILIES = {"bernoulli": Bernoulli, "gaussian_threshold": GaussianThreshold, "categorical": Categorical}
@@ -299,3 +299,138 @@ def test_expectation_agrees_with_monte_carlo(family):
 
 def test_module_exports():
     assert set(exact.__all__) >= {"expectation", "gradient"}
+
+
+# ---------------------------------------------------------------- every chunk of exact.expect is checked
+
+
+def width_changing(first, later, split):
+    """fn whose rows have ``first`` entries for configurations before index ``split``, ``later`` after."""
+
+    def fn(b):
+        index = b @ (2.0 ** np.arange(b.shape[1] - 1, -1, -1))
+        width = first if index[0] < split else later
+        return np.ones((b.shape[0], width))
+
+    return fn
+
+
+@pytest.mark.parametrize("first, later", [(3, 1), (1, 400)])
+def test_expect_refuses_a_width_change_between_chunks(first, later):
+    """3 then 1 gave a silent partial sum; 1 then 400 wrote past the accumulator (SIGSEGV)."""
+    dist = Bernoulli(np.zeros(3))
+    fn = width_changing(first, later, 4)
+    message = rf"fn \(fn\) must return rows of the same shape.*\({first},\).*\({later},\).*indices 4\.\.5"
+    with pytest.raises(ValueError, match=message):
+        exact.expect(dist, fn, chunk_size=2)
+    np.testing.assert_allclose(exact.expect(dist, fn, chunk_size=8), np.ones(first))  # one chunk: fine
+
+
+@pytest.mark.parametrize(
+    "fn, error, match",
+    [
+        (lambda b: b.astype(str), TypeError, r"output of fn \(<lambda>\).*strings"),
+        (lambda b: b + 1j, TypeError, r"output of fn \(<lambda>\).*complex"),
+        (lambda b: b > 0.5, TypeError, r"output of fn \(<lambda>\).*booleans"),
+        (lambda b: np.where(b == 1.0, np.nan, 0.0), ValueError, r"fn \(<lambda>\) returned the non-finite value nan "
+                                                                  r"at index \(\d+, \d\)"),
+        (lambda b: b[:1], ValueError, r"one row per configuration.*returned shape \(1, 2\)"),
+    ],
+)
+def test_expect_rejects_bad_outputs_naming_fn(fn, error, match):
+    with pytest.raises(error, match=match):
+        exact.expect(Bernoulli([0.3, -0.2]), fn)
+
+
+def test_expect_rejects_a_non_callable():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        exact.expect(Bernoulli([0.0]), 3.0)
+
+
+# ---------------------------------------------------------------- gradient by differences
+
+
+def test_gradient_evaluates_a_plain_callable_once_per_configuration_within_a_chunk():
+    """The differences reuse the chunk's values of f; flips that leave the chunk are evaluated, nothing else."""
+    rows = []
+
+    def f(z):
+        rows.append(len(z))
+        return z @ np.array([1.0, 2.0, 4.0, 8.0]) + z[:, 0] * z[:, 3]
+
+    dist = Bernoulli([0.3, -1.0, 2.0, 0.5])
+    g = gradient(dist, f)
+    assert sum(rows) == 16
+    rows.clear()
+    np.testing.assert_allclose(gradient(dist, f, chunk_size=4), g, rtol=1e-15)
+    # chunks of 4: variables 0 and 1 (strides 8, 4) leave the chunk from every configuration
+    assert sum(rows) == 16 + 2 * 16
+    rows.clear()
+    np.testing.assert_array_equal(gradient(dist, Table.from_function(dist, f)), g)
+
+
+@given(problems(), st.integers(1, 20), st.data())
+def test_chunk_flip_differences_equal_the_objective_default(problem, chunk, data):
+    """The in-chunk lookup gives the very numbers of Objective.flip_differences (same evaluations of f)."""
+    family, params, values = problem
+    dist = make(family, params)
+    wrapped = FunctionObjective(Table(values).value, name="wrapped")
+    _, active = dist._flip_weights()
+    size = dist.support_size
+    start = data.draw(st.integers(0, size - 1))
+    stop = min(size, start + chunk)
+    configs, probs = dist.enumerate(start, stop)
+    keep = probs > 0
+    if not keep.any():
+        return
+    index = np.arange(start, stop)[keep]
+    got = exact._chunk_flip_differences(wrapped, dist, np.ascontiguousarray(configs[keep]), index, active)
+    np.testing.assert_array_equal(got, wrapped.flip_differences(configs[keep], active=active))
+
+
+def test_gradient_never_evaluates_impossible_bits_across_chunks():
+    def f(z):
+        assert np.all(z[:, 1] == 0.0) and np.all(z[:, 2] == 1.0), "evaluated an impossible configuration"
+        return 10.0 * z[:, 0] + 3.0 * z[:, 3] + z[:, 0] * z[:, 3]
+
+    dist = Bernoulli([0.4, -np.inf, np.inf, -1.2])
+    p0, p3 = special.expit([0.4, -1.2])
+    expected = [p0 * (1 - p0) * (10.0 + p3), 0.0, 0.0, p3 * (1 - p3) * (3.0 + p0)]
+    for chunk in (1, 3, 16):
+        np.testing.assert_allclose(gradient(dist, f, chunk_size=chunk), expected, rtol=1e-14)
+
+
+def test_gradient_of_large_objective_beside_small_contributions():
+    """The score-function sum cancelled here (relative error ~1e-3 and wrong signs)."""
+    logits = np.array([40.0, -3.0, 0.5])
+    t = np.array([0.4999999, -1e3, -1e3])
+    p = special.expit(logits)
+    expected = p * special.expit(-logits) * (1.0 - 2.0 * t)
+    np.testing.assert_allclose(gradient(Bernoulli(logits), SquaredDistance(t)), expected, rtol=1e-14)
+    w = np.array([1e8, 1.0, 1e-6])
+    np.testing.assert_allclose(gradient(Bernoulli(logits), Linear(w)), p * special.expit(-logits) * w, rtol=1e-14)
+    mu = np.array([-30.0, 2.0, 10.0])
+    dens = np.exp(-0.5 * mu**2) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(gradient(GaussianThreshold(mu), Linear(w)), dens * w, rtol=1e-13)
+
+
+def test_gradient_overflowing_differences_are_an_error():
+    with pytest.raises(ValueError, match="overflowed.*rescale the objective"):
+        gradient(Bernoulli([0.0]), Table(np.array([1e308, -1e308])))
+
+
+def test_gradient_of_a_duck_typed_distribution_uses_the_score_identity():
+    class Wrapped:
+        """A distribution with the public surface only (no _flip_weights)."""
+
+        def __init__(self, dist):
+            self._dist = dist
+
+        def __getattr__(self, name):
+            if name.startswith("_"):
+                raise AttributeError(name)
+            return getattr(self._dist, name)
+
+    dist = Bernoulli([0.3, -1.0])
+    f = SquaredDistance([0.2, 0.9])
+    np.testing.assert_allclose(gradient(Wrapped(dist), f), gradient(dist, f), rtol=1e-14)
