@@ -52,6 +52,7 @@ CLASSES = {
     "legal": "legal input (checked against an independent reference)",
     "list": "nested Python list instead of an array (legal: must equal the array call)",
     "inf-legal": "±inf where it is legal (deterministic outcome)",
+    "extreme": "legal values at the extremes (logits up to ±700, τ from 0.01 to 100, uniforms next to 0 and 1)",
     "0-d": "0-d array / scalar",
     "empty": "empty array (a zero-length axis)",
     "nan": "NaN entry",
