@@ -23,7 +23,7 @@ The exact oracles skip such configurations.
 import numpy as np
 from scipy import special
 
-from ._checks import as_float_array, check_count, check_no_nan, describe
+from ._checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe
 
 __all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
 
@@ -172,7 +172,8 @@ class _ProductDistribution:
         """
         from .random import as_generator, uniform
 
-        n = check_count(n, "n")
+        # uniforms and samples, float64 each: refuse n whose arrays would not fit, naming n
+        n = check_sample_count(n, 16 * int(np.prod(self._noise_shape)))
         gen = as_generator(rng)
         return self.from_uniforms(uniform(gen, (n,) + self._noise_shape))
 
@@ -644,7 +645,7 @@ class Normal:
         """``n`` draws, shape ``(n, d)``."""
         from .random import as_generator, uniform
 
-        n = check_count(n, "n")
+        n = check_sample_count(n, 16 * self.d)
         return self.from_uniforms(uniform(as_generator(rng), (n, self.d)))
 
     def _check_z(self, z):
@@ -653,7 +654,7 @@ class Normal:
             z = z[None]
         if z.ndim != 2 or z.shape[1] != self.d:
             raise ValueError(f"z must have shape (n, {self.d}); got shape {z.shape}")
-        return check_no_nan(z, "z")
+        return check_finite(z, "z")  # a normal sample is finite: ±inf is not in the support
 
     def log_prob(self, z):
         """``Σ_i log N(z_i; a_iθ_i + c_i, 1)``, shape ``(n,)``."""

@@ -64,6 +64,11 @@ def _check_dist(dist):
 
 def _check_support(dist, limit):
     size = dist.support_size
+    if not isinstance(size, (int, np.integer)):
+        raise ValueError(
+            f"dist must have a finite support to enumerate (Bernoulli, Categorical or GaussianThreshold); got "
+            f"{type(dist).__name__} with support size {size!r}"
+        )
     if size > limit:
         raise ValueError(
             f"cannot enumerate the support of {type(dist).__name__} with event shape {tuple(dist.event_shape)}: "

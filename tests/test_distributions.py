@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import special, stats
 
-from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold
+from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold, Normal
 from tests.estimator_checks import central_fd
 
 finite = st.floats(-8.0, 8.0, allow_nan=False)
@@ -252,3 +252,20 @@ def test_categorical_score_at_the_chosen_category_is_the_other_probabilities():
     others = np.exp([-40.0, -43.0]) / (1 + np.exp(-40.0) + np.exp(-43.0))
     np.testing.assert_allclose(s, [others.sum(), -others[0], -others[1]], rtol=1e-14)
     assert s[0] > 0
+
+
+@pytest.mark.parametrize(
+    "dist", [Bernoulli([0.0, 1.0]), GaussianThreshold([0.0]), Categorical(np.zeros((2, 3))), Normal([0.0, 1.0])],
+    ids=["bernoulli", "gaussian_threshold", "categorical", "normal"],
+)
+def test_sample_refuses_an_n_whose_arrays_do_not_fit(dist):
+    """n = 10**13 reached numpy's MemoryError; now a ValueError naming n and the size needed."""
+    with pytest.raises(ValueError, match=r"n=10000000000000 would need .* use n <= \d+"):
+        dist.sample(10**13, rng=0)
+
+
+def test_normal_refuses_infinite_samples():
+    dist = Normal([0.0, 1.0])
+    for method in (dist.log_prob, dist.score):
+        with pytest.raises(ValueError, match=r"z must be finite; got inf at index \(0, 1\)"):
+            method([[0.0, np.inf]])

@@ -9,7 +9,7 @@ from scipy import special
 
 import naive
 from refgrad import exact
-from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold
+from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.exact import _compensated_accumulate, expectation, gradient
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance, Table
 
@@ -216,6 +216,9 @@ def test_bad_dist_and_objective():
 
     with pytest.raises(ValueError, match="dist must be"):
         expectation(np.zeros(3), SquaredDistance(0.0))
+    for oracle in (expectation, gradient):  # a continuous distribution: named, not 'pass limit=inf'
+        with pytest.raises(ValueError, match="dist must have a finite support.*Normal with support size inf"):
+            oracle(Normal([0.0]), SquaredDistance(0.0))
     with pytest.raises(ValueError, match="f must be"):
         gradient(Bernoulli([0.0]), 3.0)
     with pytest.raises(ValueError, match="nanny.*non-finite"):
