@@ -221,15 +221,26 @@ def _mean_and_vjp(dist):
     """The mean z̄ = E[b] (event shape) and a function mapping ∂h/∂z̄ to ∂E_q[linear h]/∂φ."""
     if dist.family == "bernoulli":
         p = dist.probs
-        return p, lambda gz: gz * p * (1.0 - p)
+        # σ(ℓ)σ(−ℓ), not p(1 − p): 1 − fl(σ(ℓ)) cancels for large ℓ (and is 0 from ℓ ≈ 37)
+        slope = special.expit(dist.params) * special.expit(-dist.params)
+        return p, lambda gz: gz * slope
     if dist.family == "gaussian_threshold":
         mu = dist.params
         dens = np.exp(-0.5 * mu * mu) / np.sqrt(2.0 * np.pi)
         return special.ndtr(mu), lambda gz: gz * dens
     if dist.family == "categorical":
         p = dist.probs
-        return p, lambda gz: p * (gz - (p * gz).sum(axis=-1, keepdims=True))
+        # p_k (g_k − Σ_j p_j g_j) written as p_k Σ_j p_j (g_k − g_j): no cancellation when p_k ≈ 1
+        return p, lambda gz: p * ((gz[..., :, None] - gz[..., None, :]) * p[..., None, :]).sum(axis=-1)
     raise ValueError(f"muprop does not support family {dist.family!r}")
+
+
+def _centred(dist, b):
+    """``b − E[b]`` in non-cancelling form: for bits ``P(b_i = 0)`` at ``b_i = 1`` and ``−P(b_i = 1)`` at 0."""
+    if dist.family == "gaussian_threshold":
+        mu = dist.params
+        return np.where(b == 1.0, special.ndtr(-mu), -special.ndtr(mu))
+    return dist.score(b)  # Bernoulli and Categorical: the score is b − E[b], computed without cancellation
 
 
 def _muprop(dist, f, noise):
@@ -246,7 +257,7 @@ def _muprop_given(dist, f, b):
     g0 = obj.grad(zbar_batch)[0]
     fb = obj.value(b)
     axes = tuple(range(1, b.ndim))
-    baseline = f0 + np.sum((b - zbar[None]) * g0[None], axis=axes)
+    baseline = f0 + np.sum(_centred(dist, b) * g0[None], axis=axes)
     s = dist.score(b)
     nd = len(dist.param_shape)
     return _bcast(fb - baseline, nd) * s + vjp(g0)[None]
