@@ -107,7 +107,7 @@ def _first_where(arr, bad):
 
 
 def _check_bits(b, name, d):
-    arr = as_float_array(b, name)
+    arr = as_float_array(b, name, allow_bool=True)  # bits as booleans are legitimate 0/1 data
     if arr.ndim == 1 and d is not None and arr.shape == (d,):
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != d:
@@ -532,7 +532,7 @@ class Categorical(_ProductDistribution):
         return out
 
     def _check_one_hot(self, b, name="b"):
-        arr = as_float_array(b, name)
+        arr = as_float_array(b, name, allow_bool=True)  # one-hot rows as booleans are legitimate 0/1 data
         if arr.ndim == 2 and arr.shape == self.logits.shape:
             arr = arr[None]
         if arr.ndim != 3 or arr.shape[1:] != self.logits.shape:

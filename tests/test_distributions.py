@@ -269,3 +269,15 @@ def test_normal_refuses_infinite_samples():
     for method in (dist.log_prob, dist.score):
         with pytest.raises(ValueError, match=r"z must be finite; got inf at index \(0, 1\)"):
             method([[0.0, np.inf]])
+
+
+def test_boolean_samples_are_accepted_as_bits():
+    """Bits and one-hot rows given as booleans mean 0/1 (the strict float converter would refuse them)."""
+    bern = Bernoulli(np.array([0.3, -1.0]))
+    b = np.array([[True, False], [False, True]])
+    np.testing.assert_array_equal(bern.log_prob(b), bern.log_prob(b.astype(float)))
+    np.testing.assert_array_equal(bern.score(b), bern.score(b.astype(float)))
+    cat = Categorical(np.array([[0.3, -1.0, 2.0]]))
+    onehot = np.array([[[False, True, False]]])
+    np.testing.assert_array_equal(cat.log_prob(onehot), cat.log_prob(onehot.astype(float)))
+    np.testing.assert_array_equal(cat.score(onehot), cat.score(onehot.astype(float)))
