@@ -2,12 +2,13 @@
 
 Used by :func:`refgrad.exact.moments`; see its docstring for the methods.
 """
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_count, describe
-from ._quadrature import gauss_legendre, pieces, tanh_sinh
+from ._checks import describe
+from ._quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
 from .distributions import ENUMERATION_LIMIT
 
 __all__ = ["Moments", "moments", "MAX_QUADRATURE_DIM"]
@@ -19,6 +20,11 @@ MAX_PIECEWISE_DIM = 10
 _CHUNK = 65536
 #: Default tanh-sinh level by noise dimension (nodes per piece and axis: ~25 * 2**(level - 2)).
 DEFAULT_LEVEL = {1: 6, 2: 5, 3: 4, 4: 3}
+#: Allowed quadrature levels: ``MIN_LEVEL <= level <= MAX_LEVEL`` (level 16: ~550,000 nodes per piece and axis;
+#: the error estimate compares level and level − 1, hence the minimum 2).
+MIN_LEVEL, MAX_LEVEL = 2, 16
+#: Largest number of estimator evaluations one integration may take (tensor product of the 1-D rules).
+MAX_QUADRATURE_NODES = 2**32
 
 
 @dataclass(frozen=True)
@@ -89,26 +95,40 @@ class Moments:
 
 
 class _Accumulator:
-    """Weighted first and second moments of flattened vectors, compensated per chunk."""
+    """Weighted first and second moments of flattened vectors.
 
-    def __init__(self):
+    ``add(..., first=False)`` or ``second=False`` accumulates only one of them: the
+    piecewise method takes the mean from a midpoint rule and the second moment
+    from a two-point rule.
+    """
+
+    def __init__(self, label="the estimator"):
+        self.label = label
         self.w = 0.0
         self.s1 = None
         self.s2 = None
         self.count = 0
 
-    def add(self, weights, values):
+    def add(self, weights, values, first=True, second=True):
         values = values.reshape(values.shape[0], -1)
-        if not np.all(np.isfinite(values[weights > 0])):
-            raise ValueError("the estimator returned non-finite values inside the noise domain")
+        bad = ~np.isfinite(values) & (weights[:, None] > 0)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{self.label} returned a non-finite estimate ({float(values[row, col])!r}, coordinate {col}) at a "
+                "point of its noise domain: the objective's values overflow in the estimator's arithmetic or are "
+                "undefined there; rescale the objective"
+            )
         values = np.where(weights[:, None] > 0, values, 0.0)
         if self.s1 is None:
             p = values.shape[1]
             self.s1 = np.zeros(p)
             self.s2 = np.zeros((p, p))
-        self.w += float(np.sum(weights))
-        self.s1 += weights @ values
-        self.s2 += (values * weights[:, None]).T @ values
+        if first:
+            self.w += float(np.sum(weights))
+            self.s1 += weights @ values
+        if second:
+            self.s2 += (values * weights[:, None]).T @ values
         self.count += values.shape[0]
 
     def result(self, param_shape):
@@ -126,14 +146,14 @@ def _enumeration(spec, dist, f, opts, limit):
     size = dist.support_size
     if size > limit or size**k > limit:
         raise ValueError(
-            f"exact moments of {spec.name!r} by enumeration need {size}**{k} = {size ** k} sample tuples, "
-            f"beyond limit={limit}; pass a larger limit= or a smaller problem"
+            f"exact moments of {spec.name!r} by enumeration need {_count_text(size)}**{k} = "
+            f"{_count_text(size ** k)} sample tuples, beyond limit={limit}; pass a larger limit= or a smaller problem"
         )
     configs, probs = dist.enumerate(limit=limit)
     keep = np.flatnonzero(probs > 0)
     configs, probs = configs[keep], probs[keep]
     s = len(probs)
-    acc = _Accumulator()
+    acc = _Accumulator(f"estimator {spec.name!r}")
     total = s**k
     for start in range(0, total, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, total))
@@ -150,11 +170,19 @@ def _enumeration(spec, dist, f, opts, limit):
 # ------------------------------------------------------------------------------------ integration
 
 
-def _coordinate_rules(spec, dist, opts, method, level):
-    """Per noise coordinate: list of (nodes, weights); plus the fields conditioned on an argmax."""
+def _coordinate_rules(spec, dist, opts, method, level, rule=None):
+    """Per noise coordinate: (nodes, complements 1 − nodes, weights); the fields conditioned on an
+    argmax; the fields whose complements are passed to the estimator.
+
+    With ``method="piecewise"`` a field whose break points come with their complements
+    (key ``name + "_complement"`` in the break-point dict) is cut at them by
+    :func:`complement_pieces`, so pieces next to 1 keep their exact widths, and the
+    estimator receives ``noise[name + "_complement"] = 1 − noise[name]`` accurately
+    (see :mod:`refgrad.estimators.antithetic`).
+    """
     fields = [nf for nf in spec.layout(dist, **opts) if nf.per_sample]
     bps = spec.breakpoints(dist, **opts) if spec.breakpoints is not None else {}
-    rules, argmax_fields = [], []
+    rules, argmax_fields, complement_fields = [], [], []
     for nf in fields:
         bp = bps.get(nf.name)
         size = int(np.prod(nf.shape))
@@ -164,38 +192,55 @@ def _coordinate_rules(spec, dist, opts, method, level):
             argmax_fields.append(nf.name)
             bp = None
         flat_bp = None if bp is None else np.asarray(bp, dtype=float).reshape(size, -1)
+        comp = bps.get(nf.name + "_complement") if method == "piecewise" and flat_bp is not None else None
+        flat_comp = None if comp is None else np.asarray(comp, dtype=float).reshape(size, -1)
+        if flat_comp is not None:
+            complement_fields.append(nf.name)
         for j in range(size):
-            segs = pieces(None if flat_bp is None else flat_bp[j])
-            xs, ws = [], []
-            for a, b in segs:
-                x, w = gauss_legendre(a, b, 2) if method == "piecewise" else tanh_sinh(a, b, level)
+            if flat_comp is not None:
+                segs = complement_pieces(flat_bp[j], flat_comp[j])
+            else:
+                segs = [(a, 1.0 - a, b, 1.0 - b) for a, b in pieces(None if flat_bp is None else flat_bp[j])]
+            xs, xcs, ws = [], [], []
+            for seg in segs:
+                if method == "piecewise":
+                    x, xc, w = piece_nodes(seg, rule)
+                else:
+                    x, w = tanh_sinh(seg[0], seg[2], level)
+                    xc = 1.0 - x
                 xs.append(x)
+                xcs.append(xc)
                 ws.append(w)
-            rules.append((np.concatenate(xs), np.concatenate(ws)))
-    return fields, rules, argmax_fields
+            rules.append((np.concatenate(xs), np.concatenate(xcs), np.concatenate(ws)))
+    return fields, rules, argmax_fields, complement_fields
 
 
 def _tensor_chunks(rules):
-    """Yield (points (N, D), weights (N,)) over the tensor product of the 1-D rules, in chunks."""
-    sizes = [len(x) for x, _ in rules]
+    """Yield (points (N, D), complements (N, D), weights (N,)) over the tensor product of the 1-D rules."""
+    sizes = [len(x) for x, _, _ in rules]
     total = int(np.prod(sizes))
     strides = np.cumprod([1] + sizes[::-1][:-1])[::-1]
     for start in range(0, total, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, total))
         pts = np.empty((len(idx), len(rules)))
+        cpts = np.empty((len(idx), len(rules)))
         wts = np.ones(len(idx))
-        for j, ((x, w), stride, size) in enumerate(zip(rules, strides, sizes)):
+        for j, ((x, xc, w), stride, size) in enumerate(zip(rules, strides, sizes)):
             digit = (idx // stride) % size
             pts[:, j] = x[digit]
+            cpts[:, j] = xc[digit]
             wts *= w[digit]
-        yield pts, wts
+        yield pts, cpts, wts
 
 
-def _unflatten(fields, pts):
+def _unflatten(fields, pts, cpts=None, complement_fields=()):
     noise, col = {}, 0
     for nf in fields:
         size = int(np.prod(nf.shape))
-        noise[nf.name] = np.ascontiguousarray(pts[:, col : col + size].reshape((-1,) + tuple(nf.shape)))
+        shape = (-1,) + tuple(nf.shape)
+        noise[nf.name] = np.ascontiguousarray(pts[:, col : col + size].reshape(shape))
+        if nf.name in complement_fields:
+            noise[nf.name + "_complement"] = np.ascontiguousarray(cpts[:, col : col + size].reshape(shape))
         col += size
     return noise
 
@@ -213,33 +258,64 @@ def _uniforms_given_argmax(dist, b_index, v):
     return np.clip(u, np.finfo(float).tiny, 1.0 - 2.0**-53)
 
 
-def _integrate(spec, dist, f, opts, fn, method, level):
-    """E[fn(noise)] and its second moment by tensor quadrature over the per-sample noise."""
-    fields, rules, argmax_fields = _coordinate_rules(spec, dist, opts, method, level)
-    dim = len(rules)
-    limit_dim = MAX_PIECEWISE_DIM if method == "piecewise" else MAX_QUADRATURE_DIM
-    if dim > limit_dim:
+def _check_node_count(spec, sizes, level):
+    """Refuse a tensor rule with more than MAX_QUADRATURE_NODES nodes, before evaluating anything."""
+    total = 1
+    for size in sizes:
+        total *= int(size)
+    if total > MAX_QUADRATURE_NODES:
+        what = f"at level={level} " if level is not None else ""
         raise ValueError(
-            f"exact moments of {spec.name!r} need a {dim}-dimensional integral over its noise "
-            f"({', '.join(f'{nf.name}{tuple(nf.shape)}' for nf in fields)}); {method} integration is limited to "
-            f"{limit_dim} dimensions. Use a smaller problem (fewer variables, smaller K, k=1)."
+            f"exact moments of {spec.name!r} {what}need {total:.3g} evaluations of the estimator "
+            f"({len(sizes)}-dimensional tensor rule with {' x '.join(str(int(n)) for n in sizes)} nodes), beyond "
+            f"the limit of {MAX_QUADRATURE_NODES:.3g} (refgrad._moments.MAX_QUADRATURE_NODES); "
+            "pass a smaller level= or use a smaller problem"
         )
-    if len(argmax_fields) > 1:
-        raise ValueError(f"exact moments of {spec.name!r}: at most one noise field can be conditioned on an argmax")
-    acc = _Accumulator()
-    if argmax_fields:
-        name = argmax_fields[0]
-        configs, probs = dist.enumerate()
-        outer = [(c, p) for c, p in zip(configs, probs) if p > 0]
-    else:
-        outer = [(None, 1.0)]
-    for config, prob in outer:
-        for pts, wts in _tensor_chunks(rules):
-            noise = _unflatten(fields, pts)
-            if config is not None:
-                b_index = np.broadcast_to(np.argmax(config, axis=-1), (len(wts), config.shape[0]))
-                noise[name] = _uniforms_given_argmax(dist, np.ascontiguousarray(b_index, dtype=np.int64), noise[name])
-            acc.add(prob * wts, fn(noise))
+
+
+def _integrate(spec, dist, f, opts, fn, method, level):
+    """E[fn(noise)] and its second moment by tensor quadrature over the per-sample noise.
+
+    ``method="piecewise"``: the estimate is a polynomial of degree ≤ 1 in each uniform on
+    every cell between break points, so the midpoint rule gives the mean exactly (and a
+    term that vanishes by symmetry, such as ``u − ½`` at the middle of a symmetric piece,
+    is exactly 0 rather than a sum of cancelling rounding errors), and the two-point
+    Gauss–Legendre rule gives the second moment exactly (piecewise-constant estimates take
+    it from the midpoint rule as well).
+    """
+    passes = [(None, True, True)]
+    if method == "piecewise":
+        constant = spec.shape_in_noise == "piecewise_constant"
+        passes = [(MIDPOINT, True, constant)] + ([] if constant else [(GAUSS_LEGENDRE_2, False, True)])
+    acc = _Accumulator(f"estimator {spec.name!r}")
+    for rule, first, second in passes:
+        fields, rules, argmax_fields, complement_fields = _coordinate_rules(spec, dist, opts, method, level, rule)
+        dim = len(rules)
+        limit_dim = MAX_PIECEWISE_DIM if method == "piecewise" else MAX_QUADRATURE_DIM
+        if dim > limit_dim:
+            raise ValueError(
+                f"exact moments of {spec.name!r} need a {dim}-dimensional integral over its noise "
+                f"({', '.join(f'{nf.name}{tuple(nf.shape)}' for nf in fields)}); {method} integration is limited "
+                f"to {limit_dim} dimensions. Use a smaller problem (fewer variables, smaller K, k=1)."
+            )
+        _check_node_count(spec, [len(r[0]) for r in rules], level if method != "piecewise" else None)
+        if len(argmax_fields) > 1:
+            raise ValueError(f"exact moments of {spec.name!r}: at most one noise field can be conditioned on an "
+                             "argmax")
+        if argmax_fields:
+            name = argmax_fields[0]
+            configs, probs = dist.enumerate()
+            outer = [(c, p) for c, p in zip(configs, probs) if p > 0]
+        else:
+            outer = [(None, 1.0)]
+        for config, prob in outer:
+            for pts, cpts, wts in _tensor_chunks(rules):
+                noise = _unflatten(fields, pts, cpts, complement_fields)
+                if config is not None:
+                    b_index = np.broadcast_to(np.argmax(config, axis=-1), (len(wts), config.shape[0]))
+                    noise[name] = _uniforms_given_argmax(dist, np.ascontiguousarray(b_index, dtype=np.int64),
+                                                         noise[name])
+                acc.add(prob * wts, fn(noise), first=first, second=second)
     return acc
 
 
@@ -270,15 +346,17 @@ def _conditional_draws_moments(spec, dist, f, opts, level):
     configs, probs = dist.enumerate()
 
     def run(lvl):
-        rules = [tanh_sinh(0.0, 1.0, lvl) for _ in range(dim)]
+        rules = [(x, 1.0 - x, w) for x, w in (tanh_sinh(0.0, 1.0, lvl) for _ in range(dim))]
+        _check_node_count(spec, [len(r[0]) * len(configs) for r in rules[:1]] + [len(r[0]) for r in rules[1:]],
+                          lvl)
         mean = second = None
         count = 0
         for config, prob in zip(configs, probs):
             if prob <= 0:
                 continue
-            acc = _Accumulator()
+            acc = _Accumulator(f"estimator {spec.name!r}")
             u = _uniforms_for_sample(dist, config)
-            for pts, wts in _tensor_chunks(rules):
+            for pts, _, wts in _tensor_chunks(rules):
                 noise = {field_name: pts.reshape((-1,) + tuple(inner[0].shape))}
                 for nf in fields:
                     if nf.name != field_name:
@@ -309,11 +387,32 @@ def _moments_by_integration(spec, dist, f, opts, fn, method, level):
     return acc, err
 
 
-def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LIMIT):
-    """See :func:`refgrad.exact.moments`."""
-    if method not in ("auto", "enumeration", "piecewise", "quadrature"):
+def _count_text(n):
+    """An integer for an error message: in full up to 15 digits, else as mantissa and power of ten."""
+    text = str(int(n))
+    return text if len(text) <= 15 else f"{text[0]}.{text[1:4]}e+{len(text) - 1}"
+
+
+def _is_discrete(dist):
+    """Finite support: an integer support size (possibly far beyond float range); np.inf marks a continuous one."""
+    size = dist.support_size
+    return not (isinstance(size, (float, np.floating)) and not np.isfinite(size))
+
+
+def _check_level(level):
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Integral):
+        raise ValueError(f"level must be an integer in [{MIN_LEVEL}, {MAX_LEVEL}]; got {describe(level)}")
+    level = int(level)
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise ValueError(f"level must be an integer in [{MIN_LEVEL}, {MAX_LEVEL}] (tanh-sinh step 2**-level); "
+                         f"got {level}")
+    return level
+
+
+def _pick_method(spec, dist, method):
+    if not isinstance(method, str) or method not in ("auto", "enumeration", "piecewise", "quadrature"):
         raise ValueError(f"method must be 'auto', 'enumeration', 'piecewise' or 'quadrature'; got {describe(method)}")
-    discrete = np.isfinite(dist.support_size)
+    discrete = _is_discrete(dist)
     if method == "auto":
         if spec.given_samples is not None and discrete:
             method = "enumeration"
@@ -328,52 +427,89 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
                          "use method='quadrature' (or 'piecewise')")
     if method == "piecewise" and spec.shape_in_noise == "smooth":
         raise ValueError(f"estimator {spec.name!r} is not piecewise polynomial in its noise; use method='quadrature'")
+    if method == "piecewise" and not discrete:
+        raise ValueError(f"{type(dist).__name__} is continuous; estimator {spec.name!r} on it needs "
+                         "method='quadrature'")
+    return method, discrete
+
+
+def _default_level(spec, dist, opts):
+    fields = [nf for nf in spec.layout(dist, **opts) if nf.per_sample]
+    if spec.conditional_draws is not None:
+        fields = [nf for nf in spec.layout(dist, **dict(opts, **{spec.conditional_draws[0]: 1}))
+                  if nf.name == spec.conditional_draws[1]]
+    dim = sum(int(np.prod(nf.shape)) for nf in fields)
+    return DEFAULT_LEVEL.get(dim, 3)
+
+
+def _checked(spec, dist, result):
+    """Refuse a Moments whose mean or covariance overflowed (like exact.expectation does)."""
+    for what, value in (("mean", result.mean), ("covariance", result.cov)):
+        if not np.all(np.isfinite(value)):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+            raise ValueError(
+                f"the exact moments of {spec.name!r} under {dist!r} overflowed or are undefined: {what} entry "
+                f"{bad} is {float(value[bad])!r} (sums of the estimate or its square beyond the float64 range, "
+                f"{np.finfo(float).max:.3g}); rescale the objective"
+            )
+    return result
+
+
+def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LIMIT):
+    """See :func:`refgrad.exact.moments`."""
+    # Overflow is detected on the results (and on the estimates) and refused with a clear message.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _moments(spec, dist, f, opts, method, level, limit)
+
+
+def _moments(spec, dist, f, opts, method, level, limit):
+    if level is not None:
+        level = _check_level(level)
+    method, discrete = _pick_method(spec, dist, method)
     if level is None:
-        fields = [nf for nf in spec.layout(dist, **opts) if nf.per_sample]
-        if spec.conditional_draws is not None:
-            fields = [nf for nf in spec.layout(dist, **dict(opts, **{spec.conditional_draws[0]: 1}))
-                      if nf.name == spec.conditional_draws[1]]
-        dim = sum(int(np.prod(nf.shape)) for nf in fields)
-        level = DEFAULT_LEVEL.get(dim, 3)
-    level = check_count(level, "level", minimum=2)
+        level = _default_level(spec, dist, opts)
     cost = int(spec.cost(dist, **opts))
     param_shape = tuple(dist.param_shape)
-    eta_star = None
 
     if method == "enumeration":
         mean, cov, err, count = _enumeration(spec, dist, f, opts, limit)
-        return Moments(spec.name, opts, mean, cov, method, err, cost, count)
+        return _checked(spec, dist, Moments(spec.name, opts, mean, cov, method, err, cost, count))
 
     if spec.control_variate is not None and isinstance(opts.get("eta"), str) and opts["eta"] == "optimal":
-        # ĝ = a + η c, E[c] = 0: integrate (a, c) jointly, then η* = −E[a c]/E[c c] per coordinate.
-        p = int(np.prod(param_shape))
-
-        def fn(noise):
-            a, c = spec.control_variate(dist, f, noise, **opts)
-            return np.concatenate([a.reshape(len(a), -1), c.reshape(len(c), -1)], axis=1)
-
-        acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level)
-        s1, s2 = acc.s1, acc.s2
-        e_ac = np.diag(s2[:p, p:])
-        e_cc = np.diag(s2[p:, p:])
-        eta_star = np.where(e_cc > 0, -e_ac / np.where(e_cc > 0, e_cc, 1.0), 0.0)
-        mean = (s1[:p] + eta_star * s1[p:]).reshape(param_shape)
-        second = (s2[:p, :p] + eta_star[:, None] * s2[p:, :p] + s2[:p, p:] * eta_star[None, :]
-                  + eta_star[:, None] * s2[p:, p:] * eta_star[None, :])
-        m = mean.ravel()
-        cov = second - np.outer(m, m)
-        cov = 0.5 * (cov + cov.T)
-        opts = dict(opts, eta=eta_star.reshape(param_shape))
-        return Moments(spec.name, opts, mean, cov, method, err, cost, acc.count, eta=eta_star.reshape(param_shape))
+        return _checked(spec, dist, _optimal_eta_moments(spec, dist, f, opts, method, level, cost))
 
     if spec.conditional_draws is not None and method == "quadrature" and discrete:
         mean, cov, err, count = _conditional_draws_moments(spec, dist, f, opts, level)
-        return Moments(spec.name, opts, mean.reshape(param_shape), cov, method, err, cost, count)
+        return _checked(spec, dist, Moments(spec.name, opts, mean.reshape(param_shape), cov, method, err, cost,
+                                            count))
 
     def fn(noise):
         return spec.compute(dist, f, noise, **opts)
 
     acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level)
     mean, cov = acc.result(param_shape)
-    return Moments(spec.name, opts, mean, cov, method, err, cost, acc.count)
+    return _checked(spec, dist, Moments(spec.name, opts, mean, cov, method, err, cost, acc.count))
 
+
+def _optimal_eta_moments(spec, dist, f, opts, method, level, cost):
+    """ĝ = a + η c, E[c] = 0: integrate (a, c) jointly, then η* = −E[a c]/E[c c] per coordinate."""
+    param_shape = tuple(dist.param_shape)
+    p = int(np.prod(param_shape))
+
+    def fn(noise):
+        a, c = spec.control_variate(dist, f, noise, **opts)
+        return np.concatenate([a.reshape(len(a), -1), c.reshape(len(c), -1)], axis=1)
+
+    acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level)
+    s1, s2 = acc.s1, acc.s2
+    e_ac = np.diag(s2[:p, p:])
+    e_cc = np.diag(s2[p:, p:])
+    eta_star = np.where(e_cc > 0, -e_ac / np.where(e_cc > 0, e_cc, 1.0), 0.0)
+    mean = (s1[:p] + eta_star * s1[p:]).reshape(param_shape)
+    second = (s2[:p, :p] + eta_star[:, None] * s2[p:, :p] + s2[:p, p:] * eta_star[None, :]
+              + eta_star[:, None] * s2[p:, p:] * eta_star[None, :])
+    m = mean.ravel()
+    cov = second - np.outer(m, m)
+    cov = 0.5 * (cov + cov.T)
+    opts = dict(opts, eta=eta_star.reshape(param_shape))
+    return Moments(spec.name, opts, mean, cov, method, err, cost, acc.count, eta=eta_star.reshape(param_shape))

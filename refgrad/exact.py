@@ -385,8 +385,9 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, *
     method : {"auto", "enumeration", "piecewise", "quadrature"}
         ``"auto"`` picks the first that applies in the order above.
     level : int, optional
-        Quadrature level (step ``2**-level``); by default 6, 5, 4, 3 for noise
-        dimension 1, 2, 3, 4.
+        Quadrature level (step ``2**-level``), an integer in [2, 16]; by default
+        6, 5, 4, 3 for noise dimension 1, 2, 3, 4.  A rule with more than
+        ``refgrad._moments.MAX_QUADRATURE_NODES`` (2**32) evaluations is refused.
     limit : int
         Largest number of sample tuples enumerated.
     **options

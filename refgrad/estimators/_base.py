@@ -115,7 +115,11 @@ class EstimatorSpec:
         coordinates are independent, an array of shape ``(*field.shape, m)`` of the
         values in (0, 1) where the estimate is discontinuous in that coordinate, or
         so steep that integration must split there (a relaxation at small τ around
-        the sample's threshold); nan padding where fewer.  Fields with neither map to
+        the sample's threshold); nan padding where fewer.  An optional key
+        ``name + "_complement"`` gives ``1 − p`` of each break point, accurately
+        (break points next to 1); the piecewise oracle then integrates the pieces
+        with exact widths and passes ``noise[name + "_complement"]`` to ``compute``.
+        Fields with neither map to
         ``None``.  Fields
         whose discontinuities are not axis-aligned (Gumbel-max regions of a
         categorical) map to the string ``"argmax"``: integrate conditionally on the

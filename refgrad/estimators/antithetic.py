@@ -5,6 +5,18 @@ Both draw one uniform vector ``u`` and evaluate f at the antithetic pair
     b¹ = 1[u > σ(−ℓ)],   b² = 1[u < σ(ℓ)]      (i.e. b¹ = 1[u > 1 − θ], b² = 1[u < θ]),
 
 each marginally ~ Bernoulli(θ), θ = σ(ℓ).  Cost: 2 evaluations of f.
+
+Complementary form.  ``σ(ℓ)`` rounds to 1 for ``ℓ ≳ 37`` (and ``1 − σ(ℓ)`` loses
+its relative accuracy well before), while ``σ(−ℓ)`` keeps it.  The thresholds are
+therefore compared on the accurate side of ``u``: for ``u ≤ ½``,
+``b¹ = 1[u > σ(−ℓ)]`` and ``b² = 1[u < σ(ℓ)]``; for ``u > ½``, with ``ū = 1 − u``
+(exact there), ``b¹ = 1[ū < σ(ℓ)]`` and ``b² = 1[ū > σ(−ℓ)]``; ARM's factor is
+``u − ½`` or ``½ − ū`` in the same way.  Sampled uniforms are multiples of
+``2**-53`` (:func:`refgrad.random.uniform`), for which this changes no estimate;
+the exact-moments oracle hands the kernels nodes next to 1 through their accurate
+complements (``noise["u_complement"]``, see :mod:`refgrad._moments`), which is
+how it integrates the pieces ``(σ(ℓ), 1)`` of width ``σ(−ℓ)`` exactly even where
+no double lies inside them.
 """
 import numpy as np
 from scipy import special
@@ -18,8 +30,8 @@ __all__ = []
 
 
 @jit
-def _antithetic_pair(logits, u):
-    """Antithetic bits (b1, b2) for logits (d,) and uniforms (n, d)."""
+def _antithetic_pair_kernel(logits, u, uc):
+    """Antithetic bits (b1, b2) for logits (d,), uniforms u (n, d) and their complements uc = 1 − u."""
     n, d = u.shape
     b1 = np.empty((n, d))
     b2 = np.empty((n, d))
@@ -27,20 +39,38 @@ def _antithetic_pair(logits, u):
         lo = _sigmoid(-logits[j])
         hi = _sigmoid(logits[j])
         for i in range(n):
-            b1[i, j] = 1.0 if u[i, j] > lo else 0.0
-            b2[i, j] = 1.0 if u[i, j] < hi else 0.0
+            x = u[i, j]
+            if x <= 0.5:
+                b1[i, j] = 1.0 if x > lo else 0.0
+                b2[i, j] = 1.0 if x < hi else 0.0
+            else:
+                xc = uc[i, j]
+                b1[i, j] = 1.0 if xc < hi else 0.0
+                b2[i, j] = 1.0 if xc > lo else 0.0
     return b1, b2
 
 
+def _antithetic_pair(logits, u, uc=None):
+    """Antithetic bits (b1, b2) for logits (d,) and uniforms (n, d); ``uc = 1 − u`` if not given."""
+    return _antithetic_pair_kernel(logits, u, 1.0 - u if uc is None else uc)
+
+
 @jit
-def _arm_combine(fdiff, u):
-    """ARM: (f(b1) − f(b2)) (u − 1/2), shape (n, d)."""
+def _arm_combine_kernel(fdiff, u, uc):
+    """ARM: (f(b1) − f(b2)) (u − 1/2), shape (n, d); u − 1/2 taken as 1/2 − uc above 1/2."""
     n, d = u.shape
     out = np.empty((n, d))
     for i in range(n):
         for j in range(d):
-            out[i, j] = fdiff[i] * (u[i, j] - 0.5)
+            x = u[i, j]
+            centred = x - 0.5 if x <= 0.5 else 0.5 - uc[i, j]
+            out[i, j] = fdiff[i] * centred
     return out
+
+
+def _arm_combine(fdiff, u, uc=None):
+    """ARM: (f(b1) − f(b2)) (u − 1/2), shape (n, d); ``uc = 1 − u`` if not given."""
+    return _arm_combine_kernel(fdiff, u, 1.0 - u if uc is None else uc)
 
 
 @jit
@@ -59,21 +89,28 @@ def _disarm_combine(fdiff, b1, b2, logits):
     return out
 
 
-def _pairs_and_diff(dist, f, u):
-    b1, b2 = _antithetic_pair(dist.logits, u)
-    fdiff = evaluate(f, b1) - evaluate(f, b2)
+def _complement(noise):
+    """``1 − u``: from the oracle's accurate ``u_complement`` when present, else computed (exact for u ≥ ½)."""
+    uc = noise.get("u_complement")
+    return 1.0 - noise["u"] if uc is None else uc
+
+
+def _pairs_and_diff(dist, f, u, uc):
+    b1, b2 = _antithetic_pair_kernel(dist.logits, u, uc)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf here is refused by the callers, with a clear message
+        fdiff = evaluate(f, b1) - evaluate(f, b2)
     return b1, b2, fdiff
 
 
 def _arm(dist, f, noise):
-    u = noise["u"]
-    _, _, fdiff = _pairs_and_diff(dist, f, u)
-    return _arm_combine(fdiff, u)
+    u, uc = noise["u"], _complement(noise)
+    _, _, fdiff = _pairs_and_diff(dist, f, u, uc)
+    return _arm_combine_kernel(fdiff, u, uc)
 
 
 def _disarm(dist, f, noise):
-    u = noise["u"]
-    b1, b2, fdiff = _pairs_and_diff(dist, f, u)
+    u, uc = noise["u"], _complement(noise)
+    b1, b2, fdiff = _pairs_and_diff(dist, f, u, uc)
     return _disarm_combine(fdiff, b1, b2, dist.logits)
 
 
@@ -82,10 +119,14 @@ def _layout(dist, **_):
 
 
 def _breakpoints(dist, **_):
+    """Jumps at σ(−ℓ) and σ(ℓ), with their exact complements σ(ℓ) and σ(−ℓ) (one of each pair is next to 1)."""
     lo = special.expit(-dist.logits)
     hi = special.expit(dist.logits)
-    pts = np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], axis=1)
-    return {"u": np.where((pts > 0.0) & (pts < 1.0), pts, np.nan)}
+    small, large = np.minimum(lo, hi), np.maximum(lo, hi)
+    pts = np.stack([small, large], axis=1)
+    comps = np.stack([large, small], axis=1)
+    inside = (pts > 0.0) & (comps > 0.0)
+    return {"u": np.where(inside, pts, np.nan), "u_complement": np.where(inside, comps, np.nan)}
 
 
 register(
