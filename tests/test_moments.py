@@ -209,3 +209,48 @@ def test_gumbel_softmax_small_tau_oracle_converges():
         assert a.error < 1e-10
         np.testing.assert_allclose(a.variance, b.variance, rtol=1e-10)
         np.testing.assert_allclose(a.mean, b.mean, atol=1e-12)
+
+
+# ------------------------------------------------------------------ overflow and the limits of the oracle
+
+
+@pytest.mark.parametrize("name, f", [
+    ("reinforce", Table(np.array([1e200, -1e200]))),   # E[ĝ²] beyond float64: the variance was NaN
+    ("arm", Table(np.array([1e308, -1e308]))),          # f(b¹) − f(b²) = inf inside the noise domain
+])
+def test_overflow_is_refused(name, f):
+    with pytest.raises(ValueError, match="overflow.*rescale the objective"):
+        exact.moments(name, Bernoulli(np.array([0.3])), f)
+
+
+def test_large_noise_dimension_is_refused_clearly():
+    # 100 bits: support size 2**100 (a Python int) used to hit np.isfinite -> TypeError
+    dist = Bernoulli(np.linspace(-2, 2, 100))
+    with pytest.raises(ValueError, match="200-dimensional integral.*limited to 4 dimensions"):
+        exact.moments("rebar", dist, SquaredDistance(np.full(100, 0.45)))
+    with pytest.raises(ValueError, match=r"1\.267e\+30\*\*1 = 1\.267e\+30 sample tuples, beyond limit"):
+        exact.moments("reinforce", dist, SquaredDistance(np.full(100, 0.45)))
+
+
+@pytest.mark.parametrize("level, match", [
+    (70, r"level must be an integer in \[2, 16\].*got 70"),
+    (2000, r"level must be an integer in \[2, 16\].*got 2000"),
+    (1, r"got 1"),
+    (3.0, r"got 3\.0"),
+    (True, r"got True"),
+])
+def test_level_is_validated(level, match):
+    with pytest.raises(ValueError, match=match):
+        exact.moments("gumbel_softmax", Bernoulli(np.array([0.3])), TOY, level=level)
+
+
+def test_too_many_quadrature_nodes_are_refused():
+    # four noise coordinates at level 12: ~(2 x 34,000)^4 evaluations
+    dist = Bernoulli(np.array([0.3, -0.2]))
+    with pytest.raises(ValueError, match="evaluations of the estimator.*MAX_QUADRATURE_NODES.*smaller level"):
+        exact.moments("rebar", dist, SquaredDistance(np.array([0.45, 0.45])), level=12)
+
+
+def test_piecewise_refuses_a_continuous_distribution():
+    with pytest.raises(ValueError, match="continuous.*quadrature"):
+        exact.moments("reinforce", Normal(np.zeros(1)), SquaredDistance(np.zeros(1)), method="piecewise")
