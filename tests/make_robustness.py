@@ -136,14 +136,16 @@ def render(results, examples):
         for case, canon, drawn, _ in failures:
             lines.append(f"| {code(case.id)} | {escape(outcome_cell(case, canon, drawn))} | "
                          f"{'xfail' if case.xfail else '**new**'} |")
-    lines += ["", "## Cases by function", ""]
+    lines += ["", "## Cases by function", "",
+              "The test column is the parametrize id: the case runs as `tests/test_sweep.py::test_sweep[<id>]`",
+              "(and `test_sweep_slow[<id>]` with `-m slow`).", ""]
     for func, rows in by_func.items():
         lines += [f"### {code(func)}", "", "| argument | class | input | outcome | test |", "|---|---|---|---|---|"]
         for case, canon, drawn, _ in rows:
             note = f" ({case.note})" if case.note else ""
-            test = code(f"test_sweep.py::test_sweep[{case.id}]")
-            lines.append(f"| {code(case.arg)} | {code(case.cls)} | {escape(short_value(case.example))}"
-                         f"{escape(note)} | {escape(outcome_cell(case, canon, drawn))} | {test} |")
+            test = code(f"[{case.id}]")
+            lines.append(f"| {code(case.arg)} | {code(case.cls)} | {escape(short_value(case.example) + note)} | "
+                         f"{escape(outcome_cell(case, canon, drawn))} | {test} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 

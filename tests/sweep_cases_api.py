@@ -73,7 +73,7 @@ def estimator_legal_cases(name, family):
     with_noise = (lambda nz: refgrad.estimate(name, dist, F, noise=nz))
     out.append(Case(func, "noise", "noise-list", st.just("lists"), "lists",
                     lambda _: with_noise({k: v.tolist() for k, v in noise().items()}),
-                    reference=lambda _: with_noise(noise())))
+                    reference=lambda _: with_noise(noise()), note="every noise field as a nested list"))
 
     def spoil(kind):
         def build(_):
@@ -89,9 +89,12 @@ def estimator_legal_cases(name, family):
             return with_noise(nz)
         return build
     out.append(Case(func, "noise", "noise-shape", st.sampled_from(["drop", "broadcast"]), "broadcast",
-                    lambda k: spoil(k)(None), expect=("noise",)))
-    out.append(Case(func, "noise", "noise-0", st.just(0.0), 0.0, lambda k: spoil(k)(None), expect=("noise",)))
-    out.append(Case(func, "noise", "noise-1", st.just(1.0), 1.0, lambda k: spoil(k)(None), expect=("noise",)))
+                    lambda k: spoil(k)(None), expect=("noise",),
+                    note="first noise field cut to one column ('broadcast') or without its last ('drop')"))
+    out.append(Case(func, "noise", "noise-0", st.just(0.0), 0.0, lambda k: spoil(k)(None), expect=("noise",),
+                    note="first uniform of the first field set to 0"))
+    out.append(Case(func, "noise", "noise-1", st.just(1.0), 1.0, lambda k: spoil(k)(None), expect=("noise",),
+                    note="first uniform of the first field set to 1"))
     return out
 
 
@@ -111,7 +114,8 @@ def estimator_bad_cases(name):
     out.append(Case(func, "rng", "type", st.sampled_from([1.5, "seed", np.random.RandomState(0)]), 1.5,
                     lambda v: _est(name, dist, rng=v), expect=("rng",)))
     out.append(Case(func, "noise", "noise-container", st.sampled_from(["list", "missing", "extra", "nan", "rng"]),
-                    "list", lambda k: _noise_container(name, dist, k), expect=("noise", "rng")))
+                    "list", lambda k: _noise_container(name, dist, k), expect=("noise", "rng"),
+                    note="noise as a list of arrays; or a missing / extra key, a NaN, rng and noise both"))
     out.append(Case(func, "options", "unknown-option", st.sampled_from(["bogus", "temperature", "Tau"]), "bogus",
                     lambda k: _est(name, dist, rng=1, **{k: 1}), expect=("bogus", "temperature", "Tau")))
     other = {"bernoulli": dist_of("categorical") if "categorical" not in spec.families else dist_of("normal"),
