@@ -25,8 +25,6 @@ KNOWN_FAILURES = {
        for e in ("reinforce", "arm", "disarm", "rloo")},
     "stats.required_samples:effect:overflow": "issue 8: effect = 1e-300 underflows effect**2 to 0: a RuntimeWarning "
                                               "(divide by zero) before the refusal",
-    "random.conditional_normal:v:extreme": "issue 8 item 8: next to the threshold (mu = 5, b = 1, v = 1e-300) "
-                                           "z~ = 8.9e-16 instead of 6.7e-295",
 }
 
 
