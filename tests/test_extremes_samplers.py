@@ -163,3 +163,183 @@ def test_disarm_issue_example():
     # the example of issue 8: half the gradient before the fix
     m = exact.moments("disarm", Bernoulli([40.0]), SquaredDistance(0.45))
     assert rel_err(m.mean[0], mp_sigmoid(40.0) * mp_sigmoid(-40.0) * mp.mpf("0.1")) < 1e-13
+
+
+# ---------------------------------------------------------------------------- conditional normal
+
+
+def mp_conditional_normal(mu, b, v, guess):
+    """(z~, dz~/dmu) of refgrad.random.conditional_normal in mpmath.
+
+    The distance y = |z~| beyond the threshold solves log Q(a + y) = log P(beyond) + log Q(a),
+    a = -mu (b = 1) or mu (b = 0), Q the standard normal survival function; the slope is
+    1 − R(a + y)/R(a), R = Q/φ.  The precision grows with the cancellation of a + y − a and of
+    v against 1: ``guess`` (refgrad's value) sets it and starts the root finder.
+    """
+    a_ = -mu if b == 1 else mu
+    y_g = abs(guess) if guess != 0 else 1e-300
+    extra = max(0, int(-np.log10(y_g))) + int(np.log10(1 + abs(a_)))
+    if b == 1 and v < 1e-5:
+        extra += int(-np.log10(v))
+    with mp.workdps(60 + extra):
+        a, V = mp.mpf(a_), mp.mpf(v)
+        beyond = (1 - V) if b == 1 else V
+
+        def log_q(t):
+            return mp.log(mp.ncdf(-t))
+
+        target = mp.log(beyond) + log_q(a)
+        x = mp.findroot(lambda t: log_q(t) - target, a + mp.mpf(y_g), tol=mp.mpf(10) ** (-(50 + extra)))
+
+        def log_mills(t):
+            return log_q(t) - mp.log(mp.npdf(t))
+
+        grad = -mp.expm1(log_mills(x) - log_mills(a))
+        y = x - a
+        return +(y if b == 1 else -y), +grad
+
+
+def _conditional_normal_bound(mu, b, v):
+    """The documented relative-error bound of conditional_normal and its slope."""
+    corner = b == 1 and 37.5 < mu < 38.6 and v < 1e-299
+    return 2e-13 if corner else 3e-14
+
+
+def _check_conditional_normal(mu, b, v):
+    z = float(refgrad.random.conditional_normal([mu], [[b]], [[v]])[0, 0])
+    g = float(refgrad.random.conditional_normal_grad([mu], [[b]], [[v]])[0, 0])
+    assert (z >= 0) == (b == 1)
+    z_ref, g_ref = mp_conditional_normal(mu, b, v, z)
+    bound = _conditional_normal_bound(mu, b, v)
+    if abs(z_ref) > TINY:
+        assert rel_err(z, z_ref) <= bound, (mu, b, v, z, z_ref)
+    if abs(g_ref) > TINY:
+        assert rel_err(g, g_ref) <= bound, (mu, b, v, g, g_ref)
+
+
+NORMAL_MU = [0.0, 0.5, -0.5, 5.0, -5.0, 30.0, -30.0, 38.0, -38.0, 1e3, -1e3]
+NORMAL_V = [5e-324, 1e-300, 1e-12, 0.5, 1.0 - 1e-10, 1.0 - 2.0**-53]
+
+
+@pytest.mark.parametrize("mu", NORMAL_MU)
+def test_conditional_normal_vs_mpmath_at_the_extremes(mu):
+    # Before: mu ± w cancelled next to the threshold, e.g. mu = 5, b = 1, v = 1e-300 gave 8.9e-16 for
+    # 6.7e-295 (error 100 %), and mu = ±30, v = 0.5 lost 3e-11.
+    for b in (0, 1):
+        for v in NORMAL_V:
+            _check_conditional_normal(mu, b, v)
+
+
+def test_conditional_normal_issue_examples():
+    z = refgrad.random.conditional_normal([5.0], [[1]], [[1e-300]])[0, 0]
+    z_ref, _ = mp_conditional_normal(5.0, 1, 1e-300, z)
+    assert rel_err(z, z_ref) < 3e-14 and abs(z - 6.726216367228793e-295) < 1e-308
+    for mu, b in [(30.0, 0), (-30.0, 1)]:
+        _check_conditional_normal(mu, b, 0.5)
+
+
+@pytest.mark.slow
+def test_conditional_normal_vs_mpmath_random():
+    # 3000 points, |mu| log-uniform in [1e-6, 1e4], v log-uniform next to 0 and 1 and uniform; seed 7
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        mu = float(rng.choice([-1.0, 1.0]) * 10 ** rng.uniform(-6, 4))
+        t = rng.uniform()
+        if t < 0.4:
+            v = float(10 ** rng.uniform(-323, -0.3))
+        elif t < 0.8:
+            v = float(1.0 - 10 ** rng.uniform(-16, -0.3))
+        else:
+            v = float(rng.uniform())
+        _check_conditional_normal(mu, int(rng.integers(0, 2)), v)
+
+
+# ---------------------------------------------------------------------------- conditional logistic
+
+
+def mp_conditional_logistic(logit, b, v):
+    """REBAR's z~ = ℓ + logit(v'), v' = σ(−ℓ) + v σ(ℓ) (b = 1) or v σ(−ℓ) (b = 0), and dz~/dℓ
+    by numerical differentiation, at 720 digits (1 − v' cancels at ℓ = ±710)."""
+    with mp.workdps(720):
+        V = mp.mpf(v)
+
+        def sig(x):
+            return 1 / (1 + mp.exp(-x))
+
+        def z(ell):
+            if b == 1:
+                return ell + mp.log(sig(-ell) + V * sig(ell)) - mp.log((1 - V) * sig(ell))
+            return ell + mp.log(V * sig(-ell)) - mp.log(1 - V * sig(-ell))
+
+        ell = mp.mpf(logit)
+        return +z(ell), +mp.diff(z, ell)
+
+
+@pytest.mark.parametrize("logit", [0.0, -0.5, 10.0, -10.0, 37.0, -37.0, 100.0, -100.0, 700.0, -700.0,
+                                   708.0, -708.0, 710.0, -710.0])
+def test_conditional_logistic_vs_mpmath(logit):
+    # a few ulp everywhere; before, v e^ℓ was formed in log space once e^ℓ overflowed (ℓ >= 709),
+    # which cost 4.4e-14 at ℓ = 710, v = 5e-324 (log v rounded)
+    for b in (0, 1):
+        for v in [5e-324, 1e-300, 1e-16, 1e-8, 0.1, 0.5, 0.9, 1.0 - 1e-8, 1.0 - 2.0**-53]:
+            z = refgrad.random.conditional_logistic([logit], [[b]], [[v]])[0, 0]
+            g = refgrad.random.conditional_logistic_grad([logit], [[b]], [[v]])[0, 0]
+            z_ref, g_ref = mp_conditional_logistic(logit, b, v)
+            if abs(z_ref) > TINY:
+                assert rel_err(z, z_ref) <= 1e-15, (logit, b, v)
+            if abs(g_ref) > TINY:
+                assert rel_err(g, g_ref) <= 1e-15, (logit, b, v)
+
+
+# ---------------------------------------------------------------------------- conditional Gumbel
+
+
+def mp_conditional_gumbel(logits, b, v):
+    """z~ of refgrad.random.conditional_gumbel and its Jacobian dz~_k/dℓ_j = a_k p_j + (1 − a_k) δ_kj
+    (a_k = σ(y_k − T), p = softmax ℓ; z~_b = T has row p), in mpmath."""
+    L = [mp.mpf(x) for x in logits]
+    m = max(L)
+    lse = m + mp.log(mp.fsum(mp.exp(x - m) for x in L))
+    p = [mp.exp(x - lse) for x in L]
+    top = lse - mp.log(-mp.log(mp.mpf(v[b])))
+    z, jac = [], []
+    for k in range(len(L)):
+        if k == b:
+            z.append(top)
+            jac.append(p)
+            continue
+        y = L[k] - mp.log(-mp.log(mp.mpf(v[k])))
+        z.append(-mp.log(mp.exp(-top) + mp.exp(-y)))
+        a = 1 / (1 + mp.exp(top - y))
+        jac.append([a * p[j] + ((1 - a) if j == k else 0) for j in range(len(L))])
+    return z, jac, top
+
+
+GUMBEL_LOGITS = [[0.0, 0.0, 0.0], [40.0, 0.0, -40.0], [700.0, 0.0, -700.0], [-700.0, -700.0, 0.0],
+                 [10.0, -10.0, 3.0], [1e3, 999.0, -5.0], [-30.0, 30.0, 0.5]]
+GUMBEL_V = [1e-300, 1e-16, 0.3678794411714423, 0.5, 1.0 - 1e-16, 1.0 - 2.0**-53, 1e-3, 0.9]
+
+
+@pytest.mark.parametrize("logits", GUMBEL_LOGITS, ids=[str(x) for x in GUMBEL_LOGITS])
+def test_conditional_gumbel_and_vjp_vs_mpmath(logits):
+    # The documented bounds: |error of z~_k| <= 4 eps (|T| + |y_k| + 1) (relative wherever z~ is not near 0;
+    # near 0, e.g. ℓ_k = 0, v_k = 1/e, only this absolute bound holds: the Gumbel noise −log(−log v) is a
+    # rounded double) and Jacobian entries to 4 eps (1 + |T| + |y_k|) relative.
+    eps = np.finfo(float).eps
+    rng = np.random.default_rng(3)
+    lg = np.array([logits])
+    for b in range(3):
+        for _ in range(4):
+            v = rng.choice(GUMBEL_V, size=3)
+            z = refgrad.random.conditional_gumbel(lg, np.array([[b]]), v[None, None, :])[0, 0]
+            z_ref, jac_ref, top = mp_conditional_gumbel(logits, b, list(v))
+            for k in range(3):
+                y_k = float(abs(logits[k]) + abs(mp.log(-mp.log(mp.mpf(v[k])))))
+                scale = 4 * eps * (float(abs(top)) + y_k + 1)
+                assert float(abs(z[k] - z_ref[k])) <= scale, (b, v, k)
+                ct = np.zeros((1, 1, 3))
+                ct[0, 0, k] = 1.0
+                row = refgrad.random.conditional_gumbel_vjp(lg, np.array([[b]]), v[None, None, :], ct)[0, 0]
+                for j in range(3):
+                    if abs(jac_ref[k][j]) > TINY:
+                        assert rel_err(row[j], jac_ref[k][j]) <= scale, (b, v, k, j)
