@@ -222,24 +222,28 @@ def _softmax_tau_vjp(x, tau, cotangent):
                 grad_tau[i, j] = np.nan
                 continue
             m = -np.inf
+            top = 0
             for k in range(k_len):
                 if xr[k] > m:
                     m = xr[k]
+                    top = k
             if m == np.inf:  # locally constant in x and tau
                 for k in range(k_len):
                     grad_x[i, j, k] = 0.0
                 grad_tau[i, j] = 0.0
                 continue
-            c_bar = 0.0
+            # c_k - c_bar = (c_k - c_top) - sum_{i != top} s_i (c_i - c_top): no 1 - s_top, which
+            # cancels where the largest entry holds nearly all the mass (s_top(1 - s_top) of 4e-16 gave 0)
+            shift = 0.0
             w_bar = 0.0
             for k in range(k_len):
-                if s[k] > 0.0:
-                    c_bar += c[k] * s[k]
+                if s[k] > 0.0 and k != top:
+                    shift += s[k] * (c[k] - c[top])
                     w_bar += s[k] * ((xr[k] - m) / tau)
             acc = 0.0
             for k in range(k_len):
                 if s[k] > 0.0:
-                    dc = c[k] - c_bar
+                    dc = (c[k] - c[top]) - shift
                     grad_x[i, j, k] = s[k] * dc / tau
                     acc += s[k] * dc * ((xr[k] - m) / tau - w_bar)
                 else:
@@ -522,6 +526,12 @@ def sigmoid_tau(x, tau):
     ndarray
         Same shape as ``x``, values in [0, 1]; evaluated without overflow for any
         ``x / tau`` (saturates to exactly 0 or 1).
+
+    Notes
+    -----
+    Relative error at most :math:`\epsilon\,(|x/\tau| + 4)` against mpmath for
+    ``tau`` from 0.01 to 100: the rounding of :math:`x/\tau`, amplified by the
+    exponential (below 1.7e-13 wherever the value is a normal double).
     """
     tau = _tau(tau)
     arr = _array(x, "x")
@@ -557,7 +567,9 @@ def sigmoid_tau_vjp(x, tau, cotangent):
     Notes
     -----
     Where the sigmoid saturates (:math:`s(1-s)` underflows to 0, including
-    ``x = +/-inf``) both gradients are exactly 0.
+    ``x = +/-inf``) both gradients are exactly 0.  :math:`s(1-s)` is formed as
+    :math:`e^{-|z|}/(1 + e^{-|z|})^2` (no :math:`1 - s`), so both have relative error
+    at most :math:`\epsilon\,(|x/\tau| + 4)` as :func:`sigmoid_tau` does.
     """
     tau = _tau(tau)
     arr = _array(x, "x")
@@ -586,6 +598,12 @@ def softmax_tau(x, tau):
     Returns
     -------
     ndarray, shape (..., K)
+
+    Notes
+    -----
+    Relative error of every entry at most :math:`2\epsilon\,(\max_k |x_k - m|/\tau + K + 2)`
+    against mpmath (the rounding of :math:`(x_k - m)/\tau` amplified by the exponential,
+    and of the normalising sum), for ``tau`` from 0.01 to 100.
     """
     tau = _tau(tau)
     arr = _array(x, "x", min_ndim=1)
@@ -605,7 +623,12 @@ def softmax_tau_vjp(x, tau, cotangent):
         \mathrm{grad}_\tau = -\frac{1}{\tau} \sum_k c_k s_k (x_k/\tau - \bar z)
                            = -\frac{1}{\tau} \sum_k s_k (c_k - \bar c)(x_k/\tau - \bar z).
 
-    The last form, evaluated with :math:`x_k - \max_i x_i`, is the one computed.
+    The last form, evaluated with :math:`x_k - \max_i x_i`, is the one computed, with
+    :math:`c_k - \bar c = (c_k - c_t) - \sum_{i \ne t} s_i (c_i - c_t)`, :math:`t` the
+    largest entry: no :math:`1 - s_t`, which cancels where one entry holds nearly all
+    the mass (the diagonal :math:`s_t(1 - s_t)/\tau` of 4.2e-16 at ``x = [0.5, -0.2, 0.1]``,
+    ``tau = 0.01`` used to come out 0).  Every Jacobian entry (unit cotangent) then has the
+    relative error bound of :func:`softmax_tau`.
 
     Parameters
     ----------
@@ -759,7 +782,16 @@ def binary_concrete_log_density(x, logits, tau):
         \log p(x) = \log\tau - \log x - \log(1-x) + \log\sigma(t) + \log\sigma(-t),
         \qquad t = \ell - \tau(\log x - \log(1-x)),
 
-    so ``tau = 0.01`` and logits of +/-50 give finite, accurate values.
+    so ``tau = 0.01`` and logits of +/-700 give finite values.  Accuracy: the terms
+    are added in floating point and the result may be close to 0, so the bound is
+    absolute,
+
+    .. math::
+        |\text{error}| \le 2\epsilon\, S, \qquad
+        S = |\log\tau| + |\log x| + |\log(1-x)| + |\ell| + \tau\,|\log x - \log(1-x)| + 2
+
+    (checked against mpmath for ``tau`` from 0.01 to 100, logits to ±700, ``x`` from
+    1e-300 to :math:`1 - 2^{-53}`); relative accuracy holds where :math:`|\log p| \gg \epsilon S`.
 
     At small ``tau`` much of the mass sits within float spacing of 0 or 1 (e.g.
     :math:`P(1 - X < 2^{-53}) = \sigma(\ell - 36.7\tau)`), where ``x`` cannot carry it:
@@ -817,6 +849,15 @@ def concrete_log_density(x, logits, tau):
     Gumbel-Softmax density).  Computed in log space:
     :math:`\log((K-1)!) + (K-1)\log\tau + \sum_k (a_k - \log x_k) - K\,\mathrm{logsumexp}_k a_k`,
     :math:`a_k = \ell_k - \tau \log x_k`.
+
+    Accuracy: a sum of terms that can cancel (the log-density is often near 0),
+    hence an absolute bound, checked against mpmath for ``tau`` from 0.01 to 100,
+    ``K`` from 2 to 6 and logits to ±700:
+
+    .. math::
+        |\text{error}| \le 2\epsilon\, S, \quad
+        S = \log((K-1)!) + (K-1)|\log\tau| + \sum_k \bigl(|\ell_k| + (\tau + 1)|\log x_k|\bigr)
+            + K \max_k |a_k| + K \log K .
 
     Parameters
     ----------
@@ -896,6 +937,19 @@ def exp_concrete_log_density(y, logits, tau, measure="symmetric"):
     -------
     ndarray, shape (...)
         One log-density per simplex, finite for any finite ``y`` and finite logits.
+
+    Notes
+    -----
+    The terms can cancel (the log-density is often near 0: a value 0.0017 carries an
+    absolute error of 1.6e-15, relative 1e-12), so the bound is absolute, checked against
+    mpmath for ``tau`` from 0.01 to 100, ``K`` from 2 to 6 and logits to ±700:
+
+    .. math::
+        |\text{error}| \le 2\epsilon\, S, \quad
+        S = \log((K-1)!) + (K-1)|\log\tau| + \sum_k (|\ell_k| + \tau |y_k|) + K \max_k |a_k|
+            + K \log K \;[+ |y_K| \text{ for } \texttt{measure="lebesgue"}],
+
+    with :math:`a_k = \ell_k - \tau y_k`.
     """
     if not isinstance(measure, str) or measure not in ("symmetric", "lebesgue"):
         raise ValueError(f"measure must be 'symmetric' or 'lebesgue'; got {describe(measure)}")

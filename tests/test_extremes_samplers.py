@@ -343,3 +343,159 @@ def test_conditional_gumbel_and_vjp_vs_mpmath(logits):
                 for j in range(3):
                     if abs(jac_ref[k][j]) > TINY:
                         assert rel_err(row[j], jac_ref[k][j]) <= scale, (b, v, k, j)
+
+
+# ---------------------------------------------------------------------------- relaxation maps
+
+TAUS = [0.01, 0.1, 1.0, 10.0, 100.0]
+EPS = np.finfo(float).eps
+
+
+def mp_sigmoid_mp(z):
+    return 1 / (1 + mp.exp(-z))
+
+
+@pytest.mark.parametrize("tau", TAUS)
+def test_sigmoid_tau_and_vjp_vs_mpmath(tau):
+    # documented: relative error <= eps (|x/τ| + 4) (the rounding of x/τ, amplified by exp), i.e. below
+    # 1.7e-13 wherever the value is a normal double
+    xs = np.array([0.0, 1e-300, -1e-300, 1e-10, 0.3, -0.3, 1.0, -1.0, 5.0, -5.0, 37.0, -37.0, 100.0, -100.0,
+                   700.0, -700.0, 7.0, -7.0, 7.45, -7.45, 1e4, -1e4, 7e4, -7e4])
+    s = refgrad.relaxations.sigmoid_tau(xs, tau)
+    gx, gt = refgrad.relaxations.sigmoid_tau_vjp(xs, tau, np.ones_like(xs))
+    for x, si, gxi, gti in zip(xs, s, gx, gt):
+        z = mp.mpf(float(x)) / mp.mpf(tau)
+        slope = mp_sigmoid_mp(z) * mp_sigmoid_mp(-z)
+        bound = EPS * (abs(float(x) / tau) + 4)
+        for value, ref in ((si, mp_sigmoid_mp(z)), (gxi, slope / tau), (gti, -z * slope / tau)):
+            if abs(ref) > TINY:
+                assert rel_err(value, ref) <= bound, (tau, x, value, ref)
+            else:
+                assert abs(value) <= 2 * TINY
+
+
+SOFTMAX_ROWS = [[0.0, 0.0, 0.0], [40.0, 0.0, -40.0], [700.0, 0.0, -700.0], [1.0, 1.0000001, 0.999],
+                [1e4, 0.0, -1e4], [0.5, -0.2, 0.1], [3.0, -np.inf, 2.0], [-5.0, -5.0 + 1e-12, 30.0]]
+
+
+@pytest.mark.parametrize("tau", TAUS)
+def test_softmax_tau_and_vjp_vs_mpmath(tau):
+    # documented: relative error <= 2 eps (max_k |x_k − max x| / τ + K + 2) for s, every Jacobian entry
+    # ∂s_k/∂x_j = s_k (δ_kj − s_j)/τ and ∂s_k/∂τ.  Before, ∂s_0/∂x_0 = s_0 (1 − s_0)/τ was formed with
+    # 1 − s_0, which is 0 for row [0.5, −0.2, 0.1] at τ = 0.01 (true 4.2e-16).
+    for row in SOFTMAX_ROWS:
+        x = np.array(row)
+        finite = np.isfinite(x)
+        m = max(v for v in row if np.isfinite(v))
+        w = [(mp.mpf(v) - mp.mpf(m)) / mp.mpf(tau) if np.isfinite(v) else None for v in row]
+        ex = [mp.exp(wi) if wi is not None else mp.mpf(0) for wi in w]
+        total = mp.fsum(ex)
+        s_ref = [e / total for e in ex]
+        bound = 2 * EPS * (float(np.max(np.abs(x[finite] - m))) / tau + len(row) + 2)
+        s = refgrad.relaxations.softmax_tau(x, tau)
+        for k in range(len(row)):
+            if s_ref[k] > TINY:
+                assert rel_err(s[k], s_ref[k]) <= bound, (tau, row, k)
+        zbar = mp.fsum(s_ref[i] * w[i] for i in range(len(row)) if w[i] is not None)
+        for k in range(len(row)):
+            c = np.zeros(len(row))
+            c[k] = 1.0
+            gx, gt = refgrad.relaxations.softmax_tau_vjp(x, tau, c)
+            for j in range(len(row)):
+                # δ_kj − s_j written as Σ_{i≠j} s_i for j = k (1 − s_k cancels in mpmath too)
+                comp = mp.fsum(s_ref[i] for i in range(len(row)) if i != j) if j == k else -s_ref[j]
+                ref = s_ref[k] * comp / tau
+                if finite[j] and abs(ref) > TINY:
+                    assert rel_err(gx[j], ref) <= bound, (tau, row, k, j, gx[j], ref)
+            ref = -s_ref[k] * (w[k] - zbar) / tau if finite[k] else mp.mpf(0)
+            if abs(ref) > TINY:
+                assert rel_err(gt, ref) <= bound, (tau, row, k, gt, ref)
+
+
+def test_softmax_vjp_issue_case():
+    gx, _ = refgrad.relaxations.softmax_tau_vjp(np.array([0.5, -0.2, 0.1]), 0.01, np.array([1.0, 0.0, 0.0]))
+    s = [mp.exp(mp.mpf(v) / mp.mpf(0.01)) for v in (0.0, -0.7, -0.4)]
+    s0 = s[0] / mp.fsum(s)
+    assert rel_err(gx[0], s0 * (s[1] + s[2]) / mp.fsum(s) / mp.mpf(0.01)) <= 1e-13
+
+
+# ---------------------------------------------------------------------------- relaxed densities
+
+
+def mp_binary_concrete_log_density(x, logit, tau):
+    """log of τ α x^(−τ−1) (1−x)^(−τ−1) / (α x^(−τ) + (1−x)^(−τ))², α = e^ℓ (the Concrete formula)."""
+    X, L, T = mp.mpf(x), mp.mpf(logit), mp.mpf(tau)
+    return (mp.log(T) + L - (T + 1) * (mp.log(X) + mp.log(1 - X))
+            - 2 * mp.log(mp.exp(L) * X ** (-T) + (1 - X) ** (-T)))
+
+
+def binary_density_scale(x, logit, tau):
+    lx, l1 = np.log(x), np.log1p(-x)
+    return abs(np.log(tau)) + abs(lx) + abs(l1) + abs(logit) + tau * abs(lx - l1) + 2.0
+
+
+def mp_concrete_log_density(point, logits, tau, logspace, lebesgue):
+    K = len(point)
+    T = mp.mpf(tau)
+    ly = [mp.mpf(float(v)) for v in point] if logspace else [mp.log(mp.mpf(float(v))) for v in point]
+    a = [mp.mpf(float(lk)) - T * yk for lk, yk in zip(logits, ly)]
+    m = max(a)
+    lse = m + mp.log(mp.fsum(mp.exp(ak - m) for ak in a))
+    value = mp.log(mp.factorial(K - 1)) + (K - 1) * mp.log(T) + mp.fsum(a) - K * lse
+    if not logspace:
+        value -= mp.fsum(ly)
+    if lebesgue:
+        value -= ly[-1]
+    return value
+
+
+def concrete_density_scale(point, logits, tau, logspace, lebesgue):
+    """S of the docstrings: log((K−1)!) + (K−1)|log τ| + Σ (|ℓ_k| + τ|y_k|) + K max|a_k| + K log K
+    (+ Σ |log x_k| for the Concrete density, + |y_K| for the Lebesgue ExpConcrete density)."""
+    K = len(point)
+    ly = np.asarray(point) if logspace else np.log(np.asarray(point))
+    a = np.asarray(logits) - tau * ly
+    scale = (np.log(float(np.prod(np.arange(1, K)))) + (K - 1) * abs(np.log(tau))
+             + np.sum(np.abs(logits) + tau * np.abs(ly)) + K * np.max(np.abs(a)) + K * np.log(K))
+    if not logspace:
+        scale += np.sum(np.abs(ly))
+    if lebesgue:
+        scale += abs(ly[-1])
+    return scale
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.1, 1.0, 10.0, 100.0])
+def test_binary_concrete_log_density_error_bound(tau):
+    # documented: |error| <= 2 eps S(x, ℓ, τ); the value itself may be ≈ 0 (then only this absolute bound holds)
+    for logit in [0.0, 1.0, -1.0, 10.0, -10.0, 50.0, -50.0, 700.0, -700.0]:
+        for x in [1e-300, 1e-100, 1e-10, 0.01, 0.3, 0.5, 0.7, 0.99, 1.0 - 1e-10, 1.0 - 2.0**-53]:
+            value = refgrad.relaxations.binary_concrete_log_density(x, logit, tau)
+            ref = mp_binary_concrete_log_density(x, logit, tau)
+            assert float(abs(value - ref)) <= 2 * EPS * binary_density_scale(x, logit, tau), (tau, logit, x)
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.1, 1.0, 10.0, 100.0])
+def test_concrete_log_densities_error_bound(tau):
+    # documented: |error| <= 2 eps S, S as in concrete_density_scale; seed 1 draws K in 2..6, logits of
+    # scale 0.01 .. 700 and ExpConcrete points from exp_concrete_sample.  A case of issue 8: the
+    # ExpConcrete log-density 0.0017 with absolute error 1.6e-15, relative 1e-12, inside the bound.
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(40):
+        K = int(rng.integers(2, 7))
+        logits = rng.normal(size=K) * rng.choice([0.01, 1.0, 10.0, 100.0, 700.0])
+        y = refgrad.relaxations.exp_concrete_sample(logits, tau, rng.uniform(size=K))
+        if not np.all(np.isfinite(y)):
+            continue
+        for measure in ("symmetric", "lebesgue"):
+            value = refgrad.relaxations.exp_concrete_log_density(y, logits, tau, measure=measure)
+            ref = mp_concrete_log_density(y, logits, tau, True, measure == "lebesgue")
+            bound = 2 * EPS * concrete_density_scale(y, logits, tau, True, measure == "lebesgue")
+            assert float(abs(value - ref)) <= bound, (tau, logits, y, measure)
+        x = np.exp(y)
+        if np.all(x > 0) and abs(x.sum() - 1.0) < 1e-9:
+            value = refgrad.relaxations.concrete_log_density(x, logits, tau)
+            ref = mp_concrete_log_density(x, logits, tau, False, False)
+            assert float(abs(value - ref)) <= 2 * EPS * concrete_density_scale(x, logits, tau, False, False)
+            checked += 1
+    assert checked >= 10
