@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import describe
+from ._checks import InputTypeError, describe
 from ._quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
 from .distributions import ENUMERATION_LIMIT
 
@@ -401,7 +401,8 @@ def _is_discrete(dist):
 
 def _check_level(level):
     if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Integral):
-        raise ValueError(f"level must be an integer in [{MIN_LEVEL}, {MAX_LEVEL}]; got {describe(level)}")
+        raise InputTypeError(f"level must be an integer in [{MIN_LEVEL}, {MAX_LEVEL}]; got {describe(level)} "
+                             f"of type {type(level).__name__}")
     level = int(level)
     if not MIN_LEVEL <= level <= MAX_LEVEL:
         raise ValueError(f"level must be an integer in [{MIN_LEVEL}, {MAX_LEVEL}] (tanh-sinh step 2**-level); "
@@ -410,7 +411,10 @@ def _check_level(level):
 
 
 def _pick_method(spec, dist, method):
-    if not isinstance(method, str) or method not in ("auto", "enumeration", "piecewise", "quadrature"):
+    if not isinstance(method, str):
+        raise InputTypeError(f"method must be the string 'auto', 'enumeration', 'piecewise' or 'quadrature'; "
+                             f"got {describe(method)} of type {type(method).__name__}")
+    if method not in ("auto", "enumeration", "piecewise", "quadrature"):
         raise ValueError(f"method must be 'auto', 'enumeration', 'piecewise' or 'quadrature'; got {describe(method)}")
     discrete = _is_discrete(dist)
     if method == "auto":

@@ -29,7 +29,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_float_array, check_no_nan, check_shape, describe
+from ._checks import InputTypeError, as_float_array, check_finite, check_no_nan, check_shape, describe
 from ._jit import jit
 
 __all__ = [
@@ -83,9 +83,11 @@ def as_generator(rng):
 
     Raises
     ------
+    TypeError
+        For any other type: ``RandomState``, floats, booleans, strings, ...
+        (a :class:`refgrad._checks.InputTypeError`, also a ``ValueError``).
     ValueError
-        For anything else: ``RandomState``, floats, negative integers, booleans,
-        strings, ...
+        For a negative integer seed.
 
     References
     ----------
@@ -98,7 +100,10 @@ def as_generator(rng):
     if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)):
         if int(rng) >= 0:
             return np.random.default_rng(int(rng))
-    raise ValueError(
+        raise ValueError(
+            f"rng must be None, a non-negative integer seed or a numpy.random.Generator; got the seed {int(rng)}"
+        )
+    raise InputTypeError(
         "rng must be None, a non-negative integer seed or a numpy.random.Generator; "
         f"got {describe(rng)} of type {type(rng).__name__}"
     )
@@ -111,10 +116,13 @@ def _as_shape(shape):
         dims = tuple(shape)
     except TypeError:
         dims = None
-    if dims is None or not all(
-        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_)) and int(s) >= 0 for s in dims
-    ):
-        raise ValueError(f"shape must be a non-negative integer or a tuple of them; got {describe(shape)}")
+    if dims is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_)) for s in dims):
+        raise InputTypeError(f"shape must be a non-negative integer or a tuple of them; got {describe(shape)} "
+                             f"of type {type(shape).__name__}")
+    negative = [i for i, s in enumerate(dims) if int(s) < 0]
+    if negative:
+        raise ValueError(f"shape must hold non-negative integers; got {int(dims[negative[0]])} at index "
+                         f"{negative[0]} of {tuple(int(s) for s in dims)}")
     return tuple(int(s) for s in dims)
 
 
@@ -196,7 +204,9 @@ def _check_index(b, name, shape, upper):
     if raw.dtype == np.bool_:
         raw = raw.astype(np.int64)
     if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
-        raise ValueError(f"{name} must be an array of integers in {{0, ..., {upper - 1}}}; got dtype {raw.dtype}")
+        raise InputTypeError(
+            f"{name} must be an array of integers in {{0, ..., {upper - 1}}}; got {describe(b)} (dtype {raw.dtype})"
+        )
     check_shape(raw, name, shape)
     if np.issubdtype(raw.dtype, np.floating):
         ok = np.isfinite(raw) & (raw == np.round(raw))
@@ -206,7 +216,7 @@ def _check_index(b, name, shape, upper):
     if not ok.all():
         where = tuple(int(i) for i in np.argwhere(~ok)[0])
         raise ValueError(
-            f"{name} must hold integers in {{0, ..., {upper - 1}}}; got {raw[where]!r} at index {where}"
+            f"{name} must hold integers in {{0, ..., {upper - 1}}}; got {raw[where].item()!r} at index {where}"
         )
     return np.ascontiguousarray(raw, dtype=np.int64)
 
@@ -853,8 +863,7 @@ def conditional_gumbel_vjp(logits, b, v, cotangent):
     lg, bb, vv = _check_conditional_categorical(logits, b, v)
     ct = as_float_array(cotangent, "cotangent", ndim=3)
     check_shape(ct, "cotangent", vv.shape)
-    if not np.isfinite(ct).all():
-        raise ValueError("cotangent must be finite (allowed: finite reals); got a NaN or inf entry")
+    check_finite(ct, "cotangent")
     return _conditional_gumbel_vjp(lg, bb, vv, ct)
 
 

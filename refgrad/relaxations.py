@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from refgrad._checks import as_float_array, check_finite, check_no_nan, check_positive_scalar, describe
+from refgrad._checks import InputTypeError, as_float_array, check_finite, check_no_nan, check_positive_scalar, describe
 from refgrad._jit import jit
 from refgrad.random import _sigmoid
 
@@ -885,11 +885,13 @@ def concrete_log_density(x, logits, tau):
         raise ValueError(
             f"x must lie in the open simplex (every entry > 0, summing to 1); got {value!r} at index {where}"
         )
-    dev = np.abs(xx.sum(axis=-1) - 1.0)
+    total = xx.sum(axis=-1)
+    dev = np.abs(total - 1.0)
     if (dev > _SIMPLEX_RTOL).any():
+        where = tuple(int(i) for i in np.argwhere(dev > _SIMPLEX_RTOL)[0]) if dev.ndim else ()
         raise ValueError(
             f"x must lie on the simplex (|sum(x) - 1| <= {_SIMPLEX_RTOL:g} along the last axis); "
-            f"largest deviation {float(dev.max())!r}"
+            f"got sum {float(total[where])!r} at index {where} (largest deviation {float(dev.max())!r})"
         )
     out = _concrete_log_density(_flat3(xx, shape), _flat3(ell, shape), tau)
     return _unflat(out, shape[:-1])
@@ -951,7 +953,10 @@ def exp_concrete_log_density(y, logits, tau, measure="symmetric"):
 
     with :math:`a_k = \ell_k - \tau y_k`.
     """
-    if not isinstance(measure, str) or measure not in ("symmetric", "lebesgue"):
+    if not isinstance(measure, str):
+        raise InputTypeError(f"measure must be the string 'symmetric' or 'lebesgue'; got {describe(measure)} "
+                             f"of type {type(measure).__name__}")
+    if measure not in ("symmetric", "lebesgue"):
         raise ValueError(f"measure must be 'symmetric' or 'lebesgue'; got {describe(measure)}")
     yy, ell, tau, shape = _categorical_density_inputs(y, "y", logits, tau)
     check_finite(yy, "y")
@@ -959,9 +964,10 @@ def exp_concrete_log_density(y, logits, tau, measure="symmetric"):
     lse = m[..., 0] + np.log(np.exp(yy - m).sum(axis=-1))
     dev = np.abs(lse)
     if (dev > _SIMPLEX_RTOL).any():
+        where = tuple(int(i) for i in np.argwhere(dev > _SIMPLEX_RTOL)[0]) if dev.ndim else ()
         raise ValueError(
             f"y must be a log-point of the simplex (|logsumexp(y)| <= {_SIMPLEX_RTOL:g} along the last axis); "
-            f"largest deviation {float(dev.max())!r}"
+            f"got logsumexp {float(lse[where])!r} at index {where} (largest deviation {float(dev.max())!r})"
         )
     out = _exp_concrete_log_density(_flat3(yy, shape), _flat3(ell, shape), tau, measure == "lebesgue")
     return _unflat(out, shape[:-1])

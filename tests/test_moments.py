@@ -232,16 +232,21 @@ def test_large_noise_dimension_is_refused_clearly():
         exact.moments("reinforce", dist, SquaredDistance(np.full(100, 0.45)))
 
 
-@pytest.mark.parametrize("level, match", [
-    (70, r"level must be an integer in \[2, 16\].*got 70"),
-    (2000, r"level must be an integer in \[2, 16\].*got 2000"),
-    (1, r"got 1"),
-    (3.0, r"got 3\.0"),
-    (True, r"got True"),
+@pytest.mark.parametrize("level, error, match", [
+    (70, ValueError, r"level must be an integer in \[2, 16\].*got 70"),
+    (2000, ValueError, r"level must be an integer in \[2, 16\].*got 2000"),
+    (1, ValueError, r"got 1"),
+    (3.0, TypeError, r"got 3\.0 of type float"),
+    (True, TypeError, r"got True of type bool"),
 ])
-def test_level_is_validated(level, match):
-    with pytest.raises(ValueError, match=match):
+def test_level_is_validated(level, error, match):
+    with pytest.raises(error, match=match):
         exact.moments("gumbel_softmax", Bernoulli(np.array([0.3])), TOY, level=level)
+
+
+def test_method_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="method must be the string"):
+        exact.moments("reinforce", Bernoulli(np.array([0.3])), TOY, method=None)
 
 
 def test_too_many_quadrature_nodes_are_refused():

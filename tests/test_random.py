@@ -717,3 +717,47 @@ def test_conditional_normal_bad_input():
         R.conditional_normal_grad(mu, b, np.zeros((3, 2)))
     with pytest.raises(ValueError, match="mu must have 1 dimension"):
         R.conditional_normal(0.0, b, v)
+
+
+# ---------------------------------------------------------------------------
+# Input types and messages that show the offending value and its index
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad, what", [
+    (np.array([[0.5 + 0j, 0.25]]), "complex"),
+    (np.array([[True, False]]), "bool"),
+    ([["0.5", "0.25"]], "string"),
+])
+def test_uniforms_of_the_wrong_type_are_type_errors(bad, what):
+    mu = np.zeros(2)
+    b = np.ones((1, 2), dtype=int)
+    for fn in (R.conditional_normal, R.conditional_normal_grad, R.conditional_logistic,
+               R.conditional_logistic_grad):
+        with pytest.raises(TypeError, match=r"\bv\b"):
+            fn(mu, b, bad)
+    with pytest.raises(TypeError, match=r"\bu\b"):
+        R.gumbel(bad)
+    with pytest.raises(TypeError, match=r"\bmu\b"):
+        R.conditional_normal(np.array([0.0, 1j]), b, np.full((1, 2), 0.5))
+
+
+def test_messages_show_value_and_index():
+    with pytest.raises(ValueError, match=r"v must hold uniforms strictly inside \(0, 1\).*got 1\.0 at index \(1, 0\)"):
+        R.conditional_logistic(np.zeros(2), np.ones((2, 2), dtype=int), np.array([[0.5, 0.5], [1.0, 0.5]]))
+    with pytest.raises(ValueError, match=r"cotangent must be finite; got nan at index \(0, 0, 1\)"):
+        ct = np.zeros((1, 1, 2))
+        ct[0, 0, 1] = np.nan
+        R.conditional_gumbel_vjp(np.zeros((1, 2)), np.zeros((1, 1), dtype=int), np.full((1, 1, 2), 0.5), ct)
+    with pytest.raises(TypeError, match=r"b must be an array of integers.*dtype complex"):
+        R.conditional_logistic(np.zeros(1), np.array([[1 + 0j]]), np.full((1, 1), 0.5))
+    with pytest.raises(ValueError, match=r"b must hold integers in \{0, ..., 1\}; got 2 at index \(0, 1\)"):
+        R.conditional_logistic(np.zeros(2), np.array([[1, 2]]), np.full((1, 2), 0.5))
+    with pytest.raises(ValueError, match=r"shape must hold non-negative integers; got -3 at index 1"):
+        R.uniform(0, (2, -3))
+    with pytest.raises(TypeError, match="shape must be a non-negative integer"):
+        R.uniform(0, 2.5)
+    with pytest.raises(TypeError, match="rng must be None.*of type float"):
+        R.as_generator(1.5)
+    with pytest.raises(ValueError, match="got the seed -1"):
+        R.as_generator(-1)

@@ -754,3 +754,33 @@ def test_infinite_logits_are_legal():
     assert (x[:, 0] == 0).all() and np.allclose(x.sum(axis=1), 1)
     y = R.exp_concrete_sample([-INF, 0.0, 1.0], 0.5, [1.0, 0.2, 0.9])
     assert y[0] == -INF and np.isfinite(y[1:]).all()
+
+
+# ---------------------------------------------------------------------------
+# Input types and messages that show the offending value and its index
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.array([0.5 + 0j, 0.25]), np.array([True, False]), ["0.5", "0.25"]],
+                         ids=["complex", "bool", "string"])
+def test_relaxation_inputs_of_the_wrong_type_are_type_errors(bad):
+    with pytest.raises(TypeError, match=r"\bx\b"):
+        R.sigmoid_tau(bad, 0.5)
+    with pytest.raises(TypeError, match=r"\bx\b"):
+        R.softmax_tau_vjp(bad, 0.5, np.ones(2))
+    with pytest.raises(TypeError, match=r"\bu\b"):
+        R.binary_concrete_sample(np.zeros(2), 0.5, bad)
+    with pytest.raises(TypeError, match=r"\blogits\b"):
+        R.concrete_sample(bad, 0.5, np.full(2, 0.5))
+    with pytest.raises(TypeError, match=r"\btau\b"):
+        R.sigmoid_tau(np.zeros(2), 0.5 + 0j)
+    with pytest.raises(TypeError, match="measure must be the string"):
+        R.exp_concrete_log_density(np.log([0.5, 0.5]), np.zeros(2), 0.5, measure=1)
+
+
+def test_simplex_errors_show_the_row_and_its_sum():
+    x = np.array([[0.5, 0.5], [0.6, 0.5]])
+    with pytest.raises(ValueError, match=r"got sum 1\.1 at index \(1,\)"):
+        R.concrete_log_density(x, np.zeros(2), 0.5)
+    with pytest.raises(ValueError, match=r"got logsumexp .* at index \(1,\)"):
+        R.exp_concrete_log_density(np.log(x), np.zeros(2), 0.5)
