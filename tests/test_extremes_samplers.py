@@ -159,6 +159,23 @@ def test_antithetic_exact_moments_at_extreme_logits(name, logits, f):
             assert m.variance[i] <= 2 * TINY
 
 
+def test_antithetic_pairs_from_complements_next_to_one():
+    # u in (σ(40), 1) cannot be represented (u rounds to 1.0) but its complement can: the pair there is
+    # (b¹, b²) = (1, 0) and ARM's factor u − ½ is ½ − ū
+    from refgrad.estimators import antithetic
+
+    s = float(mp_sigmoid(-40.0))
+    logits = np.array([40.0, -40.0])
+    uc = np.array([[0.5 * s, 0.5 * s], [2.0 * s, 2.0 * s]])
+    u = 1.0 - uc
+    assert np.all(u[0] == 1.0)
+    b1, b2 = antithetic._antithetic_pair(logits, u, uc)
+    # ℓ = 40: ū < σ(−40) -> b2 = 0 (u > σ(40)); ℓ = −40: ū < σ(−40) -> b1 = 1 (u > σ(40) = 1 − σ(−40))
+    np.testing.assert_array_equal(b1, [[1.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(b2, [[0.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(antithetic._arm_combine(np.ones(2), u, uc), 0.5 - uc)
+
+
 def test_disarm_issue_example():
     # the example of issue 8: half the gradient before the fix
     m = exact.moments("disarm", Bernoulli([40.0]), SquaredDistance(0.45))

@@ -761,3 +761,44 @@ def test_messages_show_value_and_index():
         R.as_generator(1.5)
     with pytest.raises(ValueError, match="got the seed -1"):
         R.as_generator(-1)
+
+
+# ---------------------------------------------------------------------------
+# Normal-tail helpers of the conditional normal, against SciPy
+# ---------------------------------------------------------------------------
+
+
+def test_normal_tail_helpers_vs_scipy():
+    # g(x) = lambda(x) - x with lambda = phi/Q = 1/R, R(x) = sqrt(pi/2) erfcx(x/sqrt2) (Mills ratio);
+    # the continued fraction (x >= 3) and the erfc form (x < 3) meet at x = 3
+    x = np.concatenate([np.linspace(-30, 30, 601), [2.999999999, 3.0, 3.999999, 4.0, 7.99999, 8.0, 19.9999, 20.0,
+                                                     1e3, 1e8, 1e150]])
+    mills = np.sqrt(np.pi / 2) * special.erfcx(x / np.sqrt(2))
+    lam = 1.0 / mills
+    g = _scalar_map(R._hazard_excess, x)
+    # relative to lambda where g = lambda - x cancels (0 < x), plus the cancellation of the reference itself
+    _assert_rel(g, lam - x, 1e-13, 4e-16 * np.abs(lam) + 1e-300)
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    for t in [3.0, 4.0, 8.0, 20.0, 1e3, 1e8, 1e150]:  # where lambda - x cancels in the SciPy reference
+        ref = 1 / (mp.erfc(mp.mpf(t) / mp.sqrt(2)) / 2 / mp.npdf(mp.mpf(t))) - t
+        _assert_rel(R._hazard_excess(t), float(ref), 1e-15)
+    _assert_rel(_scalar_map(R._log_mills, x), np.log(mills), 1e-14, 1e-15)
+    for t in [-0.5, -2.9, -3.0, -10.0, -29.4, -37.0]:  # SciPy's ndtr carries the a^2 ulp of erfc's argument
+        _assert_rel(R._ndtr_negative(t), float(mp.ncdf(t)), 1e-15)
+
+
+def test_excess_integral_vs_quadrature():
+    # G(c, w) = int_c^(c+w) g = log R(c) - log R(c + w), by Gauss-Legendre (short) or the difference (long)
+    from scipy import integrate
+
+    def g(t):
+        return 1.0 / (np.sqrt(np.pi / 2) * special.erfcx(t / np.sqrt(2))) - t
+
+    for c in [-20.0, -3.0, -0.5, 0.0, 0.7, 2.9, 5.0, 40.0]:
+        for w in [1e-300, 1e-12, 1e-5, 1e-3, 0.05, 0.5, 1.0, 3.0, 12.0]:
+            if w > 1e-6:  # quad integrates over the rounded [c, c + w]: rescale to the width w itself
+                ref = integrate.quad(g, c, c + w, epsabs=0, epsrel=1e-13, limit=200)[0] * w / ((c + w) - c)
+            else:
+                ref = w * g(c + w / 2)
+            _assert_rel(R._excess_integral(c, w), ref, 1e-11)
