@@ -357,8 +357,10 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, *
       rloo: ``k = m``): ``E[ĝ] = Σ q(b_1)…q(b_k) g(b_1..b_k)`` over the
       ``support**k`` tuples (refused beyond ``limit``);
     * ``"piecewise"`` -- for estimators that are polynomial of degree ≤ 1 in each
-      uniform between the declared break points (arm, disarm): two-point
-      Gauss–Legendre per piece and coordinate integrates ``ĝ`` and ``ĝĝᵀ`` exactly;
+      uniform between the declared break points (arm, disarm): the midpoint rule per
+      piece and coordinate integrates ``ĝ`` exactly, two-point Gauss–Legendre ``ĝĝᵀ``;
+      pieces next to 1 (``σ(ℓ)``, ``ℓ ≳ 37``) keep their exact widths through the
+      complements of the break points;
     * ``"quadrature"`` -- for continuous-noise estimators (gumbel_softmax,
       straight_through, gumbel_rao, rebar, relax, pathwise): tensor tanh-sinh
       quadrature, split at the declared break points; a categorical sample's

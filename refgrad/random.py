@@ -10,7 +10,9 @@ Two layers, as everywhere in refgrad: public functions check and convert their
 inputs and call private ``_name`` kernels compiled with :func:`refgrad._jit.jit`.
 The scalar helpers ``_log_sigmoid``, ``_softplus``, ``_log_ndtr``, ``_ndtri`` and
 ``_ndtri_exp`` are hand-written (Numba cannot call :mod:`scipy.special`) and are
-imported by other kernels.
+imported by other kernels; so are the normal-tail helpers of the conditional
+normal (``_hazard_excess`` = λ(x) − x, ``_log_mills`` = log(Q/φ), ``_excess_integral``
+and ``_ndtr_negative``), checked against SciPy and mpmath in the tests.
 
 Conventions for infinite parameters
 -----------------------------------
