@@ -117,7 +117,7 @@ class _Accumulator:
             raise ValueError(
                 f"{self.label} returned a non-finite estimate ({float(values[row, col])!r}, coordinate {col}) at a "
                 "point of its noise domain: the objective's values overflow in the estimator's arithmetic or are "
-                "undefined there; rescale the objective"
+                "undefined there; rescale the objective f"
             )
         values = np.where(weights[:, None] > 0, values, 0.0)
         if self.s1 is None:
@@ -153,7 +153,7 @@ def _enumeration(spec, dist, f, opts, limit):
     keep = np.flatnonzero(probs > 0)
     configs, probs = configs[keep], probs[keep]
     s = len(probs)
-    acc = _Accumulator(f"estimator {spec.name!r}")
+    acc = _Accumulator(f"estimator {spec.name!r} with f={_objective_text(f)}")
     total = s**k
     for start in range(0, total, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, total))
@@ -258,6 +258,16 @@ def _uniforms_given_argmax(dist, b_index, v):
     return np.clip(u, np.finfo(float).tiny, 1.0 - 2.0**-53)
 
 
+def _dist_text(dist):
+    """``Bernoulli`` with event shape ``(100,)``, for messages (the parameters may be long)."""
+    return f"{type(dist).__name__} with event shape {tuple(getattr(dist, 'event_shape', ()))}"
+
+
+def _objective_text(f):
+    name = getattr(f, "name", None)
+    return name if isinstance(name, str) else describe(f)
+
+
 def _check_node_count(spec, sizes, level):
     """Refuse a tensor rule with more than MAX_QUADRATURE_NODES nodes, before evaluating anything."""
     total = 1
@@ -287,16 +297,16 @@ def _integrate(spec, dist, f, opts, fn, method, level):
     if method == "piecewise":
         constant = spec.shape_in_noise == "piecewise_constant"
         passes = [(MIDPOINT, True, constant)] + ([] if constant else [(GAUSS_LEGENDRE_2, False, True)])
-    acc = _Accumulator(f"estimator {spec.name!r}")
+    acc = _Accumulator(f"estimator {spec.name!r} with f={_objective_text(f)}")
     for rule, first, second in passes:
         fields, rules, argmax_fields, complement_fields = _coordinate_rules(spec, dist, opts, method, level, rule)
         dim = len(rules)
         limit_dim = MAX_PIECEWISE_DIM if method == "piecewise" else MAX_QUADRATURE_DIM
         if dim > limit_dim:
             raise ValueError(
-                f"exact moments of {spec.name!r} need a {dim}-dimensional integral over its noise "
-                f"({', '.join(f'{nf.name}{tuple(nf.shape)}' for nf in fields)}); {method} integration is limited "
-                f"to {limit_dim} dimensions. Use a smaller problem (fewer variables, smaller K, k=1)."
+                f"exact moments of {spec.name!r} on dist={_dist_text(dist)} need a {dim}-dimensional integral over "
+                f"its noise ({', '.join(f'{nf.name}{tuple(nf.shape)}' for nf in fields)}); {method} integration "
+                f"is limited to {limit_dim} dimensions. Use a smaller problem (fewer variables, smaller K, k=1)."
             )
         _check_node_count(spec, [len(r[0]) for r in rules], level if method != "piecewise" else None)
         if len(argmax_fields) > 1:
@@ -354,7 +364,7 @@ def _conditional_draws_moments(spec, dist, f, opts, level):
         for config, prob in zip(configs, probs):
             if prob <= 0:
                 continue
-            acc = _Accumulator(f"estimator {spec.name!r}")
+            acc = _Accumulator(f"estimator {spec.name!r} with f={_objective_text(f)}")
             u = _uniforms_for_sample(dist, config)
             for pts, _, wts in _tensor_chunks(rules):
                 noise = {field_name: pts.reshape((-1,) + tuple(inner[0].shape))}
@@ -446,15 +456,15 @@ def _default_level(spec, dist, opts):
     return DEFAULT_LEVEL.get(dim, 3)
 
 
-def _checked(spec, dist, result):
+def _checked(spec, dist, f, result):
     """Refuse a Moments whose mean or covariance overflowed (like exact.expectation does)."""
     for what, value in (("mean", result.mean), ("covariance", result.cov)):
         if not np.all(np.isfinite(value)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
             raise ValueError(
-                f"the exact moments of {spec.name!r} under {dist!r} overflowed or are undefined: {what} entry "
-                f"{bad} is {float(value[bad])!r} (sums of the estimate or its square beyond the float64 range, "
-                f"{np.finfo(float).max:.3g}); rescale the objective"
+                f"the exact moments of {spec.name!r} with f={_objective_text(f)} on dist={_dist_text(dist)} "
+                f"overflowed or are undefined: {what} entry {bad} is {float(value[bad])!r} (sums of the estimate "
+                f"or its square beyond the float64 range, {np.finfo(float).max:.3g}); rescale the objective f"
             )
     return result
 
@@ -477,14 +487,14 @@ def _moments(spec, dist, f, opts, method, level, limit):
 
     if method == "enumeration":
         mean, cov, err, count = _enumeration(spec, dist, f, opts, limit)
-        return _checked(spec, dist, Moments(spec.name, opts, mean, cov, method, err, cost, count))
+        return _checked(spec, dist, f, Moments(spec.name, opts, mean, cov, method, err, cost, count))
 
     if spec.control_variate is not None and isinstance(opts.get("eta"), str) and opts["eta"] == "optimal":
-        return _checked(spec, dist, _optimal_eta_moments(spec, dist, f, opts, method, level, cost))
+        return _checked(spec, dist, f, _optimal_eta_moments(spec, dist, f, opts, method, level, cost))
 
     if spec.conditional_draws is not None and method == "quadrature" and discrete:
         mean, cov, err, count = _conditional_draws_moments(spec, dist, f, opts, level)
-        return _checked(spec, dist, Moments(spec.name, opts, mean.reshape(param_shape), cov, method, err, cost,
+        return _checked(spec, dist, f, Moments(spec.name, opts, mean.reshape(param_shape), cov, method, err, cost,
                                             count))
 
     def fn(noise):
@@ -492,7 +502,7 @@ def _moments(spec, dist, f, opts, method, level, limit):
 
     acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level)
     mean, cov = acc.result(param_shape)
-    return _checked(spec, dist, Moments(spec.name, opts, mean, cov, method, err, cost, acc.count))
+    return _checked(spec, dist, f, Moments(spec.name, opts, mean, cov, method, err, cost, acc.count))
 
 
 def _optimal_eta_moments(spec, dist, f, opts, method, level, cost):

@@ -32,7 +32,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import InputTypeError, as_float_array, check_finite, check_no_nan, check_shape, describe
+from ._checks import MAX_ARRAY_BYTES, InputTypeError, as_float_array, check_finite, check_no_nan, check_shape, describe
 from ._jit import jit
 from ._special import (  # noqa: F401  (re-exported: other kernels and the tests import them from here)
     _excess_integral,
@@ -160,6 +160,15 @@ def uniform(rng, shape):
     """
     gen = as_generator(rng)
     dims = _as_shape(shape)
+    size = 1
+    for s in dims:
+        size *= s
+    if size * 16 > MAX_ARRAY_BYTES:  # the int64 cells and the float64 result
+        raise ValueError(
+            f"shape={dims} asks for {size:.3g} uniforms ({size * 16 / 2**30:.3g} GiB while drawn), more than the "
+            f"{MAX_ARRAY_BYTES / 2**30:.3g} GiB budget of one call (refgrad._checks.MAX_ARRAY_BYTES); draw in "
+            "several calls"
+        )
     return _cells_to_uniform(gen.integers(0, 1 << 52, size=dims, dtype=np.int64))
 
 

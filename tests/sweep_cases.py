@@ -17,12 +17,6 @@ from sweep_cases_extreme import extreme_cases
 
 #: Case id -> reason (all issue 8).  Maintained by hand from the sweep's output.
 KNOWN_FAILURES = {
-    "random.uniform:shape:count-huge": "issue 8: shape (10**13,) reaches numpy's MemoryError instead of a refusal "
-                                       "naming shape",
-    "exact.moments:dist:range": "issue 8: the noise-dimension refusal for a 100-bit rebar does not name dist",
-    **{f"exact.moments[{e}]:f:overflow": "issue 8: Table([1e200, -1e200]): the overflow is refused, but the message "
-                                         "names neither f nor the objective"
-       for e in ("reinforce", "arm", "disarm", "rloo")},
     "stats.required_samples:effect:overflow": "issue 8: effect = 1e-300 underflows effect**2 to 0: a RuntimeWarning "
                                               "(divide by zero) before the refusal",
 }

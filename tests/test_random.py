@@ -757,6 +757,8 @@ def test_messages_show_value_and_index():
         R.uniform(0, (2, -3))
     with pytest.raises(TypeError, match="shape must be a non-negative integer"):
         R.uniform(0, 2.5)
+    with pytest.raises(ValueError, match=r"shape=\(10000000, 1000000\) asks for 1e\+13 uniforms.*budget"):
+        R.uniform(0, (10**7, 10**6))  # was numpy's MemoryError
     with pytest.raises(TypeError, match="rng must be None.*of type float"):
         R.as_generator(1.5)
     with pytest.raises(ValueError, match="got the seed -1"):
