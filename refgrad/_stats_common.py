@@ -29,7 +29,7 @@ _EPS = np.finfo(np.float64).eps
 
 def _check_alpha(alpha, name="alpha"):
     if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
-        raise ValueError(f"{name} must be a real number in (0, 1); got {describe(alpha)}")
+        raise TypeError(f"{name} must be a real number in (0, 1); got {describe(alpha)} of type {type(alpha).__name__}")
     value = float(alpha)
     if not (0.0 < value < 1.0):
         raise ValueError(f"{name} must be in the open interval (0, 1); got {value!r}")
@@ -38,7 +38,7 @@ def _check_alpha(alpha, name="alpha"):
 
 def _check_rtol(rtol):
     if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, numbers.Real):
-        raise ValueError(f"rtol must be a real number in [0, 1); got {describe(rtol)}")
+        raise TypeError(f"rtol must be a real number in [0, 1); got {describe(rtol)} of type {type(rtol).__name__}")
     value = float(rtol)
     if not (0.0 <= value < 1.0):
         raise ValueError(f"rtol must be in [0, 1); got {value!r}")
@@ -46,16 +46,58 @@ def _check_rtol(rtol):
 
 
 def _check_choice(value, name, choices):
-    if not isinstance(value, str) or value not in choices:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {describe(value)} of type "
+                        f"{type(value).__name__}")
+    if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {describe(value)}")
     return value
 
 
+def _first(mask):
+    """Index tuple of the first True entry of ``mask`` (() for a 0-d array)."""
+    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
+
+
+def as_real_array(x, name):
+    """``x`` as a float64 array of real numbers.
+
+    Raises ``TypeError`` naming ``name`` for complex, boolean, string, object or other
+    non-real input (NumPy would truncate complex values to their real part and read
+    numeric strings as numbers), showing the offending value and its index, and
+    ``ValueError`` for a ragged sequence.
+    """
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be real numbers (float64); got the string {describe(x)}")
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a rectangular array of real numbers; got {describe(x)} "
+                         f"(a ragged sequence?): {exc}") from exc
+    kind = arr.dtype.kind
+    if kind == "O":
+        real = np.vectorize(lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)),
+                            otypes=[bool])(arr) if arr.size else np.ones(arr.shape, bool)
+        if not real.all():
+            where = _first(~real)
+            value = arr[where] if arr.ndim else arr.item()
+            raise TypeError(f"{name} must hold real numbers only; got {describe(value)} of type "
+                            f"{type(value).__name__} at index {where}")
+        return as_float_array(arr.astype(np.float64), name)
+    if kind not in "iuf":
+        what = {"c": "complex", "b": "boolean", "U": "string", "S": "bytes"}.get(kind, str(arr.dtype))
+        where = _first(np.ones(arr.shape, bool)) if arr.size else ()
+        shown = f"; first entry {describe(arr[where] if arr.ndim else arr.item())} at index {where}" if arr.size else ""
+        raise TypeError(f"{name} must be real numbers (float64); got a {what} array (dtype {arr.dtype}){shown}")
+    return as_float_array(arr, name)
+
+
 def _as_samples(samples, name, minimum=2):
     """(n, p) float64 view of ``samples`` (n, *shape), and ``shape``."""
-    arr = as_float_array(samples, name)
+    arr = as_real_array(samples, name)
     if arr.ndim < 1:
-        raise ValueError(f"{name} must have shape (n, *param_shape) with one row per estimate; got a scalar")
+        raise ValueError(f"{name} must have shape (n, *param_shape) with one row per estimate; got the scalar "
+                         f"{float(arr)!r}")
     check_finite(arr, name)
     n = arr.shape[0]
     if n < minimum:
@@ -134,9 +176,11 @@ def holm_adjust(pvalues):
     numpy.ndarray
         Adjusted p-values, same shape.
     """
-    p = as_float_array(pvalues, "pvalues")
-    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise ValueError("pvalues must lie in [0, 1] (no NaN)")
+    p = as_real_array(pvalues, "pvalues")
+    bad = np.isnan(p) | (p < 0) | (p > 1)
+    if bad.any():
+        where = _first(bad)
+        raise ValueError(f"pvalues must lie in [0, 1] (no NaN); got {float(p[where])!r} at index {where}")
     return _holm(p.ravel()).reshape(p.shape)
 
 

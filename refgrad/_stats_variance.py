@@ -182,7 +182,7 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=_D
     """
     alternative = _check_choice(alternative, "alternative", _ALTERNATIVES)
     if not isinstance(paired, (bool, np.bool_)):
-        raise ValueError(f"paired must be True or False; got {describe(paired)}")
+        raise TypeError(f"paired must be True or False; got {describe(paired)} of type {type(paired).__name__}")
     paired = bool(paired)
     alpha = _check_alpha(alpha)
     rtol = _check_rtol(rtol)

@@ -4,23 +4,30 @@ Each assertion states its α, draws its samples from a fixed seed (so a passing
 assertion passes on every run), and on failure raises ``AssertionError`` with a
 table of coordinate, exact value, estimate, standard error, t and p.  When the
 heavy-tail diagnostic says the normal approximation behind the test is unreliable,
-a :class:`HeavyTailWarning` is issued, and when a coordinate cannot be tested (the
+a :class:`HeavyTailWarning` is issued, when a coordinate cannot be tested (the
 sample shows no variation there, e.g. a rare outcome never occurred) an
-:class:`InconclusiveWarning`: the verdict is reported, never silently trusted.
+:class:`InconclusiveWarning`, and when the stated level cannot be guaranteed (see
+``calibration`` in :func:`refgrad.stats.unbiasedness_test`) a
+:class:`CalibrationWarning` with the estimated size: the verdict is reported, never
+silently trusted.
 
 The first argument is either an estimator name (samples are then drawn with
 :func:`refgrad.estimate`) or an array of estimates of shape ``(n, *param_shape)``.
 """
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
 from . import exact, stats
-from ._checks import as_float_array, check_count, describe
+from ._checks import check_count, describe
+from ._stats_common import as_real_array
 from .estimators import estimate, get_spec
 from .random import as_generator
+from .stats import CalibrationWarning
 
-__all__ = ["assert_unbiased", "assert_biased", "assert_variance_less", "HeavyTailWarning", "InconclusiveWarning", "DEFAULT_SEED", "rarest_outcome"]
+__all__ = ["assert_unbiased", "assert_biased", "assert_variance_less", "HeavyTailWarning", "InconclusiveWarning",
+           "CalibrationWarning", "DEFAULT_SEED", "rarest_outcome"]
 
 #: Seed used when ``rng`` is not given: assertions are deterministic by default.
 DEFAULT_SEED = 20261123
@@ -46,7 +53,7 @@ def _draw(name_or_samples, dist, f, n, rng, options, what="name_or_samples"):
         return samples, f"{name_or_samples}{options if options else ''}", spec.cost_of(dist, **options)
     if options:
         raise ValueError(f"estimator options {sorted(options)} given, but {what} is an array of samples, not a name")
-    samples = as_float_array(name_or_samples, what)
+    samples = as_real_array(name_or_samples, what)
     if samples.ndim < 1 or samples.shape[0] < 2:
         raise ValueError(f"{what} must be an estimator name or an array (n, *param_shape) with n >= 2; "
                          f"got {describe(name_or_samples)}")
@@ -58,7 +65,7 @@ def _target(target, dist, f, samples):
         if dist is None or f is None:
             raise ValueError("target must be given when dist and f are not")
         target = exact.gradient(dist, f)
-    target = as_float_array(target, "target")
+    target = as_real_array(target, "target")
     if target.shape != samples.shape[1:]:
         raise ValueError(f"target must have shape {samples.shape[1:]} (the parameter shape); got {target.shape}")
     return target
@@ -70,7 +77,16 @@ def rarest_outcome(dist):
     A sample of n draws sees an outcome of probability p about n p times; when that is
     small, the outcome's contribution to an estimator's mean and variance is invisible
     to any Monte Carlo test, whatever its p-value says.
+
+    Raises
+    ------
+    TypeError
+        If ``dist`` is not a discrete refgrad distribution (Bernoulli,
+        GaussianThreshold, Categorical): a continuous one has no outcome probabilities.
     """
+    if getattr(dist, "family", None) not in _DISCRETE or not hasattr(dist, "probs"):
+        raise TypeError(f"dist must be a discrete refgrad distribution ({', '.join(_DISCRETE)}) with outcome "
+                        f"probabilities; got {describe(dist)} of type {type(dist).__name__}")
     probs = np.asarray(dist.probs, dtype=float)
     if dist.family in ("bernoulli", "gaussian_threshold"):
         probs = np.concatenate([probs, 1.0 - probs])
@@ -78,8 +94,11 @@ def rarest_outcome(dist):
     return float(probs.min()) if probs.size else 1.0
 
 
+_DISCRETE = ("bernoulli", "gaussian_threshold", "categorical")
+
+
 def _warn_rare(dist, n, label):
-    if dist is None or not hasattr(dist, "probs"):
+    if getattr(dist, "family", None) not in _DISCRETE or not hasattr(dist, "probs"):
         return
     p = rarest_outcome(dist)
     if n * p < 5:
@@ -98,14 +117,31 @@ def _warn_heavy(result, label):
         warnings.warn(f"{label}: {notes}", InconclusiveWarning, stacklevel=3)
 
 
+def _test(samples, target, alpha, method, calibration, resamples, label):
+    """stats.unbiasedness_test, its CalibrationWarnings re-issued with ``label`` at the caller of the assertion."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CalibrationWarning)
+        result = stats.unbiasedness_test(samples, target, alpha=alpha, method=method, calibration=calibration,
+                                         resamples=resamples)
+    for w in caught:
+        if issubclass(w.category, CalibrationWarning):
+            warnings.warn(f"{label}: {w.message}", CalibrationWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
 def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, alpha=1e-3, rng=DEFAULT_SEED,
-                    method="both", **options):
+                    method="both", calibration="auto", resamples=None, **options):
     r"""Assert ``E[ĝ] = ∇E_q[f]`` with a test of stated level ``alpha``.
 
     Runs :func:`refgrad.stats.unbiasedness_test` (Hotelling T² and Holm-corrected
-    t-tests) of the sample mean against ``target`` (default:
+    t-tests, bootstrap-calibrated by default where the normal approximation is in
+    doubt) of the sample mean against ``target`` (default:
     :func:`refgrad.exact.gradient`).  An unbiased estimator fails with probability
-    ≈ ``alpha``; with the default fixed ``rng`` the outcome is reproducible.
+    ≈ ``alpha``; with the default fixed ``rng`` the outcome is reproducible.  Where the
+    level cannot be guaranteed a :class:`CalibrationWarning` says so, with the
+    estimated size.
 
     Parameters
     ----------
@@ -123,6 +159,11 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
         Randomness for a name (default :data:`DEFAULT_SEED`).
     method : {"both", "hotelling", "holm"}
         See :func:`refgrad.stats.unbiasedness_test`.
+    calibration : {"auto", "bootstrap", "asymptotic"}
+        See :func:`refgrad.stats.unbiasedness_test` (the bootstrap uses its fixed
+        default seed).
+    resamples : int, optional
+        Bootstrap resamples (default: from ``alpha``).
     **options
         Estimator options.
 
@@ -137,7 +178,7 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
     """
     samples, label, _ = _draw(name_or_samples, dist, f, n, rng, options)
     tgt = _target(target, dist, f, samples)
-    result = stats.unbiasedness_test(samples, tgt, alpha=alpha, method=method)
+    result = _test(samples, tgt, alpha, method, calibration, resamples, label)
     _warn_heavy(result, label)
     if isinstance(name_or_samples, str):
         _warn_rare(dist, samples.shape[0], label)
@@ -147,13 +188,14 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
 
 
 def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, alpha=1e-3, rng=DEFAULT_SEED,
-                  method="both", **options):
+                  method="both", calibration="auto", resamples=None, **options):
     r"""Assert that the estimates' mean differs from ``target`` (default: the exact gradient).
 
     The complement of :func:`assert_unbiased` at the same level: passes when the
     unbiasedness test rejects.  Choose ``n`` from the exact bias and variance
     (:func:`refgrad.stats.required_samples` with the bias from
     :func:`refgrad.exact.moments`) so that a real bias is detected with high power.
+    ``calibration`` and ``resamples`` are those of :func:`assert_unbiased`.
 
     Raises
     ------
@@ -162,7 +204,7 @@ def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, al
     """
     samples, label, _ = _draw(name_or_samples, dist, f, n, rng, options)
     tgt = _target(target, dist, f, samples)
-    result = stats.unbiasedness_test(samples, tgt, alpha=alpha, method=method)
+    result = _test(samples, tgt, alpha, method, calibration, resamples, label)
     _warn_heavy(result, label)
     if not result.reject:
         raise AssertionError(f"{label}: no bias detected (p = {result.pvalue:.3g} >= alpha = {alpha:g}, "
@@ -198,10 +240,22 @@ def assert_variance_less(a, b, dist=None, f=None, *, n=None, alpha=1e-3, rng=DEF
     """
     if coordinates not in ("trace", "all"):
         raise ValueError(f"coordinates must be 'trace' or 'all'; got {describe(coordinates)}")
+    if not isinstance(equal_cost, (bool, np.bool_)):
+        raise TypeError(f"equal_cost must be True or False; got {describe(equal_cost)} of type "
+                        f"{type(equal_cost).__name__}")
+    options = {}
+    for name, value in (("options_a", options_a), ("options_b", options_b)):
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a dict of estimator options (e.g. {{'tau': 0.5}}) or None; got "
+                            f"{describe(value)} of type {type(value).__name__}")
+        if value is not None and not all(isinstance(k, str) for k in value):
+            bad = next(k for k in value if not isinstance(k, str))
+            raise TypeError(f"{name} must map option names (strings) to values; got the key {describe(bad)}")
+        options[name] = dict(value or {})
     gen = as_generator(rng)
     rng_a, rng_b = gen.spawn(2)
-    sa, label_a, cost_a = _draw(a, dist, f, n, rng_a, dict(options_a or {}), "a")
-    sb, label_b, cost_b = _draw(b, dist, f, n, rng_b, dict(options_b or {}), "b")
+    sa, label_a, cost_a = _draw(a, dist, f, n, rng_a, options["options_a"], "a")
+    sb, label_b, cost_b = _draw(b, dist, f, n, rng_b, options["options_b"], "b")
     if sa.shape[1:] != sb.shape[1:]:
         raise ValueError(f"a and b must have the same parameter shape; got {sa.shape[1:]} and {sb.shape[1:]}")
     if equal_cost:

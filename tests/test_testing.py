@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import refgrad
-from refgrad import exact, testing
-from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
+from refgrad import exact, stats, testing
+from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.objectives import SquaredDistance, Table
 
 TOY = SquaredDistance(np.array([0.45]))
@@ -57,6 +57,42 @@ def test_rare_outcomes_are_reported():
     with pytest.warns(testing.InconclusiveWarning, match="rarest outcome"):
         testing.assert_unbiased("disarm", dist, f, n=4000)
     assert testing.rarest_outcome(dist) == pytest.approx(1 / (1 + np.exp(9.0)))
+
+
+def test_calibration_warnings_reach_the_caller_with_the_label():
+    # n = 30 draws of a skewed estimator: below the n at which the bootstrap calibration was checked
+    dist = Bernoulli(np.array([-1.5, 0.3, 2.0]))
+    f = SquaredDistance(0.45)
+    with pytest.warns(testing.CalibrationWarning, match=r"^reinforce: n = 30 samples are too few") as info:
+        testing.assert_unbiased("reinforce", dist, f, n=30)
+    assert all(w.filename == __file__ for w in info if issubclass(w.category, testing.CalibrationWarning))
+    # the normal-theory test on the same kind of sample: its estimated size is stated
+    with pytest.warns(testing.CalibrationWarning, match=r"level is not guaranteed: estimated size"):
+        testing.assert_unbiased("reinforce", dist, f, n=100, calibration="asymptotic")
+    res = testing.assert_unbiased("reinforce", dist, f, n=400)
+    assert res.calibration == "bootstrap" and res.resamples == 20000
+    assert testing.CalibrationWarning is stats.CalibrationWarning
+
+
+def test_unclear_inputs_get_clear_errors():
+    dist = Bernoulli(np.array([0.3, -1.0]))
+    f = Table(np.array([[1.0, -0.5], [0.2, 2.0]]))
+    with pytest.raises(TypeError, match="dist must be a discrete refgrad distribution.*Normal"):
+        testing.rarest_outcome(Normal(np.array([0.5])))
+    with pytest.raises(TypeError, match="dist must be a discrete"):
+        testing.rarest_outcome("bernoulli")
+    for bad in ("tau", ["tau"], 0.5):
+        with pytest.raises(TypeError, match=r"options_a must be a dict of estimator options.*got"):
+            testing.assert_variance_less("disarm", "arm", dist, f, options_a=bad)
+    with pytest.raises(TypeError, match="options_b must map option names"):
+        testing.assert_variance_less("disarm", "arm", dist, f, options_b={1: 2})
+    with pytest.raises(TypeError, match="equal_cost"):
+        testing.assert_variance_less("disarm", "arm", dist, f, equal_cost="yes")
+    rng = np.random.default_rng(6)
+    with pytest.raises(TypeError, match="name_or_samples"):
+        testing.assert_unbiased(rng.standard_normal((100, 2)) + 0j, target=np.zeros(2))
+    with pytest.raises(TypeError, match="target"):
+        testing.assert_unbiased(rng.standard_normal((100, 2)), target=["0", "0"])
 
 
 def test_heavy_tails_are_reported_not_silently_judged():
