@@ -17,8 +17,6 @@ from sweep_cases_extreme import extreme_cases
 
 #: Case id -> reason (all issue 8).  Maintained by hand from the sweep's output.
 KNOWN_FAILURES = {
-    "stats.required_samples:effect:overflow": "issue 8: effect = 1e-300 underflows effect**2 to 0: a RuntimeWarning "
-                                              "(divide by zero) before the refusal",
 }
 
 

@@ -464,7 +464,7 @@ def stats_cases():
     out = []
     ut = (lambda s: stats.unbiasedness_test(s, TARGET))
     out.append(Case("stats.unbiasedness_test", "samples", "legal",
-                    st.integers(0, 2**32).map(lambda s: np.random.default_rng(s).normal(size=(40, 2)) + 0.1), SAMPLES,
+                    st.integers(0, 2**32).map(lambda s: np.random.default_rng(s).normal(size=(60, 2)) + 0.1), SAMPLES,
                     ut, reference=lambda s: stats.unbiasedness_test(np.asarray(s) * 2.0 + 1.0, TARGET * 2.0 + 1.0),
                     project=_pv, rtol=1e-8, atol=1e-12, note="reference: the test is invariant under x -> 2x + 1"))
     out.append(list_case("stats.unbiasedness_test", "samples", SAMPLES, ut, project=_pv))
