@@ -15,6 +15,8 @@
   n ∈ {50, 100, 400, 2000} × α ∈ {0.001, 0.01, 0.05} (``slow``, 10000 replications).
 Seeds are stated per test.
 """
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -101,17 +103,19 @@ SKEWED = ("reinforce", "disarm", "rebar")
 
 
 def _skewed_null_pvalues(name, n, reps, alphas, seed):
-    """{alpha: (reps, 3) array of (Hotelling p, Holm p, decision p)} of the default unbiasedness_test
-    (calibration="auto", method="both", its default resamples for each alpha) on `reps` null
-    replications of n estimates; all replications come from one refgrad.estimate call, reshaped."""
+    """{alpha: (reps, 4) array of (Hotelling p, Holm p, decision p, level warning issued)} of the default
+    unbiasedness_test (calibration="auto", method="both", its default resamples for each alpha) on `reps`
+    null replications of n estimates; all replications come from one refgrad.estimate call, reshaped."""
     target = exact.gradient(SKEWED_DIST, SKEWED_F)
     g = refgrad.estimate(name, SKEWED_DIST, SKEWED_F, n * reps, rng=seed).reshape(reps, n, -1)
     out = {}
     for alpha in alphas:
-        pv = np.empty((reps, 3))
-        for r in range(reps):
-            res = stats.unbiasedness_test(g[r], target, alpha=alpha)
-            pv[r] = res.hotelling_pvalue, res.holm_pvalue, res.pvalue
+        pv = np.empty((reps, 4))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.CalibrationWarning)  # counted through level_warning
+            for r in range(reps):
+                res = stats.unbiasedness_test(g[r], target, alpha=alpha)
+                pv[r] = res.hotelling_pvalue, res.holm_pvalue, res.pvalue, res.level_warning is not None
         out[alpha] = pv
     return out
 
@@ -138,9 +142,12 @@ def _check_level(pv, alpha, what, two_sided):
 def test_small_n_false_alarm_rate_of_skewed_estimators(name, n):
     # 1200 null replications at alpha = 0.01, seed 301 + n; default unbiasedness_test (bootstrap-t at this n).
     # The normal-theory F / t test rejected 2.2-3 times too often here (26-36 false alarms where the
-    # 99 % upper bound is 21): this test failed before the calibration existed.
+    # 99 % upper bound is 21): this test failed before the calibration existed.  Below n = 100 the
+    # level is not guaranteed (REBAR at n = 50 exceeds it at alpha = 0.001), and every call says so.
     pv = _skewed_null_pvalues(name, n, 1200, [0.01], seed=301 + n)[0.01]
     _check_level(pv, 0.01, f"{name}, n = {n}", two_sided=False)
+    if n < stats.LEVEL_CHECKED_N:
+        assert np.all(pv[:, 3] == 1)
 
 
 @pytest.mark.slow
@@ -148,14 +155,20 @@ def test_small_n_false_alarm_rate_of_skewed_estimators(name, n):
 @pytest.mark.parametrize("name", SKEWED)
 def test_small_n_false_alarm_rate_grid(name, n):
     # 10000 null replications for each alpha in {0.001, 0.01, 0.05}, seed 500 + n; default test.
-    # Every part at most alpha; Hotelling inside its two-sided 99 % interval from n = 400 on (at n <= 100
-    # the bootstrap-t is conservative on these samples with rare outcomes: it holds the level, with less
-    # power).  Prints the measured rates (run with -s to see the table).
+    # From n = 100 (LEVEL_CHECKED_N) on: every part at most alpha, and Hotelling inside its two-sided 99 %
+    # interval from n = 400 on (at n = 100 the bootstrap-t is conservative on these samples with rare
+    # outcomes: it holds the level, with less power).  At n = 50 the level is not guaranteed (measured:
+    # REBAR 2.0 / 2.4 alpha for Hotelling / Holm at alpha = 0.001): every call must issue a
+    # CalibrationWarning, and the level is checked at alpha = 0.01 and 0.05 only, where it held.
+    # Prints the measured rates (run with -s to see the table).
     reps = 10000
     pvs = _skewed_null_pvalues(name, n, reps, [0.001, 0.01, 0.05], seed=500 + n)
     for alpha, pv in pvs.items():
         hot, holm, both = (int(np.sum(pv[:, j] < alpha)) for j in range(3))
         print(f"RATES {name} n={n} alpha={alpha}: Hotelling {hot / reps:.5f} Holm {holm / reps:.5f} "
-              f"combined {both / reps:.5f} ({reps} replications)")
+              f"combined {both / reps:.5f} ({reps} replications, {int(pv[:, 3].sum())} level warnings)")
     for alpha, pv in pvs.items():
-        _check_level(pv, alpha, f"{name}, n = {n}", two_sided=n >= 400)
+        if n < stats.LEVEL_CHECKED_N:
+            assert np.all(pv[:, 3] == 1), (alpha, int(pv[:, 3].sum()))
+        if n >= stats.LEVEL_CHECKED_N or alpha >= 0.01:
+            _check_level(pv, alpha, f"{name}, n = {n}", two_sided=n >= 400)
