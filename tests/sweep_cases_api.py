@@ -443,7 +443,7 @@ def moments_cases():
 # ============================================================================ stats and testing
 
 RNG = np.random.default_rng(0)
-SAMPLES = RNG.normal(size=(60, 2))
+SAMPLES = RNG.normal(size=(120, 2))  # n >= stats.LEVEL_CHECKED_N (100): below it the test warns by design
 SAMPLES_B = RNG.normal(size=(60, 2)) * 3.0
 TARGET = np.zeros(2)
 ALPHA_BAD = st.sampled_from([0.0, 1.0, -0.1, 1.5, np.nan, np.inf])
@@ -464,7 +464,7 @@ def stats_cases():
     out = []
     ut = (lambda s: stats.unbiasedness_test(s, TARGET))
     out.append(Case("stats.unbiasedness_test", "samples", "legal",
-                    st.integers(0, 2**32).map(lambda s: np.random.default_rng(s).normal(size=(60, 2)) + 0.1), SAMPLES,
+                    st.integers(0, 2**32).map(lambda s: np.random.default_rng(s).normal(size=(120, 2)) + 0.1), SAMPLES,
                     ut, reference=lambda s: stats.unbiasedness_test(np.asarray(s) * 2.0 + 1.0, TARGET * 2.0 + 1.0),
                     project=_pv, rtol=1e-8, atol=1e-12, note="reference: the test is invariant under x -> 2x + 1"))
     out.append(list_case("stats.unbiasedness_test", "samples", SAMPLES, ut, project=_pv))
