@@ -83,7 +83,7 @@ def _two_point_law(samples, mean, target, n):
     atoms = np.ones(n + 1)
     for K in range(1, n):
         x = np.concatenate([np.full(K, v1), np.full(n - K, v0)])[:, None]
-        pv = stats.unbiasedness_test(x, target).hotelling_pvalue
+        pv = stats.unbiasedness_test(x, target, calibration="asymptotic").hotelling_pvalue
         atoms[K] = 1.0 if pv is None else float(pv)
     weights = sps.binom.pmf(np.arange(n + 1), n, q)
     return atoms, weights, (float(v0), float(v1), q)
@@ -140,7 +140,7 @@ def _false_alarms(ctx):
                                 np.round(target.ravel(), 10).tolist(), dev, m.error,
                                 np.round(m.variance.ravel(), 6).tolist()])
             g = _replicate(name, dist, f, n, reps, ctx.rng(f"a/{pname}/{name}"), **options)
-            res = [stats.unbiasedness_test(g[r], target, alpha=0.05) for r in range(reps)]
+            res = [stats.unbiasedness_test(g[r], target, alpha=0.05, calibration="asymptotic") for r in range(reps)]
             p = {"hotelling": np.array([r.hotelling_pvalue for r in res], dtype=float),
                  "holm": np.array([r.holm_pvalue for r in res]),
                  "both": np.array([r.pvalue for r in res])}
