@@ -1,0 +1,232 @@
+"""The result object of every cross-check: :class:`Verdict`.
+
+A verdict is plain data (numbers, strings, lists and dicts of them, small NumPy
+arrays), so it prints as a table, converts to a JSON-ready dict with
+:meth:`Verdict.to_dict`, and pickles.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["Verdict", "DEFAULT_ALPHA", "DIAGNOSES", "combine", "part_alpha"]
+
+#: Default significance level of every statistical cross-check: strict, because a
+#: conformance run makes dozens of checks and a false alarm accuses another project.
+DEFAULT_ALPHA = 1e-3
+
+#: What a verdict can say about the checked implementation.
+#:
+#: * ``"agrees"`` -- no discrepancy beyond the stated tolerance or level;
+#: * ``"wrong"`` -- a discrepancy that no documented convention explains;
+#: * ``"certain failure"`` -- an event of probability zero was observed (a sample in a
+#:   zero-probability cell, a value outside the support): wrong with certainty, p = 0;
+#: * ``"measure"`` -- the values are those of a density w.r.t. another reference
+#:   measure (they differ by the log-Jacobian of a named change of variables);
+#: * ``"convention"`` -- a documented difference of convention (NaN instead of -inf at
+#:   an impossible point, another normalisation, another parametrisation), named in
+#:   the explanation;
+#: * ``"shape"`` -- the values have the wrong shape.
+DIAGNOSES = ("agrees", "wrong", "certain failure", "measure", "convention", "shape")
+
+
+def _plain(x):
+    """JSON-ready copy: arrays to lists, non-finite floats to strings, NumPy scalars to Python."""
+    if isinstance(x, Verdict):
+        return x.to_dict()
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        v = float(x)
+        return v if math.isfinite(v) else repr(v)
+    return x
+
+
+def _fmt(value):
+    if value is None:
+        return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return "0" if v == 0.0 else f"{v:.4g}"
+    if isinstance(value, np.ndarray):
+        if value.size > 6:
+            return f"array{value.shape}"
+        return "[" + ", ".join(_fmt(v) for v in value.ravel()) + "]"
+    if isinstance(value, (list, tuple)):
+        if len(value) > 6:
+            return f"list of {len(value)}"
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one cross-check.
+
+    Attributes
+    ----------
+    check : str
+        The function that made it, e.g. ``"check_categorical_sampler"``.
+    passed : bool
+        False when the checked implementation disagrees with refgrad's oracle
+        (``diagnosis`` other than ``"agrees"``).  ``bool(verdict)`` is ``passed``.
+    diagnosis : str
+        One of :data:`DIAGNOSES`.
+    test : str
+        The test or comparison made, in words (e.g. "exact binomial test per
+        coordinate, Holm-adjusted").
+    statistic : float or None
+        The test statistic (or the largest normalised error of a deterministic
+        comparison).
+    pvalue : float or None
+        The p-value of a statistical test; None for deterministic comparisons.
+    alpha : float or None
+        The level the p-value is compared with; None for deterministic comparisons.
+    n : int
+        Number of samples (or points, or rows) checked.
+    compared : dict
+        The numbers compared (expected and observed frequencies, moments,
+        tolerances...), small arrays or scalars.
+    worst : list of dict
+        The points that disagree most, worst first (index, expected, observed, error...).
+    explanation : str
+        One paragraph: what was checked, what was found, and what it means.
+    parts : tuple of Verdict
+        Sub-verdicts of a composite check; the composite fails when one part does.
+    """
+
+    check: str
+    passed: bool
+    diagnosis: str
+    test: str
+    statistic: Optional[float]
+    pvalue: Optional[float]
+    alpha: Optional[float]
+    n: int
+    compared: dict = field(default_factory=dict)
+    worst: list = field(default_factory=list)
+    explanation: str = ""
+    parts: tuple = ()
+
+    def __post_init__(self):
+        if self.diagnosis not in DIAGNOSES:
+            raise ValueError(f"diagnosis must be one of {DIAGNOSES}; got {self.diagnosis!r}")
+        if bool(self.passed) != (self.diagnosis == "agrees"):
+            raise ValueError(f"passed={self.passed!r} contradicts diagnosis={self.diagnosis!r}")
+
+    def __bool__(self):
+        return bool(self.passed)
+
+    def to_dict(self):
+        """A JSON-ready dict (``json.dumps(v.to_dict())`` works; inf/nan become strings)."""
+        return {
+            "check": self.check,
+            "passed": bool(self.passed),
+            "diagnosis": self.diagnosis,
+            "test": self.test,
+            "statistic": _plain(self.statistic),
+            "pvalue": _plain(self.pvalue),
+            "alpha": _plain(self.alpha),
+            "n": int(self.n),
+            "compared": _plain(self.compared),
+            "worst": _plain(self.worst),
+            "explanation": self.explanation,
+            "parts": [p.to_dict() for p in self.parts],
+        }
+
+    def summary_row(self):
+        """(check, verdict, test, statistic, p-value, α, n) as strings, for tables of many verdicts."""
+        verdict = "PASS" if self.passed else f"FAIL ({self.diagnosis})"
+        return [self.check, verdict, self.test, _fmt(self.statistic), _fmt(self.pvalue), _fmt(self.alpha),
+                str(self.n)]
+
+    def table(self):
+        """The verdict as a plain-text table (what ``str()`` prints)."""
+        rows = [
+            ("check", self.check),
+            ("verdict", "PASS" if self.passed else "FAIL"),
+            ("diagnosis", self.diagnosis),
+            ("test", self.test),
+            ("statistic", _fmt(self.statistic)),
+            ("p-value", _fmt(self.pvalue)),
+            ("alpha", _fmt(self.alpha)),
+            ("n", str(self.n)),
+        ]
+        rows += [(f"  {k}", _fmt(v)) for k, v in self.compared.items()]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+        if self.worst:
+            keys = list(dict.fromkeys(k for w in self.worst for k in w))
+            cells = [keys] + [[_fmt(w.get(k)) for k in keys] for w in self.worst[:10]]
+            widths = [max(len(r[i]) for r in cells) for i in range(len(keys))]
+            lines.append("worst points:")
+            lines += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+            if len(self.worst) > 10:
+                lines.append(f"  ... {len(self.worst) - 10} more")
+        if self.parts:
+            lines.append("parts:")
+            for p in self.parts:
+                lines.append("  " + "  ".join(p.summary_row()))
+        if self.explanation:
+            lines.append("")
+            lines.append(self.explanation)
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()
+
+
+def combine(check, parts, n, alpha, explanation_prefix="", test=None, compared=None):
+    """A composite verdict from ``parts``, Bonferroni-combined at level ``alpha``.
+
+    The caller runs each of the ``m`` statistical parts at level ``alpha / m``
+    (:func:`part_alpha`), so the composite false-alarm rate is at most ``alpha``.  The
+    composite p-value is ``min(1, m · min_j p_j)``; the composite fails when any part
+    fails (deterministic parts included), with the diagnosis of the most serious failing
+    part (``"certain failure"`` first) and that part's worst points.
+    """
+    parts = tuple(parts)
+    if not parts:
+        raise ValueError("combine needs at least one part")
+    stat = [p for p in parts if p.pvalue is not None]
+    pvalue = min(1.0, len(stat) * min(p.pvalue for p in stat)) if stat else None
+    failing = [p for p in parts if not p.passed]
+    order = {d: i for i, d in enumerate(("certain failure", "shape", "wrong", "measure", "convention"))}
+    failing.sort(key=lambda p: order.get(p.diagnosis, 9))
+    diagnosis = failing[0].diagnosis if failing else "agrees"
+    worst = list(failing[0].worst) if failing else []
+    if failing:
+        body = f"{len(failing)} of {len(parts)} parts fail: " + "; ".join(
+            f"{p.test} ({p.diagnosis})" for p in failing) + "."
+    else:
+        body = f"all {len(parts)} parts pass."
+    text = (explanation_prefix + " " if explanation_prefix else "") + body
+    if stat:
+        text += (f" Each of the {len(stat)} statistical parts is tested at α/{len(stat)} (Bonferroni), so the "
+                 f"composite p-value is min(1, {len(stat)} · min p) and the composite level is α = {alpha:g}.")
+    return Verdict(check=check, passed=not failing, diagnosis=diagnosis,
+                   test=test or f"{len(parts)} parts, Bonferroni-combined", statistic=None, pvalue=pvalue,
+                   alpha=float(alpha) if stat else None, n=int(n), compared=dict(compared or {}), worst=worst,
+                   explanation=text, parts=parts)
+
+
+def part_alpha(alpha, m):
+    """The level of each of ``m`` parts of a composite check at level ``alpha`` (Bonferroni)."""
+    return float(alpha) / max(int(m), 1)
