@@ -1,0 +1,242 @@
+r"""JAX adapter: arrays to NumPy, JAX's key-drawn noise to and from refgrad's uniforms, per-sample gradients.
+
+Importing this module imports :mod:`jax`; nothing else in refgrad does (install it with the
+``crosscheck`` extra).  The noise converters match the internals of **jax 0.10.2**
+(``jax/_src/random/core.py``, read from the installed sources):
+
+* ``jax.random.gumbel(key, shape, dtype)`` in its default mode ``"low"`` (the config flag
+  ``jax_high_dynamic_range_gumbel`` off) computes :math:`G = -\log(-\log u)` in ``dtype`` with
+  ``u = jax.random.uniform(key, shape, dtype, minval=finfo(dtype).tiny, maxval=1.)``: the mantissa
+  grid :math:`k\,2^{-p}` (:math:`p` = 23 in float32, 52 in float64) with :math:`k = 0` replaced by
+  ``tiny`` -- strictly inside (0, 1), so refgrad's functions accept it.  Mode ``"high"`` draws two
+  uniform blocks ``high, low`` and uses :math:`G = -\log(-\log1p(-x))` with
+  ``x = high if high >= 0.5 else high + 2**-p * low + tiny``: the uniform is then :math:`1 - x`.
+* ``jax.random.categorical(key, logits, axis=-1)`` (with replacement) is
+  ``argmax(gumbel(key, (*prefix, *logits.shape), logits.dtype) + logits, axis)``; ties go to the
+  first index, so several ``+inf`` logits always give the first of them (refgrad's convention is the
+  uniform law over them), and ``-inf`` logits are never chosen.
+
+:func:`uniforms_from_key` returns, as float64, the exact uniforms the framework used (it calls
+``jax.random.uniform`` with the arguments ``gumbel`` uses internally, so the bits are the same), and
+:func:`gumbel_from_uniforms` turns refgrad's uniforms into Gumbel noise for JAX code that takes it.
+"""
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import InputTypeError, describe
+from ..random import _check_uniform, gumbel
+
+__all__ = ["to_numpy", "from_numpy", "uniforms_from_key", "gumbel_from_uniforms", "per_sample_gradients",
+           "JAX_VERSION_MATCHED"]
+
+#: The jax version whose internals (random.gumbel, random.categorical, random.uniform) this module matches.
+JAX_VERSION_MATCHED = "0.10.2"
+
+_LOW_PRECISION = (np.dtype(jnp.float16), np.dtype(jnp.bfloat16))
+_Tracer = getattr(jax.core, "Tracer", None)
+if _Tracer is None:  # pragma: no cover - moved in some versions
+    from jax._src.core import Tracer as _Tracer
+
+
+def _is_key(x):
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def to_numpy(x):
+    """NumPy array from a JAX array (any device, 0-d included), recursively through lists, tuples and dicts.
+
+    float32 and float64 keep their dtype; float16 and bfloat16 are promoted to float32; typed PRNG
+    keys become their ``key_data`` (uint32).  Python and NumPy numbers and arrays pass through
+    :func:`numpy.asarray`.
+
+    Raises
+    ------
+    TypeError
+        For traced values (inside ``jit`` / ``grad`` / ``vmap``, where no concrete value exists), and
+        for strings, ``None`` and other objects.
+    """
+    if _Tracer is not None and isinstance(x, _Tracer):
+        raise InputTypeError("x is a traced JAX value (inside jit, grad or vmap); convert concrete arrays only, "
+                             "outside the transformation")
+    if isinstance(x, jax.Array):
+        if _is_key(x):
+            x = jax.random.key_data(x)
+        arr = np.array(jax.device_get(x))
+        return arr.astype(np.float32) if arr.dtype in _LOW_PRECISION else arr
+    if isinstance(x, dict):
+        return {k: to_numpy(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        converted = [to_numpy(v) for v in x]
+        return converted if isinstance(x, list) else tuple(converted)
+    if isinstance(x, (str, bytes)) or x is None:
+        raise InputTypeError(f"x must be a JAX array, an array, a number or a list/tuple/dict of them; got {describe(x)}")
+    arr = np.asarray(x)
+    if arr.dtype.kind in "OUSV":
+        raise InputTypeError(f"x must be a JAX array, an array, a number or a list/tuple/dict of them; got "
+                             f"{describe(x)} of type {type(x).__name__}")
+    return arr
+
+
+def from_numpy(a, dtype=None, like=None):
+    """JAX array from an array: dtype ``dtype`` if given, else ``like``'s, else the array's own.
+
+    float64 needs ``jax_enable_x64`` (otherwise JAX itself stores float32 and warns).
+    """
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise InputTypeError(f"a must hold real numbers; got {describe(a)} (dtype {arr.dtype})")
+    if like is not None:
+        if not isinstance(like, jax.Array):
+            raise InputTypeError(f"like must be a JAX array or None; got {describe(like)} of type {type(like).__name__}")
+        dtype = like.dtype if dtype is None else dtype
+    return jnp.asarray(arr, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def _check_key(key):
+    if _is_key(key):
+        if key.shape != ():
+            raise ValueError(f"key must be a single PRNG key (shape ()); got a key array of shape {key.shape}")
+        return key
+    if isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32 and key.ndim == 1:
+        return key  # a raw key (jax.random.PRNGKey); JAX checks its length for the PRNG implementation
+    raise InputTypeError(f"key must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)); got "
+                         f"{describe(key)} of type {type(key).__name__}")
+
+
+def _check_shape(shape):
+    if isinstance(shape, (numbers.Integral,)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(f"shape must be a tuple of non-negative ints; got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def _float_dtype(dtype):
+    try:
+        dt = np.dtype(jnp.float32 if dtype is None else dtype)
+    except TypeError:
+        raise InputTypeError(f"dtype must be a float dtype (float16, bfloat16, float32, float64); got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise InputTypeError(f"dtype must be a float dtype (float16, bfloat16, float32, float64); got {dt}")
+    return np.dtype(jax.dtypes.canonicalize_dtype(dt))  # float64 -> float32 unless jax_enable_x64, as JAX does
+
+
+def _default_mode():
+    return "high" if getattr(jax.config, "jax_high_dynamic_range_gumbel", False) else "low"
+
+
+def uniforms_from_key(key, shape, dtype=None, kind="gumbel", mode=None):
+    r"""The exact uniforms (float64, strictly inside (0, 1)) behind a JAX draw from ``key``.
+
+    Parameters
+    ----------
+    key : PRNG key
+        One key, typed (``jax.random.key``) or raw (``jax.random.PRNGKey``).
+    shape : tuple of int
+        The draw's shape: ``shape`` of ``gumbel``; for ``categorical`` the shape of the Gumbel block,
+        ``(*prefix, *logits.shape)`` (just ``logits.shape`` when its ``shape`` argument is None).
+    dtype : float dtype
+        The draw's dtype (``gumbel``'s ``dtype``; ``logits.dtype`` for ``categorical``); float64 is
+        canonicalised to float32 unless ``jax_enable_x64`` is on, exactly as JAX does.
+    kind : {"gumbel", "categorical", "uniform"}
+        ``"gumbel"`` and ``"categorical"``: the uniforms with :math:`G = -\log(-\log u)` of
+        ``jax.random.gumbel`` / ``categorical`` (the same block); ``"uniform"``:
+        ``jax.random.uniform(key, shape, dtype)``, whose value 0 (probability :math:`2^{-p}` each) has no
+        counterpart among refgrad's uniforms and is refused.
+    mode : {None, "low", "high"}
+        The Gumbel mode (None: JAX's default from ``jax_high_dynamic_range_gumbel``).  ``"high"``
+        returns :math:`u = 1 - x`, exact in float32 except when :math:`x` = ``tiny`` (probability
+        :math:`2^{-46}`), refused; it is refused in float64, where :math:`1 - x` is not representable.
+
+    Returns
+    -------
+    ndarray of float64, shape ``shape``
+        With ``jax.random.gumbel(key, shape, dtype)`` equal to :math:`-\log(-\log u)` computed in
+        ``dtype``, and ``jax.random.categorical(key, logits)`` equal to
+        :func:`refgrad.random.categorical_gumbel_max` ``(logits, u)`` for finite logits (up to
+        near-ties that float32 rounding breaks differently).
+    """
+    key = _check_key(key)
+    shape = _check_shape(shape)
+    dt = _float_dtype(dtype)
+    if kind not in ("gumbel", "categorical", "uniform"):
+        raise ValueError(f"kind must be 'gumbel', 'categorical' or 'uniform'; got {kind!r}")
+    mode = _default_mode() if mode is None else mode
+    if mode not in ("low", "high"):
+        raise ValueError(f"mode must be None, 'low' or 'high' ('highest' is not supported); got {mode!r}")
+    info = jnp.finfo(dt)
+    if kind == "uniform":
+        u = np.asarray(jax.random.uniform(key, shape, dt), dtype=np.float64)
+        return _refuse_edges(u, "jax.random.uniform drew 0, which has no counterpart among refgrad's uniforms "
+                                "strictly inside (0, 1)")
+    if mode == "low":
+        return np.asarray(jax.random.uniform(key, shape, dt, minval=info.tiny, maxval=1.0), dtype=np.float64)
+    if dt != np.float32:
+        raise ValueError(f"mode='high' is supported for float32 only (in {dt} the uniform 1 - x is not "
+                         "representable in float64); use mode='low'")
+    high, low = jax.random.uniform(key, (2,) + shape, dt, minval=0.0, maxval=1.0)
+    x = jnp.where(high >= 0.5, high, high + 2.0 ** -info.nmant * low + info.tiny)
+    u = 1.0 - np.asarray(x, dtype=np.float64)  # exact: x has at most 47 significant bits below 1
+    return _refuse_edges(u, "the Gumbel draw used x = tiny, whose uniform 1 - tiny rounds to 1 in float64")
+
+
+def _refuse_edges(u, why):
+    bad = ~((u > 0.0) & (u < 1.0))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if u.ndim else ()
+        raise ValueError(f"{why} (at index {where}); use another key")
+    return u
+
+
+def gumbel_from_uniforms(u, dtype=None):
+    r"""Standard Gumbel noise :math:`G = -\log(-\log u)` from refgrad's uniforms, as a JAX array.
+
+    Computed in float64 by :func:`refgrad.random.gumbel`, then stored in ``dtype`` (default float32,
+    or float64 under ``jax_enable_x64``), so JAX code that takes Gumbel noise (``logits + G``) runs on
+    the noise refgrad's estimators use for the same ``u``.
+    """
+    g = np.asarray(gumbel(_check_uniform(u, "u").reshape(np.shape(u))), dtype=np.float64)
+    dt = np.dtype(jax.dtypes.canonicalize_dtype(np.float64)) if dtype is None else _float_dtype(dtype)
+    return jnp.asarray(g, dtype=dt)
+
+
+# ----------------------------------------------------------------------------- per-sample gradients
+
+
+def per_sample_gradients(surrogate, params, keys_or_noise):
+    """Per-sample gradients ``jax.vmap(jax.grad(surrogate), in_axes=(None, 0))(params, keys_or_noise)``.
+
+    Parameters
+    ----------
+    surrogate : callable
+        ``surrogate(params, noise_i)`` returns the scalar surrogate loss of one estimate.
+    params : array or pytree of arrays
+        Differentiated (float dtypes; float64 needs ``jax_enable_x64``).
+    keys_or_noise : array, key array or pytree
+        Leading axis ``n``: one key (``jax.random.split(key, n)``) or one block of noise per sample.
+
+    Returns
+    -------
+    ndarray of float64, shape ``(n, *params.shape)`` (a pytree of them for pytree ``params``)
+    """
+    if not callable(surrogate):
+        raise InputTypeError(f"surrogate must be callable; got {describe(surrogate)}")
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        raise ValueError(f"params must be an array or a non-empty pytree of arrays; got {describe(params)}")
+    for i, leaf in enumerate(leaves):
+        if not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact):
+            raise InputTypeError(f"params leaf {i} must be a float array; got dtype {jnp.asarray(leaf).dtype}")
+    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(keys_or_noise)}
+    if not sizes or None in sizes or len(sizes) != 1:
+        raise ValueError("keys_or_noise must have a leading sample axis n, the same in every leaf; got leading "
+                         f"sizes {sorted(s for s in sizes if s is not None)} (0-d leaves: {None in sizes})")
+    grads = jax.vmap(jax.grad(surrogate), in_axes=(None, 0))(params, keys_or_noise)
+    return jax.tree_util.tree_map(lambda g: to_numpy(g).astype(np.float64), grads)
