@@ -35,6 +35,7 @@ import numpy as np
 from refgrad._checks import InputTypeError, as_float_array, check_finite, check_no_nan, check_positive_scalar, describe
 from refgrad._jit import jit
 from refgrad.random import _sigmoid
+from refgrad._relaxations_cdf import MAX_CATEGORIES, binary_concrete_cdf, concrete_marginal_cdf  # noqa: F401,E402
 
 __all__ = [
     "sigmoid_tau",
@@ -47,6 +48,8 @@ __all__ = [
     "binary_concrete_log_density",
     "concrete_log_density",
     "exp_concrete_log_density",
+    "binary_concrete_cdf",
+    "concrete_marginal_cdf",
 ]
 
 _SIMPLEX_RTOL = 1e-9  # allowed |sum(x) - 1| and |logsumexp(y)| for points on the simplex
