@@ -17,7 +17,16 @@ installed sources):
   :func:`rsample_uniforms` gives the uniforms torch actually uses after its rounding to ``dtype`` and
   its clamp, with the number clamped: the clamp moves probability mass onto ``eps`` and ``1 - eps``,
   so it changes the law of the sample (in float32 every :math:`u < 1.19\times10^{-7}` and every
-  :math:`u > 1 - 5.96\times10^{-8}` is moved).
+  :math:`u > 1 - 5.96\times10^{-8}` is moved).  The relaxed Bernoulli ``rsample`` also clamps
+  ``probs = sigmoid(logits)`` the same way, so its effective logit saturates at
+  :math:`\pm\operatorname{logit}(1 - \mathrm{eps})`: :math:`\pm 15.94` in float32, :math:`\pm 36.04`
+  in float64 (measured: logits 20 and 40 give the sample of logit 15.94 at ``u = 0.5`` in float32).
+
+Fed the same uniforms, torch's float64 soft samples agree with refgrad's
+(:func:`refgrad.relaxations.concrete_sample`, ``binary_concrete_sample``, ``exp_concrete_sample``) to
+1e-13 and its float32 ones to 2e-6 at τ ∈ {0.5, 2} (``tests/test_crosscheck_torch.py``), and the
+per-sample autograd gradients of ``gumbel_softmax`` (soft / hard) equal
+``refgrad.estimate("gumbel_softmax" / "straight_through", ..., noise={"u": u})`` to 1e-10 relative.
 """
 import contextlib
 
@@ -142,7 +151,8 @@ def uniforms_from_exponential(e):
     :math:`e^{-E}`, so near :math:`u \to 1` (small ``E``) the absolute error
     :math:`\le 2^{-53}` is a *relative* error of about :math:`2^{-53}/E` in :math:`1 - u` and in
     :math:`E` recovered as :math:`-\log u` (1e-9 relative at :math:`E = 10^{-7}`, the smallest float32
-    draws).  For :math:`E < 2^{-53}` (:math:`1.1\times10^{-16}`) :math:`e^{-E}` rounds to 1, which is
+    draws; 10^7 draws of torch's own ``exponential_`` in float32 and float64, seed 0, were all
+    :math:`\ge 6\times10^{-8}`, none 0).  For :math:`E < 2^{-53}` (:math:`1.1\times10^{-16}`) :math:`e^{-E}` rounds to 1, which is
     not a uniform strictly inside (0, 1): a ``ValueError`` names the index.  At the other end,
     :math:`E > 744` underflows to 0 and is refused the same way.
     """
