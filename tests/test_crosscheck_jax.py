@@ -155,7 +155,7 @@ def test_per_sample_gradients_reinforce():
 
 
 def test_per_sample_gradients_gumbel_softmax_with_keys():
-    logits, tau, t, n = np.array([[0.3, -1.2, 2.0]]), 0.5, 0.2, 64
+    logits, tau, t, n = np.array([[0.3, -1.2, 2.0]]), 0.5, 0.2, 16
     keys = jax.random.split(jax.random.key(4), n)
 
     def surrogate(lg, key):

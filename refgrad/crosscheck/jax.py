@@ -87,7 +87,7 @@ def to_numpy(x):
     return arr
 
 
-def from_numpy(a, dtype=None, like=None):
+def from_numpy(a, like=None, dtype=None):
     """JAX array from an array: dtype ``dtype`` if given, else ``like``'s, else the array's own.
 
     float64 needs ``jax_enable_x64`` (otherwise JAX itself stores float32 and warns).
