@@ -5,6 +5,12 @@ A case is a module in :mod:`validation.cases` defining ``CASE = Case(...)``.  It
 them with ``ctx.table``, ``ctx.check`` and ``ctx.figure``, and returns nothing.
 Everything a case records is plain data (picklable), so cases can run in worker
 processes of any :class:`concurrent.futures.Executor`.
+
+A case that needs an optional package calls ``ctx.require(module, install)``; when the
+package is missing the case is reported as skipped, with the reason, and does not fail
+the run.  Facts about another framework (a cross-check of PyTorch or JAX) are recorded
+with ``ctx.finding(...)``: they go to the findings table, never to the checks, so another
+project's bug cannot fail refgrad's run.
 """
 import math
 import time
@@ -15,7 +21,20 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-__all__ = ["Case", "Check", "Table", "Figure", "CaseResult", "Context", "run_case"]
+__all__ = ["Case", "Check", "Table", "Figure", "CaseResult", "Context", "CaseSkipped", "FINDING_COLUMNS",
+           "run_case"]
+
+#: Columns of a findings table (one row per fact found about another framework).
+FINDING_COLUMNS = ["framework", "version", "function", "checked", "verdict", "key numbers",
+                   "smallest failing input"]
+
+
+class CaseSkipped(Exception):
+    """Raised by :meth:`Context.skip`: the case cannot run here (``reason`` says why)."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = str(reason)
 
 
 @dataclass(frozen=True)
@@ -81,14 +100,35 @@ class CaseResult:
     seconds: float = 0.0
     error: Optional[str] = None
     settings: dict = field(default_factory=dict)
+    findings: List[dict] = field(default_factory=list)
+    skip_reason: Optional[str] = None
+
+    @property
+    def skipped(self):
+        """True when the case could not run here (a missing optional package); see ``skip_reason``."""
+        return self.skip_reason is not None
 
     @property
     def passed(self):
-        return self.error is None and all(c.passed for c in self.checks) and len(self.checks) > 0
+        """A skipped case does not fail the run; otherwise every check passes and there is at least one."""
+        if self.error is not None:
+            return False
+        if self.skipped:
+            return True
+        return all(c.passed for c in self.checks) and len(self.checks) > 0
+
+    @property
+    def status(self):
+        """``"SKIPPED"``, ``"PASS"`` or ``"FAIL"``."""
+        if self.skipped and self.error is None:
+            return "SKIPPED"
+        return "PASS" if self.passed else "FAIL"
 
     def to_json(self):
         out = asdict(self)
         out["passed"] = self.passed
+        out["skipped"] = self.skipped
+        out["status"] = self.status
         return _jsonable(out)
 
 
@@ -141,6 +181,28 @@ class Context:
     def note(self, text):
         self.result.notes.append(text)
 
+    def skip(self, reason):
+        """Stop the case here and report it as skipped (not failed) with ``reason``."""
+        raise CaseSkipped(reason)
+
+    def require(self, module, install):
+        """Import and return ``module``, or skip the case saying it is not installed and how to install it."""
+        import importlib
+
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            self.skip(f"{module} is not installed ({exc}): {install}")
+
+    def finding(self, **row):
+        """Record a fact about another framework (keys: :data:`FINDING_COLUMNS` with spaces as underscores,
+        plus any extra numbers for results.json).  Findings never fail the case."""
+        keys = [c.replace(" ", "_") for c in FINDING_COLUMNS]
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise ValueError(f"finding is missing {missing}; got keys {sorted(row)}")
+        self.result.findings.append(_jsonable(dict(row)))
+
     def record(self, **numbers):
         """Store numbers for results.json (not shown in the report)."""
         self.result.numbers.update(_jsonable(numbers))
@@ -182,6 +244,8 @@ def run_case(case, quick, seed, out_dir):
     start = time.perf_counter()
     try:
         case.run(ctx)
+    except CaseSkipped as exc:
+        ctx.result.skip_reason = exc.reason
     except Exception:  # noqa: BLE001 - the report must show every failure
         ctx.result.error = traceback.format_exc()
     ctx.result.seconds = time.perf_counter() - start

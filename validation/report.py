@@ -3,7 +3,7 @@ import datetime
 import platform
 from pathlib import Path
 
-__all__ = ["write_report", "markdown_table"]
+__all__ = ["write_report", "markdown_table", "escape_cell"]
 
 
 def _fmt(v):
@@ -18,11 +18,25 @@ def _fmt(v):
     return str(v)
 
 
+def escape_cell(text):
+    """A table cell's text made safe for a markdown table: ``|`` escaped, line breaks as spaces."""
+    return str(text).replace("\\|", "|").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 def markdown_table(columns, rows):
-    lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(escape_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(v) for v in r) + " |")
+        lines.append("| " + " | ".join(escape_cell(_fmt(v)) for v in r) + " |")
     return "\n".join(lines)
+
+
+def _findings_table(findings, with_case=False):
+    from .core import FINDING_COLUMNS
+
+    keys = [c.replace(" ", "_") for c in FINDING_COLUMNS]
+    columns = (["case"] if with_case else []) + FINDING_COLUMNS
+    rows = [([f["case"]] if with_case else []) + [f.get(k, "") for k in keys] for f in findings]
+    return markdown_table(columns, rows)
 
 
 def write_report(results, out_dir, quick, seed, seconds, command=None):
@@ -46,10 +60,22 @@ def write_report(results, out_dir, quick, seed, seconds, command=None):
         "|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| [{r.title}](#{r.name}) | {'PASS' if r.passed else '**FAIL**'} | "
+        verdict = {"PASS": "PASS", "FAIL": "**FAIL**", "SKIPPED": "SKIPPED"}[r.status]
+        lines.append(f"| [{escape_cell(r.title)}](#{r.name}) | {verdict} | "
                      f"{sum(c.passed for c in r.checks)}/{len(r.checks)} | {r.seconds:.1f} |")
+    skipped = [r for r in results if r.skipped]
+    if skipped:
+        lines += [""] + [f"- *{r.name} skipped:* {r.skip_reason}" for r in skipped]
+    findings = [{"case": r.name, **f} for r in results for f in r.findings]
+    if findings:
+        lines += ["", "## Findings about other frameworks", "",
+                  "Facts about the installed versions of other frameworks, found by refgrad.crosscheck. They are "
+                  "not failures of this run; the cases' own checks (controls on refgrad's samplers and "
+                  "estimators) are listed with each case.", "", _findings_table(findings, with_case=True)]
     for r in results:
         lines += ["", f'<a id="{r.name}"></a>', f"## {r.title}", "", f"*Source:* {r.source}", "", r.description, ""]
+        if r.skipped:
+            lines += [f"**Skipped:** {r.skip_reason}", ""]
         if r.settings:
             lines.append("*Settings:* " + ", ".join(f"{k} = {v}" for k, v in r.settings.items()))
             lines.append("")
@@ -62,6 +88,8 @@ def write_report(results, out_dir, quick, seed, seconds, command=None):
                 lines += [f"*Figure skipped (matplotlib not installed): {fgr.title}*", ""]
             else:
                 lines += [f"![{fgr.title}]({fgr.path})", "", f"*{fgr.title}*", ""]
+        if r.findings:
+            lines += ["**Findings**", "", _findings_table(r.findings), ""]
         for n in r.notes:
             lines += [n, ""]
         lines.append("**Checks**")
@@ -69,10 +97,12 @@ def write_report(results, out_dir, quick, seed, seconds, command=None):
         for c in r.checks:
             mark = "✔" if c.passed else "✘ **FAILED**"
             lines.append(f"- {mark} {c.name}" + (f" — {c.detail}" if c.detail else ""))
-        if not r.checks:
+        if not r.checks and not r.skipped:
             lines.append("- ✘ **no checks were recorded**")
+        elif not r.checks:
+            lines.append("- none (skipped)")
         if r.error:
             lines += ["", "**Error**", "", "```", r.error.rstrip(), "```"]
-        lines += ["", f"**Verdict: {'PASS' if r.passed else 'FAIL'}** ({r.seconds:.1f} s)"]
+        lines += ["", f"**Verdict: {r.status}** ({r.seconds:.1f} s)"]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     dump_json(results, out_dir / "results.json", quick=quick, seed=seed, seconds=seconds, command=cmd)

@@ -23,6 +23,8 @@ CASE_MODULES = [
     "validation.cases.seed003_variance",
     "validation.cases.optimisation",
     "validation.cases.calibration",
+    "validation.cases.crosscheck_torch",
+    "validation.cases.crosscheck_jax",
 ]
 
 
@@ -101,9 +103,13 @@ def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None,
             name = futures[fut]
             res = fut.result()
             results[name] = res
-            verdict = "PASS" if res.passed else "FAIL"
+            verdict = res.status
             failed = [c.name for c in res.checks if not c.passed]
             extra = f"  failed: {', '.join(failed)}" if failed else ""
+            if res.skipped:
+                extra += f"  ({res.skip_reason})"
+            if res.findings:
+                extra += f"  [{len(res.findings)} finding(s) about other frameworks]"
             if res.error:
                 extra += "  (error: " + res.error.strip().splitlines()[-1] + ")"
             print(f"  [{done}/{len(names)}] {name:<20} {verdict}  {res.seconds:7.1f} s  "
@@ -115,7 +121,9 @@ def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None,
     elapsed = time.perf_counter() - start
     passed = all(r.passed for r in ordered)
     write_report(ordered, out_dir, quick=quick, seed=seed, seconds=elapsed, command=command)
-    print(f"{'PASSED' if passed else 'FAILED'}: {sum(r.passed for r in ordered)}/{len(ordered)} cases in "
+    skipped = sum(r.skipped for r in ordered)
+    print(f"{'PASSED' if passed else 'FAILED'}: {sum(r.passed and not r.skipped for r in ordered)}/{len(ordered)} cases "
+          f"passed{f', {skipped} skipped' if skipped else ''} in "
           f"{elapsed:.1f} s; report {out_dir / 'report.md'}, numbers {out_dir / 'results.json'}", file=stream, flush=True)
     return ordered, passed
 
@@ -124,5 +132,7 @@ def dump_json(results, path, **meta):
     import refgrad
 
     data = {"refgrad_version": refgrad.__version__, **meta, "passed": all(r.passed for r in results),
+            "skipped": {r.name: r.skip_reason for r in results if r.skipped},
+            "findings": [{"case": r.name, **f} for r in results for f in r.findings],
             "cases": [r.to_json() for r in results]}
     Path(path).write_text(json.dumps(data, indent=1))
