@@ -31,7 +31,7 @@ __all__ = ["holm", "binomial_pvalues", "g_test_monte_carlo", "ks_interval", "rou
            "monte_carlo_budget", "EXCEEDANCES", "ROUNDING_ULPS"]
 
 #: Exceedances after which the sequential Monte Carlo p-value stops (Besag & Clifford's h).
-EXCEEDANCES = 20
+EXCEEDANCES = 50
 
 #: Half-width, in units of the sample's own float spacing, of the interval a float sample
 #: stands for (covers correct rounding, 0.5 ulp, and the few ulps of a float softmax).

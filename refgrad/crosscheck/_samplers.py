@@ -42,6 +42,7 @@ from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
 __all__ = ["check_bernoulli_sampler", "check_categorical_sampler", "check_relaxed_sampler"]
 
 _MAX_WORST = 20
+_AUTO_MARGINAL_CATEGORIES = 3  # part (c) of check_relaxed_sampler runs by default up to this K
 
 
 # ---------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="sample
     stats_, pvals, draws = np.zeros(d), np.ones(d), np.zeros(d, dtype=np.int64)
     for j in free:
         cells = probs[j] > 0
-        gen = np.random.default_rng([int(seed), j])
+        gen = np.random.default_rng([int(seed), j, *counts[j].tolist()])
         stats_[j], pvals[j], draws[j] = g_test_monte_carlo(counts[j, cells], probs[j, cells], budget, gen)
     adjusted = np.ones(d)
     adjusted[free] = holm(pvals[free])
@@ -290,8 +291,8 @@ def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples
     over the cells of positive probability, with :math:`E_k = n p_k` and
     :math:`p = ` ``refgrad.distributions.Categorical(logits).probs`` (−inf impossible,
     several +inf share the mass equally).  Its p-value is a sequential Monte Carlo one
-    (Besag & Clifford 1991): multinomial draws under the exact pmf until 20 draws have
-    :math:`G^* \ge G` (``p = 20 / L`` at draw ``L``) or ``R`` draws are spent
+    (Besag & Clifford 1991): multinomial draws under the exact pmf until 50 draws have
+    :math:`G^* \ge G` (``p = 50 / L`` at draw ``L``) or ``R`` draws are spent
     (``p = (1 + \#\{G^* \ge G\}) / (1 + R)``); valid at any ``n`` and any expected count,
     so rare cells need no pooling.  Coordinates are Holm-combined at level α.  A hit in a
     zero-probability cell is a certain failure (p = 0), reported with the cell and count.
@@ -309,7 +310,10 @@ def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples
         Largest number of Monte Carlo draws ``R`` per coordinate.  None (default):
         ``max(9999, ceil(20 d / α))``, so the smallest p-value is at most α / (20 d).
     seed : int
-        Seed of the Monte Carlo draws (coordinate ``j`` uses ``default_rng([seed, j])``).
+        Seed of the Monte Carlo draws: coordinate ``j`` with counts ``O`` uses
+        ``default_rng([seed, j, *O])``, so an input always gets the same p-value while
+        different inputs get effectively independent draws (with one fixed stream for all
+        inputs the level would be α times a Monte Carlo error of about 1/sqrt(50)).
 
     Returns
     -------
@@ -480,23 +484,31 @@ def _concrete_logistic_tests(values, dtype, ell, tau, space, keep):
     return tests
 
 
-def _concrete_marginal_tests(values, dtype, ell, tau, space, keep):
+def _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals):
     """KS of each marginal against ``refgrad.relaxations.concrete_marginal_cdf``; (tests, reason if skipped)."""
     try:
         from refgrad.relaxations import concrete_marginal_cdf
     except ImportError:
         return [], "refgrad.relaxations.concrete_marginal_cdf is not available in this version"
+    K = ell.shape[1]
+    if marginals is False or (marginals == "auto" and K > _AUTO_MARGINAL_CATEGORIES):
+        return [], (f"K = {K} > {_AUTO_MARGINAL_CATEGORIES}, where the exact marginal CDF costs a two-dimensional "
+                    f"quadrature per point (pass marginals=True to run it)" if marginals == "auto" else
+                    "marginals=False")
     log_low, log_high = _log_bounds(values, dtype, space)
-    x_low, x_high = np.exp(log_low[:, keep]), np.exp(log_high[:, keep])
+    n = values.shape[0]
+    # exp rounds by < 1 ulp: one step outwards keeps the bounds (y = -1e-17 must not become x = 1)
+    x_low = np.nextafter(np.exp(log_low[:, keep]), 0.0)
+    x_high = np.minimum(np.nextafter(np.exp(log_high[:, keep]), np.inf), 1.0)
+    x = np.concatenate([x_low, x_high])
     try:
-        c_low = concrete_marginal_cdf(x_low, ell[keep], tau[keep], upper=False)
-        c_high = concrete_marginal_cdf(x_high, ell[keep], tau[keep], upper=False)
+        cdf = concrete_marginal_cdf(x, ell[keep], tau[keep], upper=False)
     except ValueError as exc:
-        return [], f"the exact marginal CDF is not available here ({exc})"
+        return [], f"the exact marginal CDF refuses this input ({exc})"
     tests = []
     for a, j in enumerate(keep):
         for k in np.flatnonzero(np.isfinite(ell[j])):
-            tests.append(({"coordinate": int(j), "category": int(k)}, c_low[:, a, k], c_high[:, a, k]))
+            tests.append(({"coordinate": int(j), "category": int(k)}, cdf[:n, a, k], cdf[n:, a, k]))
     return tests, None
 
 
@@ -513,7 +525,7 @@ def _binary_logistic_tests(values, dtype, ell, tau, space, keep):
 
 
 def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="probability", alpha=DEFAULT_ALPHA,
-                          resamples=None, seed=0):
+                          resamples=None, seed=0, marginals="auto"):
     r"""Check Concrete or Binary Concrete samples against the exact law.
 
     With :math:`G_k` i.i.d. standard Gumbel, a Concrete sample is
@@ -533,7 +545,8 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
       (binary: :math:`\tau\,\mathrm{logit}(x) - \ell`), KS with the exact Kolmogorov law;
     * (c) Concrete only: each marginal against
       ``refgrad.relaxations.concrete_marginal_cdf(x, logits, tau)`` by KS; skipped (and
-      said so) where that function refuses the input.  For the Binary Concrete law the
+      said so in the explanation) per ``marginals`` or where that function refuses the
+      input (K above its limit).  For the Binary Concrete law the
       marginal CDF is :math:`\sigma(\tau\,\mathrm{logit}(x) - \ell)`, which is part (b).
 
     Float rounding.  Each sample stands for the interval of reals within
@@ -564,6 +577,10 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         Composite level, default :data:`DEFAULT_ALPHA`.
     resamples, seed
         Monte Carlo budget and seed of part (a) (see :func:`check_categorical_sampler`).
+    marginals : "auto", bool
+        Whether to run part (c) (Concrete only).  ``"auto"``: for K <= 3, where the exact
+        marginal CDF is a one-dimensional quadrature (about 10 µs a point); for K = 4 it is
+        two-dimensional (about 4 ms a point), so it runs only with ``True``.
 
     Returns
     -------
@@ -571,6 +588,8 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         Composite; ``parts`` holds the support check and the statistical parts.
     """
     alpha = _check_alpha(alpha)
+    if not (isinstance(marginals, (bool, np.bool_)) or (isinstance(marginals, str) and marginals == "auto")):
+        raise InputTypeError(f"marginals must be 'auto', True or False; got {describe(marginals)}")
     values, dtype, ell, tau = _relaxed_inputs(samples, logits, tau, family, space)
     n, d = values.shape[0], ell.shape[0]
     support = _support_verdict(values, dtype, ell, family, space)
@@ -585,7 +604,7 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     else:
         keep = np.flatnonzero(~np.isposinf(ell).any(axis=1) & (np.isfinite(ell).sum(axis=1) > 1))
         skipped = d - keep.size
-        marginal, reason = _concrete_marginal_tests(values, dtype, ell, tau, space, keep) if keep.size else ([], None)
+        marginal, reason = _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals) if keep.size else ([], None)
         tests = [_concrete_logistic_tests(values, dtype, ell, tau, space, keep)] + ([marginal] if marginal else [])
         notes = [f"part (c), the marginal CDFs, is skipped: {reason}."] if reason else []
     if skipped:
