@@ -145,3 +145,23 @@ def test_same_estimates_accepts_a_flip_from_float32_rounding():
     v = check_same_estimates(foreign, "reinforce", D2, F2, noise)
     assert v.passed, v  # accepted: the noise moved by its float32 rounding flips the row
     assert not check_same_estimates(foreign.astype(np.float64), "reinforce", D2, F2, noise).passed
+
+
+def test_same_estimates_accepts_rounding_of_a_tiny_coordinate_at_the_row_scale():
+    # Gumbel-softmax on a categorical whose last category is nearly impossible: its gradient
+    # coordinate is ~1e-190 in every row, while the row's other coordinates are O(0.1).  A foreign
+    # implementation that computes the softmax Jacobian in another order leaves an absolute error of a
+    # few eps times the row's scale in that coordinate (seen with jax.grad: 5.7e-15 against 1.7e-193);
+    # that is legitimate float64 rounding and must pass, while an error of 1e-3 of the row scale must not.
+    dist = refgrad.Categorical(np.array([[1.0, 0.0, -440.0]]))
+    f = refgrad.objectives.SquaredDistance(np.array([[0.3, 0.3, 0.3]]))
+    noise = refgrad.ESTIMATORS["gumbel_softmax"].draw_noise(dist, 300, rng=14, tau=0.5)
+    ref = refgrad.estimate("gumbel_softmax", dist, f, noise=noise, tau=0.5)
+    assert np.abs(ref[:, 0, 2]).max() < 1e-150 and np.abs(ref[:, 0, :2]).max() > 1e-2
+    row_scale = np.abs(ref).max(axis=(1, 2))
+    foreign = ref.copy()
+    foreign[:, 0, 2] += 4 * np.finfo(np.float64).eps * row_scale
+    v = check_same_estimates(foreign, "gumbel_softmax", dist, f, noise, tau=0.5)
+    assert v.passed, v
+    foreign[:, 0, 2] = ref[:, 0, 2] + 1e-3 * row_scale
+    assert not check_same_estimates(foreign, "gumbel_softmax", dist, f, noise, tau=0.5).passed
