@@ -180,3 +180,22 @@ def test_verdict_is_plain_data():
     v = check_log_prob(R.exp_concrete_log_density(y, ELL, 0.5, measure="lebesgue"), y, ELL, 0.5, "exp_concrete")
     json.dumps(v.to_dict())
     assert "worst points" in str(v)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_points_computed_from_large_scores_are_renormalised_not_refused(dtype):
+    # y = s - logsumexp(s) with scores s = (ℓ + G)/τ of size ~4000 (τ = 0.01, logits up to 40),
+    # as PyTorch's ExpRelaxedCategorical computes its samples: logsumexp(y) is off by a few ulps of
+    # |s|, ~1e-13 in float64 (seen: 1.4e-14 from torch), far more than K roundings of y.
+    ell, tau = np.array([40.0, 38.0, 39.5]), 0.01
+    g = -np.log(-np.log(np.random.default_rng(5).uniform(size=(400, 3))))
+    s = ((ell + g) / tau).astype(dtype)
+    m = s.max(axis=-1, keepdims=True)
+    y = s - (m + np.log(np.exp(s - m).sum(axis=-1, keepdims=True)))
+    dev = np.abs(np.log(np.exp(y.astype(np.float64)).sum(axis=-1)))
+    assert dev.max() > 8 * 3 * np.finfo(dtype).eps  # beyond the old K-roundings allowance
+    yy = y.astype(np.float64) - np.log(np.exp(y.astype(np.float64)).sum(axis=-1, keepdims=True))
+    values = R.exp_concrete_log_density(yy, ell, tau).astype(dtype)
+    v = check_log_prob(values, y, ell, tau, family="exp_concrete")
+    assert v.passed, v
+    assert v.compared["renormalised points"] > 0

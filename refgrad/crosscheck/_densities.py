@@ -31,8 +31,10 @@ Renormalisation
 ---------------
 Float32 points of the simplex do not sum to 1 to refgrad's 1e-9: each point is
 promoted to float64 and renormalised (``x / Σx``, or ``y − logsumexp y``) when its
-deviation is at most :data:`SIMPLEX_SLACK` · K · ε_x, what K roundings of the points'
-dtype can explain; the count of renormalised points and the largest deviation are
+deviation is at most :data:`SIMPLEX_SLACK` · ε_x · (K + (max_k |ℓ_k| + 40)/τ), what the
+rounding of the scores (ℓ + G)/τ and of the K coordinates in the points' dtype can explain
+(:mod:`refgrad.crosscheck._rounding`: at τ = 0.01 the scores are in the thousands and
+PyTorch's float64 samples are off by 1e-14); the count of renormalised points and the largest deviation are
 reported in ``compared``.  Points further off are refused (``ValueError`` naming
 ``points``).
 
@@ -57,6 +59,7 @@ from refgrad import relaxations
 from refgrad._checks import InputTypeError, as_float_array, describe
 from refgrad.distributions import Categorical, _log_sigmoid
 
+from ._rounding import SIMPLEX_SLACK, simplex_allowance
 from ._verdict import Verdict
 
 __all__ = ["check_log_prob", "FAMILIES", "TOLERANCE_FACTOR", "SIMPLEX_SLACK"]
@@ -64,8 +67,8 @@ __all__ = ["check_log_prob", "FAMILIES", "TOLERANCE_FACTOR", "SIMPLEX_SLACK"]
 FAMILIES = ("bernoulli", "categorical", "binary_concrete", "logit_binary_concrete", "concrete", "exp_concrete")
 #: c in tol = c ε S (see the module docstring).
 TOLERANCE_FACTOR = 16.0
-#: a simplex point may deviate by SIMPLEX_SLACK · K · eps(points dtype) and still be renormalised.
-SIMPLEX_SLACK = 8.0
+#: a simplex point may deviate by SIMPLEX_SLACK · eps · (K + (max|ℓ| + 40)/τ) and still be renormalised
+#: (refgrad.crosscheck._rounding.simplex_allowance).
 _SIMPLEX = ("concrete", "exp_concrete")
 _CATEGORICAL = ("categorical", "concrete", "exp_concrete")
 
@@ -156,7 +159,7 @@ def _first(mask):
     return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
 
 
-def _relaxed_points(points, family):
+def _relaxed_points(points, family, ell=None, tau=None):
     """float64 points, renormalised on the simplex; returns (points, deviation or None, allowed)."""
     eps_x = _eps(_input_dtype(points))
     pts = as_float_array(points, "points")
@@ -175,7 +178,7 @@ def _relaxed_points(points, family):
     if pts.ndim < 1 or pts.shape[-1] < 2:
         raise ValueError(f"points must have shape (..., K) with K >= 2 for family {family!r}; got {pts.shape}")
     K = pts.shape[-1]
-    allowed = SIMPLEX_SLACK * K * max(eps_x, _eps(np.float64))
+    allowed = simplex_allowance(eps_x, K, ell, tau)
     if family == "concrete":
         bad = ~((pts > 0.0) & (pts < np.inf))
         if bad.any():
@@ -195,7 +198,7 @@ def _relaxed_points(points, family):
     if (dev > allowed).any():
         where = _first(dev > allowed)
         raise ValueError(f"points must lie on the simplex up to the rounding of their dtype ({_input_dtype(points)}: "
-                         f"deviation <= {allowed:.3g} = {SIMPLEX_SLACK:g} K eps); point {where} deviates by "
+                         f"deviation <= {allowed:.3g} = {SIMPLEX_SLACK:g} eps (K + (max|logit| + 40)/min tau)); point {where} deviates by "
                          f"{float(dev[where]):.3g} (largest deviation {float(dev.max()):.3g})")
     return fixed, dev, allowed
 
@@ -432,7 +435,7 @@ def _bernoulli_points(points):
     return b
 
 
-def _points(points, family, K):
+def _points(points, family, K, ell=None, tau=None):
     """(points, batch shape, deviation or None, allowed deviation)."""
     if family == "bernoulli":
         b = _bernoulli_points(points)
@@ -440,7 +443,7 @@ def _points(points, family, K):
     if family == "categorical":
         idx = _categorical_points(points, K)
         return idx, idx.shape, None, 0.0
-    pts, dev, allowed = _relaxed_points(points, family)
+    pts, dev, allowed = _relaxed_points(points, family, ell, tau)
     if family in _SIMPLEX:
         if pts.shape[-1] != K:
             raise ValueError(f"points must have the same last axis (categories) as logits: got points.shape="
@@ -501,7 +504,7 @@ def check_log_prob(values, points, logits, tau=None, family="categorical", measu
       (default, as PyTorch's and TFP's ``ExpRelaxedCategorical``) or ``"lebesgue"``.
 
     Tolerance and renormalisation: see the module docstring (c = 16; simplex points
-    within 8·K·eps of their dtype are renormalised in float64 and counted).
+    within what the rounding of their dtype explains are renormalised in float64 and counted).
 
     Diagnosis: ``"shape"`` (values not of the broadcast batch shape); ``"wrong"`` (NaN or
     inf where refgrad is finite, finite where refgrad is −inf, or a discrepancy no rule
@@ -542,7 +545,7 @@ def check_log_prob(values, points, logits, tau=None, family="categorical", measu
     eps_v, eps_x = _eps(_input_dtype(values)), _eps(np.asarray(points).dtype)
     vals = as_float_array(values, "values")
     K = ell.shape[-1] if family in _CATEGORICAL else 1
-    pts, batch, dev, allowed = _points(points, family, K)
+    pts, batch, dev, allowed = _points(points, family, K, ell, tau_arr)
     shape = _batch_shape(batch, ell, tau_arr, family)
     n = int(np.prod(shape, dtype=np.int64))
     check = "check_log_prob"
