@@ -150,9 +150,9 @@ def _gs_nan_reports(ctx, torch, version):
         if found is not None:
             add_finding(ctx, "torch", version, "nn.functional.gumbel_softmax",
                         f"NaN at tiny τ > 0 ({name})", "FAIL (wrong)",
-                        f"NaN fraction {nan_fraction(base, found[1], dt):.3g} at τ = {found[1]:.6g}; "
+                        f"NaN fraction {nan_fraction(base, found[1], dt):.3g} at τ = {found[1]:.10g}; "
                         f"refgrad's concrete_sample is finite for every τ > 0",
-                        f"τ = {found[1]:.6g} (largest failing τ; passes at {found[0]:.6g})")
+                        f"τ = {found[1]:.10g} (largest failing τ; passes at {found[0]:.10g})")
         rows = {L: nan_fraction(np.array([L, 0.0, -0.5]), 1.0, dt) for L in (50.0, 1e4, 1e30, np.inf)}
         low = smallest_failing(lambda L: nan_fraction(np.array([L, 0.0, -0.5]), 1e-2, dt) > 0, 1.0,
                                float(np.finfo(np.float32 if name == "float32" else np.float64).max))
