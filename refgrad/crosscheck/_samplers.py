@@ -383,7 +383,7 @@ def _relaxed_inputs(samples, logits, tau, family, space):
     return values, dtype, ell, _tau_vector(tau, ell.shape[0])
 
 
-def _support_masks(values, dtype, ell, family, space):
+def _support_masks(values, dtype, ell, tau, family, space):
     """[(mask, reason)] of the entries that a sample of the exact law cannot take."""
     eps = float(np.finfo(dtype).eps)
     masks = [(np.isnan(values), "NaN")]
@@ -396,26 +396,28 @@ def _support_masks(values, dtype, ell, family, space):
                   (down & (values != zero), "logit -inf but not the point 0")]
         return masks
     K = values.shape[-1]
-    tol = ROUNDING_ULPS * K * eps
+    # the scores s = (ℓ + G)/τ are rounded to eps·|s|, and y = s − logsumexp(s) carries it
+    scale = np.max(np.where(np.isfinite(ell), np.abs(ell), 0.0), axis=1)
+    tol = (ROUNDING_ULPS * eps * (K + (scale + 40.0) / tau))[None, :]
     with np.errstate(over="ignore", invalid="ignore"):
         x = values if space == "probability" else np.exp(values)
         row_off = np.abs(np.nansum(x, axis=-1) - 1.0) > tol
     if space == "probability":
         masks.append(((values < 0) | (values > 1), "outside [0, 1]"))
     else:
-        masks.append((values > tol, "log-probability > 0"))
-    masks.append((np.broadcast_to(row_off[..., None], values.shape), f"row sum off 1 by more than {tol:.2g}"))
+        masks.append((values > tol[..., None], "log-probability > 0"))
+    masks.append((np.broadcast_to(row_off[..., None], values.shape), "row sum off 1 by more than the rounding allows"))
     masks.append((np.isneginf(ell)[None] & (x != 0), "mass on a -inf logit"))
     plus = np.isposinf(ell)
     outside = plus.any(axis=1)[:, None] & ~plus
-    masks.append((outside[None] & (x > tol), "mass outside the +inf logits"))
+    masks.append((outside[None] & (x > tol[..., None]), "mass outside the +inf logits"))
     single = (plus.sum(axis=1) == 1)[:, None] & plus
-    masks.append((single[None] & (x < 1 - tol), "not the vertex of the single +inf logit"))
+    masks.append((single[None] & (x < 1 - tol[..., None]), "not the vertex of the single +inf logit"))
     return masks
 
 
-def _support_verdict(values, dtype, ell, family, space):
-    masks = _support_masks(values, dtype, ell, family, space)
+def _support_verdict(values, dtype, ell, tau, family, space):
+    masks = _support_masks(values, dtype, ell, tau, family, space)
     bad = np.zeros(values.shape, dtype=bool)
     worst, counts = [], []
     for mask, reason in masks:
@@ -539,7 +541,7 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     :func:`~refgrad.crosscheck._verdict.combine` (each statistical part at α/m):
 
     * support (deterministic): NaN, values outside [0, 1], simplex rows whose sum is off 1
-      by more than ``4 K eps(dtype)``, mass on −inf logits, anything but the vertex of a
+      by more than the rounding of the scores allows, ``4 eps(dtype) (K + (max|ℓ| + 40)/τ)``, mass on −inf logits, anything but the vertex of a
       single +inf logit, are certain failures reported with their indices;
     * (a) argmax frequencies: :math:`\arg\max_k x_k \sim \mathrm{softmax}(\ell)`, by
       :func:`check_categorical_sampler`'s test (binary: :math:`P(x > 1/2) = \sigma(\ell)`
@@ -596,7 +598,7 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         raise InputTypeError(f"marginals must be 'auto', True or False; got {describe(marginals)}")
     values, dtype, ell, tau = _relaxed_inputs(samples, logits, tau, family, space)
     n, d = values.shape[0], ell.shape[0]
-    support = _support_verdict(values, dtype, ell, family, space)
+    support = _support_verdict(values, dtype, ell, tau, family, space)
     head = f"{family} samples in {space} space, n = {n}, d = {d}, dtype {dtype}, tau = {describe(tau)}:"
     if not support.passed:
         return combine("check_relaxed_sampler", [support], n, alpha, head + " statistical parts not run, since",
