@@ -133,6 +133,13 @@ def _sort_points(pts, scales, n):
 def _build_pieces(pts, scales, n, tail, sub):
     """Sub-pieces covering [min - tail, max + tail], graded at every break point; returns their count."""
     _sort_points(pts, scales, n)
+    eff = np.empty(n)
+    for i in range(n):  # a feature of width s_j at distance r from p_i needs resolution max(s_j, r) there
+        e = scales[i]
+        for j in range(n):
+            e = min(e, max(scales[j], abs(pts[i] - pts[j])))
+        eff[i] = e
+    scales = eff
     count = _grade(pts[0] - tail, pts[0], np.inf, scales[0], sub, 0)
     for i in range(n - 1):
         count = _grade(pts[i], pts[i + 1], scales[i], scales[i + 1], sub, count)

@@ -522,3 +522,35 @@ def arm_combine(fdiff, u):
 
 def disarm_combine(fdiff, b1, b2, logits):
     return 0.5 * fdiff[:, None] * (-1.0) ** b2 * (b1 != b2) * special.expit(np.abs(logits))[None, :]
+
+
+# ==== relaxations: marginal CDFs of the Concrete laws (twins of refgrad/_relaxations_cdf.py) ====
+
+
+def relaxations_binary_concrete_cdf(x, logits, tau, upper=False):
+    """sigma(tau logit(x) - logits) by scipy.special.expit/logit (finite logits, x in (0, 1))."""
+    s = np.asarray(tau, dtype=np.float64) * special.logit(np.asarray(x, dtype=np.float64)) - logits
+    return special.expit(-s) if upper else special.expit(s)
+
+
+def relaxations_concrete_cdf_quad(x, logits, tau, k, upper=False):
+    """P(X_k <= x) for K = 3 by scipy.integrate.quad over theta in (0, 1) of (1 + c h(theta))^-2.
+
+    h(theta) = (a1 theta^(-1/tau) + a2 (1 - theta)^(-1/tau))^(-tau), c = alpha_k exp(-tau logit x),
+    in log space; the integral is split at theta* = alpha_1 / (alpha_1 + alpha_2).  Moderate arguments only.
+    """
+    from scipy import integrate
+
+    ell = np.asarray(logits, dtype=np.float64)
+    o = np.delete(ell, k)
+    log_c = ell[k] - tau * special.logit(x)
+
+    def f(t):
+        lh = -tau * np.logaddexp((o[0] - np.log(t)) / tau, (o[1] - np.log1p(-t)) / tau)
+        sp = np.logaddexp(0.0, log_c + lh)
+        return -np.expm1(-2.0 * sp) if upper else np.exp(-2.0 * sp)
+
+    star = special.expit(o[0] - o[1])
+    a = integrate.quad(f, 0.0, star, epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+    b = integrate.quad(f, star, 1.0, epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+    return a + b
