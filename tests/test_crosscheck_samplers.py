@@ -359,3 +359,22 @@ def test_power_slow(case):
     power = np.mean([not POWER[case](7000 + r) for r in range(reps)])
     print(f"{case}: power {power:.2f} at alpha = 1e-3 in {reps} replications")
     assert power > 0.5
+
+
+@pytest.mark.parametrize("space", ["log", "probability"])
+def test_float32_samples_computed_from_rounded_scores_pass(space):
+    # y = s − logsumexp(s) with s = (ℓ + G)/τ in float32, as PyTorch's ExpRelaxedCategorical (and,
+    # through exp, RelaxedOneHotCategorical) computes its samples: at τ = 0.1 the largest entry of y
+    # is off by ~1e-6, the whole distance of x_max from 1; the marginal CDF part failed with
+    # p = 1e-249 on these legitimate samples before the rounding of the scores was allowed for.
+    ell = np.array([[1.0, 0.0, -0.5], [2.0, -1.0, 0.5]])
+    tau = 0.1
+    u = np.random.default_rng(21).uniform(size=(2000, 2, 3)).astype(np.float32)
+    s = (ell.astype(np.float32) - np.log(-np.log(u))) / np.float32(tau)
+    m = s.max(axis=-1, keepdims=True)
+    y = s - (m + np.log(np.exp(s - m).sum(axis=-1, keepdims=True)))
+    pts = y if space == "log" else np.exp(y)
+    v = check_relaxed_sampler(pts, ell, tau, space=space)
+    assert v.passed, v
+    wrong = check_relaxed_sampler(pts, ell + np.array([0.0, 0.3, 0.0]), tau, space=space)
+    assert not wrong.passed

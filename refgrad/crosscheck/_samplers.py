@@ -395,10 +395,7 @@ def _support_masks(values, dtype, ell, tau, family, space):
         masks += [(up & (values != one), "logit +inf but not the point 1"),
                   (down & (values != zero), "logit -inf but not the point 0")]
         return masks
-    K = values.shape[-1]
-    # the scores s = (ℓ + G)/τ are rounded to eps·|s|, and y = s − logsumexp(s) carries it
-    scale = np.max(np.where(np.isfinite(ell), np.abs(ell), 0.0), axis=1)
-    tol = (ROUNDING_ULPS * eps * (K + (scale + 40.0) / tau))[None, :]
+    tol = _score_rounding(dtype, ell, tau)[None, :]
     with np.errstate(over="ignore", invalid="ignore"):
         x = values if space == "probability" else np.exp(values)
         row_off = np.abs(np.nansum(x, axis=-1) - 1.0) > tol
@@ -462,19 +459,38 @@ def _ks_verdict(tests, alpha, test, what):
                    alpha, n, {"D": d_stats, "pvalue per test": pvals}, worst, text)
 
 
-def _log_bounds(values, dtype, space):
-    """Bounds of log x for each entry of a Concrete sample (x itself or y = log x)."""
+def _score_rounding(dtype, ell, tau):
+    """Per coordinate: how far rounding moves log x of a Concrete sample computed in ``dtype``.
+
+    The scores s = (ℓ + G)/τ are rounded to eps·|s|, and y = s − logsumexp(s) (or x = exp(y))
+    carries that error: ROUNDING_ULPS · eps · (K + (max|ℓ| + 40)/τ) (|G| < 40), the bound of
+    :mod:`refgrad.crosscheck._rounding`.
+    """
+    eps = float(np.finfo(dtype).eps)
+    K = ell.shape[-1]
+    scale = np.max(np.where(np.isfinite(ell), np.abs(ell), 0.0), axis=1)
+    return ROUNDING_ULPS * eps * (K + (scale + 40.0) / tau)
+
+
+def _log_bounds(values, dtype, space, ell, tau):
+    """Bounds of log x for each entry of a Concrete sample (x itself or y = log x).
+
+    The rounding interval of the value in its own dtype, widened by the rounding of the scores it
+    was computed from (:func:`_score_rounding`): a float32 sample y = s − logsumexp(s) at τ = 0.1
+    has its largest entry off by ~1e-6, which is the whole distance of x_max from 1.
+    """
     low, high = rounding_interval(values, dtype)
-    if space == "log":
-        return low, np.minimum(high, 0.0)
-    low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
-    with np.errstate(divide="ignore"):
-        return np.log(low), np.log(high)
+    if space == "probability":
+        low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+        with np.errstate(divide="ignore"):
+            low, high = np.log(low), np.log(high)
+    widen = _score_rounding(dtype, ell, tau)[None, :, None]
+    return low - widen, np.minimum(high + widen, 0.0)
 
 
 def _concrete_logistic_tests(values, dtype, ell, tau, space, keep):
     """τ(log x_i − log x_ref) − (ℓ_i − ℓ_ref) ~ Logistic, ref = the largest logit, per coordinate in ``keep``."""
-    log_low, log_high = _log_bounds(values, dtype, space)
+    log_low, log_high = _log_bounds(values, dtype, space, ell, tau)
     tests = []
     for j in keep:
         ref = int(np.argmax(ell[j]))
@@ -501,7 +517,7 @@ def _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals):
         return [], (f"K = {K} > {_AUTO_MARGINAL_CATEGORIES}, where the exact marginal CDF costs a two-dimensional "
                     f"quadrature per point (pass marginals=True to run it)" if marginals == "auto" else
                     "marginals=False")
-    log_low, log_high = _log_bounds(values, dtype, space)
+    log_low, log_high = _log_bounds(values, dtype, space, ell, tau)
     n = values.shape[0]
     # exp rounds by < 1 ulp: one step outwards keeps the bounds (y = -1e-17 must not become x = 1)
     x_low = np.nextafter(np.exp(log_low[:, keep]), 0.0)
@@ -563,7 +579,14 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     intervals.  An exact 0 is legitimate exactly as far as the true value can lie below
     the smallest subnormal: the interval of a 0 says :math:`\tau \log x_i \le \tau \log(4
     \cdot 1.4\cdot 10^{-45})`, which is a likely event at τ = 0.01 (bound −1.02) and an
-    impossible one at τ = 1 (bound −102), where the KS part then fails.
+    impossible one at τ = 1 (bound −102), where the KS part then fails.  Concrete samples
+    are also computed from the scores :math:`s = (\ell + G)/\tau`, whose rounding
+    (:math:`\epsilon |s|`) every entry of :math:`y = s - \mathrm{logsumexp}\, s` carries: the
+    bounds of :math:`\log x` are widened by :math:`4\epsilon(K + (\max|\ell| + 40)/\tau)`
+    (:mod:`refgrad.crosscheck._rounding`).  Without it PyTorch's float32 ExpRelaxedCategorical
+    samples at τ = 0.1 failed the marginal part with p = 1e-249; with it the marginal parts of
+    float32 samples at τ ≤ 0.1 have little power (the dominant entry's distance from 1 is
+    below its rounding), which the argmax and log-ratio parts keep.
 
     Parameters
     ----------
