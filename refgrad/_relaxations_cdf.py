@@ -548,6 +548,21 @@ def concrete_marginal_cdf(x, logits, tau, upper=False):
     so small survival probabilities keep their relative accuracy, and everything is in log space
     (logits to :math:`\pm 700`, ``tau`` from 0.01 to 100, ``x`` from 1e-300 to 1 - 2**-53).
 
+    **Measured accuracy** (``python -m pytest tests/test_relaxations_cdf.py``): K = 3 against
+    ``scipy.integrate.quad`` at moderate points, absolute error below 2e-15; against mpmath
+    (20 digits) at extreme points (``tau`` 0.01 to 100, logits to 700, ``x`` from 1e-300 to
+    1 - 2**-53, both tails), relative error at most 6e-11 (tails of 9e-130 and 7e-200 at
+    ``tau`` = 7 and 100; below 3e-15 elsewhere).  K = 4 against a tensor tanh-sinh rule: absolute
+    error below 4e-15 at the two points tested; extreme K = 4 arguments have not been checked.
+
+    **Measured speed** (one core, 2-core shared machine; ``/tmp``-free command:
+    ``python -c "import numpy as np, time; from refgrad.relaxations import concrete_marginal_cdf as F;
+    r = np.random.default_rng(0); x = r.uniform(0, 1, (33333, 3)); l = r.normal(0, 2, (33333, 3));
+    t = np.exp(r.uniform(-2.3, 2.3, 33333)); F(x[:3], l[:3], t[:3]); s = time.perf_counter(); F(x, l, t);
+    print(time.perf_counter() - s)"``): 1.2 s for 10^5 K = 3 points with moderate arguments, 2.7 s
+    with extreme ones (logits uniform on [-700, 700], ``tau`` log-uniform on [0.01, 100]); K = 4
+    takes about 4 ms per point.
+
     **Logistic law of log-ratios** (no function needed):
     :math:`\tau \log(X_i/X_j) - (\ell_i - \ell_j) = G_i - G_j` is standard logistic.
     """

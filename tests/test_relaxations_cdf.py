@@ -207,18 +207,18 @@ def test_concrete_batched_tau_equals_scalar_calls():
 
 
 def test_concrete_infinite_logits_follow_the_conventions():
-    x = np.array([0.0, 0.4, 1.0])
+    x = np.array([0.0, 0.4, 0.6, 1.0])
     # -inf category: X = 0; the others form a K = 2 Concrete
-    got = R.concrete_marginal_cdf(np.full((3, 3), 0.3), [0.5, -INF, -0.2], 0.7)
+    got = R.concrete_marginal_cdf(np.full((4, 3), 0.3), [0.5, -INF, -0.2], 0.7)
     np.testing.assert_array_equal(got[:, 1], 1.0)
     np.testing.assert_allclose(got[0, 0], R.binary_concrete_cdf(0.3, 0.7, 0.7), rtol=1e-14)
     # two +inf entries share the mass: X = 1/2 exactly, the finite one is 0
     cdf = R.concrete_marginal_cdf(np.repeat(x[:, None], 3, axis=1), [INF, 0.0, INF], 1.0)
-    np.testing.assert_array_equal(cdf[:, 0], [0.0, 0.0, 1.0])
-    np.testing.assert_array_equal(cdf[:, 1], [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(cdf[:, 0], [0.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(cdf[:, 1], [1.0, 1.0, 1.0, 1.0])
     # the only finite logit: X = 1
     cdf = R.concrete_marginal_cdf(np.repeat(x[:, None], 3, axis=1), [-INF, 2.0, -INF], 1.0)
-    np.testing.assert_array_equal(cdf[:, 1], [0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(cdf[:, 1], [0.0, 0.0, 0.0, 1.0])
 
 
 def test_too_many_categories_is_refused_naming_k():
