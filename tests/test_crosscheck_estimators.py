@@ -209,3 +209,22 @@ def test_same_estimates_passes_a_textbook_gumbel_softmax_in_float64(tau):
     bad = ours.copy()
     bad[:, 0, 0] *= 1 + 1e-8
     assert not check_same_estimates(bad, "gumbel_softmax", dist, f, noise, tau=tau).passed
+
+
+def test_same_estimates_allows_the_cancellation_of_the_softmax_vjp_at_small_tau():
+    # Near a vertex (y_1 = 1 − 1e-12) the textbook VJP y ⊙ (g − ⟨y, g⟩)/τ computes 1 − y_1 by
+    # subtraction: the coordinate (2.1e-10) comes out 9e-5 off in relative terms, an absolute error
+    # of ~0.1 eps |g| / τ, the size of the terms it was computed from.  PyTorch's gumbel_softmax
+    # backward gives the same numbers as the textbook form here; that is rounding, not a wrong formula.
+    logits = np.array([[1.0, 0.0, -0.5], [2.0, -1.0, 0.5]])
+    dist = refgrad.Categorical(logits)
+    f = refgrad.objectives.SquaredDistance(np.full(logits.shape, 0.3))
+    key = [0] + [ord(c) for c in "crosscheck_torch/gs-gumbel_softmax-float64-0.01"]
+    u = refgrad.random.uniform(np.random.default_rng(np.random.SeedSequence(key)), (400, 2, 3))
+    ours = _numpy_gumbel_softmax(u, logits, 0.3, 0.01)
+    ref = refgrad.estimate("gumbel_softmax", dist, f, noise={"u": u}, tau=0.01)
+    assert abs(ours[336, 1, 1] / ref[336, 1, 1] - 1) > 1e-5  # the cancellation is there
+    assert check_same_estimates(ours, "gumbel_softmax", dist, f, {"u": u}, tau=0.01).passed
+    bad = ours.copy()
+    bad[:, 0, 0] *= 1 + 1e-8
+    assert not check_same_estimates(bad, "gumbel_softmax", dist, f, {"u": u}, tau=0.01).passed
