@@ -22,6 +22,7 @@ from refgrad.distributions import Bernoulli, Categorical
 
 from ..core import Case
 from ._findings import add_finding, call_foreign, control, key_numbers, smallest_failing
+from ._torch_edges import relaxed_edges
 
 ALPHA = 1e-3
 TAUS = (1e-2, 1e-1, 1.0, 10.0)
@@ -159,8 +160,8 @@ def _gs_nan_reports(ctx, torch, version):
         if low is not None:
             add_finding(ctx, "torch", version, "nn.functional.gumbel_softmax",
                         f"NaN at large finite logits, τ = 1e-2 ({name}, logits [L, 0, −0.5])", "FAIL (wrong)",
-                        f"NaN from L = {low[0]:.4g} (finite at {low[1]:.4g}): (L + G)/τ overflows to inf",
-                        f"logit {low[0]:.4g} at τ = 1e-2")
+                        f"NaN from L = {low[0]:.10g} (finite at {low[1]:.10g}): (L + G)/τ overflows to inf",
+                        f"logit {low[0]:.10g} at τ = 1e-2")
         big = smallest_failing(lambda L: nan_fraction(np.array([L, 0.0, -0.5]), 1.0, dt) > 0, 1.0,
                                float(np.finfo(np.float32 if name == "float32" else np.float64).max))
         smallest = "+inf" if rows[np.inf] > 0 and big is None else ("-" if big is None else f"logit {big[0]:.3g}")
@@ -456,6 +457,7 @@ def run(ctx):
     _relaxed(ctx, torch, cc, version)
     _density_controls(ctx, cc)
     _score_estimators(ctx, torch, cc, version)
+    relaxed_edges(ctx, torch, cc, version, ALPHA)
 
 
 CASE = Case(
