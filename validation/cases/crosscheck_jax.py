@@ -27,7 +27,7 @@ CATEGORICAL_LOGITS = np.array([[-np.inf, 1.0, 0.0], [np.inf, np.inf, 0.0], [np.i
 GS_LOGITS = np.array([[1.0, 0.0, -0.5], [50.0, -50.0, 0.0]])
 
 
-def _gumbel(ctx, jax, jnp, cc, version):
+def _gumbel(ctx, jax, jnp, cc, adapter, version):
     n = ctx.size(4000, 20000)
     shape = (n,) + GUMBEL_LOGITS.shape
     for name in ("float64", "float32"):
@@ -38,9 +38,8 @@ def _gumbel(ctx, jax, jnp, cc, version):
         v = cc.check_categorical_sampler(idx, GUMBEL_LOGITS, alpha=ALPHA)
         add_finding(ctx, "jax", version, "random.gumbel", f"Gumbel-max argmax(ℓ + G) vs softmax(ℓ), logits "
                     f"{GUMBEL_LOGITS.tolist()}, {name}, n = {n}", v, key_numbers(v))
-        # the noise conversion: G = −log(−log u) with jax's own uniform of the same key
-        u = np.asarray(jax.random.uniform(key, shape, dt, minval=float(jnp.finfo(dt).tiny), maxval=1.0),
-                       dtype=np.float64)
+        # the noise conversion: G = −log(−log u) with the uniforms jax used (refgrad.crosscheck.jax)
+        u = adapter.uniforms_from_key(key, shape, dt, kind="gumbel")
         with np.errstate(divide="ignore"):
             diff = float(np.max(np.abs(rr.gumbel(np.clip(u, 1e-300, 1 - 2 ** -53)) - g)))
         top = float(-np.log(-np.log1p(-2.0 ** -(24 if name == "float32" else 53))))
@@ -51,7 +50,7 @@ def _gumbel(ctx, jax, jnp, cc, version):
                     f"(P(G > that) = {-np.expm1(-np.exp(-top)):.2g}), largest drawn {g.max():.4g}")
 
 
-def _categorical(ctx, jax, jnp, cc, version):
+def _categorical(ctx, jax, jnp, cc, adapter, version):
     n = ctx.size(4000, 20000)
     for name in ("float64", "float32"):
         dt = getattr(jnp, name)
@@ -60,6 +59,15 @@ def _categorical(ctx, jax, jnp, cc, version):
                                                 shape=(n, CATEGORICAL_LOGITS.shape[0])))
         v = cc.check_categorical_sampler(idx, CATEGORICAL_LOGITS, alpha=ALPHA)
         freq = np.bincount(idx[:, 1], minlength=3) / n
+        # the same draws from refgrad, fed the uniforms jax used (rows with finite logits only)
+        u = adapter.uniforms_from_key(key, (n,) + CATEGORICAL_LOGITS.shape, dt, kind="categorical")
+        finite = np.isfinite(CATEGORICAL_LOGITS).all(axis=-1) | ~np.isposinf(CATEGORICAL_LOGITS).any(axis=-1)
+        ours = rr.categorical_gumbel_max(CATEGORICAL_LOGITS, u)
+        same = float(np.mean(ours[:, finite] == idx[:, finite]))
+        add_finding(ctx, "jax", version, "random.categorical",
+                    f"same draws from refgrad fed jax's own uniforms (uniforms_from_key), rows without +inf, {name}, "
+                    f"n = {n}", "agrees" if same >= (1.0 if name == "float64" else 0.999) else "FAIL (wrong)",
+                    f"fraction of identical draws = {same:.6g} (float32 rounding may break near-ties differently)")
         add_finding(ctx, "jax", version, "random.categorical",
                     f"exact pmf, logits {CATEGORICAL_LOGITS.tolist()} (−inf, two +inf, ±50), {name}, n = {n}", v,
                     key_numbers(v, row_1_frequencies=np.round(freq, 4).tolist()),
@@ -135,7 +143,7 @@ def _gs_extremes(ctx, jax, jnp, version):
                     f"logits [L, 0, −0.5] with L = +inf (τ = 1) and large finite L (τ = 1e-2), {name}",
                     "FAIL (wrong)" if at_inf > 0 or big else "agrees",
                     f"NaN gradient rows at L = +inf: {at_inf:.3g}"
-                    + (f"; at τ = 1e-2 NaN from L = {big[0]:.4g} (finite up to {big[1]:.4g})" if big else
+                    + (f"; at τ = 1e-2 NaN from L = {big[0]:.10g} (finite up to {big[1]:.10g})" if big else
                        "; finite for every finite L at τ = 1e-2")
                     + "; refgrad: gradient 0 (a +inf logit wins whatever the noise)",
                     (f"logit {big[0]:.4g} at τ = 1e-2" if big else "logit +inf"))
@@ -146,14 +154,15 @@ def run(ctx):
     import jax.numpy as jnp
 
     from refgrad import crosscheck as cc
+    from refgrad.crosscheck import jax as adapter
 
     was_x64 = bool(jax.config.jax_enable_x64)
     jax.config.update("jax_enable_x64", True)  # float64 on request; float32 still asked for explicitly
     try:
         version = jax.__version__
         ctx.setting(jax=version, alpha=ALPHA, taus=list(TAUS))
-        _gumbel(ctx, jax, jnp, cc, version)
-        _categorical(ctx, jax, jnp, cc, version)
+        _gumbel(ctx, jax, jnp, cc, adapter, version)
+        _categorical(ctx, jax, jnp, cc, adapter, version)
         _gumbel_softmax(ctx, jax, jnp, cc, version)
     finally:
         jax.config.update("jax_enable_x64", was_x64)
