@@ -151,6 +151,17 @@ class Verdict:
             "parts": [p.to_dict() for p in self.parts],
         }
 
+    def summary(self):
+        """One line: ``PASS``/``FAIL (diagnosis)``, the check, the test, and p (or the statistic), α and n."""
+        verdict = "PASS" if self.passed else f"FAIL ({self.diagnosis})"
+        if self.pvalue is not None:
+            numbers = f"p = {_fmt(self.pvalue)}, α = {_fmt(self.alpha)}"
+        elif self.statistic is not None:
+            numbers = f"statistic = {_fmt(self.statistic)}"
+        else:
+            numbers = "deterministic"
+        return f"{verdict} {self.check}: {self.test} ({numbers}, n = {self.n})"
+
     def summary_row(self):
         """(check, verdict, test, statistic, p-value, α, n) as strings, for tables of many verdicts."""
         verdict = "PASS" if self.passed else f"FAIL ({self.diagnosis})"
