@@ -76,7 +76,7 @@ def _fmt(value):
     return str(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared holds arrays: compare verdicts with to_dict()
 class Verdict:
     """The outcome of one cross-check.
 
