@@ -19,6 +19,7 @@ import numpy as np
 
 from refgrad._checks import as_float_array, check_no_nan
 from refgrad._jit import jit
+from refgrad._special import _sigmoid as _sig  # accurate in both tails
 
 __all__ = ["binary_concrete_cdf", "concrete_marginal_cdf", "MAX_CATEGORIES"]
 
@@ -45,15 +46,6 @@ def _lae(a, b):
     if b == -np.inf:
         return a
     return a + math.log1p(math.exp(b - a))
-
-
-@jit
-def _sig(t):
-    """Logistic sigmoid, accurate in both tails (relative error of a few ulp)."""
-    if t >= 0.0:
-        return 1.0 / (1.0 + math.exp(-t))
-    e = math.exp(t)
-    return e / (1.0 + e)
 
 
 @jit

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from validation.__main__ import main
 from validation.core import FINDING_COLUMNS, Context, run_case
 from validation.report import escape_cell, markdown_table
 from validation.runner import case_names, load_case

@@ -385,7 +385,6 @@ def _relaxed_inputs(samples, logits, tau, family, space):
 
 def _support_masks(values, dtype, ell, tau, family, space):
     """[(mask, reason)] of the entries that a sample of the exact law cannot take."""
-    eps = float(np.finfo(dtype).eps)
     masks = [(np.isnan(values), "NaN")]
     if family == "binary_concrete":
         up, down = np.isposinf(ell)[None, :], np.isneginf(ell)[None, :]

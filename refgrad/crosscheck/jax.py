@@ -35,6 +35,7 @@ import numpy as np
 
 from .._checks import InputTypeError, describe
 from ..random import _check_uniform, gumbel
+from ._convert import convert_nested
 
 __all__ = ["to_numpy", "from_numpy", "uniforms_from_key", "gumbel_from_uniforms", "per_sample_gradients",
            "JAX_VERSION_MATCHED"]
@@ -65,26 +66,19 @@ def to_numpy(x):
         For traced values (inside ``jit`` / ``grad`` / ``vmap``, where no concrete value exists), and
         for strings, ``None`` and other objects.
     """
+    return convert_nested(x, _jax_to_numpy, "a JAX array")
+
+
+def _jax_to_numpy(x):
     if _Tracer is not None and isinstance(x, _Tracer):
         raise InputTypeError("x is a traced JAX value (inside jit, grad or vmap); convert concrete arrays only, "
                              "outside the transformation")
-    if isinstance(x, jax.Array):
-        if _is_key(x):
-            x = jax.random.key_data(x)
-        arr = np.array(jax.device_get(x))
-        return arr.astype(np.float32) if arr.dtype in _LOW_PRECISION else arr
-    if isinstance(x, dict):
-        return {k: to_numpy(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        converted = [to_numpy(v) for v in x]
-        return converted if isinstance(x, list) else tuple(converted)
-    if isinstance(x, (str, bytes)) or x is None:
-        raise InputTypeError(f"x must be a JAX array, an array, a number or a list/tuple/dict of them; got {describe(x)}")
-    arr = np.asarray(x)
-    if arr.dtype.kind in "OUSV":
-        raise InputTypeError(f"x must be a JAX array, an array, a number or a list/tuple/dict of them; got "
-                             f"{describe(x)} of type {type(x).__name__}")
-    return arr
+    if not isinstance(x, jax.Array):
+        return None
+    if _is_key(x):
+        x = jax.random.key_data(x)
+    arr = np.array(jax.device_get(x))
+    return arr.astype(np.float32) if arr.dtype in _LOW_PRECISION else arr
 
 
 def from_numpy(a, like=None, dtype=None):

@@ -35,6 +35,7 @@ import torch
 
 from .._checks import InputTypeError, describe
 from ..random import _check_uniform
+from ._convert import convert_nested
 
 __all__ = [
     "to_numpy",
@@ -68,25 +69,16 @@ def to_numpy(x):
     TypeError
         For strings, ``None`` and other objects that are not numbers, arrays or tensors.
     """
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-        if t.dtype in _LOW_PRECISION:
-            t = t.to(torch.float32)
-        return t.cpu().resolve_conj().resolve_neg().numpy().copy()
-    if isinstance(x, dict):
-        return {k: to_numpy(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        converted = [to_numpy(v) for v in x]
-        return converted if isinstance(x, list) else tuple(converted)
-    if isinstance(x, (str, bytes)) or x is None:
-        raise InputTypeError(f"x must be a tensor, an array, a number or a list/tuple/dict of them; got {describe(x)}")
-    arr = np.asarray(x)
-    if arr.dtype.kind in "OUSV":
-        raise InputTypeError(
-            f"x must be a tensor, an array, a number or a list/tuple/dict of them; got {describe(x)} of type "
-            f"{type(x).__name__}"
-        )
-    return arr
+    return convert_nested(x, _tensor_to_numpy, "a tensor")
+
+
+def _tensor_to_numpy(x):
+    if not isinstance(x, torch.Tensor):
+        return None
+    t = x.detach()
+    if t.dtype in _LOW_PRECISION:
+        t = t.to(torch.float32)
+    return t.cpu().resolve_conj().resolve_neg().numpy().copy()
 
 
 def from_numpy(a, like=None, dtype=None):
