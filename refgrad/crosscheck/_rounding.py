@@ -18,7 +18,7 @@ finite logit, the smallest τ), so it is loose for batches of mixed temperatures
 """
 import numpy as np
 
-__all__ = ["SIMPLEX_SLACK", "GUMBEL_BOUND", "simplex_allowance"]
+__all__ = ["SIMPLEX_SLACK", "GUMBEL_BOUND", "score_rounding", "simplex_allowance"]
 
 #: c in the bound.
 SIMPLEX_SLACK = 8.0
@@ -26,28 +26,39 @@ SIMPLEX_SLACK = 8.0
 GUMBEL_BOUND = 40.0
 
 
+def score_rounding(eps, logits, tau):
+    """Per row of ``logits`` (shape (..., K)): ``eps (K + (max_k |ℓ_k| + 40)/τ)``, non-finite logits ignored.
+
+    The rounding, in a dtype of epsilon ``eps``, that a Concrete sample computed from the scores
+    (ℓ + G)/τ carries into log x (without the slack factor); ``tau`` broadcasts against the
+    leading shape of ``logits``.
+    """
+    ell = np.asarray(logits, dtype=np.float64)
+    top = np.max(np.where(np.isfinite(ell), np.abs(ell), 0.0), axis=-1)
+    return float(eps) * (ell.shape[-1] + (top + GUMBEL_BOUND) / np.asarray(tau, dtype=np.float64))
+
+
 def simplex_allowance(eps, K, logits=None, tau=None):
     """Largest deviation from the simplex that rounding in a dtype of epsilon ``eps`` explains.
+
+    ``SIMPLEX_SLACK`` times :func:`score_rounding` at the worst row (the largest finite logit, the
+    smallest τ); at least float64's epsilon is used.
 
     Parameters
     ----------
     eps : float
-        Epsilon of the points' dtype (at least float64's is used).
+        Epsilon of the points' dtype.
     K : int
         Number of categories.
     logits : array_like, optional
-        The logits the points were drawn with (non-finite entries ignored); without them
-        (or ``tau``) only the K roundings of the coordinates are allowed for.
+        The logits the points were drawn with; without them (or ``tau``) only the K roundings of
+        the coordinates are allowed for.
     tau : float or array_like, optional
-        The temperature(s); the smallest one sets the bound.
+        The temperature(s).
     """
     eps = max(float(eps), float(np.finfo(np.float64).eps))
-    scale = float(K)
-    if logits is not None and tau is not None:
-        ell = np.asarray(logits, dtype=np.float64)
-        finite = ell[np.isfinite(ell)]
-        top = float(np.max(np.abs(finite))) if finite.size else 0.0
-        tmin = float(np.min(np.asarray(tau, dtype=np.float64)))
-        if tmin > 0 and np.isfinite(tmin):
-            scale += (top + GUMBEL_BOUND) / tmin
-    return SIMPLEX_SLACK * eps * scale
+    if logits is None or tau is None:
+        return SIMPLEX_SLACK * eps * float(K)
+    ell = np.asarray(logits, dtype=np.float64)
+    tmin = float(np.min(np.asarray(tau, dtype=np.float64)))
+    return SIMPLEX_SLACK * float(np.max(score_rounding(eps, ell.reshape(-1, ell.shape[-1]), tmin)))

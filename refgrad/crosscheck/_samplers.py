@@ -41,6 +41,7 @@ from refgrad.distributions import Categorical
 
 from ._gof import (binomial_pvalues, g_test_monte_carlo, holm, ks_interval, monte_carlo_budget,
                    rounding_interval, EXCEEDANCES, ROUNDING_ULPS)
+from ._rounding import score_rounding
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
 
 __all__ = ["check_bernoulli_sampler", "check_categorical_sampler", "check_relaxed_sampler"]
@@ -461,14 +462,11 @@ def _ks_verdict(tests, alpha, test, what):
 def _score_rounding(dtype, ell, tau):
     """Per coordinate: how far rounding moves log x of a Concrete sample computed in ``dtype``.
 
-    The scores s = (ℓ + G)/τ are rounded to eps·|s|, and y = s − logsumexp(s) (or x = exp(y))
-    carries that error: ROUNDING_ULPS · eps · (K + (max|ℓ| + 40)/τ) (|G| < 40), the bound of
-    :mod:`refgrad.crosscheck._rounding`.
+    ROUNDING_ULPS · eps · (K + (max|ℓ| + 40)/τ): the scores s = (ℓ + G)/τ are rounded to eps·|s|,
+    and y = s − logsumexp(s) (or x = exp(y)) carries that error
+    (:func:`refgrad.crosscheck._rounding.score_rounding`).
     """
-    eps = float(np.finfo(dtype).eps)
-    K = ell.shape[-1]
-    scale = np.max(np.where(np.isfinite(ell), np.abs(ell), 0.0), axis=1)
-    return ROUNDING_ULPS * eps * (K + (scale + 40.0) / tau)
+    return ROUNDING_ULPS * score_rounding(float(np.finfo(dtype).eps), ell, tau)
 
 
 def _log_bounds(values, dtype, space, ell, tau):
