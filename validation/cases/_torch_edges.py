@@ -48,7 +48,8 @@ def _clamp_atoms(ctx, torch, version, n):
             + ", ".join(f"{v:.3g}" for v in at_high) + " (exact P(X ≥ 1 − eps): "
             + ", ".join(f"{v:.3g}" for v in above) + "). The clamp puts the whole tail mass on one float: "
             "an atom the Binary Concrete law does not have (the rounded law would put it on 0 or 1)",
-            f"any τ with σ(ℓ − τ·logit(1 − eps)) > 0, e.g. τ = {tau:g}, ℓ = {LOGITS[0]:g}")
+            f"every input: the exact mass beyond 1 − eps, σ(ℓ − τ·logit(1 − eps)), is > 0 ({above[0]:.3g} at "
+            f"τ = {tau:g}, ℓ = {LOGITS[0]:g})")
 
 
 def _softplus_threshold(ctx, torch, cc, version):
