@@ -149,6 +149,19 @@ def _jsonable(x):
     return x
 
 
+class _NullReporter:
+    """Progress reporter that shows nothing (the default)."""
+
+    def begin(self, case, label, total):
+        pass
+
+    def step(self, case, label):
+        pass
+
+    def end(self, case, label):
+        pass
+
+
 class Context:
     """What a case sees: settings, a seed, the output folder, and recorders."""
 
@@ -159,6 +172,7 @@ class Context:
         self.out_dir = Path(out_dir)
         self.result = CaseResult(case.name, case.title, case.source, case.description)
         self.result.settings = {"quick": self.quick, "seed": self.seed}
+        self.reporter = _NullReporter()
 
     # -- randomness: one independent stream per purpose, reproducible from (seed, case, label)
     def rng(self, label=""):
@@ -169,6 +183,27 @@ class Context:
     def size(self, quick, full):
         """Pick a sample size (or any setting) for quick vs full runs, and record it."""
         return quick if self.quick else full
+
+    # -- progress inside a long case
+    def progress(self, iterable, total=None, label=""):
+        """Iterate over ``iterable``, reporting each step to the run's progress display.
+
+        ``total`` defaults to ``len(iterable)``; ``label`` names the stage (e.g. "τ sweep").
+        Use it around the outer loop of any stage that takes more than a few seconds.
+        """
+        if total is None:
+            try:
+                total = len(iterable)
+            except TypeError:
+                total = None
+        reporter = self.reporter
+        reporter.begin(self.case.name, label, total)
+        try:
+            for item in iterable:
+                yield item
+                reporter.step(self.case.name, label)
+        finally:
+            reporter.end(self.case.name, label)
 
     # -- recorders
     def check(self, name, passed, detail="", expected=None, observed=None):
