@@ -101,6 +101,7 @@ class CaseResult:
     error: Optional[str] = None
     settings: dict = field(default_factory=dict)
     findings: List[dict] = field(default_factory=list)
+    source_findings: List[dict] = field(default_factory=list)
     skip_reason: Optional[str] = None
 
     @property
@@ -237,6 +238,30 @@ class Context:
         if missing:
             raise ValueError(f"finding is missing {missing}; got keys {sorted(row)}")
         self.result.findings.append(_jsonable(dict(row)))
+
+    def source_finding(self, document, claim, verdict, numbers):
+        """Record what this case found about a formula in one of the source documents.
+
+        Parameters
+        ----------
+        document : str
+            A key of :data:`validation.sources.SOURCES` (``"forum"``, ``"xu_slides"``, ``"rebar_report"``,
+            ``"sobolev_slides"``).
+        claim : str
+            The formula or statement under test, quoted briefly (markdown allowed).
+        verdict : str
+            ``"correct"``, ``"wrong"`` or ``"imprecise"``.
+        numbers : str
+            What was measured, with the numbers (e.g. "its mean is 0.12, the exact gradient −0.05").
+        """
+        from .sources import SOURCES
+
+        if document not in SOURCES:
+            raise ValueError(f"document must be one of {sorted(SOURCES)}; got {document!r}")
+        if verdict not in ("correct", "wrong", "imprecise"):
+            raise ValueError(f"verdict must be 'correct', 'wrong' or 'imprecise'; got {verdict!r}")
+        self.result.source_findings.append({"document": document, "claim": str(claim), "verdict": verdict,
+                                            "numbers": str(numbers)})
 
     def record(self, **numbers):
         """Store numbers for results.json (not shown in the report)."""
