@@ -1,6 +1,7 @@
-"""Seed 001: the Gaussian example of reparameterisation, the Gaussian KL of the VAE, and the seed's slips.
+"""Lecture slides' Gaussian reparameterisation example and Gaussian KL, checked with exact numbers.
 
-Seed 001 (lecture 'Re-parameterization and Gumbel-max trick') differentiates
+The lecture slides "Re-parameterization and Gumbel-max Trick" (Richard Yi Da Xu, University of
+Technology Sydney, 6 July 2018) differentiate
 ``E[z²]`` with ``z ~ N(aθ + b, 1)`` by the score function and by reparameterisation.
 This case checks both estimators against the exact gradient ``2a(aθ + b)`` with their
 exact variances, and checks -- with numbers -- the formulas of the lecture that are
@@ -19,6 +20,7 @@ from refgrad import objectives as obj
 from refgrad.distributions import Normal
 
 from ..core import Case
+from ..sources import cite
 
 ALPHA = 1e-3
 Z_CRIT = float(special.ndtri(1 - ALPHA / 2))  # two-sided z bound at level ALPHA
@@ -87,7 +89,7 @@ def _gradient_table(ctx):
         rows.append([a, b, theta, grad, float(m_sf.mean[0]), float(m_pw.mean[0]), float(m_sf.variance[0]),
                      v_sf_closed, float(m_pw.variance[0]), float(m_sf.variance[0] / m_pw.variance[0]), m_sf.method])
 
-        # the seed's two formulas, sample by sample on the same uniforms as refgrad's estimators
+        # the slides' two formulas, sample by sample on the same uniforms as refgrad's estimators
         u = refgrad.random.uniform(ctx.rng(f"grad/{a}/{b}/{theta}"), (n, 1))
         g_sf = refgrad.estimate("reinforce", dist, f, noise={"u": u})[:, 0]
         g_pw = refgrad.estimate("pathwise", dist, f, noise={"u": u})[:, 0]
@@ -117,14 +119,19 @@ def _gradient_table(ctx):
     ctx.table("Monte Carlo confirmation (same uniforms for both estimators)",
               ["a", "b", "θ", "score MC mean", "p (mean)", "score MC var", "z (var)", "pathwise MC mean", "p (mean)",
                "pathwise MC var", "z (var)"], mc_rows)
-    ctx.check("both estimators' exact means equal 2a(aθ + b) (seed 001's claim 'both must achieve the same result')",
+    ctx.check("both estimators' exact means equal 2a(aθ + b) (the slides' claim 'both must achieve the same result')",
               all_ok_mean, "relative error < 1e-8 at all grid points")
     ctx.check("exact variances equal the closed forms a²(μ⁴ + 14μ² + 15) (score) and 4a² (pathwise)", all_ok_var,
               "relative error < 1e-7")
     ctx.check("reparameterisation has less variance than the score function at every grid point", all_order,
               "from the exact variances")
-    ctx.check("seed 001's per-sample formulas z² a(z − aθ − b) and 2a(aθ + b + x) equal refgrad's reinforce and "
+    ctx.check("the slides' per-sample formulas z² a(z − aθ − b) and 2a(aθ + b + x) equal refgrad's reinforce and "
               "pathwise on the same uniforms", all_formula, "max relative difference < 1e-12")
+    ctx.source_finding("xu_slides", "∂θ E[z²], z ~ N(aθ + b, 1): E[z² a(z − aθ − b)] (score) = E[2a(aθ + b + x)] "
+                       "(re-parameterisation); “both must achieve the same result”", "correct",
+                       f"both exact means equal 2a(aθ + b) at {len(rows)} grid points (relative error < 1e-8); the "
+                       f"score function's variance is {min(r[9] for r in rows):.3g} to {max(r[9] for r in rows):.3g} "
+                       "times the pathwise one")
     return grid
 
 
@@ -140,9 +147,12 @@ def _sign_convention(ctx):
                    "E[z²] has no maximiser (it grows like (aθ)²) and its minimiser is θ = −b/a. refgrad always "
                    "estimates ∇ of the expectation itself; descent uses −ĝ.")
     is_min = bool(np.argmin(values) == 2 and values[-1] > values[-2] > values[0] - 1e-12)
-    ctx.check("seed 001's 'θ* = argmax' is wrong: the text minimises E[z²]; argmin is θ = −b/a, no argmax exists",
+    ctx.check("the slides' 'θ* = argmax' is wrong: the text minimises E[z²]; argmin is θ = −b/a, no argmax exists",
               is_min and abs(values[2] - 1) < 1e-12,
               f"E[z²] = {values[2]:.3g} at θ = −b/a = {theta_star}, rising to {values[-1]:.4g} at θ = {thetas[-1]}")
+    ctx.source_finding("xu_slides", "θ* = argmax_θ ∫ z² N(z; aθ + b, 1) dz", "wrong",
+                       f"E[z²] = (aθ + b)² + 1 has no maximiser; the text minimises it (minimum {values[2]:.3g} at "
+                       f"θ = −b/a = {theta_star}); SGD ascent diverges (table 'SGD on θ')")
 
     # stochastic gradient descent (and the literal 'argmax': ascent) with each estimator
     steps = ctx.size(150, 400)
@@ -160,8 +170,6 @@ def _sign_convention(ctx):
             g = refgrad.estimate(name, Normal([theta], scale=a, offset=b), f, n=batch, rng=rng).mean()
             theta = theta + sign * lr * g
             path.append(theta)
-            if abs(theta) > 1e6:
-                break
         runs[label] = np.array(path)
     tail = max(10, steps // 4)
     rows = []
@@ -184,15 +192,18 @@ def _sign_convention(ctx):
     def draw(fig):
         ax = fig.add_subplot(111)
         for label, path in runs.items():
-            ax.plot(np.arange(len(path)), np.clip(path, -5, 5), label=label, lw=1.2)
+            ax.plot(np.arange(len(path)), path, label=label, lw=1.2)
         ax.axhline(theta_star, color="k", ls="--", lw=0.8, label="θ* = −b/a")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(-2.0, None)
         ax.set_xlabel("SGD step")
-        ax.set_ylabel("θ (clipped to [−5, 5])")
+        ax.set_ylabel("θ (symmetric log scale, linear on [−1, 1])")
         ax.set_title("E[z²], z ~ N(2θ + 1, 1): descent converges, the slide's argmax diverges", fontsize=9)
         ax.legend(fontsize=8)
 
     ctx.figure("sgd", "SGD on θ with score-function and pathwise estimates (descent), and ascent as the slide's "
-                      "'argmax' literally says", draw)
+                      "'argmax' literally says: every run is drawn to the last step; the ascent grows geometrically "
+                      f"(by about 1 + 2a²γ = {1 + 2 * a * a * lr:.2f} per step), hence the symmetric log axis", draw)
 
 
 def _variance_figure(ctx, grid):
@@ -218,7 +229,7 @@ def _variance_figure(ctx, grid):
 
 
 def _sigma_squared_reparam(ctx):
-    """Seed: 'z = μ(θ) + xσ²(θ), x ~ N(0, 1)' re-parameterises N(μ, σ²). It gives variance σ⁴."""
+    """Slides: 'z = μ(θ) + xσ²(θ), x ~ N(0, 1)' re-parameterises N(μ, σ²). It gives variance σ⁴."""
     n = ctx.size(20000, 200000)
     ctx.setting(n_reparam=n)
     mu = 1.0
@@ -234,16 +245,20 @@ def _sigma_squared_reparam(ctx):
         s2_right, zs_right = _variance_z(z_right, sigma**2)
         rows.append([sigma, sigma**2, sigma**4, s2_seed, zs_seed, p_seed, s2_right, zs_right, p_right])
         ok &= p_seed < ALPHA and abs(zs_seed) > Z_CRIT and p_right > ALPHA and abs(zs_right) < Z_CRIT
-    ctx.table("Seed 001's 'z = μ(θ) + xσ²(θ)' against z = μ(θ) + xσ(θ) (target law N(μ, σ²), μ = 1)",
-              ["σ", "target var σ²", "seed's var σ⁴", "seed: sample var", "z vs σ²", "seed: KS p",
+    ctx.table("The slides' 'z = μ(θ) + xσ²(θ)' against z = μ(θ) + xσ(θ) (target law N(μ, σ²), μ = 1)",
+              ["σ", "target var σ²", "slides' var σ⁴", "slides: sample var", "z vs σ²", "slides: KS p",
                "μ + xσ: sample var", "z vs σ²", "μ + xσ: KS p"], rows,
               note="Var(μ + xσ²) = σ⁴, not σ²; the two agree only at σ = 1, the case of the slide's example, whose "
                    "numbers are therefore unaffected. The later slide 'example (2)' writes the correct g(x, θ) = "
                    "μ(θ) + xσ(θ).")
-    ctx.check("seed 001's reparameterisation z = μ + xσ² is wrong (KS rejects N(μ, σ²); variance is σ⁴); "
+    ctx.check("the slides' reparameterisation z = μ + xσ² is wrong (KS rejects N(μ, σ²); variance is σ⁴); "
               "z = μ + xσ is right", ok,
-              "; ".join(f"σ = {r[0]}: seed var {r[3]:.4g} vs σ² = {r[1]:.4g} (KS p {r[5]:.2g}), corrected var "
+              "; ".join(f"σ = {r[0]}: slides' var {r[3]:.4g} vs σ² = {r[1]:.4g} (KS p {r[5]:.2g}), corrected var "
                         f"{r[6]:.4g} (KS p {r[8]:.2g})" for r in rows))
+    ctx.source_finding("xu_slides", "z = μ(θ) + xσ²(θ), x ~ N(0, 1) re-parameterises N(μ, σ²)", "wrong",
+                       "its variance is σ⁴: " + "; ".join(f"σ = {r[0]}: sample variance {r[3]:.4g} against σ² = "
+                                                           f"{r[1]:.4g}, KS p = {r[5]:.2g}" for r in rows)
+                       + "; z = μ + xσ is right")
 
 
 def _gaussian_derivative(ctx):
@@ -278,10 +293,15 @@ def _gaussian_derivative(ctx):
                    "(columns 2 and 3 agree), so the line is the derivative of the wrong function; for the Gaussian "
                    "density the factor is (z − μ)/σ², not 2(z − μ)/σ². The slide's point stands either way: "
                    "∂p/∂μ integrates to 0 and takes negative values, so it is not a density.")
-    ctx.check("seed 001's printed Gaussian density is not normalised (∫ = 1/√2): exponent should be −(z−μ)²/(2σ²)",
+    ctx.check("the slides' printed Gaussian density is not normalised (∫ = 1/√2): exponent should be −(z−μ)²/(2σ²)",
               abs(total - 1 / math.sqrt(2)) < 1e-8 and abs(total_true - 1) < 1e-8,
               f"∫ p̃ = {total:.10f}, 1/√2 = {1 / math.sqrt(2):.10f}")
-    ctx.check("seed 001's derivative 2(z−μ)/σ² p̃ is right for its p̃ but wrong for N(μ, σ²): correct is "
+    ctx.source_finding("xu_slides", "∂/∂μ [exp(−(z−μ)²/σ²)/(√(2π)σ)] = 2(z−μ)/σ² · exp(−(z−μ)²/σ²)/(√(2π)σ) as the "
+                       "derivative of the Gaussian density", "wrong",
+                       f"the printed density integrates to {total:.6f} (= 1/√2; the exponent needs 2σ²); for "
+                       "N(μ, σ²) the factor is (z − μ)/σ², e.g. at z = "
+                       f"{rows[0][0]:.2f}: printed {rows[0][1]:.5f}, correct {rows[0][3]:.5f}")
+    ctx.check("the slides' derivative 2(z−μ)/σ² p̃ is right for its p̃ but wrong for N(μ, σ²): correct is "
               "(z−μ)/σ² N(z; μ, σ²)", ok_consistent and ok_differs,
               "; ".join(f"z = {r[0]:.2f}: slide {r[1]:.5f}, correct {r[3]:.5f}" for r in rows))
     integral = integrate.quad(true_derivative, -np.inf, np.inf)[0]
@@ -300,7 +320,7 @@ def _kl_closed(mu1, s1, mu2, s2):
 
 
 def _kl_seed_final(mu, var_diag):
-    """Seed's last line: ½ Σ_k (Σ_k + μ_k² − 1 − log Σ_k)."""
+    """The slides' last line: ½ Σ_k (Σ_k + μ_k² − 1 − log Σ_k)."""
     mu, var_diag = np.asarray(mu, float), np.asarray(var_diag, float)
     return 0.5 * float(np.sum(var_diag + mu**2 - 1 - np.log(var_diag)))
 
@@ -331,10 +351,14 @@ def _kl(ctx):
     z2 = (mc - closed2) / se
     rows.append(["2", "N(μ1, Σ1) full Σ1", "N(μ2, Σ2) full Σ2", closed2, mc, f"Monte Carlo ± {se:.1e}",
                  abs(closed2 - mc)])
-    ctx.check("seed 001's general Gaussian KL ½[log|Σ2|/|Σ1| − d + tr(Σ2⁻¹Σ1) + (μ2−μ1)ᵀΣ2⁻¹(μ2−μ1)] is right",
+    ctx.check("the slides' general Gaussian KL ½[log|Σ2|/|Σ1| − d + tr(Σ2⁻¹Σ1) + (μ2−μ1)ᵀΣ2⁻¹(μ2−μ1)] is right",
               ok1 and abs(z2) < Z_CRIT,
               f"1-D: |closed − quadrature| < 1e-8 in 4 cases; 2-D: closed {closed2:.6f}, MC {mc:.6f} ± {se:.1e} "
               f"(z = {z2:.2f}, n = {n})")
+    ctx.source_finding("xu_slides", "KL(N(μ1, Σ1) ‖ N(μ2, Σ2)) = ½[log|Σ2|/|Σ1| − d + tr(Σ2⁻¹Σ1) + "
+                       "(μ2−μ1)ᵀΣ2⁻¹(μ2−μ1)]", "correct",
+                       f"agrees with quadrature to 1e-8 in 4 one-dimensional cases and with Monte Carlo in 2-D "
+                       f"(z = {z2:.2f}, n = {n})")
 
     # The VAE special case: 'substitute μ2 = 1 for each dimension, Σ2 = I'
     mu = np.array([0.5, -0.3, -1.2])
@@ -353,15 +377,18 @@ def _kl(ctx):
                  abs(kl_to_1 - mc1_m)])
     ctx.table("Gaussian KL: closed form against quadrature / Monte Carlo", ["d", "p", "q", "closed form", "numeric",
                                                                             "method", "|difference|"], rows,
-              note=f"The seed's final VAE expression ½Σ_k(Σ_k + μ_k² − 1 − log Σ_k) = {seed_final:.6f} for "
+              note=f"The slides' final VAE expression ½Σ_k(Σ_k + μ_k² − 1 − log Σ_k) = {seed_final:.6f} for "
                    f"μ = {mu.tolist()}, σ² = {var.tolist()}: it is KL(·‖N(0, I)) = {kl_to_0:.6f}, not the KL to "
                    f"N(1, I) = {kl_to_1:.6f} that 'substitute μ2 = 1' would give. The step should read μ2 = 0.")
-    ctx.check("seed 001's 'substitute μ2 = 1' is wrong: the printed result ½Σ(Σ + μ² − 1 − log Σ) is KL to N(0, I) "
+    ctx.check("the slides' 'substitute μ2 = 1' is wrong: the printed result ½Σ(Σ + μ² − 1 − log Σ) is KL to N(0, I) "
               "(μ2 = 0)",
               abs(seed_final - kl_to_0) < 1e-12 and abs((mc0_m - seed_final) / mc0_se) < Z_CRIT
               and abs((mc1_m - seed_final) / mc1_se) > 10 * Z_CRIT,
-              f"seed {seed_final:.6f}; KL to N(0, I): closed {kl_to_0:.6f}, MC {mc0_m:.6f} ± {mc0_se:.1e}; KL to "
+              f"slides {seed_final:.6f}; KL to N(0, I): closed {kl_to_0:.6f}, MC {mc0_m:.6f} ± {mc0_se:.1e}; KL to "
               f"N(1, I): closed {kl_to_1:.6f}, MC {mc1_m:.6f} ± {mc1_se:.1e}")
+    ctx.source_finding("xu_slides", "“substitute μ2 = 1, Σ2 = I” giving ½Σ_k(Σ_k + μ_k² − 1 − log Σ_k)", "wrong",
+                       f"the printed result ({seed_final:.6f} at μ = {mu.tolist()}, σ² = {var.tolist()}) is the KL "
+                       f"to N(0, I) ({kl_to_0:.6f}); the KL to N(1, I) is {kl_to_1:.6f}: the step should read μ2 = 0")
 
     # The per-dimension form needs Σ(X) diagonal (log det Σ = Σ log Σ_kk only then)
     full = np.array([[1.0, 0.6, 0.2], [0.6, 0.8, -0.3], [0.2, -0.3, 1.4]])
@@ -386,7 +413,7 @@ def run(ctx):
     _sigma_squared_reparam(ctx)
     _gaussian_derivative(ctx)
     _kl(ctx)
-    ctx.note("**Verdict on seed 001's Gaussian material.** The score-function and reparameterisation estimators of "
+    ctx.note("**Verdict on the slides' Gaussian material.** The score-function and reparameterisation estimators of "
              "the example are right (both have mean 2a(aθ + b); the variances a²(μ⁴ + 14μ² + 15) vs 4a² show why "
              "reparameterisation is preferred), and so is the general Gaussian KL. Wrong: 'argmax' where the text "
              "minimises (θ* = −b/a is the argmin); z = μ + xσ² (should be μ + xσ; variance σ⁴ otherwise); the "
@@ -397,10 +424,15 @@ def run(ctx):
 
 CASE = Case(
     name="seed001_gaussian",
-    title="Seed 001: Gaussian reparameterisation example and Gaussian KL",
-    source="seed 001 (lecture 'Re-parameterization and Gumbel-max trick'): 'we do not love…', 're-parameterization "
-           "trick: example (1)/(2)', 'KL between two Gaussian distributions'",
-    description="∂θ E[z²] with z ~ N(aθ + b, 1) by the score function and by reparameterisation, against the exact "
+    title="Lecture slides' Gaussian re-parameterisation example and Gaussian KL",
+    source=cite("xu_slides") + ": slides 'we do not love…', 're-parameterization trick: example (1)/(2)', "
+           "'KL between two Gaussian distributions'",
+    description="Formulas under test: the slides' two estimators of ∂θ E[z²], z ~ N(aθ + b, 1) (score "
+                "E[z² a(z − aθ − b)] and re-parameterisation E[2a(aθ + b + x)]: right), and four slips: "
+                "'θ* = argmax' for a minimisation, z = μ + xσ² (variance σ⁴ instead of σ²), the density "
+                "exp(−(z−μ)²/σ²)/(√(2π)σ) (integrates to 1/√2 ≈ 0.707) and 'substitute μ2 = 1' in the VAE KL "
+                "(the printed result is the KL to N(0, I)); the source findings list the measured numbers. "
+                "Method: ∂θ E[z²] with z ~ N(aθ + b, 1) by the score function and by reparameterisation, against the exact "
                 "2a(aθ + b), with exact variances (quadrature) and Monte Carlo confirmation; SGD both ways. The "
                 "lecture's slips are each checked with numbers: 'argmax' for a minimisation, z = μ + xσ², the "
                 "Gaussian density and its derivative, and the 'μ2 = 1' step of the VAE KL.",
