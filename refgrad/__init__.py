@@ -8,13 +8,37 @@ Public surface:
 - :mod:`refgrad.exact` -- enumeration oracles;
 - :mod:`refgrad.relaxations` -- Concrete / Binary Concrete maps, VJPs and densities;
 - :mod:`refgrad.random` -- SPEC 7 rng handling and the noise kernels;
-- :mod:`refgrad.stats` -- unbiasedness and variance tests with measured calibration.
+- :mod:`refgrad.stats` -- unbiasedness and variance tests with measured calibration;
+- :mod:`refgrad.testing` -- ``numpy.testing``-style assertions built on :mod:`refgrad.stats`;
+- :mod:`refgrad.crosscheck` -- verdicts on another framework's samples, densities and
+  estimates (imported on first access, ``refgrad.crosscheck``, as it is needed only for that).
+
+Every submodule is an attribute of the package after ``import refgrad``.
 """
-from . import distributions, exact, objectives, random, relaxations, stats
+import importlib
+
+from . import distributions, estimators, exact, objectives, random, relaxations, stats, testing
 from .distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from .estimators import ESTIMATORS, estimate
 
 __version__ = "0.1.0"
+
+#: Submodules imported on first attribute access (``refgrad.crosscheck``), so that
+#: ``import refgrad`` does not pay for them.
+_LAZY_SUBMODULES = ("crosscheck",)
+
+
+def __getattr__(name):
+    """``refgrad.crosscheck`` imports :mod:`refgrad.crosscheck` on first use (PEP 562)."""
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
 
 __all__ = [
     "ESTIMATORS",
@@ -29,4 +53,7 @@ __all__ = [
     "random",
     "relaxations",
     "stats",
+    "testing",
+    "estimators",
+    "crosscheck",
 ]

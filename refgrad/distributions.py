@@ -6,7 +6,8 @@ Three families, each a product of ``d`` independent variables:
 * :class:`Categorical` -- K-way variables with logits ``ℓ`` (shape ``(d, K)``),
   ``P(b_i = k) = softmax(ℓ_i)_k``; samples are one-hot, shape ``(d, K)``;
 * :class:`GaussianThreshold` -- bits ``b_i = 1[z_i ≥ 0]`` with ``z_i ~ N(μ_i, 1)``,
-  so ``P(b_i = 1) = Φ(μ_i)`` (the parameterisation of seed document 002).
+  so ``P(b_i = 1) = Φ(μ_i)`` (the latent-class parameterisation of
+  the student project report "Project REBAR" (Andrzejczuk, Bielecki & Orłowski)).
 
 Every class exposes the same surface: ``params``, ``param_shape``,
 ``event_shape``, ``probs``, ``sample``, ``from_uniforms``, ``log_prob``,
@@ -341,7 +342,7 @@ class GaussianThreshold(_BitDistribution):
     .. math::  P(b_i = 1) = Φ(μ_i), \qquad
                \frac{∂ \log q(b)}{∂ μ_i} = b_i \frac{φ(μ_i)}{Φ(μ_i)} − (1 − b_i)\frac{φ(μ_i)}{Φ(−μ_i)}.
 
-    This is the latent-class model of seed document 002 (which states
+    This is the latent-class model of the student project report "Project REBAR" (Andrzejczuk, Bielecki & Orłowski) (which states
     ``P(c = 1) = Φ(−θ)``; with ``c = 1[z ≥ 0]`` and ``z ~ N(θ, 1)`` the correct value is
     ``Φ(θ)``).  The ratios are computed to a few ulps relative for every μ: ``φ(μ)/Φ(μ)`` as
     ``1/(√(π/2) erfcx(−μ/√2))`` for μ < 0 and directly for μ ≥ 0 (``exp(log φ − log Φ)`` would lose
@@ -409,14 +410,22 @@ class Categorical(_ProductDistribution):
     Parameters
     ----------
     logits : array_like, shape (d, K)
-        K ≥ 2.
+        Row i holds the K ≥ 2 logits of variable i; one variable is shape ``(1, K)``
+        (``logits[None, :]``), never a 1-D array.
     """
 
     family = "categorical"
     _param_name = "logits"
 
     def __init__(self, logits):
-        arr = as_float_array(logits, "logits", ndim=2, copy=True)
+        arr = as_float_array(logits, "logits", copy=True)
+        if arr.ndim != 2:
+            hint = (f"; for one variable write logits[None, :] (shape (1, {arr.shape[0]}))" if arr.ndim == 1
+                    else "; for one variable write logits[None, :] (shape (1, K))")
+            raise ValueError(
+                f"logits must have shape (d, K) (d variables with K categories each); got {arr.ndim} "
+                f"dimension(s), shape {arr.shape}{hint}"
+            )
         if arr.shape[0] == 0 or arr.shape[1] < 2:
             raise ValueError(f"logits must have shape (d, K) with d >= 1 and K >= 2; got shape {arr.shape}")
         check_no_nan(arr, "logits")
@@ -570,7 +579,8 @@ class Categorical(_ProductDistribution):
 class Normal:
     r"""``d`` independent normals ``z_i ~ N(a_i θ_i + c_i, 1)``, differentiated in ``θ``.
 
-    The continuous example of seed document 001: ``z ~ N(aθ + b, 1)`` with
+    The continuous example of the lecture slides "Re-parameterization and Gumbel-max Trick" (Richard Yi Da Xu, University of Technology Sydney, 2018):
+    ``z ~ N(aθ + b, 1)`` with
     ``f(z) = z²``, whose gradient ``∂_θ E[z²] = 2a(aθ + b)`` can be estimated by the
     score function,
 

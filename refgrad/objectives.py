@@ -675,6 +675,14 @@ class Table(Objective):
 class FunctionObjective(Objective):
     """An objective from plain callables.
 
+    The callables receive a whole batch ``z``, float64: bits of shape ``(n, d)``
+    (Bernoulli, GaussianThreshold), or **one-hot rows** of shape ``(n, d, K)``
+    (Categorical: ``z[s, i, k] = 1.0`` where variable ``i`` of sample ``s`` takes
+    category ``k``), and points of ``[0, 1]`` or of the simplex where an estimator
+    relaxes the sample.  Code written for integer category indices fails on that
+    input; an ``IndexError`` or ``TypeError`` raised inside a callable is re-raised
+    as a ``ValueError`` (chained to the original) that says so.
+
     Parameters
     ----------
     value_fn : callable
@@ -707,13 +715,39 @@ class FunctionObjective(Objective):
         self.name = name if name is not None else getattr(value_fn, "__name__", None) or describe(value_fn)
 
     def _value(self, z):
-        return self.value_fn(z)
+        return self._call(self.value_fn, "value_fn", z)
 
     def _grad(self, z):
-        return self.grad_fn(z)
+        return self._call(self.grad_fn, "grad_fn", z)
 
     def _hvp(self, z, v):
-        return self.hvp_fn(z, v)
+        return self._call(self.hvp_fn, "hvp_fn", z, v)
+
+    def _call(self, fn, what, z, *rest):
+        """``fn(z, *rest)``; an IndexError or TypeError inside it is re-raised as a ValueError
+        (chained) that states the input convention, the usual cause being code written for
+        integer category indices."""
+        try:
+            return fn(z, *rest)
+        except (IndexError, TypeError) as exc:
+            raise ValueError(_convention_message(self.name, what, z, exc)) from exc
+
+
+def _convention_message(name, what, z, exc):
+    """Why a user's function may have failed on refgrad's input ``z``."""
+    if z.ndim == 3:
+        n, d, k = z.shape
+        form = (f"a float64 array of shape (n, d, K) = {z.shape}: one one-hot row of K = {k} entries per "
+                f"variable for discrete samples (z[s, i, k] = 1.0 where variable i takes category k), or a "
+                "point of the probability simplex for relaxed estimators -- not integer category indices; "
+                "to index a table use c = z.argmax(-1) (discrete samples only) or write f as a sum over "
+                "the one-hot entries, e.g. (z * weights).sum((1, 2))")
+    else:
+        form = (f"a float64 array of shape (n, d) = {z.shape}: bits 0.0/1.0 for discrete samples, values in "
+                "[0, 1] for relaxed estimators -- not integers; to index with the bits use "
+                "z.astype(int) (discrete samples only)")
+    return (f"objective {name!r}: {what} raised {type(exc).__name__} ({exc}) on its input, which is {form}. "
+            "Objectives evaluate a whole batch at once and return shape (n,)")
 
 
 def as_objective(f):

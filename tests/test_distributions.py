@@ -281,3 +281,13 @@ def test_boolean_samples_are_accepted_as_bits():
     onehot = np.array([[[False, True, False]]])
     np.testing.assert_array_equal(cat.log_prob(onehot), cat.log_prob(onehot.astype(float)))
     np.testing.assert_array_equal(cat.score(onehot), cat.score(onehot.astype(float)))
+
+
+def test_categorical_with_one_dimensional_logits_says_d_k_and_how_to_write_one_variable():
+    # before: "logits must have 2 dimension(s)", with neither (d, K) nor the one-variable form
+    with pytest.raises(ValueError, match=r"shape \(d, K\) \(d variables with K categories.*logits\[None, :\] "
+                                         r"\(shape \(1, 3\)\)"):
+        Categorical(np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"shape \(d, K\).*got 3 dimension\(s\), shape \(1, 1, 2\)"):
+        Categorical(np.zeros((1, 1, 2)))
+    assert Categorical(np.array([0.0, 1.0, 2.0])[None, :]).logits.shape == (1, 3)

@@ -644,3 +644,25 @@ def test_parameter_and_direction_errors_show_value_and_index():
         Linear([[0.0, np.nan]])
     with pytest.raises(ValueError, match=r"v must be finite.*got nan at index \(0, 0\)"):
         SquaredDistance(0.0).hvp(np.zeros((1, 2)), np.array([[np.nan, 0.0]]))
+
+
+def test_a_function_written_for_integer_indices_gets_the_one_hot_convention_explained():
+    # before: the user's own IndexError ("arrays used as indices must be of integer type") surfaced raw
+    from refgrad import Bernoulli, Categorical, exact
+
+    table = np.array([1.0, 2.0, 5.0])
+    f = FunctionObjective(lambda b: table[b[:, 0]], name="indexing")
+    with pytest.raises(ValueError, match=r"objective 'indexing': value_fn raised IndexError.*shape \(n, d, K\) = "
+                                         r"\(3, 1, 3\): one one-hot row.*z.argmax\(-1\)") as info:
+        exact.gradient(Categorical([[0.0, 1.0, 2.0]]), f)
+    assert isinstance(info.value.__cause__, IndexError)
+    bits = FunctionObjective(lambda b: table[b[:, 0]], name="bits")
+    with pytest.raises(ValueError, match=r"bits 0.0/1.0.*z.astype\(int\)"):
+        exact.gradient(Bernoulli([0.3]), bits)
+    typed = FunctionObjective(lambda z: z.sum(1), grad_fn=lambda z: len(z) + "x", name="g")
+    with pytest.raises(ValueError, match=r"objective 'g': grad_fn raised TypeError") as info:
+        typed.grad(np.zeros((2, 1, 3)))
+    assert isinstance(info.value.__cause__, TypeError)
+    # the convention itself, written as the README shows it, works
+    good = FunctionObjective(lambda b: (b[:, 0, :] * table).sum(1))
+    assert np.isfinite(exact.gradient(Categorical([[0.0, 1.0, 2.0]]), good)).all()

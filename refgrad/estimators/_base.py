@@ -315,9 +315,13 @@ ESTIMATORS: Dict[str, EstimatorSpec] = {}
 
 
 def register(spec):
-    """Add ``spec`` to :data:`ESTIMATORS` (names are unique)."""
+    """Add ``spec`` to :data:`ESTIMATORS` (names are unique); its ``__doc__`` becomes ``spec.doc``."""
     if spec.name in ESTIMATORS:
         raise ValueError(f"estimator {spec.name!r} is already registered")
+    # help(ESTIMATORS[name]) and pydoc show the estimator's own docstring (formula and
+    # source), not the generic EstimatorSpec text: pydoc documents an instance whose
+    # __doc__ is set as itself.
+    spec.__doc__ = spec.doc or spec.summary or type(spec).__doc__
     ESTIMATORS[spec.name] = spec
     return spec
 
@@ -345,8 +349,9 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
         The objective; estimators that differentiate f need an
         :class:`refgrad.objectives.Objective` with ``grad``.
     n : int, optional
-        Number of estimates.  Required with ``rng``; with ``noise`` it is read from
-        the noise arrays (and, if given, must agree).  Refused when the noise and the
+        Number of estimates.  Required whenever ``noise`` is not given (``rng`` or
+        not); with ``noise`` it is read from the noise arrays (and, if given, must
+        agree).  Refused when the noise and the
         estimates would exceed :data:`refgrad._checks.MAX_ARRAY_BYTES`: split larger
         runs into several calls.
     rng : None, int or numpy.random.Generator

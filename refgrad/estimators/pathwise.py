@@ -1,4 +1,4 @@
-"""Pathwise (reparameterisation) estimator for the continuous Normal family of seed 001."""
+"""Pathwise (reparameterisation) estimator for the continuous Normal family (refgrad.distributions.Normal)."""
 from ..objectives import evaluate_grad
 from ._base import EstimatorSpec, NoiseField, register
 
@@ -19,12 +19,13 @@ register(
         layout=lambda dist, **_: (NoiseField("u", tuple(dist.event_shape), "ε = Φ⁻¹(u), z = aθ + c + ε"),),
         cost=lambda dist, **o: 1,
         breakpoints=lambda dist, **_: {"u": None},
-        summary="∇f(z) ∂z/∂θ with z = aθ + c + Φ⁻¹(u); Kingma & Welling 2014; seed 001, 'example (2)'",
-        doc=r"""Pathwise / reparameterisation estimator for :class:`refgrad.distributions.Normal`.
+        summary="∇f(z) ∂z/∂θ with z = aθ + c + Φ⁻¹(u); Kingma & Welling 2014; Xu 2018 (lecture slides), 'example (2)'",
+        doc=r"""Pathwise / reparameterisation estimator for :class:`refgrad.distributions.Normal`
+(Kingma & Welling 2014, "Auto-Encoding Variational Bayes", §2.4).
 
 .. math::  z = aθ + c + ε,\; ε = Φ^{-1}(u), \qquad \hat g = a\, ∇f(z).
 
-For seed 001's example f(z) = z², ``ĝ = 2a(aθ + c + ε)`` with mean ``2a(aθ + c)``
+For the example (2) of the lecture slides "Re-parameterization and Gumbel-max Trick" (Richard Yi Da Xu, University of Technology Sydney, 2018), f(z) = z², ``ĝ = 2a(aθ + c + ε)`` with mean ``2a(aθ + c)``
 and variance ``4a²`` per coordinate, against the score-function estimator
 ``z² a (z − aθ − c)`` of the same mean.  Unbiased.  Cost: 1 (gradient of f).
 """,

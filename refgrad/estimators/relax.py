@@ -608,8 +608,9 @@ def fit_relax(dist, f, surrogate=None, steps=500, batch=64, lr=1e-2, rng=None, t
     .. math::  ∇_θ \sum_j \mathrm{Var}(\hat g_j) = ∇_θ E\Big[\sum_j \hat g_j^2\Big]
                = E\Big[2 \sum_j \hat g_j\, ∂_θ \hat g_j\Big],
 
-    (Grathwohl et al. 2018, §3.3 / Algorithm 2; Tucker et al. 2017, §3.2 for η, τ;
-    seed 003's "one sample is enough"), and ``2 ĝ ∂_θ ĝ`` at fixed noise is an unbiased
+    (Grathwohl et al. 2018, §3.3 / Algorithm 2; Tucker et al. 2017, §3.2 for η, τ; the
+    lecture slides "Discrete Latent Variables", Art Sobolev, Samsung AI Center: "one
+    sample is enough"), and ``2 ĝ ∂_θ ĝ`` at fixed noise is an unbiased
     estimate of it.  ``∂_θ ĝ`` is derived by hand: through ``c_ψ(z̃)`` in the score
     term and through the pathwise terms ``∂_φ c_ψ(z)``, ``∂_φ c_ψ(z̃)``, which needs the
     mixed derivatives ``∂²r/∂x∂ψ``, the relaxation's ``∂²σ_τ/∂z∂τ`` and, for τ, the

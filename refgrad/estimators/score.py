@@ -20,7 +20,8 @@ _reinforce_doc = r"""REINFORCE / score-function estimator (Williams 1992; Glynn 
 
 .. math::  \hat g = (f(b) − c)\, ∂_φ \log q_φ(b), \qquad b \sim q_φ,
 
-Also applies to the continuous :class:`refgrad.distributions.Normal` (seed 001),
+Also applies to the continuous :class:`refgrad.distributions.Normal` (the example of
+the lecture slides "Re-parameterization and Gumbel-max Trick", R. Y. D. Xu, 2018),
 with ``b`` the continuous sample ``z``.  With ``baseline`` ``c``: ``None`` (c = 0), a finite float, or ``"optimal"`` -- the
 per-coordinate variance-minimising constant ``E[f s_j²]/E[s_j²]``, computed exactly
 by enumeration (a reference lower bound for constant baselines; see
@@ -80,7 +81,7 @@ def optimal_baseline(dist, f):
     .. math::  \mathrm{Var}(g_j) = E[(f − c_j)^2 s_j^2] − (∂_j L)^2
                \;\Rightarrow\; c_j^\star = \frac{E[f(b)\, s_j(b)^2]}{E[s_j(b)^2]},
 
-    computed by enumeration (Weaver & Tao 2001; seed 003 states the same ratio in
+    computed by enumeration (Weaver & Tao 2001; the lecture slides "Discrete Latent Variables" (Art Sobolev, Samsung AI Center) state the same ratio in
     covariance form).  Coordinates with ``E[s_j²] = 0`` (deterministic variables) get
     ``c_j = 0``.  Returns an array of shape ``dist.param_shape``.
     """
