@@ -1,6 +1,7 @@
-"""Seed 000: 'Did I understand the usage of Gumbel-Softmax reparametrization correctly?' (mixture of experts).
+"""A forum question's Gumbel-Softmax estimator for a mixture of experts, checked with exact numbers.
 
-The asker's model is ``log p(y|x) = log Σ_z p(y|z, x, θ) p(z|x, φ)`` with a softmax
+Source: the forum question "Did I understand the usage of Gumbel-Softmax reparametrization
+correctly?" (a public question-and-answer forum, author not named).  The asker's model is ``log p(y|x) = log Σ_z p(y|z, x, θ) p(z|x, φ)`` with a softmax
 gate ``p(z|x, φ)`` over K experts.  They propose to maximise the Jensen bound
 ``B(φ) = Σ_z p(z|φ) log p(y|z)`` instead, claim that its φ-gradient
 ``Σ_z log p(y|z) ∇φ p(z|φ)`` 'cannot be approximated since it is not an expectation',
@@ -24,6 +25,7 @@ from refgrad import objectives as obj
 from refgrad.distributions import Categorical
 
 from ..core import Case
+from ..sources import cite
 
 ALPHA = 1e-3
 
@@ -102,12 +104,12 @@ def _mixture_extension():
     P = LIKELIHOOD
 
     def value(z):
-        w = z[:, 0, :] @ P.T  # (n, m)
+        w = np.ascontiguousarray(z[:, 0, :]) @ P.T  # (n, m); contiguous: a strided matmul is ~8× slower
         return np.log(w).mean(1)
 
     def grad(z):
-        w = z[:, 0, :] @ P.T
-        return ((1.0 / w) @ P / P.shape[0])[:, None, :]
+        w = np.ascontiguousarray(z[:, 0, :]) @ P.T
+        return ((1.0 / w) @ P * (1.0 / P.shape[0]))[:, None, :]
 
     return obj.FunctionObjective(value, grad_fn=grad, name="log-mixture extension (1/m)Σ_i log Σ_k β_k p(y_i|k)")
 
@@ -184,10 +186,18 @@ def _bound_and_likelihood(ctx):
     probs = dist.probs[0]
     score_form = sum(probs[k] * F[k] * (np.eye(3)[k] - probs) for k in range(3))
     direct = sum(F[k] * _fd(lambda phi, k=k: _softmax(phi)[k], PHI0) for k in range(3))
-    ctx.check("seed 000's 'Σ_z log p(y|z) ∇φ p(z|φ) cannot be approximated since it is not an expectation' is wrong: "
+    ctx.check("the forum question's 'Σ_z log p(y|z) ∇φ p(z|φ) cannot be approximated since it is not an expectation' is wrong: "
               "it equals E_z[log p(y|z) ∇φ log p(z|φ)] (score function)",
               np.allclose(score_form, direct, atol=1e-8) and np.allclose(score_form, g_bound, atol=1e-13),
               f"Σ_z F ∇p (FD) = {np.round(direct, 6).tolist()}, E[F ∇ log p] = {np.round(score_form, 6).tolist()}")
+    ctx.source_finding("forum", "∇φ Σ_z log p(y|z) p(z|φ) = Σ_z log p(y|z) ∇φ p(z|φ) “cannot be approximated since it "
+                       "is not an expectation”", "wrong",
+                       "it is E_z[log p(y|z) ∇φ log p(z|φ)] (score function): both forms agree to "
+                       f"{np.max(np.abs(score_form - g_bound)):.0e} at φ₀, and REINFORCE estimates it without bias "
+                       "(table 'Estimators of ∇φ B')")
+    ctx.source_finding("forum", "Σ_z p(z|x, φ) log p(y|z, x, θ) is a lower bound of log p(y|x)", "correct",
+                       f"Jensen holds at {len(phis)} gate settings × 6 observations (smallest average gap "
+                       f"{min(r[4] for r in rows):.4f}); but it is a different objective (table 'Maximisers')")
     return F, g_bound, g_ll
 
 
@@ -217,10 +227,13 @@ def _theta_gradient(ctx):
                 fd_l.tolist()]],
               note="The asker's θ-gradient is the right gradient of their bound. For log p(y|x) itself the experts' "
                    "gradients are weighted by the posterior p(z|y, x), not by the gate p(z|x).")
-    ctx.check("seed 000's θ-gradient Σ_z ∇θ log p(y|z, θ) p(z|φ) is the gradient of the bound (FD)",
+    ctx.check("the forum question's θ-gradient Σ_z ∇θ log p(y|z, θ) p(z|φ) is the gradient of the bound (FD)",
               np.allclose(asker, fd_b, atol=1e-8) and np.allclose(posterior, fd_l, atol=1e-8)
               and not np.allclose(asker, posterior, atol=1e-3),
               f"bound: {np.round(asker, 6).tolist()}; log-likelihood: {np.round(posterior, 6).tolist()}")
+    ctx.source_finding("forum", "∇θ = Σ_z ∇θ log p(y|z, x, θ) p(z|x, φ)", "correct",
+                       f"equals central finite differences of the bound (max deviation {np.max(np.abs(asker - fd_b)):.1e}); "
+                       "it is not the gradient of log p(y|x), which weights the experts by the posterior p(z|y, x)")
 
 
 def _maximisers(ctx, F):
@@ -292,7 +305,7 @@ def _estimators(ctx, F, g_bound, g_ll):
     asker = _asker_objective(F)
     mixture = _mixture_extension()
     n = ctx.size(20000, 200000)
-    level_st, level_gs = ctx.size(3, 4), ctx.size(4, 5)
+    level_st, level_gs = ctx.size(3, 4), ctx.size(3, 5)
     ctx.setting(n_mc_per_estimator=n, quadrature_level_straight_through=level_st,
                 quadrature_level_gumbel_softmax=level_gs)
     have_rebar = "rebar" in refgrad.ESTIMATORS
@@ -313,15 +326,17 @@ def _estimators(ctx, F, g_bound, g_ll):
             c = refgrad.ESTIMATORS[name].cost_of(dist, **options)
         bias = mean - g_bound
         cos = float(mean @ g_bound / (np.linalg.norm(mean) * np.linalg.norm(g_bound)))
-        rows.append([label, "" if tau is None else tau, np.round(mean, 5).tolist(), float(np.linalg.norm(bias)),
+        rows.append([label, "n/a" if tau is None else tau, np.round(mean, 5).tolist(), float(np.linalg.norm(bias)),
                      float(np.linalg.norm(bias) / np.linalg.norm(g_bound)), cos, float(np.linalg.norm(mean - g_ll)),
                      var, c if cost is None else cost, method, err])
-        p_oracle = _unbiased(samples, mean[None]) if exact_moments else float("nan")
+        p_oracle = _unbiased(samples, mean[None]) if exact_moments else "n/a (no exact mean)"
         p_bound = _unbiased(samples, g_bound[None])
-        mc_rows.append([label, "" if tau is None else tau, np.round(samples[:, 0].mean(0), 5).tolist(), p_oracle,
+        mc_rows.append([label, "n/a" if tau is None else tau, np.round(samples[:, 0].mean(0), 5).tolist(), p_oracle,
                         p_bound])
+        # Monte Carlo: ±2 standard errors of ‖mean − ∇B‖ (its size under unbiasedness is about √(tr Var / n))
+        half_width = 2 * math.sqrt(var / n) / float(np.linalg.norm(g_bound)) if not exact_moments else 0.0
         bars.append(((short or label) + ("" if tau is None else f", τ={tau}"),
-                     float(np.linalg.norm(bias) / np.linalg.norm(g_bound)), method))
+                     float(np.linalg.norm(bias) / np.linalg.norm(g_bound)), method, half_width))
         return mean, samples, p_oracle, p_bound
 
     m_rf, _, p_o, p_b = add("REINFORCE (score function)", "reinforce", table_F, short="REINFORCE")
@@ -354,7 +369,7 @@ def _estimators(ctx, F, g_bound, g_ll):
                   np.max(np.abs(jac_sum)) < 1e-12,
                   f"max |Σ_j ∂β_j/∂φ_i| over 2000 samples = {np.max(np.abs(jac_sum)):.1e}")
         m_st, s_st, p_o, p_b = add("(ii) straight-through Gumbel-Softmax, f linear ext.", "straight_through", table_F,
-                                   tau=tau, short="(ii)=(iii) linear ext.")
+                                   tau=tau, short="(ii) ST-GS = (iii) GS, linear ext.")
         s_gs = refgrad.estimate("gumbel_softmax", dist, table_F, noise={"u": u_noise}, tau=tau)[:, 0]
         s_st_same = refgrad.estimate("straight_through", dist, table_F, noise={"u": u_noise}, tau=tau)[:, 0]
         ctx.check(f"(iii) Gumbel-Softmax with the linear extension Σ_k β_k F_k is the same estimator as (ii) "
@@ -364,10 +379,9 @@ def _estimators(ctx, F, g_bound, g_ll):
         ctx.check(f"(ii) straight-through Gumbel-Softmax is biased for ∇B (τ = {tau})",
                   np.linalg.norm(m_st - g_bound) > 0.05 * np.linalg.norm(g_bound) and p_b < ALPHA and p_o > ALPHA,
                   f"E[ĝ] = {np.round(m_st, 5).tolist()}; MC p vs exact mean {p_o:.3g}, vs ∇B {p_b:.2g}")
-        m_gs, _, p_o, p_b = add("(iii) Gumbel-Softmax, f = (1/m)Σ log Σ_k β_k p(y|k)", "gumbel_softmax", mixture,
-                                tau=tau,
-                                short="(iii) log-mixture ext.")
-        ctx.check(f"(iii) Gumbel-Softmax with the log-mixture extension is biased for ∇B (τ = {tau})",
+        m_gs, _, p_o, p_b = add("(iv) Gumbel-Softmax, f = (1/m)Σ log Σ_k β_k p(y|k)", "gumbel_softmax", mixture,
+                                tau=tau, short="(iv) GS, log-mixture ext.")
+        ctx.check(f"(iv) Gumbel-Softmax with the log-mixture extension is biased for ∇B (τ = {tau})",
                   np.linalg.norm(m_gs - g_bound) > 0.05 * np.linalg.norm(g_bound) and p_b < ALPHA and p_o > ALPHA,
                   f"E[ĝ] = {np.round(m_gs, 5).tolist()}; MC p vs exact mean {p_o:.3g}, vs ∇B {p_b:.2g}")
     rows.append(["exact marginalisation Σ_k F_k ∇φ p_k", "", np.round(g_bound, 5).tolist(), 0.0, 0.0, 1.0,
@@ -403,16 +417,24 @@ def _estimators(ctx, F, g_bound, g_ll):
         ax = fig.add_subplot(111)
         labels = [b[0] for b in bars]
         values = [b[1] for b in bars]
-        ax.barh(range(len(bars)), values, color=["C2" if v < 0.01 else "C3" for v in values])
+        errs = [b[3] for b in bars]
+        ax.barh(range(len(bars)), values, color=["C2" if v < 0.01 + e else "C3" for v, e in zip(values, errs)])
+        mc = [j for j, b in enumerate(bars) if b[2] == "Monte Carlo"]
+        ax.errorbar([values[j] for j in mc], mc, xerr=[errs[j] for j in mc], fmt="o", color="k", ms=3, capsize=3,
+                    lw=0.9)
         for j, (v, b) in enumerate(zip(values, bars)):
-            ax.text(v + 0.01, j, f"{v:.3f}" + (" (MC)" if b[2] == "Monte Carlo" else ""), va="center", fontsize=7)
+            text = f"{v:.3f}" + (f" ± {b[3]:.3f} (MC, 2 s.e.)" if b[2] == "Monte Carlo" else " (exact)")
+            ax.text(v + b[3] + 0.01, j, text, va="center", fontsize=7)
         ax.set_yticks(range(len(bars)))
         ax.set_yticklabels(labels, fontsize=8)
-        ax.set_xlim(0, max(values) * 1.2)
+        ax.set_xlim(-0.03, max(values) * 1.25)
+        ax.axvline(0, color="k", lw=0.6)
         ax.invert_yaxis()
         ax.set_xlabel("relative bias ‖E[ĝ] − ∇B‖ / ‖∇B‖")
 
-    ctx.figure("bias", "Relative bias of each estimator of the bound's φ-gradient (REBAR: Monte Carlo)", draw)
+    ctx.figure("bias", "Relative bias of each estimator of the bound's φ-gradient: exact (quadrature or enumeration) "
+                       "except REBAR, a Monte Carlo mean whose error bar (±2 standard errors) covers 0 — its bar is "
+                       "noise, not bias. (ii) and (iii) are the same estimator here (checked sample by sample)", draw)
     return need
 
 
@@ -454,6 +476,12 @@ def _annealing(ctx, F, g_bound):
               and all(a[2] > b[2] for a, b in zip(curve[1:], curve[2:])),
               f"τ = {small[0]}: (i) relative bias {small[1]:.3f}, distance to ½∇B {small[2]:.3f}; (ii) relative bias "
               f"{small[3]:.4f}; (i) relative bias over τ = {list(taus)}: {[round(c[1], 3) for c in curve]}")
+    by_tau = {c[0]: c for c in curve}
+    ctx.source_finding("forum", "∇φ ≈ (1/n) Σ_i log p(y | z = onehot(β(x, g_i))) ∇φ β(x, g_i), β = softmax((log α + g)/λ), "
+                       "with “tinkering with the annealing schedule of λ”", "wrong",
+                       f"exact relative bias of its mean for ∇φ of the bound: {by_tau[1.0][1]:.2f} at λ = 1, "
+                       f"{by_tau[0.5][1]:.2f} at λ = 0.5, {small[1]:.2f} at λ = {small[0]} (the mean tends to ½∇B); "
+                       f"tr Var grows from {by_tau[1.0][4]:.3g} to {small[4]:.3g}")
 
     def draw(fig):
         ax = fig.add_subplot(1, 2, 1)
@@ -498,9 +526,15 @@ def run(ctx):
 
 CASE = Case(
     name="seed000_experts",
-    title="Seed 000: mixture of experts — the bound, its gradient and the proposed Gumbel-Softmax estimator",
-    source="seed 000 (forum question 'Did I understand the usage of Gumbel-Softmax reparametrization correctly?')",
-    description="A synthetic mixture of K = 3 experts (6 observations at one input, fixed expert likelihoods, softmax "
+    title="A forum question's Gumbel-Softmax estimator for a mixture of experts",
+    source=cite("forum"),
+    description="Formula under test: the asker's gradient of the Jensen bound B(φ) = Σ_z p(z|x, φ) log p(y|z, x, θ), "
+                "∇φ ≈ (1/n) Σ_i log p(y | z = onehot(β(x, g_i)), x, θ) ∇φ β(x, g_i) with "
+                "β = softmax((log α + g)/λ), and the claim that Σ_z log p(y|z) ∇φ p(z|φ) 'cannot be approximated "
+                "since it is not an expectation'. Both are wrong: the sum is E_z[log p(y|z) ∇φ log p(z|φ)], which "
+                "REINFORCE estimates without bias, and the proposed estimator's exact mean misses ∇B by 70–82% at "
+                "λ = 0.5–1 and tends to ½∇B as λ → 0 (the source findings list the measured numbers). "
+                "Setting: a synthetic mixture of K = 3 experts (6 observations at one input, fixed expert likelihoods, softmax "
                 "gate logits φ). Exact log p(y|x), the asker's Jensen bound and both exact φ-gradients (refgrad.exact, "
                 "closed forms, finite differences); the maximiser of each; the θ-gradient; and the exact mean and "
                 "variance of every reading of the proposed estimator against REINFORCE, REBAR and exact "
