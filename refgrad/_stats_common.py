@@ -16,6 +16,9 @@ SHARE_LIMIT = 0.02
 OUTLIER_SIGMAS = 5.0
 
 _DEFAULT_RTOL = 1e-12
+#: Inputs of lower precision than float64: the default ``rtol`` is this many ulps, ``ROUNDING_ULPS · eps(dtype)``
+#: (1.2e-4 for float32), capped at 0.01.
+ROUNDING_ULPS = 1024
 _METHODS = ("hotelling", "holm", "both")
 _ALTERNATIVES = ("less", "greater", "two-sided")
 _MAX_ROWS = 20
@@ -43,6 +46,28 @@ def _check_rtol(rtol):
     if not (0.0 <= value < 1.0):
         raise ValueError(f"rtol must be in [0, 1); got {value!r}")
     return value
+
+
+def _input_eps(x):
+    """Machine epsilon of the floating dtype ``x`` arrives in (float64's for anything else)."""
+    try:
+        dtype = np.asarray(x).dtype
+    except (TypeError, ValueError, RuntimeError):
+        return _EPS
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else _EPS
+
+
+def _resolve_rtol(rtol, *inputs):
+    """``rtol`` checked, or for ``None`` the rounding level of the coarsest floating dtype among ``inputs``.
+
+    float64 (and integer or list input): ``_DEFAULT_RTOL`` = 1e-12; a lower precision:
+    ``min(ROUNDING_ULPS · eps, 0.01)`` -- float32 samples (torch's default) are rounded at
+    relative 6e-8 per entry, so a sum-to-zero score sums to zero only up to a few float32
+    ulps, which 1e-12 would read as a real departure from the hyperplane."""
+    if rtol is not None:
+        return _check_rtol(rtol)
+    eps = max(_input_eps(x) for x in inputs)
+    return _DEFAULT_RTOL if eps <= _EPS else min(ROUNDING_ULPS * eps, 0.01)
 
 
 def _check_choice(value, name, choices):

@@ -7,12 +7,11 @@ from scipy import special
 from ._checks import describe
 from ._stats_common import (
     _ALTERNATIVES,
-    _DEFAULT_RTOL,
     SKEWNESS_LIMIT,
     _as_samples,
     _check_alpha,
     _check_choice,
-    _check_rtol,
+    _resolve_rtol,
     _constant_columns,
     _fmt,
     _frozen,
@@ -107,7 +106,7 @@ def _pvalue(z, alternative):
     return np.minimum(1.0, 2.0 * special.ndtr(-np.abs(z)))
 
 
-def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=_DEFAULT_RTOL):
+def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=None):
     r"""Compare the variances of two estimators, per coordinate and for the trace.
 
     ``H0: Var(a) = Var(b)`` against ``H1: Var(a) < Var(b)`` (``alternative="less"``),
@@ -169,8 +168,10 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=_D
         default is False because it is the safe reading of two unrelated arrays;
         pass ``paired=True`` explicitly for common-noise samples (much more powerful).
     alpha : float in (0, 1)
-    rtol : float, keyword-only
-        Relative rounding level for "constant" coordinates.
+    rtol : float in [0, 1) or None, keyword-only
+        Relative rounding level for "constant" coordinates; default None: 1e-12 for
+        float64 input, ``ROUNDING_ULPS · eps`` (1.2e-4) for float32 (see
+        :func:`refgrad.stats.unbiasedness_test`).
 
     Returns
     -------
@@ -185,7 +186,7 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=_D
         raise TypeError(f"paired must be True or False; got {describe(paired)} of type {type(paired).__name__}")
     paired = bool(paired)
     alpha = _check_alpha(alpha)
-    rtol = _check_rtol(rtol)
+    rtol = _resolve_rtol(rtol, a, b)
     xa, shape = _as_samples(a, "a", minimum=3)
     xb, shape_b = _as_samples(b, "b", minimum=3)
     if shape_b != shape:

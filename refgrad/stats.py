@@ -55,9 +55,12 @@ Numerical zero
 Gradient coordinates that are structurally deterministic (a zero-variance
 coordinate, a direction in which every estimate lies on a hyperplane, as
 ``Σ_k ĝ_k = 0`` for the score of a softmax) are detected up to rounding: two values
-are "equal" when they differ by at most ``rtol · scale`` with ``rtol = 1e-12`` by
-default and ``scale`` the largest magnitude among the samples of that coordinate and
-the whole target.  Such coordinates and directions are decided exactly (see
+are "equal" when they differ by at most ``rtol · scale`` with ``scale`` the largest
+magnitude among the samples of that coordinate and the whole target, and by default
+``rtol = 1e-12`` for float64 input and ``ROUNDING_ULPS · eps = 1024 · 2⁻²³ ≈ 1.2e-4``
+for float32 input (torch's default dtype: a float32 score sums to zero across the K
+classes only up to a few float32 ulps, which the float64 tolerance reads as a real
+departure and reports as inconclusive).  Such coordinates and directions are decided exactly (see
 :func:`unbiasedness_test`).  This is correct only when the degeneracy is structural;
 a discrete estimator whose rare outcomes simply did not occur in the sample looks
 the same, so use a sample size that makes every outcome likely to appear (the
@@ -92,7 +95,6 @@ from ._stats_calibration import (
     estimated_size,
 )
 from ._stats_common import (
-    _DEFAULT_RTOL,
     _EPS,
     _METHODS,
     KURTOSIS_LIMIT,
@@ -102,7 +104,7 @@ from ._stats_common import (
     _as_samples,
     _check_alpha,
     _check_choice,
-    _check_rtol,
+    _resolve_rtol,
     _constant_columns,
     _fmt,
     _frozen,
@@ -118,6 +120,8 @@ from ._stats_variance import VarianceResult, variance_test
 from .random import as_generator
 
 __all__ = [
+    "COMBINED_PVALUE_EXPLANATION",
+    "COMBINATIONS",
     "unbiasedness_test",
     "variance_test",
     "required_samples",
@@ -145,6 +149,23 @@ __all__ = [
 ]
 
 
+#: How the default (``method="both"``) p-value of :func:`unbiasedness_test` is formed, in plain words.
+COMBINED_PVALUE_EXPLANATION = (
+    "The p-value combines two tests of the same hypothesis: Hotelling's T² on all coordinates at once and "
+    "per-coordinate t-tests with Holm's correction; it is twice the smaller of their p-values, capped at 1 "
+    "(Bonferroni), so that rejecting when either test rejects keeps the stated level. With a single "
+    "coordinate the two tests are the same t-test, so its p-value is used as it is, without doubling."
+)
+
+#: The values of :attr:`UnbiasednessResult.combination`: which test(s) the p-value comes from.
+COMBINATIONS = {
+    "single": "single t-test (one coordinate): Hotelling T² = t², so its p-value is used without doubling",
+    "both": "Bonferroni of Hotelling T² and {step} t-tests: p = min(1, 2 x the smaller of the two p-values)",
+    "hotelling": "Hotelling T² alone (method='hotelling')",
+    "holm": "{step} t-tests alone",
+    "exact": "decided exactly (no coordinate varies in the sample)",
+}
+
 
 # --------------------------------------------------------------------------------------------
 # unbiasedness
@@ -155,7 +176,10 @@ __all__ = [
 class UnbiasednessResult:
     """Result of :func:`unbiasedness_test`.
 
-    ``pvalue``/``reject`` are the decision of the chosen ``method``; the Hotelling and
+    ``pvalue``/``reject`` are the decision of the chosen ``method``, and ``combination``
+    says in one line how ``pvalue`` was formed from the parts (one of
+    :data:`COMBINATIONS`: with ``method="both"`` the Bonferroni combination, or the
+    single t-test when only one coordinate is tested); the Hotelling and
     Holm parts are always both reported (``hotelling_pvalue`` is ``None`` when
     Hotelling's test is not available, n ≤ number of non-constant coordinates).
     ``rank`` is the numerical rank used by Hotelling (0 when it was not computed).
@@ -198,6 +222,7 @@ class UnbiasednessResult:
     normal_holm_pvalue: float = None
     estimated_size: object = None
     level_warning: object = None
+    combination: str = ""
 
     def __str__(self):
         shape = self.mean.shape
@@ -225,6 +250,8 @@ class UnbiasednessResult:
         lines.append(
             f"  p-value = {_fmt(self.pvalue)} -> H0 (E[estimate] = target) {verdict} at alpha = {self.alpha:g}"
         )
+        if self.combination:
+            lines.append(f"  combination: {self.combination}")
         labels = _index_labels(shape)
         rows = [
             [
@@ -249,7 +276,7 @@ class UnbiasednessResult:
         return "\n".join(lines)
 
 
-def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAULT_RTOL, degenerate="inconclusive",
+def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, degenerate="inconclusive",
                       calibration="auto", resamples=None, rng=BOOTSTRAP_SEED):
     r"""Test ``E[ĝ] = target`` from n independent estimates ĝ_1..ĝ_n.
 
@@ -293,6 +320,11 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     :math:`\min(1, 2 \min(p_{T^2}, p_{Holm}))`, so that the stated ``alpha`` bounds the
     false-alarm rate of "reject if either test rejects" (Hotelling is more powerful
     against correlated/diffuse biases, Holm against a bias in one coordinate).
+    When only one coordinate is tested (p = 1, or every other coordinate constant)
+    the two parts are the same test -- :math:`T^2 = t^2` and
+    :math:`F(1, n-1) = t_{n-1}^2` -- and the doubling would only halve the power, so
+    that t-test's p-value is the decision (``combination`` says which was used;
+    :data:`COMBINED_PVALUE_EXPLANATION` is the plain-words version).
     ``reject = pvalue < alpha``.
 
     **Calibration.**  The F and t reference distributions above are exact for normal
@@ -371,8 +403,10 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     alpha : float in (0, 1)
         Level of the test.
     method : {"both", "hotelling", "holm"}
-    rtol : float, keyword-only
+    rtol : float in [0, 1) or None, keyword-only
         Relative rounding level for "equal"/"constant" (see the module docstring).
+        Default None: from the dtype the samples and target arrive in -- 1e-12 for
+        float64 (or integers, lists), ``ROUNDING_ULPS · eps`` = 1.2e-4 for float32.
     degenerate : {"inconclusive", "exact"}, keyword-only
         How to treat a constant coordinate (or a direction in which every sample is
         constant) whose mean differs from the target: left out and reported
@@ -409,7 +443,7 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     mu0 = mu0.reshape(p)
     alpha = _check_alpha(alpha)
     method = _check_choice(method, "method", _METHODS)
-    rtol = _check_rtol(rtol)
+    rtol = _resolve_rtol(rtol, samples, target)
     degenerate = _check_choice(degenerate, "degenerate", ("inconclusive", "exact"))
     calibration = _check_choice(calibration, "calibration", CALIBRATIONS)
     if resamples is not None:
@@ -421,20 +455,13 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
     c = _coordinate_tests(x, mu0, rtol, exact_degenerate, shape, notes)
     h = _hotelling_part(c, n, exact_degenerate, notes)
     normal_hot, normal_holm = h.hot_p, float(c.adjusted.min())
-    cal = _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes)
+    single = _single_test(method, c, h, exact_degenerate)
+    cal = _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes, single)
     holm_p = float(c.adjusted.min())
     hot_p = h.hot_p
     inconclusive = not exact_degenerate and bool(c.off.any() or h.violated)
 
-    if method == "hotelling" and h.available:
-        pvalue, statistic = hot_p, h.t2
-    elif method == "both" and h.available:
-        pvalue, statistic = min(1.0, 2.0 * min(hot_p, holm_p)), h.t2
-    else:
-        pvalue = holm_p
-        statistic = float(np.max(np.abs(c.tstat)))
-        if method != "holm":
-            notes.append(f"method={method!r} fell back to Holm's per-coordinate tests (Hotelling not available)")
+    pvalue, statistic, combination = _decision(method, c, h, hot_p, holm_p, single, cal.used, notes)
     for text in cal.warnings:
         warnings.warn(text, CalibrationWarning, stacklevel=2)
 
@@ -467,7 +494,31 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=_DEFAU
         normal_holm_pvalue=normal_holm,
         estimated_size=cal.estimated_size,
         level_warning=" | ".join(cal.warnings) if cal.warnings else None,
+        combination=combination,
     )
+
+
+def _single_test(method, c, h, exact_degenerate):
+    """True when ``method="both"`` tests one coordinate only: T² = t² and both parts are one t-test."""
+    if method != "both" or not h.available or int(c.live.sum()) != 1:
+        return False
+    return not (exact_degenerate and (c.off.any() or math.isinf(h.t2)))
+
+
+def _decision(method, c, h, hot_p, holm_p, single, used, notes):
+    """(pvalue, statistic, combination) of the chosen ``method``; see :data:`COMBINATIONS`."""
+    step = "Westfall-Young step-down max-T" if used == "bootstrap" else "Holm"
+    if int(c.live.sum()) == 0:
+        return holm_p, float(np.max(np.abs(c.tstat))), COMBINATIONS["exact"]
+    if single:
+        return holm_p, h.t2, COMBINATIONS["single"]
+    if method == "hotelling" and h.available:
+        return hot_p, h.t2, COMBINATIONS["hotelling"]
+    if method == "both" and h.available:
+        return min(1.0, 2.0 * min(hot_p, holm_p)), h.t2, COMBINATIONS["both"].format(step=step)
+    if method != "holm":
+        notes.append(f"method={method!r} fell back to Holm's per-coordinate tests (Hotelling not available)")
+    return holm_p, float(np.max(np.abs(c.tstat))), COMBINATIONS["holm"].format(step=step)
 
 
 def _coordinate_tests(x, mu0, rtol, exact_degenerate, shape, notes):
@@ -552,7 +603,7 @@ def _hotelling_part(c, n, exact_degenerate, notes):
     return h
 
 
-def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes):
+def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes, single=False):
     """Choose the reference distribution; with the bootstrap, overwrite the p-values in ``c`` and ``h``."""
     live = c.live
     m = int(live.sum())
@@ -560,7 +611,7 @@ def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degene
     if m == 0 or (exact_degenerate and h.hot_p == 0.0):
         return out  # nothing random left to calibrate: decided exactly
     n = x.shape[0]
-    parts = _parts(method, alpha, h.available)
+    parts = _parts("holm" if single else method, alpha, h.available)
     u = c.dev[:, live] / c.sd[live]
     whiten = h.whiten if h.available and h.rank > 0 else None
     if whiten is not None and whiten.shape[1] > MAX_BOOTSTRAP_RANK:
