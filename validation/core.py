@@ -77,6 +77,7 @@ class Table:
     columns: List[str]
     rows: List[list]
     note: str = ""
+    constant: List[str] = field(default_factory=list)  # columns shown in the note, not the table
 
 
 @dataclass
@@ -211,8 +212,49 @@ class Context:
         self.result.checks.append(Check(name, bool(passed), detail, _jsonable(expected), _jsonable(observed)))
         return bool(passed)
 
-    def table(self, title, columns, rows, note=""):
-        self.result.tables.append(Table(title, list(columns), [_jsonable(list(r)) for r in rows], note))
+    def table(self, title, columns, rows, note="", constant=()):
+        """Record a table: one value per column in every row.
+
+        Parameters
+        ----------
+        title : str
+        columns : sequence of str
+        rows : sequence of sequences, each of length ``len(columns)``
+        note : str, optional
+            Markdown shown under the table.
+        constant : sequence of str, optional
+            Columns with the same value in every row: report.md states them in the note as
+            ``column = value for every row`` instead of repeating them (results.json keeps them).
+            Columns with no value in any row (None or NaN) are moved to the note automatically.
+
+        Raises
+        ------
+        TypeError
+            ``title`` or a column name is not a string.
+        ValueError
+            A row has the wrong length, or a ``constant`` column is unknown or not constant.
+        """
+        if not isinstance(title, str):
+            raise TypeError(f"title must be a str; got {type(title).__name__} {title!r}")
+        columns = list(columns)
+        bad = [(j, c) for j, c in enumerate(columns) if not isinstance(c, str)]
+        if bad:
+            raise TypeError(f"columns must be strings; columns[{bad[0][0]}] is {bad[0][1]!r} (table {title!r})")
+        rows = [_jsonable(list(r)) for r in rows]
+        for i, r in enumerate(rows):
+            if len(r) != len(columns):
+                raise ValueError(f"rows[{i}] of table {title!r} has {len(r)} values; it must have one per column, "
+                                 f"{len(columns)} ({columns})")
+        constant = list(constant)
+        for c in constant:
+            if c not in columns:
+                raise ValueError(f"constant names column {c!r}, which is not one of the columns {columns}")
+            j = columns.index(c)
+            diff = [i for i, r in enumerate(rows) if r[j] != rows[0][j]]
+            if diff:
+                raise ValueError(f"constant column {c!r} of table {title!r} is not constant: rows[{diff[0]}] has "
+                                 f"{rows[diff[0]][j]!r}, rows[0] has {rows[0][j]!r}")
+        self.result.tables.append(Table(title, columns, rows, str(note), constant))
 
     def note(self, text):
         self.result.notes.append(text)
@@ -248,7 +290,7 @@ class Context:
             A key of :data:`validation.sources.SOURCES` (``"forum"``, ``"xu_slides"``, ``"rebar_report"``,
             ``"sobolev_slides"``).
         claim : str
-            The formula or statement under test, quoted briefly (markdown allowed).
+            The formula or statement under test, quoted briefly (plain text, shown literally).
         verdict : str
             ``"correct"``, ``"wrong"`` or ``"imprecise"``.
         numbers : str
@@ -298,9 +340,15 @@ class Context:
         return rel
 
 
-def run_case(case, quick, seed, out_dir):
-    """Run one case; never raises (an exception becomes a failed result with its traceback)."""
+def run_case(case, quick, seed, out_dir, reporter=None):
+    """Run one case; never raises (an exception becomes a failed result with its traceback).
+
+    ``reporter`` receives :meth:`Context.progress` events (``begin(case, label, total)``,
+    ``step(case, label)``, ``end(case, label)``); by default they are dropped.
+    """
     ctx = Context(case, quick, seed, out_dir)
+    if reporter is not None:
+        ctx.reporter = reporter
     start = time.perf_counter()
     try:
         case.run(ctx)

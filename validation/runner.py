@@ -1,16 +1,26 @@
-"""Run validation cases through any concurrent.futures.Executor and write the report."""
+"""Run validation cases through any concurrent.futures.Executor and write the report.
+
+Progress: a case is announced ("started NAME") when it starts running, by the worker
+itself; :meth:`validation.core.Context.progress` events travel from the worker to this
+process (directly with ``jobs=1``, through a multiprocessing queue given to the pool's
+initializer with the default process pool, through a manager queue with an executor the
+caller passes) and are shown by :mod:`validation.progress`-style displays defined here:
+tqdm bars on a terminal, plain throttled lines otherwise.
+"""
 import importlib
 import json
+import multiprocessing
 import os
+import queue as _queue
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .core import run_case
 from .report import write_report
 
-__all__ = ["CASE_MODULES", "load_case", "run", "case_names"]
+__all__ = ["CASE_MODULES", "load_case", "run", "case_names", "PlainDisplay", "BarDisplay"]
 
 #: Case modules in report order.
 CASE_MODULES = [
@@ -26,6 +36,9 @@ CASE_MODULES = [
     "validation.cases.crosscheck_torch",
     "validation.cases.crosscheck_jax",
 ]
+
+#: A worker sends at most one "step" message per case and stage this often (seconds).
+SEND_EVERY = 0.2
 
 
 def load_case(module_name):
@@ -44,9 +57,51 @@ def case_names():
     return out
 
 
-def _run_module(module_name, quick, seed, out_dir):
-    # worker entry point: picklable by name
-    return run_case(load_case(module_name), quick, seed, out_dir)
+# -- worker side ---------------------------------------------------------------------------------
+
+_WORKER_QUEUE = None  # set in pool workers by _init_worker
+
+
+def _init_worker(q):
+    global _WORKER_QUEUE
+    _WORKER_QUEUE = q
+
+
+class _Sender:
+    """Context reporter in a worker: forwards progress events as tuples, steps throttled to SEND_EVERY."""
+
+    def __init__(self, sink, name):
+        self.sink, self.name, self.done, self.last = sink, name, {}, {}
+
+    def put(self, *msg):
+        try:
+            self.sink.put(msg)
+        except Exception:  # noqa: BLE001 - a lost progress message must never fail the case
+            pass
+
+    def begin(self, case, label, total):
+        self.done[label], self.last[label] = 0, time.monotonic()
+        self.put("begin", self.name, label, total)
+
+    def step(self, case, label):
+        self.done[label] = self.done.get(label, 0) + 1
+        now = time.monotonic()
+        if now - self.last.get(label, 0.0) >= SEND_EVERY:
+            self.last[label] = now
+            self.put("step", self.name, label, self.done[label])
+
+    def end(self, case, label):
+        self.put("end", self.name, label, self.done.pop(label, 0))
+
+
+def _run_module(module_name, quick, seed, out_dir, sink=None):
+    # worker entry point, picklable by name; ``sink`` (or the pool's queue) receives progress tuples
+    sink = sink if sink is not None else _WORKER_QUEUE
+    case = load_case(module_name)
+    sender = _Sender(sink, case.name) if sink is not None else None
+    if sender is not None:
+        sender.put("start", case.name, "", None)
+    return run_case(case, quick, seed, out_dir, reporter=sender)
 
 
 class _InlineExecutor:
@@ -72,51 +127,256 @@ class _InlineExecutor:
         return False
 
 
+# -- main-process displays -------------------------------------------------------------------------
+
+def _seconds(s):
+    return f"{s:.0f} s" if s < 600 else f"{s / 60:.1f} min"
+
+
+class PlainDisplay:
+    """Plain lines: "started NAME", at most one progress line per running case every ``interval`` seconds,
+    and the result lines (for pipes, CI logs and tests)."""
+
+    def __init__(self, stream, interval=10.0):
+        self.stream, self.interval = stream, float(interval)
+        self.stages, self.last = {}, {}
+
+    def write(self, text):
+        print(text, file=self.stream, flush=True)
+
+    def start(self, name):
+        self.last[name] = time.monotonic()
+        self.write(f"  started  {name}")
+
+    def begin(self, name, label, total):
+        self.stages.setdefault(name, []).append([label, total, 0, time.monotonic()])
+
+    def step(self, name, label, done):
+        stack = self.stages.get(name)
+        if not stack:
+            return
+        stage = stack[-1]
+        stage[2] = done
+        now = time.monotonic()
+        if now - self.last.get(name, 0.0) < self.interval:
+            return
+        self.last[name] = now
+        label, total, done, t0 = stage
+        elapsed = now - t0
+        if total:
+            eta = f", ~{_seconds(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+            self.write(f"  {name}: {label} {done}/{total}, {_seconds(elapsed)} elapsed{eta}")
+        else:
+            self.write(f"  {name}: {label} {done} steps, {_seconds(elapsed)} elapsed")
+
+    def end(self, name, label, done):
+        stack = self.stages.get(name)
+        if stack:
+            stack.pop()
+
+    def finish(self, name):
+        self.stages.pop(name, None)
+
+    def close(self):
+        pass
+
+
+class BarDisplay(PlainDisplay):
+    """One tqdm bar per running case (its current stage, elapsed time and remaining-time estimate)."""
+
+    def __init__(self, stream, tqdm):
+        super().__init__(stream, interval=0.0)
+        self.tqdm, self.bars, self.pos, self.free = tqdm, {}, {}, []
+
+    def write(self, text):
+        self.tqdm.write(text, file=self.stream)
+
+    def _bar(self, name, label, total):
+        bar = self.bars.get(name)
+        if bar is None:
+            pos = self.pos[name] = self.free.pop(0) if self.free else len(self.bars)
+            bar = self.bars[name] = self.tqdm(total=total, desc=f"{name}: {label}", position=pos, leave=False,
+                                              file=self.stream, dynamic_ncols=True)
+        else:
+            bar.reset(total=total)
+            bar.set_description(f"{name}: {label}")
+        return bar
+
+    def start(self, name):
+        self.write(f"  started  {name}")
+        self._bar(name, "starting", None)
+
+    def begin(self, name, label, total):
+        super().begin(name, label, total)
+        self._bar(name, label, total)
+
+    def step(self, name, label, done):
+        bar = self.bars.get(name)
+        if bar is not None and done > bar.n:
+            bar.update(done - bar.n)
+
+    def end(self, name, label, done):
+        super().end(name, label, done)
+        stack = self.stages.get(name)
+        if stack:  # back to the enclosing stage
+            lab, total, d, _ = stack[-1]
+            self._bar(name, lab, total).update(d)
+
+    def finish(self, name):
+        super().finish(name)
+        bar = self.bars.pop(name, None)
+        if bar is not None:
+            self.free.append(self.pos.pop(name))
+            bar.close()
+
+    def close(self):
+        for name in list(self.bars):
+            self.finish(name)
+
+
+def _display(stream, interval, bars):
+    if bars is None:
+        bars = hasattr(stream, "isatty") and stream.isatty()
+    if bars:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return PlainDisplay(stream, interval)
+        return BarDisplay(stream, tqdm)
+    return PlainDisplay(stream, interval)
+
+
+class _Direct:
+    """The ``sink`` of inline runs: each message goes straight to the display."""
+
+    def __init__(self, handle):
+        self.put = handle
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+def _result_line(done, total, name, res):
+    failed = [c.name for c in res.checks if not c.passed]
+    extra = f"  failed: {', '.join(failed)}" if failed else ""
+    if res.skipped:
+        extra += f"  ({res.skip_reason})"
+    if res.findings:
+        extra += f"  [{len(res.findings)} finding(s) about other frameworks]"
+    if res.error:
+        extra += "  (error: " + res.error.strip().splitlines()[-1] + ")"
+    return (f"  [{done}/{total}] {name:<20} {res.status}  {res.seconds:7.1f} s  "
+            f"({sum(c.passed for c in res.checks)}/{len(res.checks)} checks){extra}")
+
+
+class _Progress:
+    """Routes worker messages to a display and prints results; keeps "started" before the result line."""
+
+    def __init__(self, display, total):
+        self.display, self.total, self.started, self.finished = display, total, set(), set()
+
+    def handle(self, msg):
+        kind, name, label, value = msg
+        if name in self.finished:
+            return
+        if kind == "start":
+            if name not in self.started:
+                self.started.add(name)
+                self.display.start(name)
+        elif name in self.started:
+            getattr(self.display, kind)(name, label, value)
+
+    def drain(self, q):
+        while q is not None:
+            try:
+                msg = q.get_nowait()
+            except (_queue.Empty, EOFError, OSError):
+                return
+            self.handle(msg)
+
+    def result(self, name, res, announce_missing):
+        if name not in self.started and announce_missing:
+            self.handle(("start", name, "", None))
+        self.finished.add(name)
+        self.display.finish(name)
+        self.display.write(_result_line(len(self.finished), self.total, name, res))
+
+
+def _executor(executor, jobs, n, progress):
+    """(executor, owned, sink_for_submit, queue_to_drain, manager)"""
+    if executor is not None:
+        try:
+            manager = multiprocessing.Manager()
+            q = manager.Queue()
+        except Exception:  # noqa: BLE001 - no progress then, but the run goes on
+            return executor, False, None, None, None
+        return executor, False, q, q, manager
+    jobs = jobs or min(n, os.cpu_count() or 1)
+    if jobs == 1:
+        return _InlineExecutor(), True, _Direct(progress.handle), None, None
+    mp = multiprocessing.get_context()
+    q = mp.Queue()
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_init_worker, initargs=(q,))
+    return pool, True, None, q, None
+
+
+def _collect(names, quick, seed, out_dir, available, executor, sink, q, progress, foreign):
+    results, pending = {}, {}
+
+    def harvest(block):
+        done, _ = wait(list(pending), timeout=0.1 if block else 0, return_when=FIRST_COMPLETED)
+        progress.drain(q)
+        for fut in done:
+            name = pending.pop(fut)
+            results[name] = res = fut.result()
+            progress.result(name, res, announce_missing=not foreign)
+
+    for name in names:
+        args = (available[name], quick, seed, str(out_dir)) + ((sink,) if sink is not None else ())
+        fut = executor.submit(_run_module, *args)
+        pending[fut] = name
+        if foreign:
+            progress.display.write(f"  queued   {name}")
+        harvest(False)
+    while pending:
+        harvest(True)
+    return results
+
+
 def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None, executor=None, stream=sys.stdout,
-        command=None):
+        command=None, progress_interval=10.0, bars=None):
     """Run the named cases (all when None), write report.md / results.json, return (results, passed).
 
     ``executor`` may be any :class:`concurrent.futures.Executor`; by default a process pool
-    with ``jobs`` workers (``jobs=1`` runs in this process).
+    with ``jobs`` workers (``jobs=1`` runs in this process).  Progress is printed to ``stream``:
+    tqdm bars when ``bars`` is true (default: when ``stream`` is a terminal and tqdm is
+    installed), else plain lines, at most one per running case every ``progress_interval`` s.
+    With a caller's executor each case is printed as "queued" when submitted and "started"
+    when its worker reports that it started (progress needs a ``multiprocessing.Manager``).
     """
     available = case_names()
     names = list(available) if not names else list(names)
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; available: {', '.join(available)}")
+    if not isinstance(progress_interval, (int, float)) or not progress_interval >= 0:
+        raise ValueError(f"progress_interval must be a number >= 0 (seconds); got {progress_interval!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    own = executor is None
-    if own:
-        jobs = jobs or min(len(names), os.cpu_count() or 1)
-        executor = _InlineExecutor() if jobs == 1 else ProcessPoolExecutor(max_workers=jobs)
+    display = _display(stream, progress_interval, bars)
+    progress = _Progress(display, len(names))
+    foreign = executor is not None
+    executor, own, sink, q, manager = _executor(executor, jobs, len(names), progress)
     start = time.perf_counter()
-    print(f"refgrad validation: {len(names)} case(s), {'quick' if quick else 'full'}, seed {seed}, "
-          f"output {out_dir}/", file=stream, flush=True)
-    results = {}
+    display.write(f"refgrad validation: {len(names)} case(s), {'quick' if quick else 'full'}, seed {seed}, "
+                  f"output {out_dir}/")
     try:
-        futures = {}
-        for name in names:
-            futures[executor.submit(_run_module, available[name], quick, seed, str(out_dir))] = name
-            print(f"  started  {name}", file=stream, flush=True)
-        for done, fut in enumerate(as_completed(futures), 1):
-            name = futures[fut]
-            res = fut.result()
-            results[name] = res
-            verdict = res.status
-            failed = [c.name for c in res.checks if not c.passed]
-            extra = f"  failed: {', '.join(failed)}" if failed else ""
-            if res.skipped:
-                extra += f"  ({res.skip_reason})"
-            if res.findings:
-                extra += f"  [{len(res.findings)} finding(s) about other frameworks]"
-            if res.error:
-                extra += "  (error: " + res.error.strip().splitlines()[-1] + ")"
-            print(f"  [{done}/{len(names)}] {name:<20} {verdict}  {res.seconds:7.1f} s  "
-                  f"({sum(c.passed for c in res.checks)}/{len(res.checks)} checks){extra}", file=stream, flush=True)
+        results = _collect(names, quick, seed, out_dir, available, executor, sink, q, progress, foreign)
     finally:
+        display.close()
         if own and hasattr(executor, "shutdown"):
             executor.shutdown()
+        if manager is not None:
+            manager.shutdown()
     ordered = [results[n] for n in names]
     elapsed = time.perf_counter() - start
     passed = all(r.passed for r in ordered)
