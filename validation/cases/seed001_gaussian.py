@@ -87,7 +87,7 @@ def _gradient_table(ctx):
         all_ok_var &= ok_var
         all_order &= m_pw.variance[0] < m_sf.variance[0]
         rows.append([a, b, theta, grad, float(m_sf.mean[0]), float(m_pw.mean[0]), float(m_sf.variance[0]),
-                     v_sf_closed, float(m_pw.variance[0]), float(m_sf.variance[0] / m_pw.variance[0]), m_sf.method])
+                     v_sf_closed, float(m_pw.variance[0]), float(m_sf.variance[0] / m_pw.variance[0])])
 
         # the slides' two formulas, sample by sample on the same uniforms as refgrad's estimators
         u = refgrad.random.uniform(ctx.rng(f"grad/{a}/{b}/{theta}"), (n, 1))
@@ -110,7 +110,7 @@ def _gradient_table(ctx):
                   f"variance z-scores {z_sf:.2f}, {z_pw:.2f} within ±{Z_CRIT:.2f}")
     ctx.table("∂θ E[z²], z ~ N(aθ + b, 1): exact gradient and exact moments of the two estimators",
               ["a", "b", "θ", "exact 2a(aθ+b)", "score mean", "pathwise mean", "score var", "a²(μ⁴+14μ²+15)",
-               "pathwise var (=4a²)", "var ratio", "method"], rows,
+               "pathwise var (=4a²)", "var ratio"], rows,
               note="Exact moments from refgrad.exact.moments (tanh-sinh quadrature over the uniform noise). "
                    "Score function: ĝ = z² a(z − μ), variance a²(μ⁴ + 14μ² + 15) with μ = aθ + b; reparameterisation: "
                    "ĝ = 2a(μ + x), variance 4a². Both are unbiased; the ratio of variances is "
