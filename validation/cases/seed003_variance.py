@@ -1,6 +1,7 @@
-"""Seed 003's variance-reduction tour (baselines, MuProp, REBAR, RELAX) checked exactly on two small problems.
+"""Lecture slides' variance-reduction tour (baselines, MuProp, REBAR, RELAX) checked exactly on two small problems.
 
-Seed 003 (lecture 'Discrete latent variables', section 'Variance reduction') presents, for
+The lecture slides "Discrete Latent Variables" (Art Sobolev, Samsung AI Center), section
+'Variance Reduction', present, for
 ``∇_φ E_{q_φ(z)}[f(z)]``:
 
 * the baseline form ``(1/M) Σ_m f(z^(m) − b(z)) ∂_φ log q(z^(m)) + ∂_φ E[b(z)]`` -- the baseline
@@ -26,6 +27,7 @@ from refgrad.distributions import Bernoulli
 from refgrad.estimators import RelaxSurrogate, fit_relax
 
 from ..core import Case
+from ..sources import cite
 
 ALPHA = 1e-3
 TAU0 = 0.5
@@ -71,7 +73,7 @@ def _baselines(ctx, probs, table):
         e_fs = exact.expect(dist, fscore)
         e_fs_s = exact.expect(dist, lambda b, f=f, dist=dist: fscore(b) * dist.score(b))
         e_ss = exact.expect(dist, lambda b, dist=dist: dist.score(b) ** 2)
-        # seed 003, literally: Cov[f s, s] / Var[s], coordinate by coordinate
+        # the slides, literally: Cov[f s, s] / Var[s], coordinate by coordinate
         cov = e_fs_s - e_fs * e_s
         var_s = e_ss - e_s**2
         c_seed = cov / var_s
@@ -101,16 +103,20 @@ def _baselines(ctx, probs, table):
         rows.append([key, d, np.array2string(c_seed, precision=6), c_scalar, c_mean,
                      float(np.sum(_var(m_none))), float(np.sum(_var(m_mean))), float(np.sum(_var(m_scalar))),
                      float(np.sum(_var(m_opt)))])
-    ctx.table("Seed 003's optimal constant baseline c = Cov[f ∂log q, ∂log q]/Var[∂log q] against refgrad's optimum",
-              ["problem", "d", "seed formula per coordinate c_j", "scalar reading Σcov/ΣVar", "E[f]",
+    ctx.table("The slides' optimal constant baseline c = Cov[f ∂log q, ∂log q]/Var[∂log q] against refgrad's optimum",
+              ["problem", "d", "slides' formula per coordinate c_j", "scalar reading Σcov/ΣVar", "E[f]",
                "ΣVar, no baseline", "ΣVar, c = E[f]", "ΣVar, scalar reading", "ΣVar, per-coordinate (refgrad)"], rows,
               note="With E[∂log q] = 0, Cov[f s_j, s_j]/Var[s_j] = E[f s_j²]/E[s_j²], which is refgrad's per-coordinate "
                    "optimum (reinforce, baseline='optimal'). For a vector φ the printed ratio of a covariance and a "
                    "variance is only defined coordinate by coordinate; one c shared by all coordinates is best at "
                    "Σ_j Cov_j/Σ_j Var_j (the trace reading) and is worse than the per-coordinate c_j.")
-    ctx.check("seed 003's optimal-baseline formula, read per coordinate, equals refgrad's exact per-coordinate optimum "
+    ctx.check("the slides' optimal-baseline formula, read per coordinate, equals refgrad's exact per-coordinate optimum "
               "(same variance) and is a minimum (variance rises at c_j ± 0.1(1 + |c_j|))", ok_equal and ok_min,
               "; ".join(detail))
+    ctx.source_finding("sobolev_slides", "optimal constant baseline c = Cov[f ∂log q, ∂log q] / Var[∂log q]", "correct",
+                       "read coordinate by coordinate it is the exact variance-minimising baseline: total variance "
+                       + "; ".join(f"{r[0]}: {r[5]:.4g} without a baseline, {r[8]:.4g} with it" for r in rows)
+                       + " (one scalar c for a vector φ is worse)")
     c_seed, c_scalar, m_scalar, m_opt, *_ = scalar_info["P2"]
     v_sc, v_opt = float(np.sum(_var(m_scalar))), float(np.sum(_var(m_opt)))
     dist, f = scalar_info["P2"][4], scalar_info["P2"][5]
@@ -160,7 +166,7 @@ def _typo(ctx, probs, scalar_info):
         rows.append([key, c, np.array2string(grad, precision=5), np.array2string(mean_literal, precision=5),
                      np.array2string(grad_shifted, precision=5), np.array2string(m_int.mean, precision=5), n,
                      r_lit.pvalue, r_int.pvalue])
-    ctx.table("Seed 003's baseline as printed, f(z − b(z)) ∂log q, against the intended (f(z) − b(z)) ∂log q, with "
+    ctx.table("The slides' baseline as printed, f(z − b(z)) ∂log q, against the intended (f(z) − b(z)) ∂log q, with "
               "b(z) = c = E[f]", ["problem", "c", "exact ∇", "exact mean, literal", "∇E[f(z − c)]",
                                   "exact mean, intended", "MC n", "p literal", "p intended"], rows,
               note="The literal reading evaluates f at z − c (for P2 the table's multilinear extension off {0,1}²): it is "
@@ -169,9 +175,13 @@ def _typo(ctx, probs, scalar_info):
                    f"baseline=c. MC: common uniforms for both readings, refgrad.stats.unbiasedness_test at α = {ALPHA}, "
                    "n = required_samples(Var of the intended estimator, literal bias, α, 0.99), at least "
                    f"{n_min}.")
-    ctx.check("seed 003's printed baseline f(z^(m) − b(z)) is a typo: read literally it estimates ∇E[f(z − b)] (biased); "
+    ctx.check("the slides' printed baseline f(z^(m) − b(z)) is a typo: read literally it estimates ∇E[f(z − b)] (biased); "
               "the intended (f(z) − b(z)) ∂log q is unbiased (exact means)", ok_exact,
               "; ".join(f"{r[0]}: ∇ = {r[2]}, literal mean = {r[3]}" for r in rows))
+    ctx.source_finding("sobolev_slides", "(1/M) Σ_m f(z^(m) − b(z)) ∂φ log q(z^(m)) + ∂φ E[b(z)]", "imprecise",
+                       "a typo for (f(z^(m)) − b(z)) ∂φ log q: read literally its mean is ∇E[f(z − b)], e.g. "
+                       + "; ".join(f"{r[0]}: {r[3]} against ∇ = {r[2]}" for r in rows)
+                       + "; the slide after it has the intended (unbiased) form")
     ctx.check(f"Monte Carlo (common noise): the literal reading is rejected, the intended one is not (α = {ALPHA})",
               ok_mc, "; ".join(f"{r[0]}: p literal = {r[7]:.3g}, p intended = {r[8]:.3g}, n = {r[6]}" for r in rows))
     ctx.setting(typo_mc_n_min=n_min)
@@ -225,14 +235,19 @@ def _rebar_invariance(ctx, probs, level2):
     ctx.table(f"P1: derivatives of E[ĝ²] and of Var(ĝ) at η = 1, τ = {TAU0} (central differences of exact moments, "
               f"step {h})", ["estimator", "parameter", "∂E[ĝ²]", "∂Var", "difference", "∂E[ĝ]"], rows,
               note="For REBAR E[ĝ] does not depend on η or τ, so E[ĝ²] = Var + const and the two gradients coincide: "
-                   "one sample of ĝ² is an unbiased estimate of the objective (seed 003). For the biased Gumbel-softmax "
+                   "one sample of ĝ² is an unbiased estimate of the objective (as the slides say). For the biased Gumbel-softmax "
                    "estimator E[ĝ] moves with τ and minimising E[ĝ²] is not minimising the variance.")
     ctx.check("REBAR's exact mean does not depend on η or τ (P1: η ∈ {−1, 0, 0.5, 1, 2} × τ ∈ {0.1, 0.5, 2}; "
               "P2: the five (η, τ) below)", worst <= 1.0 and level2["worst_mean"] <= 1.0,
               f"max |E[ĝ] − ∇| / (1e-12 + 10·quadrature error): P1 {worst:.3g}, P2 {level2['worst_mean']:.3g}")
-    ctx.check("hence ∂E[ĝ²] = ∂Var for REBAR in η and in τ (seed 003: minimising E[ĝ²] is enough)", fd_ok,
+    ctx.check("hence ∂E[ĝ²] = ∂Var for REBAR in η and in τ (the slides: minimising E[ĝ²] is enough)", fd_ok,
               "; ".join(f"∂/∂{r[1]}: {r[2]:.6g} vs {r[3]:.6g}" for r in rows if r[0] == "rebar"))
-    ctx.check("contrast: for the biased gumbel_softmax, ∂E[ĝ²]/∂τ − ∂Var/∂τ = 2E[ĝ]∂E[ĝ]/∂τ ≠ 0 (the seed's argument "
+    ctx.source_finding("sobolev_slides", "REBAR's η and τ tuned by minimising E[ĝ²] (“expected gradient does not depend "
+                       "on baseline, and one sample is enough”)", "correct",
+                       "for REBAR ∂E[ĝ²] = ∂Var: " + "; ".join(f"∂/∂{r[1]} {r[2]:.6g} vs {r[3]:.6g}" for r in rows
+                                                               if r[0] == "rebar")
+                       + " (P1); it needs unbiasedness: for gumbel_softmax the two differ")
+    ctx.check("contrast: for the biased gumbel_softmax, ∂E[ĝ²]/∂τ − ∂Var/∂τ = 2E[ĝ]∂E[ĝ]/∂τ ≠ 0 (the slides' argument "
               "needs unbiasedness)", gs_differs,
               "; ".join(f"∂/∂τ: {r[2]:.6g} vs {r[3]:.6g}, difference {r[4]:.3g} = 2E[ĝ]∂E[ĝ] up to {e:.1e}"
                         for r, e in zip(gs_rows, identity)))
@@ -280,7 +295,7 @@ def _rebar_tuning(ctx, probs, table):
                                      bool(np.all(np.abs(np.ravel(m_opt.eta) - eta_quad) <= tol))))
         scalar_eta = float(-np.sum(C) / np.sum(W))
         curves[(key, TAU0)] = (v0, C, W)
-        # seed 003's recipe: minimise E[ĝ²] over (η, τ) from the zero surrogate (REBAR)
+        # the slides' recipe: minimise E[ĝ²] over (η, τ) from the zero surrogate (REBAR)
         start = RelaxSurrogate.zero(tuple(dist.event_shape), eta=1.0, tau=TAU0)
         sur, hist = fit_relax(dist, f, surrogate=start, steps=fit_steps, batch=FIT_BATCH, lr=FIT_LR,
                               rng=ctx.rng(f"rebar-fit/{key}"), train=("eta", "tau"))
@@ -370,8 +385,8 @@ ROW_LABELS = [
     ("rebar_opt", f"REBAR, closed-form η* per coordinate, τ = {TAU0}", "—"),
     ("rebar_fit", "REBAR, (η, τ) fitted by minimising E[ĝ²]", "REBAR tuning"),
     ("relax", "RELAX, surrogate fitted by fit_relax", "RELAX [cited]"),
-    ("rloo", "RLOO (m = 2)", "not in seed 003"),
-    ("disarm", "DisARM", "not in seed 003"),
+    ("rloo", "RLOO (m = 2)", "not in the slides"),
+    ("disarm", "DisARM", "not in the slides"),
 ]
 
 
@@ -382,12 +397,12 @@ def _main_table(ctx, table):
         p2 = table["P2"][key]
         rows.append([label, slide, p1[1], float(p1[0][0]), float(p2[0][0]), float(p2[0][1]), float(np.sum(p2[0])),
                      "; ".join(x for x in (p1[2] and f"P1: {p1[2]}", p2[2] and f"P2: {p2[2]}") if x)])
-    ctx.table("Seed 003's tour: exact variance per evaluation of f (Var × cost) — P1 = toy (b − 0.45)² at θ = 0.3, "
+    ctx.table("The slides' tour: exact variance per evaluation of f (Var × cost) — P1 = toy (b − 0.45)² at θ = 0.3, "
               "P2 = two bits with a table f",
-              ["estimator", "seed 003", "cost", "P1", "P2 coord. 1", "P2 coord. 2", "P2 total", "settings"], rows,
+              ["estimator", "slides' name", "cost", "P1", "P2 coord. 1", "P2 coord. 2", "P2 total", "settings"], rows,
               note="Exact moments (enumeration / piecewise / tanh-sinh quadrature; P2 REBAR and RELAX at level 2). The "
                    "optimal baselines are exact oracles computed by enumeration (not available in practice). RLOO and "
-                   "DisARM are not in the seed and are given for scale.")
+                   "DisARM are not in the slides and are given for scale.")
     ctx.record(table={k: {r: [list(map(float, v[0])), v[1]] for r, v in table[k].items()} for k in table})
     v = {key: float(np.sum(table["P2"][key][0])) for key, *_ in ROW_LABELS}
     p1 = {key: float(table["P1"][key][0][0]) for key, *_ in ROW_LABELS}
@@ -477,10 +492,15 @@ def run(ctx):
 
 CASE = Case(
     name="seed003_variance",
-    title="Seed 003's variance-reduction tour: baselines, MuProp, REBAR tuning, RELAX",
-    source="Seed 003 (lecture 'Discrete latent variables', section 'Variance Reduction'); Weaver & Tao 2001 (optimal "
+    title="Lecture slides' variance-reduction tour: baselines, MuProp, REBAR tuning, RELAX",
+    source=cite("sobolev_slides") + ", section 'Variance Reduction'; Weaver & Tao 2001 (optimal "
            "baseline); Gu et al. 2016 (MuProp); Tucker et al. 2017 (REBAR, §3.2 tuning); Grathwohl et al. 2018 (RELAX)",
-    description="On the REBAR toy (P1) and a two-bit table objective (P2), with exact moments: seed 003's optimal "
+    description="Formulas under test: the slides' baseline estimator (1/M) Σ_m f(z^(m) − b(z)) ∂φ log q(z^(m)) + "
+                "∂φ E[b(z)] (the baseline is printed inside f's argument: read literally it is biased, the intended "
+                "(f(z) − b(z)) ∂ log q is not), the optimal constant baseline c = Cov[f ∂log q, ∂log q]/Var[∂log q] "
+                "(right per coordinate) and tuning REBAR by minimising E[ĝ²] (right because REBAR is unbiased); the "
+                "source findings list the measured numbers. "
+                "On the REBAR toy (P1) and a two-bit table objective (P2), with exact moments: the slides' optimal "
                 "constant baseline against refgrad's per-coordinate optimum (and the scalar reading); the printed "
                 "baseline 'f(z − b(z))' shown to be a typo (literal reading biased, intended one unbiased, exactly and "
                 "by Monte Carlo); REBAR's mean independent of η and τ so that ∇E[ĝ²] = ∇Var; (η, τ) fitted by "
