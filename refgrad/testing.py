@@ -13,14 +13,38 @@ silently trusted.
 
 The first argument is either an estimator name (samples are then drawn with
 :func:`refgrad.estimate`) or an array of estimates of shape ``(n, *param_shape)``.
+Estimator options are keyword arguments of every assertion (``tau=0.5``, ``m=4``);
+:func:`assert_variance_less` passes them to both estimators and takes per-estimator
+ones in ``options_a`` / ``options_b``.  Samples from elsewhere carry no cost: compared
+per evaluation of f, they need ``cost=(cost_a, cost_b)``, the evaluations of f one
+row cost.  A failed assertion carries its result as ``err.result``, and its message
+gives the p-value with its Hotelling and Holm parts and how they were combined.
+
+Measured calibration of the tolerance of :func:`assert_unbiased` (``atol``/``rtol``,
+a shifted null, Holm across coordinates): Gumbel-Softmax at τ = 0.5 on one bit,
+``SquaredDistance(0.45)``, logit 0.3 (exact bias 0.00744, per-estimate sd 0.118, from
+:func:`refgrad.exact.moments`), α = 0.05, 4000 replications each (seeds 7, 8, 9):
+
+==============================================  ======  =================================
+case                                            rate    expected (99.8 % binomial bounds)
+==============================================  ======  =================================
+edge of the band, atol = |bias|, n = 1000       0.0238  α/2 = 0.025 (0.0178 -- 0.033)
+inside the band, atol = 2 |bias|, n = 1000      0.0     ≈ 0
+beyond it, atol = |bias|/4, n = 4000 (power)    0.853   0.85 (at least 0.832)
+==============================================  ======  =================================
+
+Measured by ``python -m pytest -q -m slow tests/test_testing.py -k tolerance_calibration``
+(17 CPU seconds); the default run repeats it with 200 replications.
 """
+import dataclasses
+import numbers
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
 from . import exact, stats
-from ._checks import check_count, describe
+from ._checks import check_count, check_positive_scalar, describe
 from ._stats_common import as_real_array
 from .estimators import estimate, get_spec
 from .random import as_generator
@@ -43,7 +67,12 @@ class InconclusiveWarning(UserWarning):
 
 
 def _draw(name_or_samples, dist, f, n, rng, options, what="name_or_samples"):
-    """(samples, label, cost) from an estimator name or an array of estimates."""
+    """(samples, label, cost) from an estimator name or an array of estimates.
+
+    The cost of an array of samples is unknown (``None``): only the caller can say how
+    many evaluations of f one row cost.  A floating array keeps its dtype (float32
+    samples are judged with float32 rounding levels by :mod:`refgrad.stats`).
+    """
     if isinstance(name_or_samples, str):
         if dist is None or f is None:
             raise ValueError(f"{what}: an estimator name needs dist and f")
@@ -52,12 +81,16 @@ def _draw(name_or_samples, dist, f, n, rng, options, what="name_or_samples"):
         samples = estimate(name_or_samples, dist, f, n, rng=rng, **options)
         return samples, f"{name_or_samples}{options if options else ''}", spec.cost_of(dist, **options)
     if options:
-        raise ValueError(f"estimator options {sorted(options)} given, but {what} is an array of samples, not a name")
+        raise ValueError(f"estimator options {sorted(options)} given, but {what} is an array of samples, not a name "
+                         "(options are passed to the estimator when it is named)")
     samples = as_real_array(name_or_samples, what)
     if samples.ndim < 1 or samples.shape[0] < 2:
         raise ValueError(f"{what} must be an estimator name or an array (n, *param_shape) with n >= 2; "
                          f"got {describe(name_or_samples)}")
-    return samples, "samples", 1
+    raw = np.asarray(name_or_samples)
+    if raw.dtype.kind == "f" and raw.dtype != np.float64:
+        samples = raw
+    return samples, "samples", None
 
 
 def _target(target, dist, f, samples):
@@ -125,15 +158,65 @@ def _test(samples, target, alpha, method, calibration, resamples, label):
                                          resamples=resamples)
     for w in caught:
         if issubclass(w.category, CalibrationWarning):
-            warnings.warn(f"{label}: {w.message}", CalibrationWarning, stacklevel=3)
+            warnings.warn(f"{label}: {w.message}", CalibrationWarning, stacklevel=4)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result
 
 
-def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, alpha=1e-3, rng=DEFAULT_SEED,
-                    method="both", calibration="auto", resamples=None, **options):
-    r"""Assert ``E[ĝ] = ∇E_q[f]`` with a test of stated level ``alpha``.
+def _check_tolerance(value, name):
+    """A finite real number >= 0 (``atol``, ``rtol`` of :func:`assert_unbiased`)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number >= 0 (the tolerance on |mean - target|); got "
+                        f"{describe(value)} of type {type(value).__name__}")
+    v = float(value)
+    if not (np.isfinite(v) and v >= 0.0):
+        raise ValueError(f"{name} must be a finite real number >= 0 (the tolerance on |mean - target|); got {v!r}")
+    return v
+
+
+def _pvalue_text(result):
+    """``p = P`` with its parts: the Hotelling and Holm p-values and how they were combined."""
+    parts = []
+    if result.hotelling_pvalue is not None:
+        parts.append(f"Hotelling T² p = {result.hotelling_pvalue:.3g}")
+    step = "max-T step-down" if result.calibration == "bootstrap" else "Holm"
+    parts.append(f"{step} p = {result.holm_pvalue:.3g}")
+    rule = getattr(result, "combination", "") or {
+        "both": "combined as min(1, 2 min(p_T², p_Holm)) (Bonferroni)",
+        "hotelling": "Hotelling T² alone", "holm": "per-coordinate tests alone"}[result.method]
+    return f"p = {result.pvalue:.3g} ({', '.join(parts)}; {rule})"
+
+
+def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration, resamples,
+                  options):
+    """(result, label) of the test behind assert_unbiased / assert_biased, tolerance applied."""
+    atol, rtol = _check_tolerance(atol, "atol"), _check_tolerance(rtol, "rtol")
+    tolerant = atol > 0.0 or rtol > 0.0
+    if method is None:
+        method = "holm" if tolerant else "both"
+    elif tolerant and method != "holm":
+        raise ValueError(f"method must be 'holm' (or None) when a tolerance is given (atol = {atol:g}, rtol = "
+                         f"{rtol:g}): the tolerance is tested coordinate by coordinate; got {describe(method)}")
+    samples, label, _ = _draw(name_or_samples, dist, f, n, rng, options)
+    tgt = _target(target, dist, f, samples)
+    if not tolerant:
+        return _test(samples, tgt, alpha, method, calibration, resamples, label), label
+    tol = atol + rtol * np.abs(tgt)
+    mean = np.asarray(samples, dtype=np.float64).mean(axis=0)
+    # the point of the band [target - tol, target + tol] nearest to the sample mean
+    nearest = tgt + np.clip(mean - tgt, -tol, tol)
+    result = _test(samples, nearest, alpha, method, calibration, resamples, label)
+    note = (f"tolerance atol = {atol:g}, rtol = {rtol:g}: H0 is |E[estimate] - target| <= atol + rtol |target| in "
+            "every coordinate; t and p measure the excess of |mean - target| over the tolerance")
+    shown = np.array(tgt, dtype=np.float64)  # the table shows the target itself, not the band's nearest point
+    shown.setflags(write=False)
+    return dataclasses.replace(result, target=shown, notes=tuple(result.notes) + (note,)), label
+
+
+def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, atol=0.0, rtol=0.0, alpha=1e-3,
+                    rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, **options):
+    r"""Assert ``E[ĝ] = ∇E_q[f]`` (or within a tolerance of it) with a test of stated level ``alpha``.
 
     Runs :func:`refgrad.stats.unbiasedness_test` (Hotelling T² and Holm-corrected
     t-tests, bootstrap-calibrated by default where the normal approximation is in
@@ -143,29 +226,49 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
     level cannot be guaranteed a :class:`CalibrationWarning` says so, with the
     estimated size.
 
+    **Tolerance.**  With ``atol`` or ``rtol`` > 0 the null hypothesis is the band
+
+    .. math::  H_0:\ |E[ĝ_j] − t_j| \le τ_j = \mathrm{atol} + \mathrm{rtol}\,|t_j| \quad \text{for every } j,
+
+    a shifted null: each coordinate is tested against the point of its band nearest to
+    the sample mean, :math:`t_j + \mathrm{clip}(\bar x_j − t_j, −τ_j, τ_j)`, so its t
+    statistic is the excess :math:`(|\bar x_j − t_j| − τ_j)_+ / (s_j/\sqrt n)` and the
+    assertion fails only on evidence that some coordinate's bias exceeds its tolerance.
+    The per-coordinate tests are combined by Holm (``method="holm"``; Hotelling's T² is
+    not valid for a band null).  The level holds on the whole band: at its edge the
+    size of coordinate j is ≈ ``alpha``/2 (one tail of the two-sided test) and inside
+    it is smaller; with ``atol = rtol = 0`` the test is the ordinary one.  Measured
+    false-alarm rate and power: see the module docstring.
+
     Parameters
     ----------
     name_or_samples : str or array_like
-        Estimator name, or estimates of shape ``(n, *param_shape)``.
+        Estimator name, or estimates of shape ``(n, *param_shape)`` (float32 kept as is).
     dist, f
         Needed with a name, or to compute the default target.
     n : int, optional
         Number of estimates drawn for a name (default 10000).
     target : array_like, optional
         The value ``E[ĝ]`` should equal.
+    atol, rtol : float >= 0
+        Tolerance on ``|E[ĝ] − target|``, per coordinate ``atol + rtol |target|``
+        (default 0: exact unbiasedness).
     alpha : float
         Level of the test (default 1e-3).
     rng : None, int or Generator
         Randomness for a name (default :data:`DEFAULT_SEED`).
-    method : {"both", "hotelling", "holm"}
-        See :func:`refgrad.stats.unbiasedness_test`.
+    method : {None, "both", "hotelling", "holm"}
+        See :func:`refgrad.stats.unbiasedness_test`; None: ``"both"``, or ``"holm"``
+        with a tolerance (the only method allowed then).
     calibration : {"auto", "bootstrap", "asymptotic"}
         See :func:`refgrad.stats.unbiasedness_test` (the bootstrap uses its fixed
         default seed).
     resamples : int, optional
         Bootstrap resamples (default: from ``alpha``).
     **options
-        Estimator options.
+        Estimator options, passed to :func:`refgrad.estimate` with a name (e.g.
+        ``tau=0.5``); refused with an array of samples.  :func:`assert_variance_less`
+        takes them the same way.
 
     Returns
     -------
@@ -174,46 +277,101 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
     Raises
     ------
     AssertionError
-        If the test rejects, with the per-coordinate table.
+        If the test rejects, with the p-value, its Hotelling and Holm parts and how
+        they were combined, and the per-coordinate table; the result is attached as
+        ``err.result``.
     """
-    samples, label, _ = _draw(name_or_samples, dist, f, n, rng, options)
-    tgt = _target(target, dist, f, samples)
-    result = _test(samples, tgt, alpha, method, calibration, resamples, label)
+    result, label = _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration,
+                                  resamples, options)
     _warn_heavy(result, label)
     if isinstance(name_or_samples, str):
-        _warn_rare(dist, samples.shape[0], label)
+        _warn_rare(dist, result.n, label)
     if result.reject:
-        raise AssertionError(f"{label} looks biased (p = {result.pvalue:.3g} < alpha = {alpha:g})\n{result}")
+        within = " beyond the tolerance" if atol or rtol else ""
+        err = AssertionError(f"{label} looks biased{within} ({_pvalue_text(result)} < alpha = {alpha:g})\n{result}")
+        err.result = result
+        raise err
     return result
 
 
-def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, alpha=1e-3, rng=DEFAULT_SEED,
-                  method="both", calibration="auto", resamples=None, **options):
+def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, atol=0.0, rtol=0.0, alpha=1e-3,
+                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, **options):
     r"""Assert that the estimates' mean differs from ``target`` (default: the exact gradient).
 
     The complement of :func:`assert_unbiased` at the same level: passes when the
-    unbiasedness test rejects.  Choose ``n`` from the exact bias and variance
+    unbiasedness test rejects (with a tolerance: when some coordinate's bias is shown
+    to exceed ``atol + rtol |target|``).  Choose ``n`` from the exact bias and variance
     (:func:`refgrad.stats.required_samples` with the bias from
     :func:`refgrad.exact.moments`) so that a real bias is detected with high power.
-    ``calibration`` and ``resamples`` are those of :func:`assert_unbiased`.
+    The other arguments, estimator options included, are those of
+    :func:`assert_unbiased`.
 
     Raises
     ------
     AssertionError
-        If no bias is detected, with the per-coordinate table.
+        If no bias is detected, with the per-coordinate table; the result is attached
+        as ``err.result``.
     """
-    samples, label, _ = _draw(name_or_samples, dist, f, n, rng, options)
-    tgt = _target(target, dist, f, samples)
-    result = _test(samples, tgt, alpha, method, calibration, resamples, label)
+    result, label = _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration,
+                                  resamples, options)
     _warn_heavy(result, label)
     if not result.reject:
-        raise AssertionError(f"{label}: no bias detected (p = {result.pvalue:.3g} >= alpha = {alpha:g}, "
+        err = AssertionError(f"{label}: no bias detected ({_pvalue_text(result)} >= alpha = {alpha:g}, "
                              f"n = {result.n}); increase n or check the problem has a bias\n{result}")
+        err.result = result
+        raise err
     return result
 
 
+def _check_options(a, b, options_a, options_b, shared):
+    """{"options_a": dict, "options_b": dict}: each the shared ``**options`` updated by its own dict."""
+    for what, other, arg in (("a", "b", a), ("b", "a", b)):
+        known = get_spec(arg).defaults if shared and isinstance(arg, str) else shared
+        unknown = sorted(set(shared) - set(known))
+        if unknown:
+            raise ValueError(f"estimator options {unknown} are given to both estimators, but {what} = {arg!r} has "
+                             f"no such option (its options: {', '.join(sorted(known)) or 'none'}); pass an option "
+                             f"meant for {other} only in options_{other}")
+    out = {}
+    for name, value in (("options_a", options_a), ("options_b", options_b)):
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a dict of estimator options (e.g. {{'tau': 0.5}}) or None; got "
+                            f"{describe(value)} of type {type(value).__name__}")
+        if value is not None and not all(isinstance(k, str) for k in value):
+            bad = next(k for k in value if not isinstance(k, str))
+            raise TypeError(f"{name} must map option names (strings) to values; got the key {describe(bad)}")
+        out[name] = {**shared, **(value or {})}
+    return out
+
+
+def _check_cost(cost, a, b, cost_a, cost_b, equal_cost):
+    """The evaluations of f per row of a and of b: declared for names, given by ``cost`` for arrays."""
+    if cost is None:
+        given = (None, None)
+    elif isinstance(cost, (tuple, list)) and len(cost) == 2:
+        given = tuple(cost)
+    else:
+        raise TypeError(f"cost must be a pair (cost_a, cost_b) of evaluations of f per row (None for a named "
+                        f"estimator, whose cost is known); got {describe(cost)}")
+    out = []
+    for what, arg, declared, value in (("a", a, cost_a, given[0]), ("b", b, cost_b, given[1])):
+        if value is not None:
+            value = check_positive_scalar(value, f"cost[{0 if what == 'a' else 1}] (evaluations of f per row of {what})")
+            if declared is not None and value != declared:
+                raise ValueError(f"cost[{0 if what == 'a' else 1}] = {value:g} disagrees with estimator {arg!r}, "
+                                 f"which costs {declared} evaluation(s) of f per estimate; leave it None")
+        value = declared if value is None else value
+        if value is None and equal_cost:
+            raise ValueError(
+                f"cost: {what} is an array of samples, so its cost per row is unknown; give cost=(cost_a, cost_b), "
+                "the evaluations of f each row of a and b cost (None for a named estimator), e.g. cost=(2, 1) for "
+                "an RLOO with two samples against REINFORCE, or equal_cost=False to compare per row")
+        out.append(value)
+    return out
+
+
 def assert_variance_less(a, b, dist=None, f=None, *, n=None, alpha=1e-3, rng=DEFAULT_SEED, equal_cost=True,
-                         coordinates="trace", options_a=None, options_b=None):
+                         coordinates="trace", cost=None, options_a=None, options_b=None, **options):
     r"""Assert ``Var(a) < Var(b)``, by default at equal cost in evaluations of f.
 
     With estimator names, independent estimates of each are drawn (two streams
@@ -229,35 +387,46 @@ def assert_variance_less(a, b, dist=None, f=None, *, n=None, alpha=1e-3, rng=DEF
     coordinates : {"trace", "all"}
         ``"trace"``: total variance; ``"all"``: the alternative in every coordinate
         (intersection-union test).
+    cost : (cost_a, cost_b), optional
+        Evaluations of f per row, **required for an array of samples** when
+        ``equal_cost`` (refgrad cannot know what one row of someone else's estimator
+        cost: an RLOO over two samples costs 2); ``None`` for a named estimator, whose
+        declared cost is used (a number given for it must agree).
     options_a, options_b : dict, optional
-        Estimator options.
+        Options of estimator ``a`` / ``b`` only.
+    **options
+        Estimator options given to both named estimators, as :func:`assert_unbiased`
+        takes them (e.g. ``tau=0.5``, or ``m=4`` for ``"rloo"`` against itself);
+        ``options_a`` / ``options_b`` override them per estimator.
     equal_cost : bool
-        Compare variance × cost (default) or raw variance.
+        Compare variance × cost (default) or raw variance (per row).
 
     Returns
     -------
     refgrad.stats.VarianceResult
+
+    Raises
+    ------
+    AssertionError
+        If the ordering is not shown at level ``alpha``; the result is attached as
+        ``err.result``.
+    ValueError
+        An array of samples without its ``cost`` (with ``equal_cost``), a cost that
+        disagrees with a named estimator's, different parameter shapes.
     """
     if coordinates not in ("trace", "all"):
         raise ValueError(f"coordinates must be 'trace' or 'all'; got {describe(coordinates)}")
     if not isinstance(equal_cost, (bool, np.bool_)):
         raise TypeError(f"equal_cost must be True or False; got {describe(equal_cost)} of type "
                         f"{type(equal_cost).__name__}")
-    options = {}
-    for name, value in (("options_a", options_a), ("options_b", options_b)):
-        if value is not None and not isinstance(value, Mapping):
-            raise TypeError(f"{name} must be a dict of estimator options (e.g. {{'tau': 0.5}}) or None; got "
-                            f"{describe(value)} of type {type(value).__name__}")
-        if value is not None and not all(isinstance(k, str) for k in value):
-            bad = next(k for k in value if not isinstance(k, str))
-            raise TypeError(f"{name} must map option names (strings) to values; got the key {describe(bad)}")
-        options[name] = dict(value or {})
+    opts = _check_options(a, b, options_a, options_b, options)
     gen = as_generator(rng)
     rng_a, rng_b = gen.spawn(2)
-    sa, label_a, cost_a = _draw(a, dist, f, n, rng_a, options["options_a"], "a")
-    sb, label_b, cost_b = _draw(b, dist, f, n, rng_b, options["options_b"], "b")
+    sa, label_a, cost_a = _draw(a, dist, f, n, rng_a, opts["options_a"], "a")
+    sb, label_b, cost_b = _draw(b, dist, f, n, rng_b, opts["options_b"], "b")
     if sa.shape[1:] != sb.shape[1:]:
         raise ValueError(f"a and b must have the same parameter shape; got {sa.shape[1:]} and {sb.shape[1:]}")
+    cost_a, cost_b = _check_cost(cost, a, b, cost_a, cost_b, equal_cost)
     if equal_cost:
         sa = sa * np.sqrt(cost_a)
         sb = sb * np.sqrt(cost_b)
@@ -268,8 +437,11 @@ def assert_variance_less(a, b, dist=None, f=None, *, n=None, alpha=1e-3, rng=DEF
         warnings.warn(f"variance test {label_a} vs {label_b}: the skewness of the statistic makes its normal "
                       "approximation unreliable at this n", HeavyTailWarning, stacklevel=2)
     if not pvalue < alpha:
-        raise AssertionError(
-            f"Var({label_a}) < Var({label_b}) {what} not shown ({coordinates}: p = {pvalue:.3g} >= alpha = {alpha:g}; "
-            f"costs {cost_a} and {cost_b})\n{result}"
+        costs = f"costs {cost_a:g} and {cost_b:g}" if equal_cost else "compared per row"
+        err = AssertionError(
+            f"Var({label_a}) < Var({label_b}) {what} not shown ({coordinates}: p = {pvalue:.3g} >= alpha = "
+            f"{alpha:g}; {costs})\n{result}"
         )
+        err.result = result
+        raise err
     return result

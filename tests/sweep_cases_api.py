@@ -603,9 +603,9 @@ def testing_cases():
     out += _alpha_cases("testing.assert_biased", lambda a: testing.assert_biased(samples + 1.0, target=TARGET,
                                                                                  alpha=a))
     small, big = samples * 0.1, np.random.default_rng(2).normal(size=(200, 2))
-    avl = (lambda **kw: testing.assert_variance_less(small, big, **kw))
+    avl = (lambda **kw: testing.assert_variance_less(small, big, cost=(1, 1), **kw))
     out.append(Case("testing.assert_variance_less", "a", "legal", st.just(small), small,
-                    lambda a: testing.assert_variance_less(a, big),
+                    lambda a: testing.assert_variance_less(a, big, cost=(1, 1)),
                     reference=lambda a: stats.variance_test(a, big, alternative="less", alpha=1e-3), project=_pv,
                     note="reference: stats.variance_test"))
     out.append(Case("testing.assert_variance_less", "options_a", "type", st.sampled_from(["tau", 3, ["tau"]]), "tau",
@@ -618,7 +618,7 @@ def testing_cases():
     out.append(Case("testing.assert_variance_less", "coordinates", "unknown-option", st.sampled_from(["some", None]),
                     "some", lambda c: avl(coordinates=c), expect=("coordinates",)))
     out.append(Case("testing.assert_variance_less", "b", "shape", st.just(big[:, :1]), big[:, :1],
-                    lambda b: testing.assert_variance_less(small, b), expect=("b", "a")))
+                    lambda b: testing.assert_variance_less(small, b, cost=(1, 1)), expect=("b", "a")))
     out += _alpha_cases("testing.assert_variance_less", lambda a: avl(alpha=a))
     out.append(Case("testing.rarest_outcome", "dist", "legal", st.lists(st.floats(-8, 8), min_size=1, max_size=4),
                     [0.3, -2.0], lambda p: testing.rarest_outcome(refgrad.Bernoulli(p)),

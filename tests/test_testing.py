@@ -51,6 +51,7 @@ def test_assert_unbiased_on_samples_and_target():
         testing.assert_unbiased("reinforce")
 
 
+@pytest.mark.filterwarnings("ignore:disarm. INCONCLUSIVE:refgrad.testing.InconclusiveWarning")
 def test_rare_outcomes_are_reported():
     dist = Bernoulli(np.array([9.0, 0.0]))
     f = Table(np.array([[0.0, 1.0], [2.0, -1.0]]))
@@ -59,6 +60,8 @@ def test_rare_outcomes_are_reported():
     assert testing.rarest_outcome(dist) == pytest.approx(1 / (1 + np.exp(9.0)))
 
 
+@pytest.mark.filterwarnings("ignore::refgrad.testing.HeavyTailWarning")
+@pytest.mark.filterwarnings("ignore:reinforce. the rarest outcome:refgrad.testing.InconclusiveWarning")
 def test_calibration_warnings_reach_the_caller_with_the_label():
     # n = 30 draws of a skewed estimator: below the n at which the bootstrap calibration was checked
     dist = Bernoulli(np.array([-1.5, 0.3, 2.0]))
@@ -199,7 +202,10 @@ def test_battery_unbiased_estimators(name, data):
     n = max(4000, int(np.ceil(30 / testing.rarest_outcome(dist))))
     if n <= 400000:
         with warnings.catch_warnings():
+            # the verdict is asserted; the diagnostics (heavy tails, a level the bootstrap budget cannot
+            # guarantee at alpha = 1e-3) are what the warnings test above checks
             warnings.simplefilter("ignore", testing.HeavyTailWarning)
+            warnings.simplefilter("ignore", testing.CalibrationWarning)
             testing.assert_unbiased(name, dist, f, n=n, **options)
     # exact mean = exact gradient wherever the oracle applies
     try:
@@ -208,3 +214,134 @@ def test_battery_unbiased_estimators(name, data):
         assert "dimension" in str(exc) or "limit" in str(exc), exc
         return
     np.testing.assert_allclose(m.mean, exact.gradient(dist, f), atol=1e-9)
+
+
+# ------------------------------------------------------------------ foreign samples, options, tolerance
+
+TWO = Bernoulli(np.array([0.3, -1.0]))
+TWO_F = Table(np.array([[1.0, -0.5], [0.2, 2.0]]))
+
+
+def _foreign_rloo(n, seed):
+    """Another implementation's RLOO over two samples (two evaluations of f per row), written from scratch."""
+    rng = np.random.default_rng(seed)
+    theta = 1.0 / (1.0 + np.exp(-TWO.logits))
+    b = (rng.random((n, 2, 2)) < theta).astype(float)  # (row, sample j, bit)
+    fb = TWO_F.value(b.reshape(-1, 2)).reshape(n, 2)
+    score = b - theta
+    return 0.5 * ((fb[:, 0] - fb[:, 1])[:, None] * score[:, 0] + (fb[:, 1] - fb[:, 0])[:, None] * score[:, 1])
+
+
+def test_foreign_samples_need_their_cost_per_row():
+    # before: each row of an array counted as one evaluation of f, so this RLOO (two evaluations per row)
+    # "had" half the per-evaluation variance of refgrad's identical RLOO, with p = 0
+    foreign = _foreign_rloo(20000, 3)
+    testing.assert_unbiased(foreign, TWO, TWO_F)
+    with pytest.raises(ValueError, match=r"cost: a is an array of samples.*cost=\(cost_a, cost_b\)"):
+        testing.assert_variance_less(foreign, "rloo", TWO, TWO_F, options_b={"m": 2})
+    with pytest.raises(AssertionError, match=r"not shown.*costs 2 and 2") as info:
+        testing.assert_variance_less(foreign, "rloo", TWO, TWO_F, cost=(2, None), options_b={"m": 2})
+    assert isinstance(info.value.result, stats.VarianceResult) and info.value.result.pvalue > 0.01
+    with pytest.raises(ValueError, match=r"cost\[1\] = 3 disagrees with estimator 'rloo', which costs 2"):
+        testing.assert_variance_less(foreign, "rloo", TWO, TWO_F, cost=(2, 3))
+    with pytest.raises(ValueError, match=r"cost\[0\].*must be a finite real number > 0; got -1"):
+        testing.assert_variance_less(foreign, "rloo", TWO, TWO_F, cost=(-1, None))
+    with pytest.raises(TypeError, match="cost must be a pair"):
+        testing.assert_variance_less(foreign, "rloo", TWO, TWO_F, cost=2)
+    # per row, without a cost: a comparison of the estimates themselves
+    testing.assert_variance_less(foreign * 0.5, foreign[::-1], equal_cost=False)
+
+
+def test_variance_less_takes_estimator_options_like_assert_unbiased():
+    # before: assert_variance_less(..., m=4) was a TypeError (only options_a/options_b were accepted)
+    assert np.all(exact.moments("rloo", TWO, TWO_F, m=4).variance < exact.moments("rloo", TWO, TWO_F, m=2).variance)
+    testing.assert_variance_less("rloo", "rloo", TWO, TWO_F, m=4, options_b={"m": 2}, equal_cost=False)
+    testing.assert_unbiased("rloo", TWO, TWO_F, m=4)
+    with pytest.raises(ValueError, match=r"options \['m'\] are given to both.*b = 'reinforce'.*options_a"):
+        testing.assert_variance_less("rloo", "reinforce", TWO, TWO_F, m=4)
+    with pytest.raises(ValueError, match=r"options \['m'\] given, but b is an array"):
+        testing.assert_variance_less("rloo", _foreign_rloo(100, 1), TWO, TWO_F, m=4, cost=(None, 2))
+
+
+def test_assert_unbiased_attaches_its_result_and_explains_the_pvalue():
+    # before: the result was lost when the assertion rejected, and the message showed one p without its parts
+    with pytest.raises(AssertionError) as info:
+        testing.assert_unbiased("gumbel_softmax", TWO, TWO_F, tau=0.5)
+    result = info.value.result
+    assert isinstance(result, stats.UnbiasednessResult) and result.reject
+    text = str(info.value)
+    assert f"Hotelling T² p = {result.hotelling_pvalue:.3g}" in text and f"p = {result.holm_pvalue:.3g}" in text
+    assert "min(1, 2" in text  # the combination rule
+    with pytest.raises(AssertionError) as info:
+        testing.assert_biased("reinforce", TWO, TWO_F)
+    assert not info.value.result.reject
+
+
+def _bias_gumbel_softmax():
+    dist, f = Bernoulli(np.array([0.3])), SquaredDistance(np.array([0.45]))
+    target = exact.gradient(dist, f)
+    return dist, f, target, exact.moments("gumbel_softmax", dist, f, tau=0.5).mean - target
+
+
+def test_assert_unbiased_with_a_tolerance():
+    # before: rtol fell into the estimator options ("estimator options ['rtol'] given") and there was no atol
+    dist, f, target, bias = _bias_gumbel_softmax()  # exact bias 0.00744, per-estimate sd 0.118
+    with pytest.raises(AssertionError, match="looks biased"):
+        testing.assert_unbiased("gumbel_softmax", dist, f, n=40000, tau=0.5)
+    res = testing.assert_unbiased("gumbel_softmax", dist, f, n=40000, tau=0.5, atol=1.2 * abs(bias[0]))
+    assert "tolerance atol" in res.notes[-1] and res.target[0] == target[0] and res.method == "holm"
+    testing.assert_unbiased("gumbel_softmax", dist, f, n=40000, tau=0.5, rtol=1.2 * abs(bias[0] / target[0]))
+    with pytest.raises(AssertionError, match="looks biased beyond the tolerance") as info:
+        testing.assert_unbiased("gumbel_softmax", dist, f, n=40000, tau=0.5, atol=0.3 * abs(bias[0]))
+    assert info.value.result.reject
+    # no tolerance: the ordinary test, p-value for p-value
+    samples = refgrad.estimate("gumbel_softmax", TWO, TWO_F, 3000, rng=4, tau=0.5)
+    plain = stats.unbiasedness_test(samples, exact.gradient(TWO, TWO_F), alpha=1e-3)
+    assert testing.assert_biased(samples, TWO, TWO_F, atol=0.0).pvalue == plain.pvalue
+    with pytest.raises(ValueError, match=r"method must be 'holm' \(or None\) when a tolerance is given"):
+        testing.assert_unbiased(samples, TWO, TWO_F, atol=0.1, method="both")
+    for bad, err in ((-0.1, ValueError), (np.inf, ValueError), ("0.1", TypeError), (True, TypeError)):
+        with pytest.raises(err, match=r"rtol must be a finite real number >= 0"):
+            testing.assert_unbiased(samples, TWO, TWO_F, rtol=bad)
+
+
+def _tolerance_rejections(factor, reps, n, alpha, seed):
+    """Rejections of assert_unbiased(atol = factor |exact bias|) in ``reps`` replications of Gumbel-Softmax."""
+    dist, f, target, bias = _bias_gumbel_softmax()
+    gen, count = np.random.default_rng(seed), 0
+    for _ in range(reps):
+        samples = refgrad.estimate("gumbel_softmax", dist, f, n, rng=gen, tau=0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                testing.assert_unbiased(samples, target=target, atol=factor * abs(bias[0]), alpha=alpha)
+            except AssertionError:
+                count += 1
+    return count
+
+
+def _tolerance_calibration(reps):
+    """Measured size at the edge of the band and power beyond it (module docstring of refgrad.testing)."""
+    from scipy.stats import binom
+
+    alpha = 0.05
+    edge = _tolerance_rejections(1.0, reps, 1000, alpha, seed=7)  # true |bias| = atol: rate ≈ alpha/2
+    inside = _tolerance_rejections(2.0, reps, 1000, alpha, seed=8)  # well inside the band: rate ≈ 0
+    lo, hi = binom.ppf(0.001, reps, alpha / 2), binom.ppf(0.999, reps, alpha / 2)
+    assert lo <= edge <= hi, (edge, lo, hi)
+    assert inside <= hi
+    # power: atol = |bias| / 4 at n = 4000, the excess is 3.0 standard errors (two-sided t at 0.05: power 0.85)
+    power = _tolerance_rejections(0.25, reps, 4000, alpha, seed=9)
+    assert power >= binom.ppf(0.001, reps, 0.85), power
+    return edge / reps, inside / reps, power / reps
+
+
+def test_tolerance_calibration_quick():
+    # α = 0.05, 200 replications, seeds 7, 8, 9; bounds: 99.8 % binomial intervals
+    _tolerance_calibration(200)
+
+
+@pytest.mark.slow
+def test_tolerance_calibration_full():
+    # the numbers in refgrad.testing's module docstring: 4000 replications
+    _tolerance_calibration(4000)
