@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import InputTypeError, describe
+from ._checks import InputTypeError, check_positive_scalar, describe
 from ._quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
 from .distributions import ENUMERATION_LIMIT
 
-__all__ = ["Moments", "moments", "MAX_QUADRATURE_DIM"]
+__all__ = ["Moments", "moments", "MAX_QUADRATURE_DIM", "DEFAULT_MAX_SECONDS"]
 
 #: Largest noise dimension integrated by tanh-sinh quadrature (tensor product).
 MAX_QUADRATURE_DIM = 4
@@ -25,6 +25,8 @@ DEFAULT_LEVEL = {1: 6, 2: 5, 3: 4, 4: 3}
 MIN_LEVEL, MAX_LEVEL = 2, 16
 #: Largest number of estimator evaluations one integration may take (tensor product of the 1-D rules).
 MAX_QUADRATURE_NODES = 2**32
+#: Default ``max_seconds`` of :func:`refgrad.exact.moments`: a longer estimated run is refused.
+DEFAULT_MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,69 @@ def _check_node_count(spec, sizes, level):
         )
 
 
+def _passes(spec, method):
+    """(rule, first, second) per integration pass: which rule integrates which moment."""
+    if method != "piecewise":
+        return [(None, True, True)]
+    constant = spec.shape_in_noise == "piecewise_constant"
+    return [(MIDPOINT, True, constant)] + ([] if constant else [(GAUSS_LEGENDRE_2, False, True)])
+
+
+def _plan(spec, dist, opts, method, level, rule):
+    """The 1-D rules of one pass, checked for dimension and node count before anything is evaluated."""
+    fields, rules, argmax_fields, complement_fields = _coordinate_rules(spec, dist, opts, method, level, rule)
+    dim = len(rules)
+    limit_dim = MAX_PIECEWISE_DIM if method == "piecewise" else MAX_QUADRATURE_DIM
+    if dim > limit_dim:
+        raise ValueError(_too_many_dimensions(spec, dist, fields, dim, limit_dim, method))
+    _check_node_count(spec, [len(r[0]) for r in rules], level if method != "piecewise" else None)
+    if len(argmax_fields) > 1:
+        raise ValueError(f"exact moments of {spec.name!r}: at most one noise field can be conditioned on an "
+                         "argmax")
+    if argmax_fields:
+        configs, probs = dist.enumerate()
+        outer = [(c, p) for c, p in zip(configs, probs) if p > 0]
+    else:
+        outer = [(None, 1.0)]
+    return fields, rules, argmax_fields, complement_fields, outer
+
+
+def _too_many_dimensions(spec, dist, fields, dim, limit_dim, method):
+    """The refusal of an integral of too high a dimension: what it is made of and what is feasible instead."""
+    event = int(np.prod(getattr(dist, "event_shape", ()) or (1,)))
+    blocks = ", ".join(f"{nf.name}{tuple(nf.shape)}" for nf in fields)
+    per_entry = dim // event if event and dim % event == 0 else 0
+    room = limit_dim // per_entry if per_entry else 0
+    if room >= 1:
+        smaller = (f"an event of at most {room} entries ({per_entry} noise block(s) per entry; here {event} entries)"
+                   + (f", e.g. one categorical with K <= {room}" if dist.family == "categorical" and room >= 2 else ""))
+    else:
+        smaller = "no distribution of this family (each entry alone needs more dimensions)" if per_entry else \
+            f"a smaller distribution (at most {limit_dim} noise entries in all)"
+    return (
+        f"exact moments of {spec.name!r} on dist={_dist_text(dist)} need a {dim}-dimensional integral over its noise "
+        f"({blocks}); {method} integration is limited to {limit_dim} dimensions. The dimension is set by the "
+        f"distribution's event shape; no option of {spec.name!r} reduces it. Feasible: {smaller}. For this problem "
+        f"use Monte Carlo instead: refgrad.estimate({spec.name!r}, ...) tested against refgrad.exact.gradient with "
+        "refgrad.stats.unbiasedness_test (or refgrad.testing.assert_unbiased), and refgrad.stats.variance_test "
+        "for variances."
+    )
+
+
+def _batches(spec, dist, opts, method, level, rule, plan=None):
+    """Yield (weights, noise) over the tensor rule of one pass (conditioned on each sample for argmax fields)."""
+    fields, rules, argmax_fields, complement_fields, outer = plan or _plan(spec, dist, opts, method, level, rule)
+    for config, prob in outer:
+        for pts, cpts, wts in _tensor_chunks(rules):
+            noise = _unflatten(fields, pts, cpts, complement_fields)
+            if config is not None:
+                name = argmax_fields[0]
+                b_index = np.broadcast_to(np.argmax(config, axis=-1), (len(wts), config.shape[0]))
+                noise[name] = _uniforms_given_argmax(dist, np.ascontiguousarray(b_index, dtype=np.int64),
+                                                     noise[name])
+            yield prob * wts, noise
+
+
 def _integrate(spec, dist, f, opts, fn, method, level):
     """E[fn(noise)] and its second moment by tensor quadrature over the per-sample noise.
 
@@ -293,39 +358,10 @@ def _integrate(spec, dist, f, opts, fn, method, level):
     Gauss–Legendre rule gives the second moment exactly (piecewise-constant estimates take
     it from the midpoint rule as well).
     """
-    passes = [(None, True, True)]
-    if method == "piecewise":
-        constant = spec.shape_in_noise == "piecewise_constant"
-        passes = [(MIDPOINT, True, constant)] + ([] if constant else [(GAUSS_LEGENDRE_2, False, True)])
     acc = _Accumulator(f"estimator {spec.name!r} with f={_objective_text(f)}")
-    for rule, first, second in passes:
-        fields, rules, argmax_fields, complement_fields = _coordinate_rules(spec, dist, opts, method, level, rule)
-        dim = len(rules)
-        limit_dim = MAX_PIECEWISE_DIM if method == "piecewise" else MAX_QUADRATURE_DIM
-        if dim > limit_dim:
-            raise ValueError(
-                f"exact moments of {spec.name!r} on dist={_dist_text(dist)} need a {dim}-dimensional integral over "
-                f"its noise ({', '.join(f'{nf.name}{tuple(nf.shape)}' for nf in fields)}); {method} integration "
-                f"is limited to {limit_dim} dimensions. Use a smaller problem (fewer variables, smaller K, k=1)."
-            )
-        _check_node_count(spec, [len(r[0]) for r in rules], level if method != "piecewise" else None)
-        if len(argmax_fields) > 1:
-            raise ValueError(f"exact moments of {spec.name!r}: at most one noise field can be conditioned on an "
-                             "argmax")
-        if argmax_fields:
-            name = argmax_fields[0]
-            configs, probs = dist.enumerate()
-            outer = [(c, p) for c, p in zip(configs, probs) if p > 0]
-        else:
-            outer = [(None, 1.0)]
-        for config, prob in outer:
-            for pts, cpts, wts in _tensor_chunks(rules):
-                noise = _unflatten(fields, pts, cpts, complement_fields)
-                if config is not None:
-                    b_index = np.broadcast_to(np.argmax(config, axis=-1), (len(wts), config.shape[0]))
-                    noise[name] = _uniforms_given_argmax(dist, np.ascontiguousarray(b_index, dtype=np.int64),
-                                                         noise[name])
-                acc.add(prob * wts, fn(noise), first=first, second=second)
+    for rule, first, second in _passes(spec, method):
+        for wts, noise in _batches(spec, dist, opts, method, level, rule):
+            acc.add(wts, fn(noise), first=first, second=second)
     return acc
 
 
@@ -340,7 +376,7 @@ def _uniforms_for_sample(dist, config):
     return np.where(config == 1.0, 0.5 * (cut + 1.0), 0.5 * cut)
 
 
-def _conditional_draws_moments(spec, dist, f, opts, level):
+def _conditional_draws_moments(spec, dist, f, opts, level, max_seconds=None, default_level=None):
     """Moments of an average of k conditional draws given the sample (see EstimatorSpec.conditional_draws)."""
     option, field_name = spec.conditional_draws
     k = int(opts[option])
@@ -354,6 +390,10 @@ def _conditional_draws_moments(spec, dist, f, opts, level):
             f"quadrature is limited to {MAX_QUADRATURE_DIM} dimensions"
         )
     configs, probs = dist.enumerate()
+    from ._moments_cost import conditional_draws_check
+
+    conditional_draws_check(spec, dist, f, one, field_name, fields, configs, probs, level, max_seconds,
+                            default_level)
 
     def run(lvl):
         rules = [(x, 1.0 - x, w) for x, w in (tanh_sinh(0.0, 1.0, lvl) for _ in range(dim))]
@@ -387,7 +427,10 @@ def _conditional_draws_moments(spec, dist, f, opts, level):
     return mean, 0.5 * (cov + cov.T), err, count
 
 
-def _moments_by_integration(spec, dist, f, opts, fn, method, level):
+def _moments_by_integration(spec, dist, f, opts, fn, method, level, max_seconds=None, default_level=None):
+    from ._moments_cost import check_run_time
+
+    check_run_time(spec, dist, opts, method, level, fn, max_seconds, default_level)
     acc = _integrate(spec, dist, f, opts, fn, method, level)
     if method == "piecewise":
         scale = max(1.0, float(np.max(np.abs(acc.s2))))
@@ -469,19 +512,23 @@ def _checked(spec, dist, f, result):
     return result
 
 
-def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LIMIT):
+def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LIMIT, max_seconds=DEFAULT_MAX_SECONDS):
     """See :func:`refgrad.exact.moments`."""
+    if max_seconds is not None:
+        max_seconds = check_positive_scalar(max_seconds, "max_seconds")
     # Overflow is detected on the results (and on the estimates) and refused with a clear message.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _moments(spec, dist, f, opts, method, level, limit)
+        return _moments(spec, dist, f, opts, method, level, limit, max_seconds)
 
 
-def _moments(spec, dist, f, opts, method, level, limit):
+def _moments(spec, dist, f, opts, method, level, limit, max_seconds=None):
     if level is not None:
         level = _check_level(level)
     method, discrete = _pick_method(spec, dist, method)
+    default_level = _default_level(spec, dist, opts)
     if level is None:
-        level = _default_level(spec, dist, opts)
+        level = default_level
+    budget = (max_seconds, default_level)
     cost = int(spec.cost(dist, **opts))
     param_shape = tuple(dist.param_shape)
 
@@ -490,22 +537,22 @@ def _moments(spec, dist, f, opts, method, level, limit):
         return _checked(spec, dist, f, Moments(spec.name, opts, mean, cov, method, err, cost, count))
 
     if spec.control_variate is not None and isinstance(opts.get("eta"), str) and opts["eta"] == "optimal":
-        return _checked(spec, dist, f, _optimal_eta_moments(spec, dist, f, opts, method, level, cost))
+        return _checked(spec, dist, f, _optimal_eta_moments(spec, dist, f, opts, method, level, cost, budget))
 
     if spec.conditional_draws is not None and method == "quadrature" and discrete:
-        mean, cov, err, count = _conditional_draws_moments(spec, dist, f, opts, level)
+        mean, cov, err, count = _conditional_draws_moments(spec, dist, f, opts, level, *budget)
         return _checked(spec, dist, f, Moments(spec.name, opts, mean.reshape(param_shape), cov, method, err, cost,
                                             count))
 
     def fn(noise):
         return spec.compute(dist, f, noise, **opts)
 
-    acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level)
+    acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level, *budget)
     mean, cov = acc.result(param_shape)
     return _checked(spec, dist, f, Moments(spec.name, opts, mean, cov, method, err, cost, acc.count))
 
 
-def _optimal_eta_moments(spec, dist, f, opts, method, level, cost):
+def _optimal_eta_moments(spec, dist, f, opts, method, level, cost, budget=(None, None)):
     """ĝ = a + η c, E[c] = 0: integrate (a, c) jointly, then η* = −E[a c]/E[c c] per coordinate."""
     param_shape = tuple(dist.param_shape)
     p = int(np.prod(param_shape))
@@ -514,7 +561,7 @@ def _optimal_eta_moments(spec, dist, f, opts, method, level, cost):
         a, c = spec.control_variate(dist, f, noise, **opts)
         return np.concatenate([a.reshape(len(a), -1), c.reshape(len(c), -1)], axis=1)
 
-    acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level)
+    acc, err = _moments_by_integration(spec, dist, f, opts, fn, method, level, *budget)
     s1, s2 = acc.s1, acc.s2
     e_ac = np.diag(s2[:p, p:])
     e_cc = np.diag(s2[p:, p:])

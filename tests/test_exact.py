@@ -437,3 +437,71 @@ def test_gradient_of_a_duck_typed_distribution_uses_the_score_identity():
     dist = Bernoulli([0.3, -1.0])
     f = SquaredDistance([0.2, 0.9])
     np.testing.assert_allclose(gradient(Wrapped(dist), f), gradient(dist, f), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------------------------
+# refusals before integrating: dimension, estimated run time
+# --------------------------------------------------------------------------------------------
+
+
+def _two_bits():
+    from refgrad import objectives
+    from refgrad.distributions import Bernoulli
+
+    return Bernoulli(np.array([0.3, -0.8])), objectives.SquaredDistance(np.array([0.45, 0.45]))
+
+
+def test_rebar_on_a_three_way_categorical_says_what_applies():
+    from refgrad import objectives
+    from refgrad.distributions import Categorical
+
+    dist = Categorical(np.array([[0.2, -0.3, 0.5]]))
+    with pytest.raises(ValueError) as info:
+        exact.moments("rebar", dist, objectives.SquaredDistance(np.full((1, 3), 0.3)))
+    text = str(info.value)
+    assert "k=1" not in text  # rebar has no option k
+    assert "6-dimensional" in text and "no option of 'rebar' reduces it" in text
+    assert "K <= 2" in text and "refgrad.stats.unbiasedness_test" in text
+
+
+def test_a_long_run_is_refused_fast_naming_level_and_estimate():
+    import time
+
+    dist, f = _two_bits()
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"level=4 need about 443302408 evaluations .*at least .* s, beyond "
+                                         r"max_seconds=10") as info:
+        exact.moments("rebar", dist, f, level=4, max_seconds=10)
+    assert time.perf_counter() - start < 1.0
+    assert "Pass a smaller level= (level=3 needs at least 2.86 s)" in str(info.value) and "max_seconds= (None: no limit)" in str(info.value)
+
+
+def test_the_estimate_uses_a_timed_rate(monkeypatch):
+    from refgrad import _moments_cost
+
+    dist, f = _two_bits()
+    monkeypatch.setattr(_moments_cost, "MIN_SECONDS_PER_EVALUATION", 1e-12)  # force the timing
+    with pytest.raises(ValueError, match=r"level=3 \(the default\) need about 28623304 evaluations .*timed on 2048 "
+                                         r"nodes\): about .*beyond max_seconds=0.01"):
+        exact.moments("rebar", dist, f, max_seconds=0.01)
+
+
+def test_raising_the_limit_lets_it_run(monkeypatch):
+    from refgrad import _moments_cost
+
+    dist, f = _two_bits()
+    monkeypatch.setattr(_moments_cost, "UNTIMED_EVALUATIONS", 0)  # make a small case subject to the check
+    with pytest.raises(ValueError, match="level=3 need about 12904 evaluations"):
+        exact.moments("gumbel_softmax", dist, f, level=3, max_seconds=1e-6)
+    ran = exact.moments("gumbel_softmax", dist, f, level=3, max_seconds=None)
+    again = exact.moments("gumbel_softmax", dist, f, level=3, max_seconds=60)
+    np.testing.assert_array_equal(ran.mean, again.mean)
+    assert ran.evaluations == 10404
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1.0, ValueError), (float("inf"), ValueError),
+                                      ("60", TypeError)])
+def test_max_seconds_is_checked(bad, exc):
+    dist, f = _two_bits()
+    with pytest.raises(exc, match="max_seconds"):
+        exact.moments("gumbel_softmax", dist, f, max_seconds=bad)
