@@ -1,7 +1,9 @@
 """The validation suite end to end: CLI, report and JSON, exit codes, and failure on a wrong formula."""
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +88,110 @@ def test_report_without_matplotlib_says_figures_were_skipped(tmp_path, monkeypat
     assert main(["--quick", "--case", "seed001_gaussian", "--out", str(tmp_path), "--jobs", "1"]) == 0
     assert "Figure skipped (matplotlib not installed)" in (tmp_path / "report.md").read_text()
     np.testing.assert_equal(list((tmp_path).glob("figures/*.png")), [])
+
+
+# -- progress: "started" when a case starts, progress lines from inside cases -----------------------
+
+FAKE = '''
+import json, time
+from validation.core import Case
+
+def run(ctx):
+    t0 = time.time()
+    for _ in ctx.progress(range(STEPS), label="stage"):
+        time.sleep(0.12)
+    ctx.check("ran", True)
+    with open(OUT, "w") as fh:
+        json.dump([t0, time.time()], fh)
+
+STEPS = {steps}
+OUT = {out!r}
+CASE = Case({name!r}, {name!r}, "test", "a case that takes about a second", run)
+'''
+
+
+class _Clock:
+    """A stream that stamps each line with the time it was written."""
+
+    def __init__(self):
+        self.lines, self.buf = [], ""
+
+    def write(self, text):
+        self.buf += text
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
+            self.lines.append((time.time(), line))
+
+    def flush(self):
+        pass
+
+    def first(self, pattern):
+        hits = [(t, line) for t, line in self.lines if re.search(pattern, line)]
+        assert hits, f"no line matching {pattern!r} in:\n" + "\n".join(line for _, line in self.lines)
+        return hits[0][0]
+
+
+@pytest.fixture
+def fake_cases(tmp_path, monkeypatch):
+    import validation.runner as runner
+
+    names = ["fake_a", "fake_b", "fake_c"]
+    for i, name in enumerate(names):
+        (tmp_path / f"{name}_mod.py").write_text(FAKE.format(steps=6 + i, out=str(tmp_path / f"{name}.json"),
+                                                             name=name))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(runner, "CASE_MODULES", [f"{n}_mod" for n in names])
+    yield tmp_path, names
+    for name in names:  # the next test writes its modules anew
+        sys.modules.pop(f"{name}_mod", None)
+
+
+def _check_started_lines(clock, tmp_path, names):
+    for name in names:
+        t0, t1 = json.loads((tmp_path / f"{name}.json").read_text())
+        started = clock.first(rf"^\s+started\s+{name}$")
+        assert t0 - 0.05 <= started <= t1, (name, t0, started, t1)  # printed while the case runs, not before
+        assert started < clock.first(rf"\] {name}\s+PASS")
+        assert re.search(rf"{name}: stage \d/\d, \d+ s elapsed, ~\d+ s left",
+                         "\n".join(line for _, line in clock.lines)), name
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_started_lines_and_progress_tell_the_truth(fake_cases, jobs):
+    from validation.runner import run
+
+    tmp_path, names = fake_cases
+    clock = _Clock()
+    _, passed = run(names, quick=True, out_dir=str(tmp_path / "out"), jobs=jobs, stream=clock, progress_interval=0.1)
+    assert passed
+    _check_started_lines(clock, tmp_path, names)
+
+
+def test_a_callers_executor_prints_queued_then_started(fake_cases):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from validation.runner import run
+
+    tmp_path, names = fake_cases
+    clock = _Clock()
+    with ThreadPoolExecutor(2) as pool:
+        _, passed = run(names, quick=True, out_dir=str(tmp_path / "out"), executor=pool, stream=clock,
+                        progress_interval=0.1)
+    assert passed
+    assert clock.first(r"queued\s+fake_c") < clock.first(r"started\s+fake_c")
+    _check_started_lines(clock, tmp_path, names)
+
+
+def test_bars_on_a_terminal(fake_cases):
+    pytest.importorskip("tqdm")
+    import io
+
+    from validation.runner import run
+
+    tmp_path, names = fake_cases
+    buf = io.StringIO()
+    _, passed = run(names[:1], quick=True, out_dir=str(tmp_path / "out"), jobs=1, stream=buf, bars=True)
+    text = buf.getvalue()
+    assert passed and "fake_a: stage" in text and "started  fake_a" in text and "[1/1] fake_a" in text
+    with pytest.raises(ValueError, match="progress_interval must be a number >= 0"):
+        run(names[:1], out_dir=str(tmp_path / "out"), progress_interval=-1)
