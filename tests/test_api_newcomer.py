@@ -42,3 +42,32 @@ def test_estimate_says_n_is_needed_whenever_noise_is_not_given():
     dist = refgrad.Bernoulli([0.3])
     with pytest.raises(ValueError, match=r"n must be given .* when noise is not"):
         refgrad.estimate("reinforce", dist, refgrad.objectives.SquaredDistance(0.45))
+
+
+def _readme_section(title):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_your_own_objective_runs_and_prints_what_it_says():
+    # the section did not exist: FunctionObjective, the one-hot convention and fit_relax were not mentioned
+    section = _readme_section("Your own objective")
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, flags=re.S)
+    code = [b for lang, b in blocks if lang == "python"]
+    printed = [b for lang, b in blocks if lang == ""]
+    assert len(code) == 1 and len(printed) == 1
+    for words in ("FunctionObjective", "(n, d, K)", "one-hot", "fit_relax", "ValueError"):
+        assert words in section, words
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code[0]], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == printed[0]
+
+
+def test_readme_documents_numba_cache_dir():
+    section = _readme_section("Numba's cache")
+    assert "NUMBA_CACHE_DIR" in section and "cache=True" in section and "__pycache__" in section
