@@ -75,7 +75,7 @@ def test_findings_table_is_escaped_and_never_fails_the_case(tmp_path):
     header = "| " + " | ".join(FINDING_COLUMNS) + " |"
     assert header in report and "| torch | 2.13.0 | a\\|b | x \\| y | FAIL (wrong) | p = 0 \\| n = 3 |" in report
     for line in report.splitlines():  # every table row has as many unescaped cells as its header
-        if line.startswith("| fx |"):
+        if line.startswith("| [fx](#fx) |"):
             assert line.replace("\\|", "").count("|") == len(FINDING_COLUMNS) + 2
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["findings"][0]["case"] == "fx" and data["findings"][0]["function"] == "a|b"

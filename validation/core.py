@@ -10,7 +10,14 @@ A case that needs an optional package calls ``ctx.require(module, install)``; wh
 package is missing the case is reported as skipped, with the reason, and does not fail
 the run.  Facts about another framework (a cross-check of PyTorch or JAX) are recorded
 with ``ctx.finding(...)``: they go to the findings table, never to the checks, so another
-project's bug cannot fail refgrad's run.
+project's bug cannot fail refgrad's run.  A verdict on a formula of one of the source documents
+(:data:`validation.sources.SOURCES`) is recorded with
+``ctx.source_finding(document, claim, verdict, numbers)``; both kinds lead the report's summary.
+
+Tables: ``ctx.table(title, columns, rows, note="", constant=())`` checks that every row has one
+value per column; report.md states ``constant`` columns and columns with no value in any row in
+the table's note instead of repeating them (results.json keeps every column).  Long stages wrap
+their outer loop in ``ctx.progress(items, label=...)``; the runner shows the progress.
 """
 import math
 import time
