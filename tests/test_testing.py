@@ -345,3 +345,13 @@ def test_tolerance_calibration_quick():
 def test_tolerance_calibration_full():
     # the numbers in refgrad.testing's module docstring: 4000 replications
     _tolerance_calibration(4000)
+
+
+def test_float32_samples_reach_the_test_as_float32():
+    # before: the assertion converted samples to float64 first, so the float32 rounding of a sum-to-zero
+    # categorical score read as a departure from its hyperplane (a spurious InconclusiveWarning)
+    dist, f = Categorical(np.array([[0.0, 1.0, 2.0]])), SquaredDistance(np.array([[0.2, 0.3, 0.5]]))
+    samples = refgrad.estimate("reinforce", dist, f, 4000, rng=1).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not testing.assert_unbiased(samples, dist, f).reject
