@@ -117,6 +117,8 @@ def condense_table(columns, rows, constant=()):
     parts = [f"{escape_text(columns[j])} = {escape_text(format_value(rows[0][j]))} for every row" for j in const]
     if empty:
         parts.append("no value in any row: " + ", ".join(escape_text(columns[j]) for j in empty))
+    if not parts:
+        return columns, rows, ""
     keep = [j for j in range(len(columns)) if j not in drop]
     return [columns[j] for j in keep], [[r[j] for j in keep] for r in rows], "; ".join(parts) + "."
 
