@@ -305,7 +305,7 @@ def _estimators(ctx, F, g_bound, g_ll):
     asker = _asker_objective(F)
     mixture = _mixture_extension()
     n = ctx.size(20000, 200000)
-    level_st, level_gs = ctx.size(3, 4), ctx.size(3, 5)
+    level_st, level_gs = ctx.size(3, 4), ctx.size(3, 4)
     ctx.setting(n_mc_per_estimator=n, quadrature_level_straight_through=level_st,
                 quadrature_level_gumbel_softmax=level_gs)
     have_rebar = "rebar" in refgrad.ESTIMATORS
