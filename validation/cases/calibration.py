@@ -40,6 +40,7 @@ CAT_SQ = SquaredDistance(np.array([[0.2, 0.3, 0.5]]))
 ALPHAS = (0.01, 0.05)
 METHODS = (("hotelling", "Hotelling T²"), ("holm", "Holm"), ("both", "combined"))
 CI_LEVEL = 0.99
+AGREEMENT_REPS = 40  # replications on which the derived one-sided variance-test decisions are compared
 
 
 def _problems():
@@ -59,6 +60,17 @@ def _ci_text(k, n, level=CI_LEVEL):
     return f"[{lo:.4f}, {hi:.4f}]"
 
 
+_MOMENTS = {}
+
+
+def _moments(name, pname, dist, f, level=None, **options):
+    """``exact.moments``, computed once per (estimator, problem label, level, options) in a process."""
+    key = (name, pname, level, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    if key not in _MOMENTS:
+        _MOMENTS[key] = exact.moments(name, dist, f, level=level, **options)
+    return _MOMENTS[key]
+
+
 def _replicate(name, dist, f, n, reps, rng, **options):
     """One refgrad.estimate call for all replications, reshaped to (reps, n, *param_shape)."""
     g = refgrad.estimate(name, dist, f, n * reps, rng=rng, **options)
@@ -69,8 +81,12 @@ def _two_point_law(samples, mean, target, n):
     """Exact law of Hotelling's p-value when every estimate takes one of two values (one coordinate).
 
     The sample mean is then a function of K ~ Binomial(n, q), the count of the larger value, with
-    q = (E[ĝ] − v0)/(v1 − v0) from the exact mean; p(K) is computed by running the test on the sample with K
-    copies of v1.  Returns (atoms p(K), weights P(K)) or None when the estimates are not two-valued.
+    q = (E[ĝ] − v0)/(v1 − v0) from the exact mean.  With K copies of v1 the t statistic is
+    t = (v̄ − μ0)/(s/√n), v̄ = v0 + (v1 − v0) K/n, s² = (v1 − v0)² K (n − K)/(n (n − 1)), and
+    p(K) = P(F(1, n − 1) > t²) (Hotelling's T² = t² with one coordinate); K = 0 and K = n give a
+    constant sample (p = 1).  All n + 1 atoms are computed at once; :func:`_lattice_check` compares a
+    few of them with refgrad's test.  Returns (atoms p(K), weights P(K), (v0, v1, q)) or None when the
+    estimates are not two-valued.
     """
     flat = samples.reshape(-1, samples.shape[-1]) if samples.ndim > 2 else samples.reshape(-1, 1)
     if flat.shape[1] != 1:
@@ -80,13 +96,28 @@ def _two_point_law(samples, mean, target, n):
         return None
     v0, v1 = values
     q = float((mean[0] - v0) / (v1 - v0))
+    K = np.arange(1, n)
+    diff = v1 - v0
+    mean_k = v0 + diff * K / n
+    var_k = diff**2 * K * (n - K) / (n * (n - 1.0))
+    t2 = (mean_k - float(np.ravel(target)[0])) ** 2 / (var_k / n)
     atoms = np.ones(n + 1)
-    for K in range(1, n):
-        x = np.concatenate([np.full(K, v1), np.full(n - K, v0)])[:, None]
-        pv = stats.unbiasedness_test(x, target, calibration="asymptotic").hotelling_pvalue
-        atoms[K] = 1.0 if pv is None else float(pv)
+    atoms[1:n] = sps.f.sf(t2, 1, n - 1)
     weights = sps.binom.pmf(np.arange(n + 1), n, q)
     return atoms, weights, (float(v0), float(v1), q)
+
+
+def _lattice_check(law, target, n):
+    """Largest relative difference between the closed-form atoms and refgrad's test at 7 counts K."""
+    atoms, weights, (v0, v1, q) = law
+    ks = np.unique(np.clip(np.round(n * q + np.array([-4, -2, -1, 0, 1, 2, 4]) * np.sqrt(n * q * (1 - q))),
+                           1, n - 1).astype(int))
+    worst = 0.0
+    for K in ks:
+        x = np.concatenate([np.full(K, v1), np.full(n - K, v0)])[:, None]
+        pv = stats.unbiasedness_test(x, target, calibration="asymptotic").hotelling_pvalue
+        worst = max(worst, abs(float(pv) - atoms[K]) / max(atoms[K], 1e-300))
+    return worst, ks.size
 
 
 def _lattice_ks(pvalues, atoms, weights, rng, sims=2000):
@@ -121,7 +152,7 @@ def _lattice_ks(pvalues, atoms, weights, rng, sims=2000):
 
 def _false_alarms(ctx):
     n = 1000
-    reps = ctx.size(500, 2000)
+    reps = ctx.size(300, 1000)
     ctx.setting(a_n=n, a_replications=reps, a_alphas=list(ALPHAS))
     estimators = [("reinforce", {}), ("rloo", {"m": 2}), ("disarm", {}), ("rebar", {"tau": 0.5, "eta": 1.0})]
     moment_rows, rate_rows = [], []
@@ -130,53 +161,57 @@ def _false_alarms(ctx):
     laws = []
     results = []  # (problem, estimator, alpha, method, k)
     equal_1d = []
-    for pname, (dist, f) in _problems().items():
+    closed_vs_refgrad = []
+    settings = [(pname, dist, f, name, options) for pname, (dist, f) in _problems().items()
+                for name, options in estimators]
+    for pname, dist, f, name, options in ctx.progress(settings, label="(a) null replications"):
         target = exact.gradient(dist, f)
-        for name, options in estimators:
-            level = ctx.size(2, None) if (name == "rebar" and dist.d > 1) else None
-            m = exact.moments(name, dist, f, level=level, **options)
-            dev = float(np.max(np.abs(m.mean - target)))
-            moment_rows.append([pname, name, str(options or ""), m.method, np.round(m.mean.ravel(), 10).tolist(),
-                                np.round(target.ravel(), 10).tolist(), dev, m.error,
-                                np.round(m.variance.ravel(), 6).tolist()])
-            g = _replicate(name, dist, f, n, reps, ctx.rng(f"a/{pname}/{name}"), **options)
-            res = [stats.unbiasedness_test(g[r], target, alpha=0.05, calibration="asymptotic") for r in range(reps)]
-            p = {"hotelling": np.array([r.hotelling_pvalue for r in res], dtype=float),
-                 "holm": np.array([r.holm_pvalue for r in res]),
-                 "both": np.array([r.pvalue for r in res])}
-            if dist.d == 1:
-                equal_1d.append(float(np.max(np.abs(p["hotelling"] - p["holm"]))))
-            pvals_all.append(p["hotelling"])
-            law = _two_point_law(g, m.mean.ravel(), target, n)
-            laws.append(law)
-            exact_size = {}
-            if law is None:
-                gof = sps.kstest(p["hotelling"], "uniform").pvalue
-                ks_rows.append([pname, name, gof, "KS vs uniform", None, gof])
-            else:
-                atoms, weights, (v0, v1, q) = law
-                gof = _lattice_ks(p["hotelling"], atoms, weights, ctx.rng(f"a/ks/{pname}/{name}"))
-                # sup_u |F(u) − u| of the step CDF: checked just at and just below every atom
-                order = np.argsort(atoms)
-                sa = atoms[order]
-                cdf = np.cumsum(weights[order])
-                below = np.concatenate([[0.0], cdf[:-1]])
-                lattice_dev = float(max(np.max(np.abs(cdf - sa)), np.max(np.abs(below - sa))))
-                ks_rows.append([pname, name, gof, f"KS vs exact lattice law (values {v0:.4g}, {v1:.4g}; "
-                                                  f"q = {q:.4f})", lattice_dev,
-                                sps.kstest(p["hotelling"], "uniform").pvalue])
-                exact_size = {a: float(weights[atoms < a].sum()) for a in ALPHAS}
-            heavy = np.mean([r.heavy_tail.unreliable for r in res])
-            for alpha in ALPHAS:
-                for method, label in METHODS:
-                    k = int(np.sum(p[method] < alpha))
-                    alt = "two-sided" if method == "hotelling" else "greater"
-                    bp = sps.binomtest(k, reps, alpha, alternative=alt).pvalue
-                    results.append((pname, name, alpha, method, k, bp))
-                    first = method == "hotelling" and alpha == ALPHAS[0]
-                    rate_rows.append([pname, name, alpha, label, f"{k}/{reps}", k / reps, _ci_text(k, reps), bp,
-                                      exact_size.get(alpha, "") if method == "hotelling" else "",
-                                      gof if first else "", heavy if first else ""])
+        level = ctx.size(2, None) if (name == "rebar" and dist.d > 1) else None
+        m = _moments(name, pname, dist, f, level=level, **options)
+        dev = float(np.max(np.abs(m.mean - target)))
+        moment_rows.append([pname, name, str(options or ""), m.method, np.round(m.mean.ravel(), 10).tolist(),
+                            np.round(target.ravel(), 10).tolist(), dev, m.error,
+                            np.round(m.variance.ravel(), 6).tolist()])
+        g = _replicate(name, dist, f, n, reps, ctx.rng(f"a/{pname}/{name}"), **options)
+        res = [stats.unbiasedness_test(g[r], target, alpha=0.05, calibration="asymptotic") for r in range(reps)]
+        p = {"hotelling": np.array([r.hotelling_pvalue for r in res], dtype=float),
+             "holm": np.array([r.holm_pvalue for r in res]),
+             "both": np.array([r.pvalue for r in res])}
+        if dist.d == 1:
+            equal_1d.append(float(np.max(np.abs(p["hotelling"] - p["holm"]))))
+        pvals_all.append(p["hotelling"])
+        law = _two_point_law(g, m.mean.ravel(), target, n)
+        laws.append(law)
+        if law is not None:
+            closed_vs_refgrad.append((f"{name}/{pname}",) + _lattice_check(law, target, n))
+        exact_size = {}
+        if law is None:
+            gof = sps.kstest(p["hotelling"], "uniform").pvalue
+            ks_rows.append([pname, name, gof, "KS vs uniform", None, gof])
+        else:
+            atoms, weights, (v0, v1, q) = law
+            gof = _lattice_ks(p["hotelling"], atoms, weights, ctx.rng(f"a/ks/{pname}/{name}"))
+            # sup_u |F(u) − u| of the step CDF: checked just at and just below every atom
+            order = np.argsort(atoms)
+            sa = atoms[order]
+            cdf = np.cumsum(weights[order])
+            below = np.concatenate([[0.0], cdf[:-1]])
+            lattice_dev = float(max(np.max(np.abs(cdf - sa)), np.max(np.abs(below - sa))))
+            ks_rows.append([pname, name, gof, f"KS vs exact lattice law (values {v0:.4g}, {v1:.4g}; "
+                                              f"q = {q:.4f})", lattice_dev,
+                            sps.kstest(p["hotelling"], "uniform").pvalue])
+            exact_size = {a: float(weights[atoms < a].sum()) for a in ALPHAS}
+        heavy = np.mean([r.heavy_tail.unreliable for r in res])
+        for alpha in ALPHAS:
+            for method, label in METHODS:
+                k = int(np.sum(p[method] < alpha))
+                alt = "two-sided" if method == "hotelling" else "greater"
+                bp = sps.binomtest(k, reps, alpha, alternative=alt).pvalue
+                results.append((pname, name, alpha, method, k, bp))
+                first = method == "hotelling" and alpha == ALPHAS[0]
+                rate_rows.append([pname, name, alpha, label, f"{k}/{reps}", k / reps, _ci_text(k, reps), bp,
+                                  exact_size.get(alpha, "") if method == "hotelling" else "",
+                                  gof if first else "", heavy if first else ""])
     ctx.table("(a) Exact moments of the unbiased estimators used as nulls", [
         "problem", "estimator", "options", "method", "exact E[ĝ]", "exact ∇", "max |E[ĝ] − ∇|", "oracle error",
         "exact variance"], moment_rows,
@@ -192,9 +227,10 @@ def _false_alarms(ctx):
              "and rate ≤ α one-sided for Holm and the combined decision (conservative by construction: Holm "
              "controls the family-wise error under any dependence; the combined p is 2·min(p_T², p_Holm)). With "
              "one coordinate Hotelling's T² is the squared t statistic, so Hotelling and Holm coincide and the "
-             "combined decision rejects at α/2. On the one-bit toy, REINFORCE, RLOO and DisARM take only two "
-             "values, so the sample mean is a rescaled Binomial(n, q) count and the p-value has a lattice law: "
-             "'exact size' is P(p < α) under that law (computed by running the test on every count K = 0..n), and "
+             "combined p-value is that t-test's p-value, not doubled. On the one-bit toy, REINFORCE, RLOO and "
+             "DisARM take only two values, so the sample mean is a rescaled Binomial(n, q) count and the p-value has a lattice law: "
+             "'exact size' is P(p < α) under that law (the p-value of every count K = 0..n in closed form, checked "
+             "against refgrad's test at 7 counts), and "
              "the uniformity column is a KS test of the observed p-values against that exact law (p-value by "
              "simulating 2000 samples of R from it) instead of a KS test against the continuous uniform, which a "
              "lattice fails at large R without any "
@@ -243,6 +279,12 @@ def _false_alarms(ctx):
               ks_min > 0.01 / len(ks_rows) and ks_pooled > 0.01,
               "; ".join(f"{r[1]}/{r[0]}: {r[3].split(' (')[0]} p = {r[2]:.3g}" for r in ks_rows)
               + f"; pooled KS p = {ks_pooled:.3g} ({pooled.size} p-values)")
+    if closed_vs_refgrad:
+        worst = max(w for _, w, _ in closed_vs_refgrad)
+        ctx.check("(a) the closed-form lattice law of the p-value agrees with refgrad's test on two-valued samples "
+                  "(relative difference < 1e-9 at the counts K checked)", worst < 1e-9,
+                  "; ".join(f"{lab}: {k} counts K around nq (±4 sd), largest relative difference {w:.1e}"
+                            for lab, w, k in closed_vs_refgrad))
     if lattice:
         ctx.note("(a) Two-valued estimates make the p-value a lattice variable: the exact law's largest distance from "
                  "the uniform CDF is " + ", ".join(f"{r[4]:.3f} ({r[1]}/{r[0]})" for r in lattice)
@@ -293,7 +335,7 @@ def _false_alarms(ctx):
 
 
 def _analytic_power(bias, cov, n, alpha):
-    """Power of the combined decision (reject iff p_T² < α/2 or p_Holm < α/2), from the exact bias and covariance.
+    """Power of the combined decision (reject iff p_T² < α/2 or p_Holm < α/2; one coordinate: the t-test at α).
 
     Hotelling: T² rescaled is noncentral F(r, n − r) with λ = n δᵀ Σ⁺ δ (normal approximation of the mean).
     Holm: at least as powerful as Bonferroni, per coordinate a two-sided z-test at α/(2p).
@@ -303,22 +345,23 @@ def _analytic_power(bias, cov, n, alpha):
     cov = np.atleast_2d(cov)
     r = int(np.linalg.matrix_rank(cov, tol=1e-10 * np.max(np.abs(cov))))
     lam = float(n * bias @ np.linalg.pinv(cov, rcond=1e-10) @ bias)
-    crit = sps.f.isf(alpha / 2, r, n - r)
-    hot = float(sps.ncf.sf(crit, r, n - r, lam))
     p = bias.size
+    # the combined decision tests each part at α/2; with one coordinate it is the single t-test at α
+    crit = sps.f.isf(alpha if p == 1 else alpha / 2, r, n - r)
+    hot = float(sps.ncf.sf(crit, r, n - r, lam))
     var = np.maximum(np.diag(cov), 1e-300)
     z = special.ndtri(1 - alpha / (4 * p))
     shift = np.abs(bias) / np.sqrt(var / n)
     per = special.ndtr(shift - z) + special.ndtr(-shift - z)
     holm = float(np.max(per))
-    if p == 1:  # Hotelling and the t-test coincide: the combined decision is one test at α/2
+    if p == 1:  # Hotelling and the t-test coincide: the combined decision is that one test at α
         return hot, holm, hot, hot
     return hot, holm, max(hot, holm), min(1.0, hot + float(np.sum(per)))
 
 
 def _power(ctx):
     n, alpha = 10000, 1e-3
-    reps = ctx.size(100, 500)
+    reps = ctx.size(40, 150)
     ctx.setting(b_n=n, b_alpha=alpha, b_replications=reps)
     cat = Categorical(CAT_LOGITS)
     declared = [name for name, spec in refgrad.ESTIMATORS.items() if not spec.unbiased]
@@ -335,8 +378,9 @@ def _power(ctx):
              for t in (0.15, 0.2, 0.25, 0.35)]
     rows = []
     default_ok, curve_ok = [], []
-    for idx, (name, options, pname, dist, f) in enumerate(settings + curve):
-        m = exact.moments(name, dist, f, **options)
+    for idx, (name, options, pname, dist, f) in ctx.progress(list(enumerate(settings + curve)),
+                                                             label="(b) power replications"):
+        m = _moments(name, pname, dist, f, **options)
         target = exact.gradient(dist, f)
         bias = (m.mean - target).ravel()
         hot, holm, lo, hi = _analytic_power(bias, m.cov, n, alpha)
@@ -361,9 +405,11 @@ def _power(ctx):
         "Holm (Bonferroni bound)", "analytic power, combined", "simulated rejections", "99% CI",
         "heavy-tail flag rate"], rows,
         note="Analytic power from refgrad.exact.moments' bias δ and covariance Σ: Hotelling's T² as noncentral "
-             "F(r, n − r) with λ = n δᵀΣ⁺δ at level α/2; Holm bounded below by Bonferroni z-tests at α/(2p). The "
+             "F(r, n − r) with λ = n δᵀΣ⁺δ at level α/2 (α with one coordinate); Holm bounded below by Bonferroni "
+             "z-tests at α/(2p). The "
              "combined decision rejects iff either rejects at α/2, so its power lies between the larger of the two "
-             "and their sum; with one coordinate both are the same t-test and the power is the Hotelling value. "
+             "and their sum; with one coordinate both are the same t-test, its p-value is the decision (not doubled) "
+             "and the power is the Hotelling value at α. "
              "Simulated: replications of refgrad.testing.assert_biased's default test (n = 10000, α = 1e-3, "
              "method='both').")
     ctx.check("(b) every estimator declared biased is covered by a power setting",
@@ -384,7 +430,7 @@ def _power(ctx):
 
 def _variance(ctx):
     n = 2000
-    reps = ctx.size(300, 1000)
+    reps = ctx.size(200, 500)
     alpha = 0.05
     ctx.setting(c_n=n, c_replications=reps, c_alpha=alpha)
     toy_dist = Bernoulli(np.array([LOGIT]))
@@ -394,11 +440,23 @@ def _variance(ctx):
     rows = []
     null_results = []
 
+    agreement = []
+
     def rates(label, kind, a, b, paired, exact_ratio, count=True):
+        # the trace statistic z does not depend on the alternative: one two-sided call per replication, the
+        # one-sided decisions from z (p = Φ(z) for 'less', Φ(−z) for 'greater'), checked against refgrad's own
+        # one-sided calls on the first replications
+        res = [stats.variance_test(a[r], b[r], alternative="two-sided", paired=paired, alpha=alpha)
+               for r in range(reps)]
+        z = np.array([r.statistic for r in res])
+        decided = {"two-sided": np.array([r.reject for r in res]), "less": special.ndtr(z) < alpha,
+                   "greater": special.ndtr(-z) < alpha}
+        for alt in ("less", "greater"):
+            own = np.array([stats.variance_test(a[r], b[r], alternative=alt, paired=paired, alpha=alpha).reject
+                            for r in range(AGREEMENT_REPS)])
+            agreement.append(int(np.sum(own != decided[alt][:AGREEMENT_REPS])))
         for alt in alternatives:
-            rej = [stats.variance_test(a[r], b[r], alternative=alt, paired=paired, alpha=alpha).reject
-                   for r in range(reps)]
-            k = int(np.sum(rej))
+            k = int(np.sum(decided[alt]))
             bp = sps.binomtest(k, reps, alpha, alternative="greater").pvalue
             bp2 = sps.binomtest(k, reps, alpha).pvalue
             rows.append([label, kind, exact_ratio, alt, f"{k}/{reps}", k / reps, _ci_text(k, reps), bp,
@@ -424,7 +482,7 @@ def _variance(ctx):
     st = refgrad.estimate("straight_through", toy_dist, TOY, noise={"u": u}, tau=0.5).reshape(reps, n, 1)
     gr = refgrad.estimate("gumbel_rao", toy_dist, TOY, noise={"u": u, "v": v}, tau=0.5, k=1).reshape(reps, n, 1)
     corr_st = float(np.corrcoef(st[0, :, 0], gr[0, :, 0])[0, 1])
-    m_st = exact.moments("straight_through", toy_dist, TOY, tau=0.5)
+    m_st = _moments("straight_through", "toy", toy_dist, TOY, tau=0.5)
     m_gr = exact.moments("gumbel_rao", toy_dist, TOY, tau=0.5, k=1)
     rates("ST vs GR (k = 1), same u, toy τ = 0.5", "paired", st, gr, True,
           float(m_gr.variance[0] / m_st.variance[0]))
@@ -451,6 +509,9 @@ def _variance(ctx):
               worst > 0.01 / m,
               f"smallest one-sided p = {worst:.3g}; rates: " + ", ".join(
                   f"{lab.split(',')[0]} {kind[0]} {alt}: {k / reps:.3f}" for lab, kind, alt, k, _, _ in null_results))
+    ctx.check("(c) the one-sided decisions read off the two-sided call's statistic equal refgrad's one-sided calls",
+              sum(agreement) == 0, f"{sum(agreement)} disagreements in {len(agreement) * AGREEMENT_REPS} "
+                                   f"one-sided calls (first {AGREEMENT_REPS} replications of each setting)")
     off = [r for r in null_results if r[5] < 0.01 / m]
     ctx.note("(c) Rates significantly different from α (two-sided binomial, 0.01 Bonferroni): "
              + ("; ".join(f"{lab} ({kind}, {alt}): {k}/{reps}" for lab, kind, alt, k, _, _ in off) if off else "none")
@@ -460,9 +521,9 @@ def _variance(ctx):
     # power where exact moments prove a gap: DisARM < ARM (both cost 2)
     power_rows = []
     power = {}
-    for pname, (dist, f) in _problems().items():
-        ma = exact.moments("arm", dist, f)
-        md = exact.moments("disarm", dist, f)
+    for pname, (dist, f) in ctx.progress(list(_problems().items()), label="(c) power, DisARM < ARM"):
+        ma = _moments("arm", pname, dist, f)
+        md = _moments("disarm", pname, dist, f)
         ratio = float(md.variance.sum() / ma.variance.sum())
         ratios = (md.variance / ma.variance).ravel()
         for nn in (100, 300, 1000):
@@ -502,7 +563,7 @@ def _variance(ctx):
 
 
 def _required(ctx):
-    reps = ctx.size(300, 1500)
+    reps = ctx.size(100, 400)
     ctx.setting(d_replications=reps)
     cat = Categorical(CAT_LOGITS)
     settings = [
@@ -514,13 +575,16 @@ def _required(ctx):
     ]
     rows = []
     outcome = []
-    for idx, (name, options, pname, dist, f, alpha, power, method) in enumerate(settings):
-        m = exact.moments(name, dist, f, **options)
+    for idx, (name, options, pname, dist, f, alpha, power, method) in ctx.progress(list(enumerate(settings)),
+                                                                              label="(d) required samples"):
+        m = _moments(name, pname, dist, f, **options)
         target = exact.gradient(dist, f)
         bias = (m.mean - target).ravel()
         var = m.variance.ravel()
-        # for the combined decision, required_samples' docstring says: pass alpha / 2
-        n = stats.required_samples(var, bias, alpha=alpha / 2 if method == "both" else alpha, power=power)
+        # for the combined decision on several coordinates, required_samples' docstring says: pass alpha / 2
+        # (with one coordinate the combined p-value is the t-test's own, not doubled)
+        halve = method == "both" and var.size > 1
+        n = stats.required_samples(var, bias, alpha=alpha / 2 if halve else alpha, power=power)
         g = _replicate(name, dist, f, n, reps, ctx.rng(f"d/{idx}"), **options)
         k = int(sum(stats.unbiasedness_test(g[r], target, alpha=alpha, method=method).reject for r in range(reps)))
         bp = sps.binomtest(k, reps, power, alternative="less").pvalue
@@ -530,8 +594,9 @@ def _required(ctx):
     ctx.table("(d) required_samples: simulated power at the n it returns", [
         "estimator", "options", "problem", "exact bias", "exact variance", "α", "stated power", "method", "n",
         "rejections", "simulated power", "99% CI", "binomial p (power not reached)"], rows,
-        note="n = refgrad.stats.required_samples(exact variance, exact bias, α, power) (α/2 for method='both', as "
-             "its docstring prescribes); with several coordinates it is the n at which every coordinate's bias is "
+        note="n = refgrad.stats.required_samples(exact variance, exact bias, α, power) (α/2 for method='both' on "
+             "several coordinates, as its docstring prescribes; α with one coordinate, where the combined p is the "
+             "t-test's); with several coordinates it is the n at which every coordinate's bias is "
              "detected with that power, so the test's overall power is higher. The formula is a two-sided z-test "
              "ignoring the far tail, so the simulated power should be at or slightly above the stated one.")
     m = len(outcome)
@@ -559,8 +624,9 @@ def run(ctx):
 CASE = Case(
     name="calibration",
     title="Calibration of refgrad's own tests: false-alarm rate, power, variance test, sample size",
-    source="DESIGN.md 'Statistics' (the suite measures its own false-alarm rate and power); Hotelling 1931; Holm 1979; "
-           "refgrad.stats and refgrad.testing docstrings",
+    source="Hotelling 1931 (the T² test); Holm 1979 (step-down multiple testing); Clopper & Pearson 1934 (exact "
+           "binomial intervals); the documented levels and power of refgrad's tests in refgrad/stats.py "
+           "(unbiasedness_test, variance_test, required_samples) and refgrad/testing.py (assert_biased's defaults)",
     description="Runs refgrad's tests on many replications of estimators whose exact moments are known: the "
                 "false-alarm rate of unbiasedness_test (Hotelling, Holm, combined) on unbiased estimators at "
                 "α = 0.01 and 0.05 with exact binomial intervals and the uniformity of its p-values; its power "

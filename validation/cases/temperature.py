@@ -50,6 +50,9 @@ GR_K = 10  # gumbel_rao's default number of conditional samples
 # exact.moments' documented default quadrature level for noise dimension 1 and 3
 DEFAULT_LEVEL = {"toy": 6, "categorical": 4}
 ALPHA = 0.05  # level of the unbiasedness tests in the heavy-tail study
+# bootstrap resamples where the default calibration bootstraps: α (B + 1) = 25 resampled statistics beyond the
+# critical value (refgrad's default B = 1999 at α = 0.05 gives 100; the p-value's law is exact for any B)
+HEAVY_RESAMPLES = 499
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -332,10 +335,18 @@ def _categorical(ctx, taus):
 # ------------------------------------------------------------------------------------ heavy tails
 
 
-def _heavy_tails(ctx, taus):
+def _heavy_tails(ctx, taus, toy_res):
     dist = Bernoulli(np.array([LOGIT]))
     extra = np.array([0.005, 0.01])
     grid = np.concatenate([extra, taus])
+    # the estimator's exact mean (a true null for the test): the sweep's oracles on the τ grid, new ones below it
+    oracles = {}
+    for name in ("gumbel_softmax", "straight_through"):
+        for tau in extra:
+            oracles[(name, float(tau))] = _oracle(name, dist, TOY, tau, DEFAULT_LEVEL["toy"], 14, 1e-10)
+        for tau, o in zip(taus, toy_res[SHORT[name]]):
+            oracles[(name, float(tau))] = o
+    ctx.setting(heavy_tail_bootstrap_resamples=HEAVY_RESAMPLES)
     sizes = [(1000, ctx.size(200, 1000)), (10000, ctx.size(20, 100))]
     ctx.setting(heavy_tail_grid=[float(t) for t in grid],
                 heavy_tail_replications={str(n): r for n, r in sizes})
@@ -343,40 +354,44 @@ def _heavy_tails(ctx, taus):
     fire = {}
     kurt = {}
     size_off = []
-    for name in ("gumbel_softmax", "straight_through"):
+    same_diagnostic = []
+    stages = [(name, tau) for name in ("gumbel_softmax", "straight_through") for tau in grid]
+    for name, tau in ctx.progress(stages, label="heavy tails (Monte Carlo)"):
         key = SHORT[name]
-        for tau in grid:
-            # the estimator's exact mean (a true null for the test); refine as for the sweeps
-            o = _oracle(name, dist, TOY, tau, DEFAULT_LEVEL["toy"], 14, 1e-10)
-            for n, reps in sizes:
-                rng = ctx.rng(f"heavy/{name}/{tau:.6g}/{n}")
-                g = refgrad.estimate(name, dist, TOY, n * reps, rng=rng, tau=float(tau))
-                pooled = stats.heavy_tail_diagnostic(g)
-                g = g.reshape(reps, n, 1)
-                diags = [stats.heavy_tail_diagnostic(g[r]) for r in range(reps)]
-                fired = np.array([d.unreliable for d in diags])
-                tests = [stats.unbiasedness_test(g[r], o["mean"], alpha=ALPHA, method="hotelling")
-                         for r in range(reps)]
-                k = int(sum(t.hotelling_pvalue < ALPHA for t in tests))
-                k_low = int(sum(t.hotelling_pvalue < ALPHA and t.tstat[0] < 0 for t in tests))
-                k_up = k - k_low
-                # two-sided size and each tail's share (α/2 each under a symmetric null law)
-                binom_p = min(sps.binomtest(k, reps, ALPHA).pvalue, sps.binomtest(k_low, reps, ALPHA / 2).pvalue,
-                              sps.binomtest(k_up, reps, ALPHA / 2).pvalue)
-                lo, hi = _binom_ci(k, reps)
-                rule = ""
-                if fired.any():
-                    share = np.mean([d.max_share[0] > d.share_limit for d in diags])
-                    mk = np.mean([d.mean_excess_kurtosis[0] > stats.KURTOSIS_LIMIT for d in diags])
-                    ms = np.mean([abs(d.mean_skewness[0]) > stats.SKEWNESS_LIMIT for d in diags])
-                    rule = f"share {share:.2f}, κ/n {mk:.2f}, γ/√n {ms:.2f}"
-                fire[(key, float(tau), n)] = float(fired.mean())
-                kurt[(key, float(tau), n)] = float(pooled.excess_kurtosis[0])
-                rows.append([key, f"{tau:.3g}", n, reps, float(pooled.skewness[0]), float(pooled.excess_kurtosis[0]),
-                             float(fired.mean()), rule, k / reps, f"[{lo:.3f}, {hi:.3f}]", k_low / reps, k_up / reps,
-                             binom_p])
-                if binom_p < 0.01:
-                    size_off.append((key, float(tau), n, k / reps, float(fired.mean()), k_low / reps, k_up / reps))
+        o = oracles[(name, float(tau))]
+        for n, reps in sizes:
+            rng = ctx.rng(f"heavy/{name}/{tau:.6g}/{n}")
+            g = refgrad.estimate(name, dist, TOY, n * reps, rng=rng, tau=float(tau))
+            pooled = stats.heavy_tail_diagnostic(g)
+            g = g.reshape(reps, n, 1)
+            tests = [stats.unbiasedness_test(g[r], o["mean"], alpha=ALPHA, method="hotelling",
+                                             resamples=HEAVY_RESAMPLES) for r in range(reps)]
+            # the test runs the diagnostic on its samples: use its result (checked on the first replication)
+            diags = [t.heavy_tail for t in tests]
+            first = stats.heavy_tail_diagnostic(g[0])
+            same_diagnostic.append(first.unreliable == diags[0].unreliable
+                                   and np.array_equal(first.max_share, diags[0].max_share))
+            fired = np.array([d.unreliable for d in diags])
+            k = int(sum(t.hotelling_pvalue < ALPHA for t in tests))
+            k_low = int(sum(t.hotelling_pvalue < ALPHA and t.tstat[0] < 0 for t in tests))
+            k_up = k - k_low
+            # two-sided size and each tail's share (α/2 each under a symmetric null law)
+            binom_p = min(sps.binomtest(k, reps, ALPHA).pvalue, sps.binomtest(k_low, reps, ALPHA / 2).pvalue,
+                          sps.binomtest(k_up, reps, ALPHA / 2).pvalue)
+            lo, hi = _binom_ci(k, reps)
+            rule = ""
+            if fired.any():
+                share = np.mean([d.max_share[0] > d.share_limit for d in diags])
+                mk = np.mean([d.mean_excess_kurtosis[0] > stats.KURTOSIS_LIMIT for d in diags])
+                ms = np.mean([abs(d.mean_skewness[0]) > stats.SKEWNESS_LIMIT for d in diags])
+                rule = f"share {share:.2f}, κ/n {mk:.2f}, γ/√n {ms:.2f}"
+            fire[(key, float(tau), n)] = float(fired.mean())
+            kurt[(key, float(tau), n)] = float(pooled.excess_kurtosis[0])
+            rows.append([key, f"{tau:.3g}", n, reps, float(pooled.skewness[0]), float(pooled.excess_kurtosis[0]),
+                         float(fired.mean()), rule, k / reps, f"[{lo:.3f}, {hi:.3f}]", k_low / reps, k_up / reps,
+                         binom_p])
+            if binom_p < 0.01:
+                size_off.append((key, float(tau), n, k / reps, float(fired.mean()), k_low / reps, k_up / reps))
     ctx.table("Heavy-tail diagnostic and the actual size of the unbiasedness test on the toy, against τ",
               ["estimator", "τ", "n", "replications", "skewness (pooled)", "excess kurtosis (pooled)",
                "fires (fraction)", "which rule (fraction of replications)", f"size at α = {ALPHA}", "99% CI",
@@ -389,8 +404,13 @@ def _heavy_tails(ctx, taus):
                    "one-sided use first). 'smallest binomial p' is the smallest of the three two-sided binomial tests "
                    "(size vs α, each tail vs α/2). Skewness and excess kurtosis are of the pooled replications "
                    f"(n × replications samples). τ = {', '.join(f'{t:g}' for t in extra)} are added below the grid "
-                   "to reach the region where the test's size visibly degrades.")
+                   "to reach the region where the test's size visibly degrades. The test runs with its default "
+                   f"calibration ('auto'); where that bootstraps, with B = {HEAVY_RESAMPLES} resamples "
+                   "(α(B + 1) = 25).")
 
+    ctx.check("the diagnostic attached to unbiasedness_test's result is heavy_tail_diagnostic of its samples",
+              all(same_diagnostic), f"equal flag and largest share on {sum(same_diagnostic)} of "
+                                    f"{len(same_diagnostic)} settings (first replication of each)")
     crossover = {}
     for key in ("GS", "ST"):
         for n, _ in sizes:
@@ -476,7 +496,9 @@ def _bias_variance_figure(ctx, name, title, taus, res, grad_of):
         ax1.set_ylabel("‖E[ĝ] − ∇‖ (exact)")
         ax2.set_xlabel("τ")
         ax2.set_ylabel("total variance (exact)")
-        ax1.legend(fontsize=7)
+        # variance falls with τ, so the variance panel's upper right is free (the bias panel's small-τ end,
+        # where ST on the cube keeps its bias, must stay visible)
+        ax2.legend(fontsize=7, loc="upper right")
         ax1.set_title("bias", fontsize=9)
         ax2.set_title("variance", fontsize=9)
 
@@ -497,7 +519,7 @@ def run(ctx):
     _bias_variance_figure(ctx, "categorical", "Categorical K = 3: exact ‖bias‖ and total variance against τ "
                                               "(dashed: cube objective)", taus_c, res_c,
                           lambda k: grad_cube_c if "cube" in k else grad_c)
-    _heavy_tails(ctx, toy_taus)
+    _heavy_tails(ctx, toy_taus, res)
     ctx.note("**Summary.** Gumbel-Softmax trades bias for variance: its bias shrinks like τ and its variance grows "
              "like 1/τ. Straight-through's bias also shrinks like τ on these quadratic objectives, but only "
              "because its small-τ limit -- the trapezoid rule for f(e_b) − f(e_j) along each edge of the simplex, "
