@@ -25,7 +25,7 @@ def mp_binary_cdf(x, ell, tau, upper=False):
 
 
 def mp_concrete3(x, ell, tau, k, upper=False, dps=20):
-    """E_theta[(1 + c h)^-2] on theta = sigma(w), from the definition, mpmath tanh-sinh on a graded grid."""
+    """E_theta[(1 + c h)^-2] on theta = sigma(w), from the definition, mpmath Gauss-Legendre on a graded grid."""
     mp = mpmath
     with mp.workdps(dps):
         ell = [mp.mpf(float(v)) for v in ell]
@@ -55,7 +55,9 @@ def mp_concrete3(x, ell, tau, k, upper=False, dps=20):
         feats = [0.0, d[0] - d[1], d[0] + t * lx, -t * lx - d[1]]
         lo, hi = max(min(feats) - 60 - 2 * t, -far), min(max(feats) + 60 + 2 * t, far)
         grid.update(np.linspace(lo, hi, int(min(800, (hi - lo) / 2)) + 2))  # plus a uniform grid, spacing <= 2
-        return float(mp.quad(g, sorted(v for v in grid if abs(v) <= far)))
+        # Gauss-Legendre per piece (the integrand is smooth between the grid points): 3 s for the seven
+        # extreme points instead of 8.7 s with tanh-sinh, within 3e-11 of a 30-digit rule on a 4x finer grid
+        return float(mp.quad(g, sorted(v for v in grid if abs(v) <= far), method="gauss-legendre"))
 
 
 def tensor_concrete4(x, ell, tau, k):
