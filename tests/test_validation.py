@@ -195,3 +195,24 @@ def test_bars_on_a_terminal(fake_cases):
     assert passed and "fake_a: stage" in text and "started  fake_a" in text and "[1/1] fake_a" in text
     with pytest.raises(ValueError, match="progress_interval must be a number >= 0"):
         run(names[:1], out_dir=str(tmp_path / "out"), progress_interval=-1)
+
+
+def test_warnings_of_a_case_go_to_the_report_not_the_terminal(tmp_path, capsys):
+    import warnings
+
+    from validation.core import Case, run_case
+    from validation.report import write_report
+
+    def run(ctx):
+        for _ in range(3):
+            warnings.warn("size | not guaranteed", UserWarning)
+        ctx.check("ran", True)
+
+    res = run_case(Case("warns", "Warns", "a test", "raises a warning", run), True, 0, str(tmp_path))
+    captured = capsys.readouterr()
+    assert "not guaranteed" not in captured.err + captured.out
+    assert res.warnings == [{"category": "UserWarning", "where": res.warnings[0]["where"],
+                             "message": "size | not guaranteed", "count": 3}]
+    write_report([res], tmp_path, quick=True, seed=0, seconds=0.0)
+    report = (tmp_path / "report.md").read_text()
+    assert "| UserWarning | " in report and "| 3 | size \\| not guaranteed |" in report

@@ -22,6 +22,7 @@ their outer loop in ``ctx.progress(items, label=...)``; the runner shows the pro
 import math
 import time
 import traceback
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -110,6 +111,7 @@ class CaseResult:
     settings: dict = field(default_factory=dict)
     findings: List[dict] = field(default_factory=list)
     source_findings: List[dict] = field(default_factory=list)
+    warnings: List[dict] = field(default_factory=list)
     skip_reason: Optional[str] = None
 
     @property
@@ -357,11 +359,27 @@ def run_case(case, quick, seed, out_dir, reporter=None):
     if reporter is not None:
         ctx.reporter = reporter
     start = time.perf_counter()
-    try:
-        case.run(ctx)
-    except CaseSkipped as exc:
-        ctx.result.skip_reason = exc.reason
-    except Exception:  # noqa: BLE001 - the report must show every failure
-        ctx.result.error = traceback.format_exc()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            case.run(ctx)
+        except CaseSkipped as exc:
+            ctx.result.skip_reason = exc.reason
+        except Exception:  # noqa: BLE001 - the report must show every failure
+            ctx.result.error = traceback.format_exc()
+    ctx.result.warnings = _summarise_warnings(caught)
     ctx.result.seconds = time.perf_counter() - start
     return ctx.result
+
+
+def _summarise_warnings(caught):
+    """Warnings a case raised, as ``{"category", "where", "message", "count"}`` (one per distinct place and
+    category, first message kept): they go to the report instead of the terminal."""
+    out = {}
+    for w in caught:
+        key = (w.category.__name__, f"{Path(w.filename).name}:{w.lineno}")
+        if key in out:
+            out[key]["count"] += 1
+        else:
+            out[key] = {"category": key[0], "where": key[1], "message": str(w.message), "count": 1}
+    return list(out.values())

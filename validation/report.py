@@ -253,6 +253,10 @@ def _case_lines(r):
         lines += ["**Findings**", "", _findings_table(r.findings), ""]
     for n in r.notes:
         lines += [n, ""]
+    if r.warnings:
+        lines += ["**Warnings raised during this case** (caught and shown here instead of the terminal)", "",
+                  markdown_table(["category", "where", "times", "first message"],
+                                 [[w["category"], w["where"], w["count"], w["message"]] for w in r.warnings]), ""]
     lines += ["**Checks**", ""]
     for c in r.checks:
         mark = "✔" if c.passed else "✘ **FAILED**"

@@ -301,11 +301,18 @@ class _Progress:
         self.display.write(_result_line(len(self.finished), self.total, name, res))
 
 
+def _mp_context():
+    """Worker processes start from a fresh server process ("forkserver"), not by forking this one: a process
+    that has imported a multithreaded library (JAX, PyTorch) can deadlock in a forked child."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def _executor(executor, jobs, n, progress):
     """(executor, owned, sink_for_submit, queue_to_drain, manager)"""
     if executor is not None:
         try:
-            manager = multiprocessing.Manager()
+            manager = _mp_context().Manager()
             q = manager.Queue()
         except Exception:  # noqa: BLE001 - no progress then, but the run goes on
             return executor, False, None, None, None
@@ -313,7 +320,7 @@ def _executor(executor, jobs, n, progress):
     jobs = jobs or min(n, os.cpu_count() or 1)
     if jobs == 1:
         return _InlineExecutor(), True, _Direct(progress.handle), None, None
-    mp = multiprocessing.get_context()
+    mp = _mp_context()
     q = mp.Queue()
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_init_worker, initargs=(q,))
     return pool, True, None, q, None
