@@ -71,7 +71,7 @@ def main():
     cat_logits = np.array([[0.5, -1.0, 0.2], [2.0, 0.0, -0.5]])
     results.append(report("Categorical d=2, K=3, tabulated f", Categorical(cat_logits), cat_table, Categorical))
 
-    # 4. Seed 002's Gaussian-threshold bit, P(b = 1) = Phi(mu).
+    # 4. A Gaussian-threshold bit (the REBAR mixture example), P(b = 1) = Phi(mu).
     results.append(
         report("GaussianThreshold d=2, f(b) = |b - t|^2", GaussianThreshold(np.array([0.3, -1.1])),
                SquaredDistance(np.array([0.45, 0.2])), GaussianThreshold)

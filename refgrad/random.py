@@ -956,8 +956,9 @@ def conditional_normal(mu, b, v):
               = \\mu - \\Phi^{-1}\\bigl((1-v)\\,\\Phi(\\mu)\\bigr) & b = 1 \\quad (\\tilde z \\ge 0)
         \\end{cases}
 
-    (Seed 002 swaps :math:`\\Phi(\\theta)` and :math:`\\Phi(-\\theta)` in this
-    formula; its version is wrong.)
+    (The student project report "Project REBAR" (Andrzejczuk, Bielecki & Orłowski) swaps
+    :math:`\\Phi(\\theta)` and :math:`\\Phi(-\\theta)` in this formula; its version is wrong:
+    see the validation case ``rebar_report_mixture``.)
 
     **Computed from the distance to the threshold**, not as ``mu ∓ w`` (which
     cancels next to 0: at ``mu = 5, b = 1, v = 1e-300`` it gave 8.9e-16 for

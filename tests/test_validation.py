@@ -20,18 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_cli_quick_two_cases_end_to_end(tmp_path):
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, "-m", "validation", "--quick", "--case", "seed001_gaussian", "seed002_mixture",
+        [sys.executable, "-m", "validation", "--quick", "--case", "xu_slides_gaussian", "rebar_report_mixture",
          "--out", str(out), "--jobs", "2", "--seed", "3"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # progress lines while it runs, and the final verdict
-    assert "started  seed001_gaussian" in proc.stdout and "[2/2]" in proc.stdout and "PASSED: 2/2" in proc.stdout
+    assert "started  xu_slides_gaussian" in proc.stdout and "[2/2]" in proc.stdout and "PASSED: 2/2" in proc.stdout
     report = (out / "report.md").read_text()
-    assert "## Seed 001" in report or "seed001" in report
+    assert "Seed 0" not in report and '<a id="xu_slides_gaussian"></a>' in report
     data = json.loads((out / "results.json").read_text())
     assert data["passed"] is True and data["quick"] is True and data["seed"] == 3
-    assert [c["name"] for c in data["cases"]] == ["seed001_gaussian", "seed002_mixture"]
+    assert [c["name"] for c in data["cases"]] == ["xu_slides_gaussian", "rebar_report_mixture"]
     for case in data["cases"]:
         assert case["checks"] and all(c["passed"] for c in case["checks"])
         assert case["settings"]["quick"] is True  # sample sizes are stated
@@ -56,7 +56,7 @@ def _wrong_pathwise(dist, f, noise):
 
 
 def test_case_fed_a_wrong_formula_fails(tmp_path, monkeypatch):
-    case = load_case(case_names()["seed001_gaussian"])
+    case = load_case(case_names()["xu_slides_gaussian"])
     good = run_case(case, quick=True, seed=0, out_dir=str(tmp_path))
     assert good.passed, [c.name for c in good.checks if not c.passed]
     monkeypatch.setattr(refgrad.ESTIMATORS["pathwise"], "compute", _wrong_pathwise)
@@ -68,7 +68,7 @@ def test_case_fed_a_wrong_formula_fails(tmp_path, monkeypatch):
 def test_exit_status_nonzero_when_a_check_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(refgrad.ESTIMATORS["pathwise"], "compute", _wrong_pathwise)
     # --jobs 1 runs the case in this process, where the wrong formula is installed
-    assert main(["--quick", "--case", "seed001_gaussian", "--out", str(tmp_path), "--jobs", "1"]) == 1
+    assert main(["--quick", "--case", "xu_slides_gaussian", "--out", str(tmp_path), "--jobs", "1"]) == 1
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["passed"] is False
     assert "FAIL" in (tmp_path / "report.md").read_text()
@@ -85,7 +85,7 @@ def test_report_without_matplotlib_says_figures_were_skipped(tmp_path, monkeypat
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    assert main(["--quick", "--case", "seed001_gaussian", "--out", str(tmp_path), "--jobs", "1"]) == 0
+    assert main(["--quick", "--case", "xu_slides_gaussian", "--out", str(tmp_path), "--jobs", "1"]) == 0
     assert "Figure skipped (matplotlib not installed)" in (tmp_path / "report.md").read_text()
     np.testing.assert_equal(list((tmp_path).glob("figures/*.png")), [])
 

@@ -223,7 +223,7 @@ def real_report(tmp_path_factory):
     import io
 
     out = tmp_path_factory.mktemp("report")
-    runner.run(["seed001_gaussian", "seed002_mixture"], quick=True, jobs=1, out_dir=str(out), stream=io.StringIO())
+    runner.run(["xu_slides_gaussian", "rebar_report_mixture"], quick=True, jobs=1, out_dir=str(out), stream=io.StringIO())
     return json.loads((out / "results.json").read_text()), (out / "report.md").read_text()
 
 

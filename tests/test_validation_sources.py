@@ -1,7 +1,7 @@
 """The source-document and toy validation cases cite their sources by what they are, and their tables are whole.
 
 Static checks read the case modules' text and their ``CASE`` objects (no case is run), except one end-to-end
-run of the fastest case (seed001_gaussian, about 2 s) for the recorded tables and source findings.
+run of the fastest case (xu_slides_gaussian, about 2 s) for the recorded tables and source findings.
 """
 import importlib
 import math
@@ -16,10 +16,10 @@ CASES_DIR = Path(__file__).resolve().parents[1] / "validation" / "cases"
 
 #: case module -> the source keys its CASE.source must cite
 CITED = {
-    "seed000_experts": ["forum"],
-    "seed001_gaussian": ["xu_slides"],
-    "seed002_mixture": ["rebar_report"],
-    "seed003_variance": ["sobolev_slides"],
+    "forum_experts": ["forum"],
+    "xu_slides_gaussian": ["xu_slides"],
+    "rebar_report_mixture": ["rebar_report"],
+    "sobolev_slides_variance": ["sobolev_slides"],
     "optimisation": ["rebar_report"],
     "toy": [],
 }
@@ -58,8 +58,8 @@ def test_cite_rejects_unknown_key():
     assert set(SOURCES) == {"forum", "xu_slides", "rebar_report", "sobolev_slides"}
 
 
-def test_seed001_tables_are_whole_and_findings_recorded(tmp_path):
-    result = run_case(_case("seed001_gaussian"), True, 0, tmp_path)
+def test_xu_slides_tables_are_whole_and_findings_recorded(tmp_path):
+    result = run_case(_case("xu_slides_gaussian"), True, 0, tmp_path)
     assert result.passed, [c.name for c in result.checks if not c.passed] or result.error
     for table in result.tables:
         for row in table.rows:

@@ -56,7 +56,7 @@ class Case:
     title : str
         Section title in the report.
     source : str
-        Where the checked claims come from (paper and equation, or seed document).
+        Where the checked claims come from (paper and equation, or a source document of :mod:`validation.sources`).
     description : str
         What is checked, in a few sentences (markdown).
     run : callable

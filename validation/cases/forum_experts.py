@@ -525,7 +525,7 @@ def run(ctx):
 
 
 CASE = Case(
-    name="seed000_experts",
+    name="forum_experts",
     title="A forum question's Gumbel-Softmax estimator for a mixture of experts",
     source=cite("forum"),
     description="Formula under test: the asker's gradient of the Jensen bound B(φ) = Σ_z p(z|x, φ) log p(y|z, x, θ), "

@@ -585,7 +585,7 @@ def run(ctx):
 
 
 CASE = Case(
-    name="seed002_mixture",
+    name="rebar_report_mixture",
     title="A student project report's REBAR for a Gaussian-mixture weight",
     source=cite("rebar_report") + ": §2.4, §3 (conditional sampler, eq. 4), §4 (GMM, eq. 5), appendix E.6, "
            "Figures 3, 4 and 10",

@@ -491,7 +491,7 @@ def run(ctx):
 
 
 CASE = Case(
-    name="seed003_variance",
+    name="sobolev_slides_variance",
     title="Lecture slides' variance-reduction tour: baselines, MuProp, REBAR tuning, RELAX",
     source=cite("sobolev_slides") + ", section 'Variance Reduction'; Weaver & Tao 2001 (optimal "
            "baseline); Gu et al. 2016 (MuProp); Tucker et al. 2017 (REBAR, §3.2 tuning); Grathwohl et al. 2018 (RELAX)",

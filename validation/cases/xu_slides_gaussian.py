@@ -423,7 +423,7 @@ def run(ctx):
 
 
 CASE = Case(
-    name="seed001_gaussian",
+    name="xu_slides_gaussian",
     title="Lecture slides' Gaussian re-parameterisation example and Gaussian KL",
     source=cite("xu_slides") + ": slides 'we do not love…', 're-parameterization trick: example (1)/(2)', "
            "'KL between two Gaussian distributions'",
