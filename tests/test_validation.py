@@ -216,3 +216,13 @@ def test_warnings_of_a_case_go_to_the_report_not_the_terminal(tmp_path, capsys):
     write_report([res], tmp_path, quick=True, seed=0, seconds=0.0)
     report = (tmp_path / "report.md").read_text()
     assert "| UserWarning | " in report and "| 3 | size \\| not guaranteed |" in report
+
+
+def test_longest_cases_start_first_and_every_case_has_a_typical_time():
+    from validation.runner import TYPICAL_SECONDS, case_names, start_order
+
+    assert set(TYPICAL_SECONDS) == set(case_names())
+    order = start_order(list(case_names()), quick=False)
+    assert [TYPICAL_SECONDS[n][1] for n in order] == sorted((TYPICAL_SECONDS[n][1] for n in order), reverse=True)
+    assert start_order(["toy", "new_a", "crosscheck_torch", "new_b"], quick=True) == [
+        "new_a", "new_b", "crosscheck_torch", "toy"]
