@@ -195,7 +195,8 @@ def _sign_convention(ctx):
             ax.plot(np.arange(len(path)), path, label=label, lw=1.2)
         ax.axhline(theta_star, color="k", ls="--", lw=0.8, label="θ* = −b/a")
         ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(-2.0, None)
+        top = max(float(np.max(path)) for path in runs.values())
+        ax.set_ylim(-2.0, 10.0 * max(top, 1.0))  # the whole ascent, to its last step
         ax.set_xlabel("SGD step")
         ax.set_ylabel("θ (symmetric log scale, linear on [−1, 1])")
         ax.set_title("E[z²], z ~ N(2θ + 1, 1): descent converges, the slide's argmax diverges", fontsize=9)
