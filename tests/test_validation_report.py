@@ -167,7 +167,8 @@ def test_escape_cell_is_literal():
 def _case_with_tables(ctx):
     ctx.table("T|1", ["x", "empty", "τ", "p(z|φ)"], [[1, None, 0.5, "a|b"], [2, float("nan"), 0.5, "c"]],
               note="a note", constant=["τ"])
-    ctx.table("nothing to drop", ["a", "b"], [[1, 2], [1, 3]])
+    ctx.table("nothing to drop", ["a", "b"], [[1, 2], [2, 3]])
+    ctx.table("undeclared constant", ["k", "p"], [[1, 0.0], [2, 0.0]])
     ctx.check("ok", True)
 
 
@@ -182,7 +183,8 @@ def test_empty_and_constant_columns_move_to_the_note(tmp_path):
     table = [t for t in rendered_tables(md) if t[0][0] == "x"]
     assert table == [(["x", "p(z|φ)"], [["1", "a|b"], ["2", "c"]])]
     assert "a note *Columns not shown:* τ = 0.5 for every row; no value in any row: empty." in md
-    assert md.count("Columns not shown") == 1
+    assert "*Columns not shown:* p = 0 for every row." in md  # found without being declared
+    assert md.count("Columns not shown") == 2
 
 
 @pytest.mark.parametrize("kwargs, match", [

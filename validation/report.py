@@ -104,13 +104,15 @@ def condense_table(columns, rows, constant=()):
 
     A column is empty when every row's value is missing (None, NaN or ""); a table without rows
     keeps its columns.  ``constant`` names columns whose single value moves to the note as
-    ``column = value for every row``.
+    ``column = value for every row``; so does, in a table of two rows or more, every column that shows
+    the same value in every row (results.json keeps all columns).
     """
     columns, rows = list(columns), [list(r) for r in rows]
     if not rows:
         return columns, rows, ""
     empty = [j for j, _ in enumerate(columns) if all(_is_missing(r[j]) or r[j] == "" for r in rows)]
-    const = [j for j, c in enumerate(columns) if c in set(constant) and j not in empty]
+    same = [j for j in range(len(columns)) if len(rows) > 1 and len({format_value(r[j]) for r in rows}) == 1]
+    const = [j for j, c in enumerate(columns) if (c in set(constant) or j in same) and j not in empty]
     drop = set(empty) | set(const)
     if len(drop) == len(columns):
         return columns, rows, ""
