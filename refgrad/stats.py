@@ -727,7 +727,9 @@ def required_samples(variance, effect, alpha=0.01, power=0.99, p=None):
     With arrays, ``variance`` and ``effect`` are broadcast and the largest n over the
     coordinates is returned, i.e. every coordinate's bias of that size is detected.
     Holm's procedure is at least as powerful as Bonferroni, so this n also serves
-    ``unbiasedness_test(method="holm")``; for ``method="both"`` pass ``alpha / 2``.
+    ``unbiasedness_test(method="holm")``; for ``method="both"`` pass ``alpha / 2`` when
+    more than one coordinate is tested (with one coordinate ``"both"`` is the single
+    t-test at ``alpha``).
     The t-test actually used differs from the z-test by O(1/n), negligible for
     n ≳ 50.
 
