@@ -184,12 +184,18 @@ class Context:
         self.result = CaseResult(case.name, case.title, case.source, case.description)
         self.result.settings = {"quick": self.quick, "seed": self.seed}
         self.reporter = _NullReporter()
+        self.mapper = map  # mapper(fn, tasks) -> iterable of results in task order; see map()
 
     # -- randomness: one independent stream per purpose, reproducible from (seed, case, label)
+    def seed_sequence(self, label=""):
+        """The SeedSequence behind :meth:`rng`: from the run seed, the case name and ``label``.  Its
+        ``spawn(k)`` children seed k independent tasks (the i-th child depends only on i, not on where
+        or in which order the tasks run)."""
+        return np.random.SeedSequence([self.seed] + [ord(c) for c in f"{self.case.name}/{label}"])
+
     def rng(self, label=""):
         """A Generator seeded from the run seed, the case name and ``label``."""
-        key = [self.seed] + [ord(c) for c in f"{self.case.name}/{label}"]
-        return np.random.default_rng(np.random.SeedSequence(key))
+        return np.random.default_rng(self.seed_sequence(label))
 
     def size(self, quick, full):
         """Pick a sample size (or any setting) for quick vs full runs, and record it."""
@@ -215,6 +221,15 @@ class Context:
                 reporter.step(self.case.name, label)
         finally:
             reporter.end(self.case.name, label)
+
+    def map(self, fn, tasks, label=""):
+        """``[fn(t) for t in tasks]`` in task order, through the run's task mapper when it has one (on a
+        Dask cluster the tasks run in parallel; elsewhere the builtin ``map``); each finished task is a
+        progress step of stage ``label``.  ``fn`` (a module-level function) and the tasks must be
+        picklable, and a task's result must depend only on the task (seed it with a
+        :meth:`seed_sequence` child), so that the numbers do not depend on where tasks run."""
+        tasks = list(tasks)
+        return list(self.progress(self.mapper(fn, tasks), total=len(tasks), label=label))
 
     # -- recorders
     def check(self, name, passed, detail="", expected=None, observed=None):
@@ -349,15 +364,18 @@ class Context:
         return rel
 
 
-def run_case(case, quick, seed, out_dir, reporter=None):
+def run_case(case, quick, seed, out_dir, reporter=None, mapper=None):
     """Run one case; never raises (an exception becomes a failed result with its traceback).
 
     ``reporter`` receives :meth:`Context.progress` events (``begin(case, label, total)``,
-    ``step(case, label)``, ``end(case, label)``); by default they are dropped.
+    ``step(case, label)``, ``end(case, label)``); by default they are dropped.  ``mapper(fn, tasks)``
+    runs the tasks of :meth:`Context.map` (default: the builtin ``map``).
     """
     ctx = Context(case, quick, seed, out_dir)
     if reporter is not None:
         ctx.reporter = reporter
+    if mapper is not None:
+        ctx.mapper = mapper
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

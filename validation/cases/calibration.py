@@ -14,8 +14,11 @@ measures it, on estimators whose exact moments are known (``refgrad.exact``):
     power where exact moments prove a gap (DisARM against ARM);
 (d) ``required_samples``: the n it returns achieves the stated power in simulation.
 
-All replications of one setting come from one ``refgrad.estimate`` call, reshaped to
-(replications, n, ...).
+The replications of each setting are split into tasks of ``CHUNK`` = 25 consecutive replications,
+task i seeded with the i-th ``spawn`` child of the setting's ``SeedSequence``
+(:mod:`validation.cases._calibration_tasks`), and run through ``ctx.map``: in order in the case's
+process, or in parallel on a Dask cluster (``python -m validation --scheduler ...``).  The numbers are
+bit-identical in every mode (``tests/test_validation_dask.py`` checks it).
 """
 import math
 
@@ -29,6 +32,7 @@ from refgrad.distributions import Bernoulli, Categorical
 from refgrad.objectives import SquaredDistance, Table
 
 from ..core import Case
+from . import _calibration_tasks as tasks
 
 LOGIT = 0.3
 TOY = SquaredDistance(np.array([0.45]))
@@ -71,13 +75,27 @@ def _moments(name, pname, dist, f, level=None, **options):
     return _MOMENTS[key]
 
 
-def _replicate(name, dist, f, n, reps, rng, **options):
-    """One refgrad.estimate call for all replications, reshaped to (reps, n, *param_shape)."""
-    g = refgrad.estimate(name, dist, f, n * reps, rng=rng, **options)
-    return g.reshape((reps, n) + g.shape[1:])
+def _mapped(ctx, fn, settings, label):
+    """``ctx.map`` over the tasks of every setting at once (``settings``: a list of task lists); the merged
+    result of each setting, in order (:func:`_calibration_tasks.merge`)."""
+    flat = [t for ts in settings for t in ts]
+    out = ctx.map(fn, flat, label=label)
+    merged, i = [], 0
+    for ts in settings:
+        merged.append(tasks.merge(out[i:i + len(ts)]))
+        i += len(ts)
+    return merged
 
 
-def _two_point_law(samples, mean, target, n):
+def _unbiasedness(ctx, fn_settings, label):
+    """Replicated ``unbiasedness_test``: ``fn_settings`` lists (seed label, name, dist, f, options, n, reps,
+    target, test options); returns the merged per-replication results of each."""
+    settings = [[(name, dist, f, options, n, chunk, target, test) for chunk in tasks.chunks(ctx.seed_sequence(lab), reps)]
+                for lab, name, dist, f, options, n, reps, target, test in fn_settings]
+    return _mapped(ctx, tasks.unbiasedness_chunk, settings, label)
+
+
+def _two_point_law(values, mean, target, n):
     """Exact law of Hotelling's p-value when every estimate takes one of two values (one coordinate).
 
     The sample mean is then a function of K ~ Binomial(n, q), the count of the larger value, with
@@ -86,13 +104,9 @@ def _two_point_law(samples, mean, target, n):
     p(K) = P(F(1, n − 1) > t²) (Hotelling's T² = t² with one coordinate); K = 0 and K = n give a
     constant sample (p = 1).  All n + 1 atoms are computed at once; :func:`_lattice_check` compares a
     few of them with refgrad's test.  Returns (atoms p(K), weights P(K), (v0, v1, q)) or None when the
-    estimates are not two-valued.
+    estimates are not two-valued (``values``: their distinct values, ``None`` when not one-dimensional).
     """
-    flat = samples.reshape(-1, samples.shape[-1]) if samples.ndim > 2 else samples.reshape(-1, 1)
-    if flat.shape[1] != 1:
-        return None
-    values = np.unique(flat[:, 0])
-    if values.size != 2:
+    if values is None or values.size != 2:
         return None
     v0, v1 = values
     q = float((mean[0] - v0) / (v1 - v0))
@@ -164,23 +178,23 @@ def _false_alarms(ctx):
     closed_vs_refgrad = []
     settings = [(pname, dist, f, name, options) for pname, (dist, f) in _problems().items()
                 for name, options in estimators]
-    for pname, dist, f, name, options in ctx.progress(settings, label="(a) null replications"):
-        target = exact.gradient(dist, f)
+    targets = [exact.gradient(dist, f) for _, dist, f, _, _ in settings]
+    test = {"alpha": 0.05, "calibration": "asymptotic"}
+    merged = _unbiasedness(ctx, [(f"a/{pname}/{name}", name, dist, f, options, n, reps, target, test)
+                                 for (pname, dist, f, name, options), target in zip(settings, targets)],
+                           "(a) null replications")
+    for (pname, dist, f, name, options), target, out in zip(settings, targets, merged):
         level = ctx.size(2, None) if (name == "rebar" and dist.d > 1) else None
         m = _moments(name, pname, dist, f, level=level, **options)
         dev = float(np.max(np.abs(m.mean - target)))
         moment_rows.append([pname, name, str(options or ""), m.method, np.round(m.mean.ravel(), 10).tolist(),
                             np.round(target.ravel(), 10).tolist(), dev, m.error,
                             np.round(m.variance.ravel(), 6).tolist()])
-        g = _replicate(name, dist, f, n, reps, ctx.rng(f"a/{pname}/{name}"), **options)
-        res = [stats.unbiasedness_test(g[r], target, alpha=0.05, calibration="asymptotic") for r in range(reps)]
-        p = {"hotelling": np.array([r.hotelling_pvalue for r in res], dtype=float),
-             "holm": np.array([r.holm_pvalue for r in res]),
-             "both": np.array([r.pvalue for r in res])}
+        p = {"hotelling": out["hotelling"], "holm": out["holm"], "both": out["pvalue"]}
         if dist.d == 1:
             equal_1d.append(float(np.max(np.abs(p["hotelling"] - p["holm"]))))
         pvals_all.append(p["hotelling"])
-        law = _two_point_law(g, m.mean.ravel(), target, n)
+        law = _two_point_law(out["values"], m.mean.ravel(), target, n)
         laws.append(law)
         if law is not None:
             closed_vs_refgrad.append((f"{name}/{pname}",) + _lattice_check(law, target, n))
@@ -201,7 +215,7 @@ def _false_alarms(ctx):
                                               f"q = {q:.4f})", lattice_dev,
                             sps.kstest(p["hotelling"], "uniform").pvalue])
             exact_size = {a: float(weights[atoms < a].sum()) for a in ALPHAS}
-        heavy = np.mean([r.heavy_tail.unreliable for r in res])
+        heavy = float(np.mean(out["heavy"]))
         for alpha in ALPHAS:
             for method, label in METHODS:
                 k = int(np.sum(p[method] < alpha))
@@ -378,16 +392,17 @@ def _power(ctx):
              for t in (0.15, 0.2, 0.25, 0.35)]
     rows = []
     default_ok, curve_ok = [], []
-    for idx, (name, options, pname, dist, f) in ctx.progress(list(enumerate(settings + curve)),
-                                                             label="(b) power replications"):
+    targets = [exact.gradient(dist, f) for _, _, _, dist, f in settings + curve]
+    merged = _unbiasedness(ctx, [(f"b/{idx}", name, dist, f, options, n, reps, target, {"alpha": alpha})
+                                 for idx, ((name, options, _, dist, f), target)
+                                 in enumerate(zip(settings + curve, targets))], "(b) power replications")
+    for idx, (name, options, pname, dist, f) in enumerate(settings + curve):
         m = _moments(name, pname, dist, f, **options)
-        target = exact.gradient(dist, f)
+        target, out = targets[idx], merged[idx]
         bias = (m.mean - target).ravel()
         hot, holm, lo, hi = _analytic_power(bias, m.cov, n, alpha)
-        g = _replicate(name, dist, f, n, reps, ctx.rng(f"b/{idx}"), **options)
-        res = [stats.unbiasedness_test(g[r], target, alpha=alpha) for r in range(reps)]
-        k = int(sum(r.reject for r in res))
-        heavy = float(np.mean([r.heavy_tail.unreliable for r in res]))
+        k = int(np.sum(out["reject"]))
+        heavy = float(np.mean(out["heavy"]))
         is_curve = idx >= len(settings)
         if is_curve:
             clo, chi = _ci(k, reps, 1 - 0.01 / len(curve))
@@ -442,19 +457,13 @@ def _variance(ctx):
 
     agreement = []
 
-    def rates(label, kind, a, b, paired, exact_ratio, count=True):
+    def rates(label, kind, out, j, exact_ratio, count=True):
         # the trace statistic z does not depend on the alternative: one two-sided call per replication, the
         # one-sided decisions from z (p = Φ(z) for 'less', Φ(−z) for 'greater'), checked against refgrad's own
-        # one-sided calls on the first replications
-        res = [stats.variance_test(a[r], b[r], alternative="two-sided", paired=paired, alpha=alpha)
-               for r in range(reps)]
-        z = np.array([r.statistic for r in res])
-        decided = {"two-sided": np.array([r.reject for r in res]), "less": special.ndtr(z) < alpha,
-                   "greater": special.ndtr(-z) < alpha}
-        for alt in ("less", "greater"):
-            own = np.array([stats.variance_test(a[r], b[r], alternative=alt, paired=paired, alpha=alpha).reject
-                            for r in range(AGREEMENT_REPS)])
-            agreement.append(int(np.sum(own != decided[alt][:AGREEMENT_REPS])))
+        # one-sided calls on the first replications (in the tasks, _calibration_tasks.variance_chunk)
+        z = out[f"z{j}"]
+        decided = {"two-sided": out[f"two{j}"], "less": special.ndtr(z) < alpha, "greater": special.ndtr(-z) < alpha}
+        agreement.append(out[f"disagree{j}"])
         for alt in alternatives:
             k = int(np.sum(decided[alt]))
             bp = sps.binomtest(k, reps, alpha, alternative="greater").pvalue
@@ -465,34 +474,29 @@ def _variance(ctx):
             if count:
                 null_results.append((label, kind, alt, k, bp, bp2))
 
-    # independent samples of the same estimator: equal variances exactly
-    for label, name, dist, f, options in [
-        ("reinforce, toy", "reinforce", toy_dist, TOY, {}),
-        ("disarm, toy", "disarm", toy_dist, TOY, {}),
-        ("gumbel_softmax τ = 0.5, toy", "gumbel_softmax", toy_dist, TOY, {"tau": 0.5}),
-        ("reinforce, 2-bit table (trace)", "reinforce", Bernoulli(TABLE2_LOGITS), TABLE2, {}),
-    ]:
-        g = refgrad.estimate(name, dist, f, 2 * n * reps, rng=ctx.rng(f"c/null/{label}"), **options)
-        g = g.reshape((2, reps, n) + g.shape[1:])
-        rates(label, "independent", g[0], g[1], False, 1.0)
-    # paired: straight-through and Gumbel-Rao with k = 1 on the same u (same b): equal laws, correlated
-    rng = ctx.rng("c/null/st-gr1")
-    u = refgrad.random.uniform(rng, (n * reps, 1))
-    v = refgrad.random.uniform(rng, (n * reps, 1, 1))
-    st = refgrad.estimate("straight_through", toy_dist, TOY, noise={"u": u}, tau=0.5).reshape(reps, n, 1)
-    gr = refgrad.estimate("gumbel_rao", toy_dist, TOY, noise={"u": u, "v": v}, tau=0.5, k=1).reshape(reps, n, 1)
-    corr_st = float(np.corrcoef(st[0, :, 0], gr[0, :, 0])[0, 1])
+    # independent samples of the same estimator (equal variances exactly); paired: straight-through and
+    # Gumbel-Rao with k = 1 on the same u (same b: equal laws, correlated); the two coordinates of REINFORCE
+    # on an exchangeable 2-bit problem
+    same = [("reinforce, toy", "reinforce", toy_dist, TOY, {}), ("disarm, toy", "disarm", toy_dist, TOY, {}),
+            ("gumbel_softmax τ = 0.5, toy", "gumbel_softmax", toy_dist, TOY, {"tau": 0.5}),
+            ("reinforce, 2-bit table (trace)", "reinforce", Bernoulli(TABLE2_LOGITS), TABLE2, {})]
+    specs = [(f"c/null/{label}", ("same", name, dist, f, options)) for label, name, dist, f, options in same]
+    specs += [("c/null/st-gr1", ("st_gr", toy_dist, TOY)), ("c/null/sym", ("sym", sym_dist, sym_f))]
+    merged = _mapped(ctx, tasks.variance_chunk, [[(spec, n, chunk, alpha, AGREEMENT_REPS) for chunk in
+                                                   tasks.chunks(ctx.seed_sequence(lab), reps)] for lab, spec in specs],
+                     "(c) null replications")
+    for (label, *_), out in zip(same, merged):
+        rates(label, "independent", out, 0, 1.0)
+    corr_st = merged[-2]["first_corr"]
     m_st = _moments("straight_through", "toy", toy_dist, TOY, tau=0.5)
     m_gr = exact.moments("gumbel_rao", toy_dist, TOY, tau=0.5, k=1)
-    rates("ST vs GR (k = 1), same u, toy τ = 0.5", "paired", st, gr, True,
+    rates("ST vs GR (k = 1), same u, toy τ = 0.5", "paired", merged[-2], 0,
           float(m_gr.variance[0] / m_st.variance[0]))
-    # paired: the two coordinates of REINFORCE on an exchangeable 2-bit problem
-    g = refgrad.estimate("reinforce", sym_dist, sym_f, n * reps, rng=ctx.rng("c/null/sym")).reshape(reps, n, 2)
     m_sym = exact.moments("reinforce", sym_dist, sym_f)
     corr_sym = float(m_sym.cov[0, 1] / math.sqrt(m_sym.cov[0, 0] * m_sym.cov[1, 1]))
-    rates("REINFORCE coordinate 1 vs 2, exchangeable 2-bit problem", "paired", g[:, :, :1], g[:, :, 1:], True,
+    rates("REINFORCE coordinate 1 vs 2, exchangeable 2-bit problem", "paired", merged[-1], 0,
           float(m_sym.variance[1] / m_sym.variance[0]))
-    rates("same, tested as if independent (misuse)", "independent (wrong)", g[:, :, :1], g[:, :, 1:], False,
+    rates("same, tested as if independent (misuse)", "independent (wrong)", merged[-1], 1,
           float(m_sym.variance[1] / m_sym.variance[0]), count=False)
     ctx.table(f"(c) variance_test under equal variances: rejection rates at α = {alpha}, n = {n}, {reps} replications",
               ["samples", "test", "exact variance ratio", "alternative", "rejections", "rate", "99% CI",
@@ -521,21 +525,19 @@ def _variance(ctx):
     # power where exact moments prove a gap: DisARM < ARM (both cost 2)
     power_rows = []
     power = {}
-    for pname, (dist, f) in ctx.progress(list(_problems().items()), label="(c) power, DisARM < ARM"):
+    sizes = (100, 300, 1000)
+    plans = [(pname, dist, f, nn) for pname, (dist, f) in _problems().items() for nn in sizes]
+    counts = _mapped(ctx, tasks.power_chunk, [[(dist, f, nn, chunk, 0.01) for chunk in
+                                               tasks.chunks(ctx.seed_sequence(f"c/power/{pname}/{nn}"), reps)]
+                                              for pname, dist, f, nn in plans], "(c) power, DisARM < ARM")
+    counts = {(pname, nn): c for (pname, _, _, nn), c in zip(plans, counts)}
+    for pname, (dist, f) in _problems().items():
         ma = _moments("arm", pname, dist, f)
         md = _moments("disarm", pname, dist, f)
         ratio = float(md.variance.sum() / ma.variance.sum())
         ratios = (md.variance / ma.variance).ravel()
-        for nn in (100, 300, 1000):
-            rng = ctx.rng(f"c/power/{pname}/{nn}")
-            u = refgrad.random.uniform(rng, (nn * reps, dist.d))
-            u2 = refgrad.random.uniform(rng, (nn * reps, dist.d))
-            a = refgrad.estimate("arm", dist, f, noise={"u": u}).reshape(reps, nn, -1)
-            d = refgrad.estimate("disarm", dist, f, noise={"u": u}).reshape(reps, nn, -1)
-            a2 = refgrad.estimate("arm", dist, f, noise={"u": u2}).reshape(reps, nn, -1)
-            kp = int(sum(stats.variance_test(d[r], a[r], "less", paired=True, alpha=0.01).reject for r in range(reps)))
-            ki = int(sum(stats.variance_test(d[r], a2[r], "less", paired=False, alpha=0.01).reject
-                         for r in range(reps)))
+        for nn in sizes:
+            kp, ki = counts[(pname, nn)]["paired"], counts[(pname, nn)]["independent"]
             power[(pname, nn)] = (kp / reps, ki / reps)
             power_rows.append([pname, np.round(ma.variance.ravel(), 6).tolist(),
                                np.round(md.variance.ravel(), 6).tolist(), ratio, nn,
@@ -575,8 +577,8 @@ def _required(ctx):
     ]
     rows = []
     outcome = []
-    for idx, (name, options, pname, dist, f, alpha, power, method) in ctx.progress(list(enumerate(settings)),
-                                                                              label="(d) required samples"):
+    plans = []
+    for idx, (name, options, pname, dist, f, alpha, power, method) in enumerate(settings):
         m = _moments(name, pname, dist, f, **options)
         target = exact.gradient(dist, f)
         bias = (m.mean - target).ravel()
@@ -585,8 +587,11 @@ def _required(ctx):
         # (with one coordinate the combined p-value is the t-test's own, not doubled)
         halve = method == "both" and var.size > 1
         n = stats.required_samples(var, bias, alpha=alpha / 2 if halve else alpha, power=power)
-        g = _replicate(name, dist, f, n, reps, ctx.rng(f"d/{idx}"), **options)
-        k = int(sum(stats.unbiasedness_test(g[r], target, alpha=alpha, method=method).reject for r in range(reps)))
+        plans.append((bias, var, n, (f"d/{idx}", name, dist, f, options, n, reps, target,
+                                     {"alpha": alpha, "method": method})))
+    merged = _unbiasedness(ctx, [plan[3] for plan in plans], "(d) required samples")
+    for (name, options, pname, dist, f, alpha, power, method), (bias, var, n, _), out in zip(settings, plans, merged):
+        k = int(np.sum(out["reject"]))
         bp = sps.binomtest(k, reps, power, alternative="less").pvalue
         outcome.append((name, pname, n, power, k, bp))
         rows.append([name, str(options), pname, np.round(bias, 6).tolist(), np.round(var, 6).tolist(), alpha, power,
