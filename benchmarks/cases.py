@@ -27,7 +27,9 @@ FAMILIES = {
 #: agreement required before timing: max |impl − refgrad| / max |refgrad|
 TOLERANCE = 1e-12
 
-#: SquaredDistance target (the REBAR toy problem's t = 0.45, on every coordinate)
+#: SquaredDistance target for bits (the REBAR toy problem's t = 0.45, on every coordinate).  A
+#: categorical variable needs targets that differ across categories: with one t for all, f is the
+#: same at every one-hot b and the score-function estimators would estimate a zero gradient.
 TARGET = 0.45
 
 #: options passed to every implementation (refgrad's defaults, written out)
@@ -52,7 +54,8 @@ class Problem:
         else:
             self.logits = gen.normal(0.0, 1.5, size=(d, K))
             self.dist = refgrad.Categorical(self.logits)
-        self.objective = SquaredDistance(TARGET)
+        self.target = TARGET if family == "bernoulli" else gen.uniform(0.0, 1.0, size=(d, K))
+        self.objective = SquaredDistance(self.target)
         self.spec = refgrad.ESTIMATORS[name]
         self.options = dict(OPTIONS.get(name, {}))
         if name == "relax":  # a non-trivial surrogate (r ≢ 0), fixed seed
