@@ -32,6 +32,10 @@ from .distributions import ENUMERATION_LIMIT
 from .objectives import Objective, as_objective
 from ._moments import Moments
 
+#: Use the Gray-code kernels of :mod:`refgrad._gray` where they apply (Bernoulli or Categorical with a
+#: SquaredDistance or Linear objective); False forces the general chunked path (tests compare the two).
+_GRAY = True
+
 __all__ = ["expectation", "gradient", "expect", "moments", "Moments"]
 
 
@@ -158,6 +162,11 @@ def expect(dist, fn, limit=ENUMERATION_LIMIT, chunk_size=65536):
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable (configs -> array with one row per configuration); got {describe(fn)}")
+    if isinstance(fn, Objective):
+        _check_dist(dist)
+        fast = _gray_expectation(dist, fn, limit, chunk_size)
+        if fast is not None:
+            return np.array(fast)
     name = getattr(fn, "__name__", None) or type(fn).__name__
     return _stream(dist, fn, limit, chunk_size, "expectation of fn", f"fn ({name})")
 
@@ -193,6 +202,9 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     """
     _check_dist(dist)
     obj = as_objective(f)
+    fast = _gray_expectation(dist, obj, limit, chunk_size)
+    if fast is not None:
+        return fast
     source = f"objective {obj.name!r}"
     return float(_stream(dist, lambda b: obj.value(b), limit, chunk_size, f"expectation of {source}", source))
 
@@ -257,6 +269,9 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     """
     _check_dist(dist)
     obj = as_objective(f)
+    fast = _gray_gradient(dist, obj, limit, chunk_size)
+    if fast is not None:
+        return fast
     source = f"objective {obj.name!r}"
     if not hasattr(dist, "_flip_weights"):  # a duck-typed distribution: the score-function identity
         nd = len(dist.param_shape)
@@ -282,6 +297,65 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
         dist, differences, limit, chunk_size, f"gradient of {source}", f"{source} (flip differences)", with_index
     )
     return np.where(active, weights * mean, 0.0)
+
+
+def _gray_tables(dist, obj, limit, chunk_size):
+    """Walk tables when the Gray-code kernels apply (arguments checked as the general path does), else None."""
+    if not _GRAY:
+        return None
+    from . import _gray
+
+    limit = check_count(limit, "limit")
+    check_count(chunk_size, "chunk_size")
+    _check_support(dist, limit)
+    return _gray.separable_tables(dist, obj)
+
+
+def _gray_expectation(dist, obj, limit, chunk_size):
+    """:func:`expectation` by the Gray-code walk, or None (not applicable, or non-finite: the general path reports)."""
+    found = _gray_tables(dist, obj, limit, chunk_size)
+    if found is None:
+        return None
+    from ._gray import walk_sums
+
+    value = walk_sums(found[0], marginals=False)[0]
+    return value if np.isfinite(value) else None
+
+
+def _gray_gradient(dist, obj, limit, chunk_size):
+    r""":func:`gradient` by the Gray-code walk, or None.
+
+    The expected flip differences ``E_q[D_j(b)]`` of :class:`~refgrad.objectives.SquaredDistance` and
+    :class:`~refgrad.objectives.Linear` depend on ``b`` through variable ``j`` only: for bits ``D_j`` is the
+    constant ``1 − 2t_j`` or ``w_j`` and ``E_q[D_j] = D_j Σ_b q(b)``; for categorical variables
+    ``D_{jk}(c) = 2(t_{jc} − t_{jk})`` or ``w_{jk} − w_{jc}`` and ``E_q[D_{jk}] = Σ_c D_{jk}(c) M_{j,c}`` with
+    ``M_{j,c} = Σ_{b: b_j = c} q(b)`` (compensated, :mod:`refgrad._gray`).
+    """
+    found = _gray_tables(dist, obj, limit, chunk_size)
+    if found is None:
+        return None
+    import math
+
+    from ._gray import walk_sums
+
+    tables, kind, param, choices = found
+    categorical = dist.family == "categorical"
+    _, mass, margin = walk_sums(tables, marginals=categorical)
+    weights, active = dist._flip_weights()
+    mean = np.zeros(dist.param_shape)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: the general path reports it
+        for v, (i, cats) in enumerate(choices):
+            if not categorical:
+                mean[i] = ((1.0 - 2.0 * param[i]) if kind == "squared" else param[i]) * mass
+                continue
+            for k in cats:
+                if kind == "squared":
+                    diffs = 2.0 * (param[i, cats] - param[i, k])
+                else:
+                    diffs = param[i, k] - param[i, cats]
+                mean[i, k] = math.fsum(diffs * margin[v, : cats.size])
+        result = np.where(active, weights * mean, 0.0)
+    return result if np.isfinite(result).all() else None
 
 
 def _chunk_flip_differences(obj, dist, b, index, active):
