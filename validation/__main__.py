@@ -17,6 +17,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--out", default="validation-report", help="output folder (default validation-report/)")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of CPUs; 1 = inline)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the cases on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for "
+                             "a LocalCluster of --jobs worker processes (default: number of CPUs); needs the dask "
+                             'extra: pip install -e ".[dask]"')
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
                         help="without a terminal, print a progress line per running case at most this often "
@@ -36,12 +40,32 @@ def main(argv=None):
     if not args.progress_every >= 0:
         parser.error(f"--progress-every must be >= 0 seconds; got {args.progress_every}")
     command = "python -m validation " + " ".join(argv if argv is not None else sys.argv[1:])
+    options = dict(quick=args.quick, seed=args.seed, out_dir=args.out, command=command.strip(),
+                   progress_interval=args.progress_every)
     try:
-        _, passed = run(args.case, quick=args.quick, seed=args.seed, out_dir=args.out, jobs=args.jobs,
-                        command=command.strip(), progress_interval=args.progress_every)
+        if args.scheduler is None:
+            _, passed = run(args.case, jobs=args.jobs, **options)
+        else:
+            passed = _run_on_dask(parser, args, options)
     except ValueError as exc:
         parser.error(str(exc))
     return 0 if passed else 1
+
+
+def _run_on_dask(parser, args, options):
+    from .runner import DASK_INSTALL, dask_executor
+
+    unknown = [n for n in args.case or () if n not in case_names()]
+    if unknown:  # before starting a cluster
+        parser.error(f"unknown case(s) {unknown}; available: {', '.join(case_names())}")
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        parser.error(f"--scheduler needs dask.distributed, which is not installed ({exc}); install it with: "
+                     f"{DASK_INSTALL}")
+    with dask_executor(args.scheduler, args.jobs) as executor:
+        _, passed = run(args.case, executor=executor, **options)
+    return passed
 
 
 if __name__ == "__main__":

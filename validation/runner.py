@@ -6,11 +6,19 @@ process (directly with ``jobs=1``, through a multiprocessing queue given to the 
 initializer with the default process pool, through a manager queue with an executor the
 caller passes) and are shown by :mod:`validation.progress`-style displays defined here:
 tqdm bars on a terminal, plain throttled lines otherwise.
+
+On a Dask cluster (:func:`dask_executor`, ``python -m validation --scheduler ADDRESS|local``) the cases
+are the cluster's tasks, and a case's own replication tasks (:meth:`validation.core.Context.map`) are
+submitted from its worker to the same cluster; progress messages reach this process only where the
+workers can reach its manager (a ``LocalCluster``); elsewhere they are dropped and only the
+"queued" and result lines are printed.
 """
+import contextlib
 import importlib
 import json
 import multiprocessing
 import os
+import pickle
 import queue as _queue
 import sys
 import time
@@ -20,7 +28,11 @@ from pathlib import Path
 from .core import run_case
 from .report import write_report
 
-__all__ = ["CASE_MODULES", "load_case", "run", "case_names", "PlainDisplay", "BarDisplay"]
+__all__ = ["CASE_MODULES", "load_case", "run", "case_names", "dask_executor", "PlainDisplay", "BarDisplay",
+           "DASK_INSTALL"]
+
+#: What to install for ``--scheduler``.
+DASK_INSTALL = 'pip install -e ".[dask]"'  # dask[distributed]
 
 #: Case modules in report order.
 CASE_MODULES = [
@@ -94,6 +106,45 @@ class _Sender:
         self.put("end", self.name, label, self.done.pop(label, 0))
 
 
+class _PortableSink:
+    """A manager queue proxy that may travel to a machine which cannot reach the manager: unpickling it there
+    gives a sink that drops messages instead of failing the task (a progress message is never essential)."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def __getstate__(self):
+        return {"blob": pickle.dumps(self.q)}
+
+    def __setstate__(self, state):
+        try:
+            self.q = pickle.loads(state["blob"])
+        except Exception:  # noqa: BLE001 - manager unreachable from this worker: no progress, the case runs
+            self.q = None
+
+    def put(self, msg):
+        if self.q is not None:
+            self.q.put(msg)
+
+
+def _dask_mapper():
+    """In a Dask worker: a ``Context.map`` mapper submitting the tasks to the worker's cluster (the worker
+    leaves its thread slot while it waits); elsewhere ``None`` (the builtin map)."""
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        return None
+
+    def mapper(fn, tasks):
+        with worker_client() as client:
+            for fut in client.map(fn, tasks, pure=False):
+                yield fut.result()
+
+    return mapper
+
+
 def _run_module(module_name, quick, seed, out_dir, sink=None):
     # worker entry point, picklable by name; ``sink`` (or the pool's queue) receives progress tuples
     sink = sink if sink is not None else _WORKER_QUEUE
@@ -101,7 +152,7 @@ def _run_module(module_name, quick, seed, out_dir, sink=None):
     sender = _Sender(sink, case.name) if sink is not None else None
     if sender is not None:
         sender.put("start", case.name, "", None)
-    return run_case(case, quick, seed, out_dir, reporter=sender)
+    return run_case(case, quick, seed, out_dir, reporter=sender, mapper=_dask_mapper())
 
 
 class _InlineExecutor:
@@ -316,7 +367,7 @@ def _executor(executor, jobs, n, progress):
             q = manager.Queue()
         except Exception:  # noqa: BLE001 - no progress then, but the run goes on
             return executor, False, None, None, None
-        return executor, False, q, q, manager
+        return executor, False, _PortableSink(q), q, manager
     jobs = jobs or min(n, os.cpu_count() or 1)
     if jobs == 1:
         return _InlineExecutor(), True, _Direct(progress.handle), None, None
@@ -411,6 +462,60 @@ def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None,
           f"passed{f', {skipped} skipped' if skipped else ''} in "
           f"{elapsed:.1f} s; report {out_dir / 'report.md'}, numbers {out_dir / 'results.json'}", file=stream, flush=True)
     return ordered, passed
+
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def dask_executor(scheduler, jobs=None):
+    """A ``concurrent.futures.Executor`` on a Dask cluster, closed (with its client and any cluster started
+    here) on exit.
+
+    Parameters
+    ----------
+    scheduler : str
+        A scheduler address (``"tcp://host:8786"``), or ``"local"`` to start a ``distributed.LocalCluster``
+        of worker processes, one thread each.
+    jobs : int, optional
+        Workers of the local cluster (default: the CPU count); ignored with an address.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        ``distributed`` is not installed (the message says: ``pip install -e ".[dask]"``).
+    TypeError, ValueError
+        ``scheduler`` is not a non-empty string, or ``jobs`` is not a positive integer.
+    """
+    if not isinstance(scheduler, str):
+        raise TypeError(f"scheduler must be a str (an address or 'local'); got {type(scheduler).__name__} "
+                        f"{scheduler!r}")
+    if not scheduler.strip():
+        raise ValueError(f"scheduler must be a scheduler address or 'local'; got {scheduler!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be an integer >= 1 or None; got {jobs!r}")
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ModuleNotFoundError(f"running on a Dask scheduler needs dask.distributed, which is not installed "
+                                  f"({exc}); install it with: {DASK_INSTALL}", name="distributed") from exc
+    import dask
+
+    with contextlib.ExitStack() as stack:
+        if scheduler == "local":
+            # Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in its workers; the BLAS thread count changes the last
+            # bits of refgrad.exact.moments (sums reordered), so local workers keep this process's environment,
+            # like the process pool's, and give the same numbers
+            environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+                       if k not in _THREAD_VARIABLES}
+            stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": environ}))
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                dashboard_address=None))
+            client = stack.enter_context(distributed.Client(cluster))
+        else:
+            client = stack.enter_context(distributed.Client(scheduler))
+        yield client.get_executor(pure=False)
 
 
 def dump_json(results, path, **meta):
