@@ -214,11 +214,17 @@ def _variable_values(kind, param_row, choices, K):
     """``g_v(c)`` for the categories ``choices`` of one variable (one-hot rows of length K, or bits if K is None)."""
     if K is None:  # bits: (c − t)² or c w
         c = np.asarray(choices, dtype=np.float64)
-        return (c - param_row) * (c - param_row) if kind == "squared" else c * param_row
+        with np.errstate(over="ignore"):  # an overflowing objective falls back to the general path
+            return (c - param_row) * (c - param_row) if kind == "squared" else c * param_row
     if kind == "linear":
         return param_row[choices].copy()
     eye = np.eye(K)
-    return np.array([math.fsum((eye[c] - param_row) * (eye[c] - param_row)) for c in choices])
+    with np.errstate(over="ignore"):
+        squares = [(eye[c] - param_row) * (eye[c] - param_row) for c in choices]
+    try:
+        return np.array([math.fsum(row) for row in squares])
+    except OverflowError:  # a finite sum beyond the float range
+        return np.full(len(squares), np.inf)
 
 
 def separable_tables(dist, obj):
@@ -261,7 +267,10 @@ def separable_tables(dist, obj):
     for v in range(V):
         probs[v, : radix[v]] = rows[v]
         values[v, : radix[v]] = vals[v]
-    constant = math.fsum(constant_terms)
+    try:
+        constant = math.fsum(constant_terms)
+    except OverflowError:
+        return None
     if not (np.isfinite(values).all() and math.isfinite(constant)):
         return None  # overflowing objective: the general path reports it
     return (np.array(radix, dtype=np.int64), probs, values, constant), kind, param, choices

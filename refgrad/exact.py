@@ -353,7 +353,10 @@ def _gray_gradient(dist, obj, limit, chunk_size):
                     diffs = 2.0 * (param[i, cats] - param[i, k])
                 else:
                     diffs = param[i, k] - param[i, cats]
-                mean[i, k] = math.fsum(diffs * margin[v, : cats.size])
+                try:
+                    mean[i, k] = math.fsum(diffs * margin[v, : cats.size])
+                except OverflowError:  # reported by the general path
+                    return None
         result = np.where(active, weights * mean, 0.0)
     return result if np.isfinite(result).all() else None
 
