@@ -23,6 +23,23 @@ Sums are accumulated with Neumaier's compensated summation across all chunks, so
 the result is essentially independent of ``chunk_size`` and accurate to a few
 ulps of ``Σ |terms|``.  Every chunk's output is checked (real numbers, one row
 per configuration, the same row shape in every chunk) before it is accumulated.
+
+Fast path.  For :class:`~refgrad.distributions.Bernoulli` and
+:class:`~refgrad.distributions.Categorical` with a built-in
+:class:`~refgrad.objectives.SquaredDistance` or :class:`~refgrad.objectives.Linear`
+objective (exactly those classes, not subclasses), :func:`expectation`,
+:func:`gradient` and :func:`expect` walk the support in (mixed-radix) Gray-code
+order in a jitted, block-parallel kernel instead (:mod:`refgrad._gray`): the
+same weights ``q(b)`` bit for bit, compensated sums, a result independent of the
+thread count and equal to the chunked path to ``1e-13`` relative to the
+objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
+are fixed and left out of the walk, so configurations of probability zero are
+never visited.  Should the walk give a non-finite number (an objective that
+overflows), the chunked path runs and reports it.  Smoke timing on 2 shared
+cores, ``Bernoulli(d=20)`` with ``SquaredDistance(0.45)``: expectation 0.019 s,
+gradient 0.020 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07 s / 0.07 s
+(0.62 s / 0.69 s); command in :mod:`refgrad._gray`.  The module flag ``_GRAY``
+(default True) switches the fast path off.
 """
 import numpy as np
 
@@ -199,6 +216,8 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     (a few ulps each), the sum is compensated, so the absolute error is at most
     about ``(d + 3) eps Σ_b q(b) |f(b)|`` beyond the error of ``f``'s own values
     (measured against mpmath at 50 digits in ``tests/test_extremes_oracle.py``).
+    Bernoulli and Categorical with SquaredDistance or Linear take the Gray-code
+    walk (module docstring): the same weights and bound, memory ``O(d K)``.
     """
     _check_dist(dist)
     obj = as_objective(f)
@@ -265,7 +284,10 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     differences within it, so ``f`` is evaluated once per configuration plus once per
     flip that leaves the chunk (none when the support fits in one chunk; for d = 20
     bits and the default chunk of 2**16, 4 more per configuration).  Measured against
-    mpmath at 50 digits in ``tests/test_extremes_oracle.py``.
+    mpmath at 50 digits in ``tests/test_extremes_oracle.py``.  Bernoulli and Categorical with
+    SquaredDistance or Linear take the Gray-code walk (module docstring), which accumulates
+    ``Σ_b q(b)`` and the marginal masses ``Σ_{b: b_j = c} q(b)`` and combines them with the closed-form
+    differences (:func:`_gray_gradient`): the same bound.
     """
     _check_dist(dist)
     obj = as_objective(f)
