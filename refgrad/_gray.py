@@ -32,15 +32,15 @@ floating-point number as :meth:`refgrad.distributions.Bernoulli.enumerate`
 gives) and ``f(b) = S_V``: no rounding error accumulates along the walk.
 
 Sums.  Each block accumulates its terms with Neumaier's compensated summation;
-the blocks run in parallel (``prange``) and their partial sums are then added,
+the blocks run in parallel (Python threads over the GIL-free kernel) and their partial sums are then added,
 again compensated, in block order.  The result is bit-identical for any number
 of threads.  Memory is ``O(B (2 + Σ_v R_v))``, independent of the support size.
 
 Measured (smoke timing, 2 shared cores, best of 3 warm calls; the chunked path of
 :mod:`refgrad.exact` in parentheses, ``exact._GRAY = False``)::
 
-    Bernoulli d = 20, SquaredDistance(0.45):   expectation 0.019 s (0.16 s), gradient 0.020 s (0.17 s)
-    Bernoulli d = 22:                          expectation 0.071 s (0.62 s), gradient 0.068 s (0.69 s)
+    Bernoulli d = 20, SquaredDistance(0.45):   expectation 0.019-0.035 s (0.16 s), gradient 0.020-0.043 s (0.17 s)
+    Bernoulli d = 22:                          expectation 0.071-0.085 s (0.62 s), gradient 0.068-0.085 s (0.69 s)
     Categorical d = 12, K = 3:                 expectation 0.009 s (0.14 s), gradient 0.012 s (0.27 s)
 
     python -c "import time, numpy as np; from refgrad import exact; \
@@ -49,6 +49,7 @@ Measured (smoke timing, 2 shared cores, best of 3 warm calls; the chunked path o
       t = time.perf_counter(); exact.gradient(b, f); print(time.perf_counter() - t)"
 """
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
@@ -59,9 +60,6 @@ __all__ = ["separable_tables", "walk_sums", "gray_order"]
 
 #: Smallest number of blocks the support is split into (when it has that many configurations).
 MIN_BLOCKS = 64
-
-_pjit = nb.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-
 
 @jit
 def _neumaier(total, compensation, p, x):
@@ -130,19 +128,41 @@ def _walk_block(block, radix, probs, values, constant, head, marginals, total, c
             break
 
 
-@_pjit
-def _walk_blocks(radix, probs, values, constant, head, nblocks, marginals):
-    """Per-block compensated sums, shape ``(nblocks, width)`` each (blocks in parallel)."""
-    V, R = probs.shape
-    width = 2 + V * R if marginals else 2
-    totals = np.zeros((nblocks, width))
-    compensations = np.zeros((nblocks, width))
-    for block in nb.prange(nblocks):
+@jit
+def _walk_range(radix, probs, values, constant, head, marginals, first, last, totals, compensations):
+    """Per-block compensated sums of blocks ``first..last-1`` into rows of ``totals``/``compensations``."""
+    width = totals.shape[1]
+    for block in range(first, last):
         total = np.zeros(width)
         compensation = np.zeros(width)
         _walk_block(block, radix, probs, values, constant, head, marginals, total, compensation)
         totals[block, :] = total
         compensations[block, :] = compensation
+
+
+def _walk_blocks(radix, probs, values, constant, head, nblocks, marginals):
+    """Per-block compensated sums, shape ``(nblocks, width)`` each, blocks spread over threads.
+
+    The kernel releases the GIL (``nogil``), so Python threads run the block ranges in parallel; the
+    thread count is Numba's (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``).  Python threads rather
+    than ``prange``: Numba's OpenMP threading layer aborts a process forked after a parallel region
+    (``fork() called from a process already using GNU OpenMP``), and its workqueue layer aborts on
+    concurrent calls from threads; the oracles must survive both.
+    """
+    V, R = probs.shape
+    width = 2 + V * R if marginals else 2
+    totals = np.zeros((nblocks, width))
+    compensations = np.zeros((nblocks, width))
+    threads = max(1, min(int(nb.get_num_threads()), nblocks))
+    args = (radix, probs, values, float(constant), int(head), bool(marginals))
+    if threads == 1:
+        _walk_range(*args, 0, nblocks, totals, compensations)
+        return totals, compensations
+    edges = [nblocks * t // threads for t in range(threads + 1)]
+    with ThreadPoolExecutor(threads) as pool:
+        jobs = [pool.submit(_walk_range, *args, edges[t], edges[t + 1], totals, compensations) for t in range(threads)]
+        for job in jobs:
+            job.result()
     return totals, compensations
 
 

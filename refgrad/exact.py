@@ -36,8 +36,8 @@ objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
 are fixed and left out of the walk, so configurations of probability zero are
 never visited.  Should the walk give a non-finite number (an objective that
 overflows), the chunked path runs and reports it.  Smoke timing on 2 shared
-cores, ``Bernoulli(d=20)`` with ``SquaredDistance(0.45)``: expectation 0.019 s,
-gradient 0.020 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07 s / 0.07 s
+cores, ``Bernoulli(d=20)`` with ``SquaredDistance(0.45)``: expectation 0.02-0.035 s,
+gradient 0.02-0.043 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07-0.085 s each
 (0.62 s / 0.69 s); command in :mod:`refgrad._gray`.  The module flag ``_GRAY``
 (default True) switches the fast path off.
 """

@@ -131,6 +131,30 @@ def test_bit_identical_for_any_thread_count():
         assert np.array_equal(g1, g2)
 
 
+def _child_expectation(queue):
+    queue.put(exact.expectation(Bernoulli(np.linspace(-2.0, 2.0, 10)), SquaredDistance(0.3)))
+
+
+def test_survives_fork_and_threads():
+    """The walk runs in Python threads, not an OpenMP region: a forked child and concurrent threads work."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    dist, obj = Bernoulli(np.linspace(-2.0, 2.0, 10)), SquaredDistance(0.3)
+    expected = exact.expectation(dist, obj)
+    with ThreadPoolExecutor(3) as pool:
+        assert set(pool.map(lambda _: exact.expectation(dist, obj), range(6))) == {expected}
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method on this platform")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_expectation, args=(queue,))
+    child.start()
+    value = queue.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0 and value == expected
+
+
 def gray_twin(radix):
     """NumPy twin of the walk: blocks by the leading digits, then the reflected mixed-radix Gray code."""
     radix = [int(r) for r in radix]
