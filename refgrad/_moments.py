@@ -128,9 +128,10 @@ class _Accumulator:
             self.s2 = np.zeros((p, p))
         if first:
             self.w += float(np.sum(weights))
-            self.s1 += weights @ values
+            # einsum, not BLAS: a BLAS product splits the sum by thread count, which changes the last bits
+            self.s1 += np.einsum("n,np->p", weights, values)
         if second:
-            self.s2 += (values * weights[:, None]).T @ values
+            self.s2 += np.einsum("np,nq->pq", values * weights[:, None], values)
         self.count += values.shape[0]
 
     def result(self, param_shape):
