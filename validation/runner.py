@@ -130,6 +130,8 @@ class _PortableSink:
 def _dask_mapper():
     """In a Dask worker: a ``Context.map`` mapper submitting the tasks to the worker's cluster (the worker
     leaves its thread slot while it waits); elsewhere ``None`` (the builtin map)."""
+    if "distributed" not in sys.modules:  # a Dask worker has imported it; elsewhere do not pay its import
+        return None
     try:
         from distributed import get_worker, worker_client
 
