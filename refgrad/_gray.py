@@ -60,6 +60,9 @@ __all__ = ["separable_tables", "walk_sums", "gray_order"]
 
 #: Smallest number of blocks the support is split into (when it has that many configurations).
 MIN_BLOCKS = 64
+#: Supports smaller than this are walked on the calling thread (a thread pool costs ~0.2 ms per call).
+PARALLEL_MIN_CONFIGURATIONS = 1 << 14
+
 
 @jit
 def _neumaier(total, compensation, p, x):
@@ -154,6 +157,9 @@ def _walk_blocks(radix, probs, values, constant, head, nblocks, marginals):
     totals = np.zeros((nblocks, width))
     compensations = np.zeros((nblocks, width))
     threads = max(1, min(int(nb.get_num_threads()), nblocks))
+    if float(np.prod(radix.astype(np.float64))) < PARALLEL_MIN_CONFIGURATIONS:
+        threads = 1  # starting threads costs more than walking a small support (the blocks, and so the sums, are
+        # the same either way)
     args = (radix, probs, values, float(constant), int(head), bool(marginals))
     if threads == 1:
         _walk_range(*args, 0, nblocks, totals, compensations)

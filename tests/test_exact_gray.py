@@ -115,9 +115,11 @@ def test_bit_identical_for_any_thread_count():
     rng = np.random.default_rng(3)
     cases = [
         (Bernoulli(rng.normal(scale=5.0, size=15)), SquaredDistance(rng.normal(size=15))),
-        (Categorical(rng.normal(scale=2.0, size=(8, 3))), SquaredDistance(rng.normal(size=(8, 3)))),
-        (Categorical(rng.normal(size=(6, 4))), Linear(rng.normal(size=(6, 4)))),
+        (Categorical(rng.normal(scale=2.0, size=(10, 3))), SquaredDistance(rng.normal(size=(10, 3)))),
+        (Categorical(rng.normal(size=(7, 4))), Linear(rng.normal(size=(7, 4)))),
     ]
+    # every case is large enough to be walked by several threads
+    assert all(dist.support_size >= _gray.PARALLEL_MIN_CONFIGURATIONS for dist, _ in cases)
     saved = numba.get_num_threads()
     results = []
     try:
