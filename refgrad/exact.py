@@ -44,6 +44,7 @@ gradient 0.02-0.043 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07-0.085 s e
 import numpy as np
 
 from ._checks import as_float_array, check_count, describe
+from ._gray import _neumaier
 from ._jit import jit
 from .distributions import ENUMERATION_LIMIT
 from .objectives import Objective, as_objective
@@ -65,14 +66,7 @@ def _compensated_accumulate(terms, total, compensation):
     m, P = terms.shape
     for r in range(m):
         for p in range(P):
-            x = terms[r, p]
-            s = total[p]
-            t = s + x
-            if abs(s) >= abs(x):
-                compensation[p] += (s - t) + x
-            else:
-                compensation[p] += (x - t) + s
-            total[p] = t
+            _neumaier(total, compensation, p, terms[r, p])
 
 
 def _check_dist(dist):
