@@ -143,6 +143,11 @@ def _walk_range(radix, probs, values, constant, head, marginals, first, last, to
         compensations[block, :] = compensation
 
 
+def _thread_count():
+    """Threads for the walk: Numba's setting (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``)."""
+    return int(nb.get_num_threads())
+
+
 def _walk_blocks(radix, probs, values, constant, head, nblocks, marginals):
     """Per-block compensated sums, shape ``(nblocks, width)`` each, blocks spread over threads.
 
@@ -156,7 +161,7 @@ def _walk_blocks(radix, probs, values, constant, head, nblocks, marginals):
     width = 2 + V * R if marginals else 2
     totals = np.zeros((nblocks, width))
     compensations = np.zeros((nblocks, width))
-    threads = max(1, min(int(nb.get_num_threads()), nblocks))
+    threads = max(1, min(_thread_count(), nblocks))
     if float(np.prod(radix.astype(np.float64))) < PARALLEL_MIN_CONFIGURATIONS:
         threads = 1  # starting threads costs more than walking a small support (the blocks, and so the sums, are
         # the same either way)

@@ -2,7 +2,6 @@
 import contextlib
 import itertools
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -110,8 +109,7 @@ def test_all_variables_fixed():
     assert np.all(exact.gradient(dist, obj) == 0.0)
 
 
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
-def test_bit_identical_for_any_thread_count():
+def test_bit_identical_for_any_thread_count(monkeypatch):
     rng = np.random.default_rng(3)
     cases = [
         (Bernoulli(rng.normal(scale=5.0, size=15)), SquaredDistance(rng.normal(size=15))),
@@ -120,21 +118,19 @@ def test_bit_identical_for_any_thread_count():
     ]
     # every case is large enough to be walked by several threads
     assert all(dist.support_size >= _gray.PARALLEL_MIN_CONFIGURATIONS for dist, _ in cases)
-    saved = numba.get_num_threads()
+    # the walk runs its blocks on Python threads, so any thread count can be tested on any machine
     results = []
-    try:
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            results.append([(exact.expectation(dist, obj), exact.gradient(dist, obj)) for dist, obj in cases])
-    finally:
-        numba.set_num_threads(saved)
-    for (e1, g1), (e2, g2) in zip(*results):
-        assert e1 == e2
-        assert np.array_equal(g1, g2)
+    for threads in (1, 2, 3, 7):
+        monkeypatch.setattr(_gray, "_thread_count", lambda t=threads: t)
+        results.append([(exact.expectation(dist, obj), exact.gradient(dist, obj)) for dist, obj in cases])
+    for other in results[1:]:
+        for (e1, g1), (e2, g2) in zip(results[0], other):
+            assert e1 == e2
+            assert np.array_equal(g1, g2)
 
 
 def _child_expectation(queue):
-    queue.put(exact.expectation(Bernoulli(np.linspace(-2.0, 2.0, 10)), SquaredDistance(0.3)))
+    queue.put(exact.expectation(Bernoulli(np.linspace(-2.0, 2.0, 15)), SquaredDistance(0.3)))
 
 
 def test_survives_fork_and_threads():
@@ -142,7 +138,8 @@ def test_survives_fork_and_threads():
     import multiprocessing
     from concurrent.futures import ThreadPoolExecutor
 
-    dist, obj = Bernoulli(np.linspace(-2.0, 2.0, 10)), SquaredDistance(0.3)
+    dist, obj = Bernoulli(np.linspace(-2.0, 2.0, 15)), SquaredDistance(0.3)
+    assert dist.support_size >= _gray.PARALLEL_MIN_CONFIGURATIONS  # the parent walks it on several threads
     expected = exact.expectation(dist, obj)
     with ThreadPoolExecutor(3) as pool:
         assert set(pool.map(lambda _: exact.expectation(dist, obj), range(6))) == {expected}
