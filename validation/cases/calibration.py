@@ -321,7 +321,7 @@ def _false_alarms(ctx):
         ax.set_ylabel("density")
         ax.set_ylim(0, 1.5)
         ax.set_title(f"pooled KS p = {ks_pooled:.3g}", fontsize=9)
-        ax.legend(fontsize=7, loc="lower center")
+        ax.legend(fontsize=7, loc="upper center")  # above the bars (ylim 1.5 leaves room)
         ax2 = fig.add_subplot(122)
         grid = np.linspace(0, 1, 401)
         for (pname, name, ks, _, _, _), p, law in zip(ks_rows, pvals_all, laws):
@@ -340,7 +340,7 @@ def _false_alarms(ctx):
         ax2.set_xlabel("u")
         ax2.set_ylabel("ECDF(u) − null CDF(u)")
         ax2.set_title(f"per setting, {reps} replications each", fontsize=9)
-        ax2.legend(fontsize=5)
+        ax2.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.25, -0.2), ncol=2)  # below: off the curves
 
     ctx.figure("pvalues", "Hotelling p-values of unbiasedness_test under the null (should be uniform)", draw)
 
