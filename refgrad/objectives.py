@@ -36,6 +36,7 @@ import numpy as np
 
 from ._checks import as_float_array, check_no_nan, describe
 from ._jit import jit
+from ._objective_rows import OBJECTIVE_LINEAR, OBJECTIVE_SQUARED_DISTANCE, objective_values
 
 __all__ = [
     "Objective",
@@ -307,6 +308,12 @@ def _event_broadcast_check(param, param_name, obj, z):
         )
 
 
+def _row_values(kind, param, z):
+    """Values at the rows of ``z`` of the built-in objective ``kind`` with target or weights ``param``."""
+    par = np.ascontiguousarray(np.broadcast_to(param, z.shape[1:]), dtype=np.float64).reshape(-1)
+    return objective_values(kind, par, np.ascontiguousarray(z, dtype=np.float64).reshape(z.shape[0], par.size))
+
+
 def _check_finite_parameter(arr, name):
     if not np.isfinite(arr).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
@@ -346,8 +353,8 @@ class SquaredDistance(Objective):
         _event_broadcast_check(self.target, "target", self, z)
 
     def _value(self, z):
-        diff = z - self.target
-        return (diff * diff).reshape(z.shape[0], _event_size(z)).sum(axis=1)
+        # the row function the fused estimator kernels call: Σ (z − t)² left to right, one pass
+        return _row_values(OBJECTIVE_SQUARED_DISTANCE, self.target, z)
 
     has_hvp = True
 
@@ -385,7 +392,7 @@ class Linear(Objective):
         _event_broadcast_check(self.weights, "weights", self, z)
 
     def _value(self, z):
-        return (z * self.weights).reshape(z.shape[0], _event_size(z)).sum(axis=1)
+        return _row_values(OBJECTIVE_LINEAR, self.weights, z)  # Σ w z left to right: the row function of the fused kernels
 
     has_hvp = True
 

@@ -1,0 +1,206 @@
+r"""Fused row kernels: the hot path of :func:`refgrad.estimate` for built-in objectives.
+
+An estimator whose :class:`~refgrad.estimators.EstimatorSpec` has a ``fused`` hook
+returns, for a distribution, a built-in objective and checked options, a
+:class:`FusedPlan`: one Numba kernel that reads one row of uniforms and writes one
+row of estimates, computing the sample, the relaxations, the objective's value and
+gradient and the combination inline.  No intermediate ``(n, d)`` array is formed
+and nothing is checked on intermediates: the inputs were checked once at the
+public boundary.
+
+Noise.  The per-sample fields of an estimator's layout are packed side by side in
+one row of ``width`` uniforms (field by field, in layout order, each flattened in C
+order): row ``i`` of the block holds every uniform of estimate ``i``.
+:meth:`EstimatorSpec.draw_noise` draws this block with one call of
+:func:`refgrad.random.uniform` and hands out its columns as the fields, and the
+fused path draws the same block in chunks of rows from the same Generator.  The
+Generator's stream does not depend on how it is split into calls, so a fixed seed
+gives the same uniforms for any chunk size, and the estimates equal those of
+passing the drawn ``noise=`` dict.
+
+Threads.  Rows are independent, so a chunk is split into contiguous row ranges run
+by Python threads over the GIL-free kernels (the thread count is Numba's:
+``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``).  Every row is computed by the
+same arithmetic whatever the split: the estimates are bit-identical for any number
+of threads.  Python threads rather than ``prange``: Numba's OpenMP layer aborts a
+process forked after a parallel region, and its workqueue layer aborts on
+concurrent calls from threads (see :mod:`refgrad._gray`).  While the threads work
+on one chunk the calling thread draws the next (the Generator releases the GIL).
+
+Objectives.  :class:`~refgrad.objectives.SquaredDistance` and
+:class:`~refgrad.objectives.Linear` (exactly these classes, not subclasses) carry
+a row form ``(kind, parameters)`` evaluated by :func:`objective_value` and
+:func:`objective_grad`; their array methods are built on the same row functions,
+so a formula exists once.  Any other objective takes the batched path.
+
+Set :data:`ENABLED` to False to force the batched path (tests compare the two).
+"""
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, NamedTuple, Tuple
+
+import numba as nb
+import numpy as np
+
+from .._jit import jit
+from .._objective_rows import objective_grad, objective_row, objective_value, objective_values  # noqa: F401
+from ..random import uniform
+
+__all__ = [
+    "ENABLED",
+    "CHUNK_FLOATS",
+    "FusedPlan",
+    "objective_row",
+    "objective_value",
+    "objective_grad",
+    "run",
+]
+
+#: Use fused kernels where an estimator has one (False: the batched, stage-by-stage path).
+ENABLED = True
+#: Uniforms per chunk of rows drawn at once (rounded to whole rows, at least :data:`MIN_CHUNK_ROWS`).
+CHUNK_FLOATS = 1 << 19
+#: Fewest rows in one chunk.
+MIN_CHUNK_ROWS = 64
+#: Fewest uniforms a thread is given; smaller chunks run on the calling thread (starting threads costs ~0.1 ms).
+MIN_FLOATS_PER_THREAD = 1 << 14
+
+class FusedPlan(NamedTuple):
+    """One fused kernel bound to its arguments.
+
+    ``kernel(U, out, start, stop, *args)`` writes ``out[i]`` (flattened parameter
+    shape) for the rows ``start <= i < stop`` of the noise block ``U`` (``(c, width)``);
+    it must be ``nogil`` and write nothing else.
+    """
+
+    kernel: Callable
+    args: Tuple
+    width: int
+    size: int
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def per_sample_fields(layout):
+    """``[(name, shape, offset, size)]`` of the per-sample fields in their packed row."""
+    fields = []
+    offset = 0
+    for nf in layout:
+        if nf.per_sample:
+            size = int(np.prod(nf.shape, dtype=np.int64))
+            fields.append((nf.name, tuple(nf.shape), offset, size))
+            offset += size
+    return fields, offset
+
+
+def pack(layout, noise, n):
+    """The ``(n, width)`` block holding the per-sample fields of ``noise`` side by side."""
+    fields, width = per_sample_fields(layout)
+    if len(fields) == 1:
+        name = fields[0][0]
+        return np.ascontiguousarray(noise[name], dtype=np.float64).reshape(n, width)
+    block = np.empty((n, width))
+    for name, _, offset, size in fields:
+        block[:, offset:offset + size] = np.asarray(noise[name], dtype=np.float64).reshape(n, size)
+    return block
+
+
+def unpack(layout, block):
+    """The per-sample fields of a packed block, each a C-contiguous ``(n, *shape)`` array."""
+    fields, _ = per_sample_fields(layout)
+    n = block.shape[0]
+    if len(fields) == 1:
+        name, shape, _, _ = fields[0]
+        return {name: block.reshape((n,) + shape)}
+    return {name: np.ascontiguousarray(block[:, o:o + s]).reshape((n,) + shape) for name, shape, o, s in fields}
+
+
+def chunk_rows(width, rows=None):
+    """Rows per chunk for rows of ``width`` uniforms (``rows`` overrides :data:`CHUNK_FLOATS`)."""
+    if rows is not None:
+        return max(1, int(rows))
+    return max(MIN_CHUNK_ROWS, CHUNK_FLOATS // max(1, int(width)))
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _thread_count():
+    """Threads for the fused kernels: Numba's setting (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``)."""
+    return int(nb.get_num_threads())
+
+
+def _edges(rows, threads):
+    return [rows * t // threads for t in range(threads + 1)]
+
+
+def _launch(plan, pool, threads, U, out):
+    """Run the kernel on every row of ``U`` into ``out``; returns the futures (or None if run inline)."""
+    rows = U.shape[0]
+    use = min(threads, max(1, (rows * max(1, plan.width)) // MIN_FLOATS_PER_THREAD))
+    if pool is None or use <= 1:
+        plan.kernel(U, out, 0, rows, *plan.args)
+        return None
+    edges = _edges(rows, use)
+    return [pool.submit(plan.kernel, U, out, edges[t], edges[t + 1], *plan.args) for t in range(use)]
+
+
+def _wait(jobs):
+    if jobs:
+        for job in jobs:
+            job.result()
+
+
+def run(plan, n, gen=None, block=None, rows=None):
+    """Estimates ``(n, plan.size)`` from the plan, drawing uniforms from ``gen`` or reading ``block``.
+
+    With ``gen`` the block is drawn in chunks of :func:`chunk_rows` rows, the next
+    chunk drawn while the threads compute the current one.  The result does not
+    depend on the chunk size or the thread count, bit for bit.
+    """
+    out = np.empty((n, plan.size))
+    width = plan.width
+    step = chunk_rows(width, rows)
+    threads = _thread_count()
+    parallel = threads > 1 and n * max(1, width) >= 2 * MIN_FLOATS_PER_THREAD
+    pool = ThreadPoolExecutor(threads) if parallel else None
+    try:
+        if block is not None:
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                _wait(_launch(plan, pool, threads, block[start:stop], out[start:stop]))
+            return out
+        start = 0
+        U = uniform(gen, (min(step, n), width))
+        while start < n:
+            stop = start + U.shape[0]
+            jobs = _launch(plan, pool, threads, U, out[start:stop])
+            nxt = uniform(gen, (min(step, n - stop), width)) if stop < n else None
+            _wait(jobs)
+            start, U = stop, nxt
+        return out
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+# ----------------------------------------------------------------------------- shared row helpers
+
+
+@jit
+def gumbel_argmax(lg, u, j, K, base):
+    """argmax_k (lg[j, k] − log(−log u[base + k])) over the categories of nonzero probability.
+
+    The same arithmetic and tie rule as :func:`refgrad.random.categorical_gumbel_max`.
+    """
+    best = -math.inf
+    arg = -1
+    for k in range(K):
+        if lg[j, k] == -math.inf:
+            continue
+        val = lg[j, k] + (-math.log(-math.log(u[base + k])))
+        if arg < 0 or val > best:
+            best = val
+            arg = k
+    return arg
