@@ -309,8 +309,10 @@ class EstimatorSpec:
             )
         return n, checked
 
-    def check_result(self, dist, out, n):
+    def check_result(self, dist, out, n, known_finite=False):
         """The estimates ``out`` of shape ``(n, *param_shape)``, refused if any is not finite.
+
+        ``known_finite``: the caller has checked every entry (the fused kernels' threads do).
 
         Finite parameters, noise and objective values can still overflow float64 in
         an estimator's arithmetic (``f(b) − f(b')`` with ``|f| ~ 1e308``, a product with
@@ -319,6 +321,8 @@ class EstimatorSpec:
         expected = (n,) + tuple(dist.param_shape)
         if out.shape != expected:  # internal contract, not user error
             raise AssertionError(f"estimator {self.name!r} returned shape {out.shape}, expected {expected}")
+        if known_finite:
+            return out
         bad = ~np.isfinite(out)
         if bad.any():
             where = _first_bad(bad)
@@ -421,8 +425,8 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
         shared = spec._draw_shared(layout, gen)
         plan = spec.fused_plan(dist, f, opts, shared)
         if plan is not None:  # the same uniforms as draw_noise, drawn in chunks of rows
-            out = _fused.run(plan, n_noise, gen=gen)
-            return spec.check_result(dist, out.reshape((n_noise,) + tuple(dist.param_shape)), n_noise)
+            out, bad = _fused.run(plan, n_noise, gen=gen)
+            return spec.check_result(dist, out.reshape((n_noise,) + tuple(dist.param_shape)), n_noise, bad < 0)
         noise = dict(shared)
         noise.update(_fused.unpack(layout, uniform(gen, (n_noise, _fused.per_sample_fields(layout)[1]))))
         n_noise, noise = spec.check_noise(dist, {nf.name: noise[nf.name] for nf in layout}, opts)
@@ -434,8 +438,8 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
             raise ValueError(f"n={n} disagrees with the noise arrays, which hold {n_noise} samples")
         plan = spec.fused_plan(dist, f, opts, {nf.name: noise[nf.name] for nf in layout if not nf.per_sample})
         if plan is not None:
-            out = _fused.run(plan, n_noise, block=_fused.pack(layout, noise, n_noise))
-            return spec.check_result(dist, out.reshape((n_noise,) + tuple(dist.param_shape)), n_noise)
+            out, bad = _fused.run(plan, n_noise, block=_fused.pack(layout, noise, n_noise))
+            return spec.check_result(dist, out.reshape((n_noise,) + tuple(dist.param_shape)), n_noise, bad < 0)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by check_result, as an error
         out = spec.compute(dist, f, noise, **opts)
     return spec.check_result(dist, out, n_noise)

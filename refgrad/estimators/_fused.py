@@ -44,7 +44,7 @@ import numpy as np
 
 from .._jit import jit
 from .._objective_rows import objective_grad, objective_row, objective_value, objective_values  # noqa: F401
-from ..random import uniform
+from ..random import _normalised_row, uniform
 
 __all__ = [
     "ENABLED",
@@ -135,29 +135,65 @@ def _edges(rows, threads):
     return [rows * t // threads for t in range(threads + 1)]
 
 
-def _launch(plan, pool, threads, U, out):
-    """Run the kernel on every row of ``U`` into ``out``; returns the futures (or None if run inline)."""
+@jit
+def _cells_to_uniform_rows(cells, U, start, stop):
+    """``U[i] = (2 cells[i] + 1) / 2**53`` for rows ``start <= i < stop``: :func:`refgrad.random.uniform`'s map."""
+    for i in range(start, stop):
+        for e in range(cells.shape[1]):
+            U[i, e] = (2.0 * float(cells[i, e]) + 1.0) * 2.0**-53
+
+
+@jit
+def _first_nonfinite(out, start, stop):
+    """Flat index of the first non-finite entry of rows ``start <= i < stop`` of ``out``, or -1."""
+    for i in range(start, stop):
+        for e in range(out.shape[1]):
+            if not math.isfinite(out[i, e]):
+                return i * out.shape[1] + e
+    return -1
+
+
+def _rows_task(plan, cells, U, out, start, stop):
+    """Uniforms from the cells (if drawn), the kernel, and the finiteness check, on rows ``start:stop``."""
+    if cells is not None:
+        _cells_to_uniform_rows(cells, U, start, stop)
+    plan.kernel(U, out, start, stop, *plan.args)
+    return _first_nonfinite(out, start, stop)
+
+
+def _launch(plan, pool, threads, cells, U, out):
+    """Start the row ranges of one chunk; returns a list of futures, or of results if run inline."""
     rows = U.shape[0]
     use = min(threads, max(1, (rows * max(1, plan.width)) // MIN_FLOATS_PER_THREAD))
     if pool is None or use <= 1:
-        plan.kernel(U, out, 0, rows, *plan.args)
-        return None
+        return [_rows_task(plan, cells, U, out, 0, rows)]
     edges = _edges(rows, use)
-    return [pool.submit(plan.kernel, U, out, edges[t], edges[t + 1], *plan.args) for t in range(use)]
+    return [pool.submit(_rows_task, plan, cells, U, out, edges[t], edges[t + 1]) for t in range(use)]
 
 
-def _wait(jobs):
-    if jobs:
-        for job in jobs:
-            job.result()
+def _wait(jobs, offset, bad):
+    """The first non-finite flat index so far (``bad``, -1 for none), updated by one chunk's results."""
+    for job in jobs:
+        found = job if isinstance(job, int) else job.result()
+        if found >= 0 and bad < 0:
+            bad = offset + found
+    return bad
+
+
+def _draw_cells(gen, rows, width):
+    """The integers behind :func:`refgrad.random.uniform` for a ``(rows, width)`` draw (same Generator call)."""
+    return gen.integers(0, 1 << 52, size=(rows, width), dtype=np.int64)
 
 
 def run(plan, n, gen=None, block=None, rows=None):
     """Estimates ``(n, plan.size)`` from the plan, drawing uniforms from ``gen`` or reading ``block``.
 
-    With ``gen`` the block is drawn in chunks of :func:`chunk_rows` rows, the next
-    chunk drawn while the threads compute the current one.  The result does not
-    depend on the chunk size or the thread count, bit for bit.
+    Returns ``(out, bad)``: ``bad`` is the flat index of the first non-finite
+    estimate, or -1.  With ``gen`` the uniforms are drawn in chunks of
+    :func:`chunk_rows` rows by the same Generator call as
+    :func:`refgrad.random.uniform` (its integer cells; the worker threads map them to
+    uniforms), the next chunk drawn while the threads compute the current one.  The
+    result does not depend on the chunk size or the thread count, bit for bit.
     """
     out = np.empty((n, plan.size))
     width = plan.width
@@ -165,21 +201,26 @@ def run(plan, n, gen=None, block=None, rows=None):
     threads = _thread_count()
     parallel = threads > 1 and n * max(1, width) >= 2 * MIN_FLOATS_PER_THREAD
     pool = ThreadPoolExecutor(threads) if parallel else None
+    bad = -1
+    size = plan.size
     try:
         if block is not None:
             for start in range(0, n, step):
                 stop = min(n, start + step)
-                _wait(_launch(plan, pool, threads, block[start:stop], out[start:stop]))
-            return out
+                bad = _wait(_launch(plan, pool, threads, None, block[start:stop], out[start:stop]), start * size, bad)
+            return out, bad
         start = 0
-        U = uniform(gen, (min(step, n), width))
+        cells = _draw_cells(gen, min(step, n), width)
+        buffers = [np.empty((cells.shape[0], width)), np.empty((cells.shape[0], width))]
+        which = 0
         while start < n:
-            stop = start + U.shape[0]
-            jobs = _launch(plan, pool, threads, U, out[start:stop])
-            nxt = uniform(gen, (min(step, n - stop), width)) if stop < n else None
-            _wait(jobs)
-            start, U = stop, nxt
-        return out
+            stop = start + cells.shape[0]
+            U = buffers[which][: cells.shape[0]]
+            jobs = _launch(plan, pool, threads, cells, U, out[start:stop])
+            nxt = _draw_cells(gen, min(step, n - stop), width) if stop < n else None
+            bad = _wait(jobs, start * size, bad)
+            start, cells, which = stop, nxt, 1 - which
+        return out, bad
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -204,3 +245,31 @@ def gumbel_argmax(lg, u, j, K, base):
             best = val
             arg = k
     return arg
+
+
+@jit
+def normalised_logits(logits):
+    """Each row of ``logits`` (d, K) as :func:`refgrad.random.categorical_gumbel_max` normalises it."""
+    d, K = logits.shape
+    lg = np.empty((d, K))
+    for j in range(d):
+        _normalised_row(logits[j], lg[j])
+    return lg
+
+
+@jit
+def bernoulli_bits(u, offset, thr, z):
+    """``z[j] = 1[u[offset + j] > thr[j]]`` (``thr = σ(−ℓ)``), as ``Bernoulli.from_uniforms``."""
+    for j in range(thr.size):
+        z[j] = 1.0 if u[offset + j] > thr[j] else 0.0
+
+
+@jit
+def categorical_one_hot(u, offset, lg, z, arg):
+    """Gumbel-max one-hot rows ``z`` (flat ``d·K``) and categories ``arg`` (d,) from ``u[offset:offset + d·K]``."""
+    d, K = lg.shape
+    for j in range(d):
+        a = gumbel_argmax(lg, u, j, K, offset + j * K)
+        arg[j] = a
+        for k in range(K):
+            z[j * K + k] = 1.0 if k == a else 0.0

@@ -11,6 +11,7 @@ from scipy import special
 from .._checks import InputTypeError, check_count, check_sample_count, describe
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._kernels_score import reinforce_plan
 
 __all__ = ["optimal_baseline", "sample_breakpoints"]
 
@@ -158,6 +159,7 @@ register(
         defaults={"baseline": None},
         check_options=_reinforce_options,
         breakpoints=_u_breakpoints,
+        fused=reinforce_plan,
         summary="(f(b) - c) ∂log q(b)/∂φ; Williams 1992, eq. 9; c = None, a constant, or the exact optimum",
     )
 )

@@ -1,0 +1,195 @@
+"""Fused row kernels (refgrad/estimators/_fused.py) against the batched, stage-by-stage path.
+
+Every estimator whose spec has a ``fused`` hook is found here automatically, for
+each family it supports and each option set of ``tests/test_golden.py``, and is
+checked
+
+* against the batched path (``_fused.ENABLED = False``) on the same noise, on
+  Hypothesis-drawn distributions (logits up to ±30, some ±inf) and objectives
+  (SquaredDistance and Linear), to 1e-13 relative to the largest estimate;
+* for bit-identity across thread counts (1, 2, 4) and chunk sizes, and against
+  passing the drawn ``noise=`` dict;
+* for the same stream as ``draw_noise`` with the same seed.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import refgrad
+from refgrad.estimators import _fused
+from refgrad.objectives import Linear, SquaredDistance
+from test_golden import OPTION_SETS
+
+#: Relative tolerance between the fused and the batched path (the issue's bound).
+RTOL = 1e-13
+
+FUSED_FAMILIES = ("bernoulli", "categorical")
+
+
+def fused_cases():
+    """(label, estimator, family, option builder) for every estimator with a fused hook."""
+    out = []
+    for name in sorted(refgrad.ESTIMATORS):
+        spec = refgrad.ESTIMATORS[name]
+        if spec.fused is None:
+            continue
+        sets = OPTION_SETS.get(name, [("default", lambda fam: {}, None)])
+        for family in spec.families:
+            if family not in FUSED_FAMILIES:
+                continue
+            for label, build, fams in sets:
+                if fams is None or family in fams:
+                    out.append(pytest.param(name, family, build, id=f"{name}/{family}/{label}"))
+    return out
+
+
+CASES = fused_cases()
+
+
+def _options(build, family, dist):
+    """Build an option set for ``dist`` (the golden builders assume the golden shapes; rebuild shape-bound ones)."""
+    opts = build(family)
+    for key, value in list(opts.items()):
+        if isinstance(value, np.ndarray) and value.shape != tuple(dist.param_shape):
+            opts[key] = np.linspace(0.5, 1.5, int(np.prod(dist.param_shape))).reshape(dist.param_shape)
+        if type(value).__name__ == "RelaxSurrogate":
+            from refgrad.estimators import RelaxSurrogate
+
+            opts[key] = RelaxSurrogate(dist.event_shape, hidden=3, eta=0.8, tau=0.6, rng=7)
+    return opts
+
+
+def _batched(name, dist, f, noise, **opts):
+    old = _fused.ENABLED
+    _fused.ENABLED = False
+    try:
+        return refgrad.estimate(name, dist, f, noise=noise, **opts)
+    finally:
+        _fused.ENABLED = old
+
+
+def _plan(name, dist, f, opts):
+    spec = refgrad.ESTIMATORS[name]
+    return spec.fused_plan(dist, f, spec.options(dist, **opts), {})
+
+
+@st.composite
+def problems(draw, family):
+    """A distribution with moderate, large and some infinite logits, and a built-in objective."""
+    logit = st.one_of(
+        st.floats(-4, 4),
+        st.floats(-30, 30),
+        st.sampled_from([np.inf, -np.inf, 0.0]),
+    )
+    if family == "bernoulli":
+        d = draw(st.integers(1, 6))
+        logits = np.array(draw(st.lists(logit, min_size=d, max_size=d)))
+        dist = refgrad.Bernoulli(logits)
+    else:
+        d = draw(st.integers(1, 3))
+        K = draw(st.integers(2, 4))
+        rows = []
+        for _ in range(d):
+            row = draw(st.lists(logit, min_size=K, max_size=K))
+            if all(x == -np.inf for x in row):
+                row[0] = 0.0
+            rows.append(row)
+        dist = refgrad.Categorical(np.array(rows))
+    shape = tuple(dist.event_shape)
+    values = np.array(draw(st.lists(st.floats(-2, 2), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))))
+    f = draw(st.sampled_from([SquaredDistance, Linear]))(values.reshape(shape))
+    return dist, f
+
+
+def _close(fused, batched, label):
+    scale = max(1.0, float(np.max(np.abs(batched))))
+    np.testing.assert_allclose(fused, batched, rtol=RTOL, atol=RTOL * scale, err_msg=label)
+
+
+@pytest.mark.parametrize("name, family, build", CASES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fused_equals_batched(name, family, build, data):
+    dist, f = data.draw(problems(family))
+    opts = _options(build, family, dist)
+    if opts.get("baseline") == "optimal" and dist.d > 4:
+        opts["baseline"] = 0.25
+    spec = refgrad.ESTIMATORS[name]
+    noise = spec.draw_noise(dist, 40, rng=data.draw(st.integers(0, 2**32 - 1)), **opts)
+    if not any(not nf.per_sample for nf in spec.noise_layout(dist, **opts)):
+        assert _plan(name, dist, f, opts) is not None, "the fused hook declined a supported case"
+    try:
+        batched = _batched(name, dist, f, noise, **opts)
+    except ValueError as exc:  # an overflow the batched path refuses must be refused by the fused one too
+        with pytest.raises(ValueError, match="overflowed"):
+            refgrad.estimate(name, dist, f, noise=noise, **opts)
+        assert "overflowed" in str(exc)
+        return
+    fused = refgrad.estimate(name, dist, f, noise=noise, **opts)
+    _close(fused, batched, f"{name}/{family} {dist!r} {f!r}")
+
+
+def _moderate(family, big=False):
+    rng = np.random.default_rng(5)
+    if family == "bernoulli":
+        return refgrad.Bernoulli(rng.normal(size=40 if big else 5)), SquaredDistance(0.45)
+    d, K = (6, 5) if big else (3, 4)
+    return refgrad.Categorical(rng.normal(size=(d, K))), SquaredDistance(np.linspace(0.1, 0.9, K))
+
+
+@pytest.mark.parametrize("name, family, build", CASES)
+def test_threads_chunks_and_noise_bit_identical(name, family, build, monkeypatch):
+    dist, f = _moderate(family, big=True)
+    opts = _options(build, family, dist)
+    if opts.get("baseline") == "optimal":
+        opts["baseline"] = 0.25
+    n = 3000  # several chunks at the small chunk size, several threads
+    runs = {}
+    for threads in (1, 2, 4):
+        for floats in (1 << 10, 1 << 19):
+            monkeypatch.setattr(_fused, "_thread_count", lambda t=threads: t)
+            monkeypatch.setattr(_fused, "CHUNK_FLOATS", floats)
+            monkeypatch.setattr(_fused, "MIN_FLOATS_PER_THREAD", 256)
+            runs[threads, floats] = refgrad.estimate(name, dist, f, n, rng=11, **opts)
+    first = runs[1, 1 << 19]
+    for key, value in runs.items():
+        np.testing.assert_array_equal(value, first, err_msg=f"threads, chunk floats = {key}")
+    noise = refgrad.ESTIMATORS[name].draw_noise(dist, n, rng=11, **opts)
+    np.testing.assert_array_equal(refgrad.estimate(name, dist, f, noise=noise, **opts), first)
+    _close(first, _batched(name, dist, f, noise, **opts), name)
+
+
+def test_chunked_draw_is_one_draw():
+    """The Generator's integer stream does not depend on how a draw is split (what chunking relies on)."""
+    gen = np.random.default_rng(3)
+    whole = refgrad.random.uniform(gen, (1000, 7))
+    gen = np.random.default_rng(3)
+    parts = [_fused._draw_cells(gen, c, 7) for c in (3, 500, 1, 496)]
+    U = np.empty((1000, 7))
+    _fused._cells_to_uniform_rows(np.concatenate(parts), U, 0, 1000)
+    np.testing.assert_array_equal(U, whole)
+
+
+def test_nonfinite_estimate_is_refused():
+    """An overflow inside a fused kernel is reported like the batched path's (the threads check every entry)."""
+    dist = refgrad.Bernoulli([0.3, -0.2])
+    f = Linear([1e308, 1e308])
+    with pytest.raises(ValueError, match="overflowed"):
+        refgrad.estimate("reinforce", dist, f, 50_000, rng=1, baseline=-1e308)
+
+
+def test_python_objective_takes_batched_path():
+    dist, f = _moderate("bernoulli")
+    spec = refgrad.ESTIMATORS["reinforce"]
+    obj = refgrad.objectives.FunctionObjective(f.value, f.grad)
+    assert spec.fused_plan(dist, obj, spec.options(dist), {}) is None
+
+    class Sub(SquaredDistance):
+        pass
+
+    assert spec.fused_plan(dist, Sub(0.45), spec.options(dist), {}) is None
+    assert spec.fused_plan(dist, f, spec.options(dist), {}) is not None
+    noise = spec.draw_noise(dist, 100, rng=2)
+    np.testing.assert_array_equal(refgrad.estimate("reinforce", dist, obj, noise=noise),
+                                  refgrad.estimate("reinforce", dist, f, noise=noise))
