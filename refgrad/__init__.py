@@ -3,6 +3,7 @@
 Public surface:
 
 - :func:`estimate` and :data:`ESTIMATORS` -- the estimator catalog (one signature for all);
+- :func:`estimate_moments` -- the mean and variance of n estimates, streamed (memory independent of n);
 - :mod:`refgrad.distributions` -- Bernoulli, Categorical, GaussianThreshold, Normal;
 - :mod:`refgrad.objectives` -- SquaredDistance, Linear, Table and the Objective protocol;
 - :mod:`refgrad.exact` -- enumeration oracles;
@@ -19,7 +20,7 @@ import importlib
 
 from . import distributions, estimators, exact, objectives, random, relaxations, stats, testing
 from .distributions import Bernoulli, Categorical, GaussianThreshold, Normal
-from .estimators import ESTIMATORS, estimate
+from .estimators import ESTIMATORS, estimate, estimate_moments
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ def __dir__():
 __all__ = [
     "ESTIMATORS",
     "estimate",
+    "estimate_moments",
     "Bernoulli",
     "Categorical",
     "GaussianThreshold",

@@ -5,5 +5,7 @@ Importing this package registers every estimator in :data:`ESTIMATORS`.
 from ._base import ESTIMATORS, EstimatorSpec, NoiseField, estimate, get_spec
 from . import score, antithetic, pathwise, relaxed, rebar, relax  # noqa: F401  (registration)
 from .relax import RelaxSurrogate, fit_relax
+from ._streaming import SampleMoments, estimate_moments
 
-__all__ = ["ESTIMATORS", "EstimatorSpec", "NoiseField", "estimate", "get_spec", "RelaxSurrogate", "fit_relax"]
+__all__ = ["ESTIMATORS", "EstimatorSpec", "NoiseField", "estimate", "get_spec", "RelaxSurrogate", "fit_relax", "SampleMoments",
+           "estimate_moments"]

@@ -185,7 +185,7 @@ def _draw_cells(gen, rows, width):
     return gen.integers(0, 1 << 52, size=(rows, width), dtype=np.int64)
 
 
-def run(plan, n, gen=None, block=None, rows=None):
+def run(plan, n, gen=None, block=None, rows=None, out=None):
     """Estimates ``(n, plan.size)`` from the plan, drawing uniforms from ``gen`` or reading ``block``.
 
     Returns ``(out, bad)``: ``bad`` is the flat index of the first non-finite
@@ -194,8 +194,9 @@ def run(plan, n, gen=None, block=None, rows=None):
     :func:`refgrad.random.uniform` (its integer cells; the worker threads map them to
     uniforms), the next chunk drawn while the threads compute the current one.  The
     result does not depend on the chunk size or the thread count, bit for bit.
+    ``out`` (``(n, plan.size)``, C-contiguous) receives the estimates if given.
     """
-    out = np.empty((n, plan.size))
+    out = np.empty((n, plan.size)) if out is None else out
     width = plan.width
     step = chunk_rows(width, rows)
     threads = _thread_count()
