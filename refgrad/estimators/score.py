@@ -11,7 +11,7 @@ from scipy import special
 from .._checks import InputTypeError, check_count, check_sample_count, describe
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from ._kernels_score import reinforce_plan
+from ._kernels_score import muprop_plan, reinforce_plan, rloo_plan
 
 __all__ = ["optimal_baseline", "sample_breakpoints"]
 
@@ -207,6 +207,7 @@ register(
         cost=lambda dist, m, **_: m,
         defaults={"m": 2},
         check_options=_rloo_options,
+        fused=rloo_plan,
         breakpoints=lambda dist, m, **_: {
             "u": (lambda bp: bp if isinstance(bp, str) else np.broadcast_to(bp, (m,) + bp.shape).copy())(
                 sample_breakpoints(dist)
@@ -279,6 +280,7 @@ register(
         cost=lambda dist, **o: 2,
         defaults={},
         breakpoints=_u_breakpoints,
+        fused=muprop_plan,
         summary="REINFORCE with the first-order Taylor baseline of f around z̄ = E[b], plus its exact gradient; "
         "Gu et al. 2016, eq. 6",
     )
