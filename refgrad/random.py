@@ -596,19 +596,25 @@ def _conditional_gumbel_vjp(logits, b, v, cotangent):
         for j in range(d):
             if frozen[j]:
                 continue
-            bb = b[i, j]
-            top = lse[j] + (-math.log(-math.log(v[i, j, bb])))
-            acc = cotangent[i, j, bb]
-            for k in range(K):
-                if k == bb:
-                    continue
-                y = lg[j, k] + (-math.log(-math.log(v[i, j, k])))
-                c = cotangent[i, j, k]
-                acc += c * _sigmoid(y - top)
-                out[i, j, k] = c * _sigmoid(top - y)
-            for k in range(K):
-                out[i, j, k] += p[j, k] * acc
+            _conditional_gumbel_vjp_row(lg[j], lse[j], p[j], b[i, j], v[i, j], cotangent[i, j], out[i, j])
     return out
+
+
+@jit
+def _conditional_gumbel_vjp_row(lg, lse, p, bb, v, cotangent, out):
+    """One (not frozen) row of ``_conditional_gumbel_vjp`` into ``out`` (K,), from ``_conditional_gumbel_rows``."""
+    top = lse + (-math.log(-math.log(v[bb])))
+    acc = cotangent[bb]
+    out[bb] = 0.0
+    for k in range(lg.size):
+        if k == bb:
+            continue
+        y = lg[k] + (-math.log(-math.log(v[k])))
+        c = cotangent[k]
+        acc += c * _sigmoid(y - top)
+        out[k] = c * _sigmoid(top - y)
+    for k in range(lg.size):
+        out[k] += p[k] * acc
 
 
 def _check_conditional_categorical(logits, b, v):
@@ -754,6 +760,22 @@ def _sigmoid_mul_exp(x, l):
 
 
 @jit
+def _conditional_logistic_scalar(l, b, x):
+    """One coordinate of ``_conditional_logistic``: z~ for logit l, bit b (0/1) and uniform x."""
+    if b == 1:
+        return _log1p_mul_exp(x, l) - math.log1p(-x)
+    return math.log(x) - _log1p_mul_exp(1.0 - x, -l)
+
+
+@jit
+def _conditional_logistic_grad_scalar(l, b, x):
+    """One coordinate of ``_conditional_logistic_grad``: dz~/dl for logit l, bit b (0/1) and uniform x."""
+    if b == 1:
+        return _sigmoid_mul_exp(x, l)
+    return _sigmoid_mul_exp(1.0 - x, -l)
+
+
+@jit
 def _conditional_logistic(logits, b, v):
     """z~ = l + logit(v') for logits (d,), b int64 (n, d), v (n, d) -> (n, d).
 
@@ -764,11 +786,7 @@ def _conditional_logistic(logits, b, v):
     out = np.empty((n, d))
     for i in range(n):
         for j in range(d):
-            x = v[i, j]
-            if b[i, j] == 1:
-                out[i, j] = _log1p_mul_exp(x, logits[j]) - math.log1p(-x)
-            else:
-                out[i, j] = math.log(x) - _log1p_mul_exp(1.0 - x, -logits[j])
+            out[i, j] = _conditional_logistic_scalar(logits[j], b[i, j], v[i, j])
     return out
 
 
@@ -779,11 +797,7 @@ def _conditional_logistic_grad(logits, b, v):
     out = np.empty((n, d))
     for i in range(n):
         for j in range(d):
-            x = v[i, j]
-            if b[i, j] == 1:
-                out[i, j] = _sigmoid_mul_exp(x, logits[j])
-            else:
-                out[i, j] = _sigmoid_mul_exp(1.0 - x, -logits[j])
+            out[i, j] = _conditional_logistic_grad_scalar(logits[j], b[i, j], v[i, j])
     return out
 
 

@@ -118,15 +118,18 @@ def _sigmoid_tau_vjp(x, tau, cotangent):
     grad_tau = np.empty((n, d))
     for i in range(n):
         for j in range(d):
-            z = x[i, j] / tau
-            slope = _sigmoid_slope_scalar(z)
-            if slope == 0.0:  # saturated (includes x = +/-inf, where z * slope would be nan)
-                grad_x[i, j] = 0.0
-                grad_tau[i, j] = 0.0
-            else:
-                grad_x[i, j] = cotangent[i, j] * slope / tau
-                grad_tau[i, j] = -cotangent[i, j] * slope * z / tau
+            grad_x[i, j], grad_tau[i, j] = _sigmoid_tau_vjp_scalar(x[i, j], tau, cotangent[i, j])
     return grad_x, grad_tau
+
+
+@jit
+def _sigmoid_tau_vjp_scalar(x, tau, c):
+    """(c * d sigma(x/tau)/dx, c * d sigma(x/tau)/dtau) for one entry."""
+    z = x / tau
+    slope = _sigmoid_slope_scalar(z)
+    if slope == 0.0:  # saturated (includes x = +/-inf, where z * slope would be nan)
+        return 0.0, 0.0
+    return c * slope / tau, -c * slope * z / tau
 
 
 @jit
@@ -216,43 +219,46 @@ def _softmax_tau_vjp(x, tau, cotangent):
     s = np.empty(k_len)
     for i in range(n):
         for j in range(d):
-            xr = x[i, j]
-            c = cotangent[i, j]
-            ok = _softmax_row(xr, tau, s)
-            if not ok:
-                for k in range(k_len):
-                    grad_x[i, j, k] = np.nan
-                grad_tau[i, j] = np.nan
-                continue
-            m = -np.inf
-            top = 0
-            for k in range(k_len):
-                if xr[k] > m:
-                    m = xr[k]
-                    top = k
-            if m == np.inf:  # locally constant in x and tau
-                for k in range(k_len):
-                    grad_x[i, j, k] = 0.0
-                grad_tau[i, j] = 0.0
-                continue
-            # c_k - c_bar = (c_k - c_top) - sum_{i != top} s_i (c_i - c_top): no 1 - s_top, which
-            # cancels where the largest entry holds nearly all the mass (s_top(1 - s_top) of 4e-16 gave 0)
-            shift = 0.0
-            w_bar = 0.0
-            for k in range(k_len):
-                if s[k] > 0.0 and k != top:
-                    shift += s[k] * (c[k] - c[top])
-                    w_bar += s[k] * ((xr[k] - m) / tau)
-            acc = 0.0
-            for k in range(k_len):
-                if s[k] > 0.0:
-                    dc = (c[k] - c[top]) - shift
-                    grad_x[i, j, k] = s[k] * dc / tau
-                    acc += s[k] * dc * ((xr[k] - m) / tau - w_bar)
-                else:
-                    grad_x[i, j, k] = 0.0
-            grad_tau[i, j] = -acc / tau
+            grad_tau[i, j] = _softmax_tau_vjp_row(x[i, j], tau, cotangent[i, j], s, grad_x[i, j])
     return grad_x, grad_tau
+
+
+@jit
+def _softmax_tau_vjp_row(xr, tau, c, s, gx):
+    """One row of ``_softmax_tau_vjp``: writes grad_x into ``gx`` (K,), returns grad_tau; ``s`` (K,) is scratch."""
+    k_len = xr.shape[0]
+    ok = _softmax_row(xr, tau, s)
+    if not ok:
+        for k in range(k_len):
+            gx[k] = np.nan
+        return np.nan
+    m = -np.inf
+    top = 0
+    for k in range(k_len):
+        if xr[k] > m:
+            m = xr[k]
+            top = k
+    if m == np.inf:  # locally constant in x and tau
+        for k in range(k_len):
+            gx[k] = 0.0
+        return 0.0
+    # c_k - c_bar = (c_k - c_top) - sum_{i != top} s_i (c_i - c_top): no 1 - s_top, which
+    # cancels where the largest entry holds nearly all the mass (s_top(1 - s_top) of 4e-16 gave 0)
+    shift = 0.0
+    w_bar = 0.0
+    for k in range(k_len):
+        if s[k] > 0.0 and k != top:
+            shift += s[k] * (c[k] - c[top])
+            w_bar += s[k] * ((xr[k] - m) / tau)
+    acc = 0.0
+    for k in range(k_len):
+        if s[k] > 0.0:
+            dc = (c[k] - c[top]) - shift
+            gx[k] = s[k] * dc / tau
+            acc += s[k] * dc * ((xr[k] - m) / tau - w_bar)
+        else:
+            gx[k] = 0.0
+    return -acc / tau
 
 
 # ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from ..random import (
 )
 from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._kernels_rebar import rebar_plan
 from .score import sample_breakpoints
 
 __all__ = ["rebar_terms", "optimal_eta"]
@@ -377,12 +378,17 @@ in ``v``.
 """
 
 
+def _pilot_eta(dist, obj, noise, tau):
+    """The optimal η estimated on the pilot fields ``noise["pilot_u"]``, ``noise["pilot_v"]``; ``param_shape``."""
+    pilot_parts = _Parts(dist, obj, noise["pilot_u"], noise["pilot_v"], tau)
+    return _optimal_eta(_flat(pilot_parts.a), _flat(pilot_parts.c)).reshape(tuple(dist.param_shape))
+
+
 def _rebar(dist, f, noise, tau, eta, pilot):
     obj = _differentiable(f, "rebar")
     parts = _Parts(dist, obj, noise["u"], noise["v"], tau)
     if isinstance(eta, str):  # "optimal"
-        pilot_parts = _Parts(dist, obj, noise["pilot_u"], noise["pilot_v"], tau)
-        eta = _optimal_eta(_flat(pilot_parts.a), _flat(pilot_parts.c)).reshape(tuple(dist.param_shape))
+        eta = _pilot_eta(dist, obj, noise, tau)
     return _combine(parts.a, parts.c, eta)
 
 
@@ -463,6 +469,7 @@ register(
         check_options=_rebar_options,
         breakpoints=_rebar_breakpoints,
         control_variate=_rebar_control_variate,
+        fused=rebar_plan,
         summary="[f(b) − η f(σ_τ(z̃))] ∂log q(b) + η [∂f(σ_τ(z)) − ∂f(σ_τ(z̃))], z̃ ~ z | b reparameterised; "
         "Tucker et al. 2017, eq. 6; η a float, per-parameter array or pilot-estimated optimum",
     )

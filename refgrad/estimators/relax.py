@@ -37,6 +37,7 @@ from .._checks import (
 from .._jit import jit
 from ..random import as_generator, uniform
 from ._base import EstimatorSpec, NoiseField, register
+from ._kernels_rebar import _mlp_grad_row, _mlp_value_row, relax_plan
 from .rebar import (
     DISCRETE,
     _Parts,
@@ -137,17 +138,10 @@ def _softmax_tau_jets(z, tau, e):
 @jit
 def _mlp_value(x, w1, b1, w2, b2):
     """r(x) = w2ᵀ tanh(W1 x + b1) + b2 per row of x (n, D) -> (n,)."""
-    n, D = x.shape
-    H = w1.shape[0]
+    n = x.shape[0]
     out = np.empty(n)
     for i in range(n):
-        acc = b2
-        for h in range(H):
-            a = b1[h]
-            for k in range(D):
-                a += w1[h, k] * x[i, k]
-            acc += w2[h] * math.tanh(a)
-        out[i] = acc
+        out[i] = _mlp_value_row(x[i], w1, b1, w2, b2)
     return out
 
 
@@ -155,17 +149,9 @@ def _mlp_value(x, w1, b1, w2, b2):
 def _mlp_grad(x, w1, b1, w2):
     """∂r/∂x = W1ᵀ (w2 ⊙ (1 − t²)), t = tanh(W1 x + b1), per row -> (n, D)."""
     n, D = x.shape
-    H = w1.shape[0]
     out = np.zeros((n, D))
     for i in range(n):
-        for h in range(H):
-            a = b1[h]
-            for k in range(D):
-                a += w1[h, k] * x[i, k]
-            t = math.tanh(a)
-            g = w2[h] * (1.0 - t * t)
-            for k in range(D):
-                out[i, k] += g * w1[h, k]
+        _mlp_grad_row(x[i], w1, b1, w2, out[i])
     return out
 
 
@@ -577,6 +563,7 @@ register(
         defaults={"surrogate": None},
         check_options=_relax_options,
         breakpoints=lambda dist, **_: _rebar_breakpoints(dist, eta=1.0),
+        fused=relax_plan,
         summary="[f(b) − c_ψ(z̃)] ∂log q(b) + ∂c_ψ(z) − ∂c_ψ(z̃), c_ψ = η f(σ_τ(·)) + r_ψ(σ_τ(·)); "
         "Grathwohl et al. 2018, eq. 8",
     )
