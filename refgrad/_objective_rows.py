@@ -10,22 +10,44 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["objective_row", "objective_value", "objective_grad", "objective_values"]
+__all__ = [
+    "objective_row",
+    "objective_value",
+    "objective_grad",
+    "objective_values",
+    "table_vertex",
+    "table_value_row",
+    "table_grad_row",
+]
 
 #: Row kinds of built-in objectives.
 OBJECTIVE_SQUARED_DISTANCE = 0
 OBJECTIVE_LINEAR = 1
+#: Table on one-hot (flat d·K) events; parameters ``[K, values...]``.
+OBJECTIVE_TABLE = 2
+#: Table on bit events (d,) with K = 2, the bits read as the simplex rows (1 − z_i, z_i); parameters ``[2, values...]``.
+OBJECTIVE_TABLE_BITS = 3
 
 
 def objective_row(obj, event_shape):
     """``(kind, parameters)`` of a built-in objective on events of ``event_shape``, or None.
 
     ``parameters`` is the target (SquaredDistance) or the weights (Linear)
-    broadcast to the event shape and flattened in C order.  Subclasses and every
+    broadcast to the event shape and flattened in C order; for a Table, ``K``
+    followed by the flat table of values (first variable most significant).  Subclasses and every
     other objective return None: they take the batched path.
     """
-    from .objectives import Linear, SquaredDistance
+    from .objectives import Linear, SquaredDistance, Table
 
+    if type(obj) is Table:
+        shape = tuple(event_shape)
+        if shape == (obj.d, obj.K):
+            kind = OBJECTIVE_TABLE
+        elif shape == (obj.d,) and obj.K == 2:
+            kind = OBJECTIVE_TABLE_BITS
+        else:
+            return None  # the batched path reports the mismatch
+        return kind, np.concatenate([[float(obj.K)], obj._flat])
     if type(obj) is SquaredDistance:
         kind, par = OBJECTIVE_SQUARED_DISTANCE, obj.target
     elif type(obj) is Linear:
@@ -47,9 +69,12 @@ def objective_value(kind, par, z):
         for e in range(z.size):
             diff = z[e] - par[e]
             total += diff * diff
-    else:
+    elif kind == OBJECTIVE_LINEAR:
         for e in range(z.size):
             total += z[e] * par[e]
+    else:
+        zr = _table_simplex(kind, par, z)
+        total = table_value_row(par[1:], zr, np.zeros(zr.shape[0], dtype=np.int64))
     return total
 
 
@@ -59,9 +84,20 @@ def objective_grad(kind, par, z, grad):
     if kind == OBJECTIVE_SQUARED_DISTANCE:
         for e in range(z.size):
             grad[e] = 2.0 * (z[e] - par[e])
-    else:
+    elif kind == OBJECTIVE_LINEAR:
         for e in range(z.size):
             grad[e] = par[e]
+    else:
+        zr = _table_simplex(kind, par, z)
+        d, K = zr.shape
+        g = np.zeros((d, K))
+        table_grad_row(par[1:], zr, g, np.zeros(d, dtype=np.int64), np.empty(d + 1), np.empty(d + 1))
+        for i in range(d):
+            if kind == OBJECTIVE_TABLE_BITS:  # ∂/∂z_i of f(1 − z, z), as Table.grad on bits
+                grad[i] = g[i, 1] - g[i, 0]
+            else:
+                for k in range(K):
+                    grad[i * K + k] = g[i, k]
 
 
 @jit
@@ -74,3 +110,103 @@ def objective_values(kind, par, z):
     return out
 
 
+
+
+# ----------------------------------------------------------------------------- Table
+
+
+@jit
+def _table_simplex(kind, par, z):
+    """The ``(d, K)`` simplex row of a flat event: one-hot rows as they are, bits as ``(1 − z_i, z_i)``."""
+    K = int(par[0])
+    if kind == OBJECTIVE_TABLE_BITS:
+        d = z.size
+        zr = np.empty((d, 2))
+        for i in range(d):
+            zr[i, 0] = 1.0 - z[i]
+            zr[i, 1] = z[i]
+        return zr
+    d = z.size // K
+    zr = np.empty((d, K))
+    for i in range(d):
+        for k in range(K):
+            zr[i, k] = z[i * K + k]
+    return zr
+
+
+@jit
+def table_vertex(zr):
+    """Index (first variable most significant) of the simplex row ``zr`` (d, K) if it is a vertex, else -1."""
+    d, K = zr.shape
+    index = 0
+    for i in range(d):
+        hot = -1
+        for k in range(K):
+            x = zr[i, k]
+            if x == 1.0:
+                if hot >= 0:
+                    return -1
+                hot = k
+            elif x != 0.0:
+                return -1
+        if hot < 0:
+            return -1
+        index = index * K + hot
+    return index
+
+
+@jit
+def table_value_row(values, zr, digits):
+    """Multilinear extension ``Σ_b values[b] Π_i zr[i, b_i]`` at one simplex row (``digits``: scratch (d,))."""
+    d, K = zr.shape
+    vertex = table_vertex(zr)
+    if vertex >= 0:
+        return values[vertex]  # exact shortcut: every other term is values[b] * 0
+    total = 0.0
+    for c in range(values.shape[0]):
+        rest = c
+        for i in range(d - 1, -1, -1):
+            digits[i] = rest % K
+            rest //= K
+        weight = 1.0
+        for i in range(d):
+            weight *= zr[i, digits[i]]
+        total += values[c] * weight
+    return total
+
+
+@jit
+def table_grad_row(values, zr, out, digits, prefix, suffix):
+    """``out[i, k] += Σ_{b: b_i = k} values[b] Π_{j≠i} zr[j, b_j]`` at one simplex row (``out`` zeroed by the caller).
+
+    Prefix/suffix products, no division (vertices contain exact zeros); at a vertex only
+    the configurations differing from it in one variable contribute.
+    """
+    d, K = zr.shape
+    vertex = table_vertex(zr)
+    if vertex >= 0:
+        rest = vertex
+        for i in range(d - 1, -1, -1):
+            digits[i] = rest % K
+            rest //= K
+        stride = 1
+        for i in range(d - 1, -1, -1):
+            base = vertex - digits[i] * stride
+            for k in range(K):
+                out[i, k] = values[base + k * stride]
+            stride *= K
+        return
+    for c in range(values.shape[0]):
+        rest = c
+        for i in range(d - 1, -1, -1):
+            digits[i] = rest % K
+            rest //= K
+        prefix[0] = 1.0
+        for i in range(d):
+            prefix[i + 1] = prefix[i] * zr[i, digits[i]]
+        suffix[d] = 1.0
+        for i in range(d - 1, -1, -1):
+            suffix[i] = zr[i, digits[i]] * suffix[i + 1]
+        v = values[c]
+        for i in range(d):
+            out[i, digits[i]] += v * (prefix[i] * suffix[i + 1])

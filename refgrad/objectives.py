@@ -36,7 +36,14 @@ import numpy as np
 
 from ._checks import as_float_array, check_no_nan, describe
 from ._jit import jit
-from ._objective_rows import OBJECTIVE_LINEAR, OBJECTIVE_SQUARED_DISTANCE, objective_values
+from ._objective_rows import (
+    OBJECTIVE_LINEAR,
+    OBJECTIVE_SQUARED_DISTANCE,
+    objective_values,
+    table_grad_row,
+    table_value_row,
+    table_vertex,
+)
 
 __all__ = [
     "Objective",
@@ -414,95 +421,26 @@ class Linear(Objective):
 
 
 @jit
-def _vertex_index(z, s):
-    """Index (first variable most significant) of row ``s`` of ``z`` if it is a vertex, else -1."""
-    d = z.shape[1]
-    K = z.shape[2]
-    index = 0
-    for i in range(d):
-        hot = -1
-        for k in range(K):
-            x = z[s, i, k]
-            if x == 1.0:
-                if hot >= 0:
-                    return -1
-                hot = k
-            elif x != 0.0:
-                return -1
-        if hot < 0:
-            return -1
-        index = index * K + hot
-    return index
-
-
-@jit
 def _table_value(values, z):
     """Multilinear extension ``Σ_b values[b] Π_i z[s, i, b_i]`` for each row ``s`` of ``z`` (n, d, K)."""
     n, d, K = z.shape
-    size = values.shape[0]
     out = np.empty(n)
     digits = np.zeros(d, dtype=np.int64)
     for s in range(n):
-        vertex = _vertex_index(z, s)
-        if vertex >= 0:
-            # exact shortcut: every other term is values[b] * 0
-            out[s] = values[vertex]
-            continue
-        total = 0.0
-        for c in range(size):
-            rest = c
-            for i in range(d - 1, -1, -1):
-                digits[i] = rest % K
-                rest //= K
-            weight = 1.0
-            for i in range(d):
-                weight *= z[s, i, digits[i]]
-            total += values[c] * weight
-        out[s] = total
+        out[s] = table_value_row(values, z[s], digits)
     return out
 
 
 @jit
 def _table_grad(values, z):
-    """``∂/∂z[s, i, k]`` of the multilinear extension: ``Σ_{b: b_i = k} values[b] Π_{j≠i} z[s, j, b_j]``.
-
-    Prefix/suffix products, no division (vertices contain exact zeros).
-    """
+    """``∂/∂z[s, i, k]`` of the multilinear extension: ``Σ_{b: b_i = k} values[b] Π_{j≠i} z[s, j, b_j]``."""
     n, d, K = z.shape
-    size = values.shape[0]
     out = np.zeros((n, d, K))
     digits = np.zeros(d, dtype=np.int64)
     prefix = np.empty(d + 1)
     suffix = np.empty(d + 1)
     for s in range(n):
-        vertex = _vertex_index(z, s)
-        if vertex >= 0:
-            # at a vertex only the configurations differing from it in variable i alone contribute
-            rest = vertex
-            for i in range(d - 1, -1, -1):
-                digits[i] = rest % K
-                rest //= K
-            stride = 1
-            for i in range(d - 1, -1, -1):
-                base = vertex - digits[i] * stride
-                for k in range(K):
-                    out[s, i, k] = values[base + k * stride]
-                stride *= K
-            continue
-        for c in range(size):
-            rest = c
-            for i in range(d - 1, -1, -1):
-                digits[i] = rest % K
-                rest //= K
-            prefix[0] = 1.0
-            for i in range(d):
-                prefix[i + 1] = prefix[i] * z[s, i, digits[i]]
-            suffix[d] = 1.0
-            for i in range(d - 1, -1, -1):
-                suffix[i] = z[s, i, digits[i]] * suffix[i + 1]
-            v = values[c]
-            for i in range(d):
-                out[s, i, digits[i]] += v * (prefix[i] * suffix[i + 1])
+        table_grad_row(values, z[s], out[s], digits, prefix, suffix)
     return out
 
 

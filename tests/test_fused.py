@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import refgrad
 from refgrad.estimators import _fused
-from refgrad.objectives import Linear, SquaredDistance
+from refgrad._objective_rows import objective_grad, objective_row, objective_value
+from refgrad.objectives import Linear, SquaredDistance, Table
 from test_golden import OPTION_SETS
 
 #: Relative tolerance between the fused and the batched path (the issue's bound).
@@ -98,7 +99,12 @@ def problems(draw, family):
         dist = refgrad.Categorical(np.array(rows))
     shape = tuple(dist.event_shape)
     values = np.array(draw(st.lists(st.floats(-2, 2), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))))
-    f = draw(st.sampled_from([SquaredDistance, Linear]))(values.reshape(shape))
+    kind = draw(st.sampled_from(["squared", "linear", "table"]))
+    if kind == "table":
+        K = 2 if family == "bernoulli" else dist.K
+        table = np.array(draw(st.lists(st.floats(-2, 2), min_size=K ** dist.d, max_size=K ** dist.d)))
+        return dist, Table(table.reshape((K,) * dist.d))
+    f = (SquaredDistance if kind == "squared" else Linear)(values.reshape(shape))
     return dist, f
 
 
@@ -193,3 +199,32 @@ def test_python_objective_takes_batched_path():
     noise = spec.draw_noise(dist, 100, rng=2)
     np.testing.assert_array_equal(refgrad.estimate("reinforce", dist, obj, noise=noise),
                                   refgrad.estimate("reinforce", dist, f, noise=noise))
+
+
+@pytest.mark.parametrize("family", ["bits", "one_hot"])
+@pytest.mark.parametrize("which", ["squared", "linear", "table"])
+def test_row_functions_equal_array_methods(family, which):
+    """objective_value / objective_grad on flat rows equal the objectives' value and grad, at vertices and inside."""
+    rng = np.random.default_rng(4)
+    d, K = 3, (2 if family == "bits" else 3)
+    shape = (d,) if family == "bits" else (d, K)
+    if which == "table":
+        f = Table(rng.normal(size=(K,) * d))
+    elif which == "squared":
+        f = SquaredDistance(rng.normal(size=shape))
+    else:
+        f = Linear(rng.normal(size=shape))
+    inside = rng.random((6,) + shape)
+    if family == "bits":
+        vertices = (rng.random((6,) + shape) < 0.5).astype(float)
+    else:
+        vertices = np.eye(K)[rng.integers(0, K, size=(6, d))]
+    z = np.concatenate([inside, vertices])
+    kind, par = objective_row(f, shape)
+    grad = np.empty(int(np.prod(shape)))
+    values, grads = f.value(z), f.grad(z)
+    for s in range(z.shape[0]):
+        row = np.ascontiguousarray(z[s]).reshape(-1)
+        assert objective_value(kind, par, row) == values[s]
+        objective_grad(kind, par, row, grad)
+        np.testing.assert_array_equal(grad, grads[s].reshape(-1))

@@ -19,6 +19,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from .._checks import as_float_array, check_count, check_sample_count, describe
+from .._jit import jit
 from ..objectives import as_objective
 from ..random import as_generator, uniform
 from . import _fused
@@ -55,6 +56,16 @@ def differentiable_objective(f, estimator, relaxed=False):
             "(reinforce, rloo, arm, disarm, straight_through, gumbel_rao)"
         )
     return obj
+
+
+@jit
+def _first_outside_unit(flat):
+    """Index of the first entry of ``flat`` not strictly inside (0, 1) (NaN included), or -1."""
+    for i in range(flat.size):
+        x = flat[i]
+        if not (x > 0.0 and x < 1.0):
+            return i
+    return -1
 
 
 def _first_bad(mask):
@@ -294,9 +305,8 @@ class EstimatorSpec:
                     f"{key} must have shape {shape_text} (n shared by all per-sample fields{shared}); "
                     f"got {arr.shape}"
                 )
-            bad = ~((arr > 0.0) & (arr < 1.0))  # NaN too
-            if bad.any():
-                where = _first_bad(bad)
+            if _first_outside_unit(arr.reshape(-1)) >= 0:  # one pass, no temporaries; NaN counts as outside
+                where = _first_bad(~((arr > 0.0) & (arr < 1.0)))
                 raise ValueError(
                     f"{key} must contain uniforms strictly inside (0, 1) (no 0, 1 or NaN); "
                     f"got {float(arr[where])!r} at index {where}"
