@@ -23,8 +23,6 @@ None is unbiased for ``∇_φ E_q[f(b)]``.  The per-sample Jacobian products use
 hand-derived VJPs of :mod:`refgrad.relaxations` and the k-sample averaging kernels
 below; the conditional samples ``z̃`` come from :mod:`refgrad.random`.
 """
-import math
-
 import numpy as np
 
 from .._checks import check_positive_scalar, check_sample_count, describe
@@ -40,8 +38,9 @@ from ..random import (
     logistic,
     normal,
 )
-from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
+from ..relaxations import _sigmoid_slope_scalar, sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._kernels_gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
 from .score import sample_breakpoints
 
 __all__ = []
@@ -65,8 +64,7 @@ def _sigmoid_tau_vjp_mean(z, tau, cotangent, dz):
         for a in range(d):
             acc = 0.0
             for j in range(k):
-                e = math.exp(-abs(z[i, j, a] / tau))
-                slope = e / ((1.0 + e) * (1.0 + e))
+                slope = _sigmoid_slope_scalar(z[i, j, a] / tau)
                 if slope != 0.0:
                     acc += slope * dz[i, j, a]
             out[i, a] = cotangent[i, a] * (acc / (k * tau))
@@ -86,26 +84,7 @@ def _softmax_tau_vjp_mean(z, tau, cotangent):
     for i in range(n):
         for a in range(d):
             for j in range(k):
-                m = -np.inf
-                for q in range(K):
-                    if z[i, j, a, q] > m:
-                        m = z[i, j, a, q]
-                if m == np.inf:
-                    continue
-                if m == -np.inf:
-                    for q in range(K):
-                        out[i, a, q] = np.nan
-                    continue
-                total = 0.0
-                for q in range(K):
-                    s[q] = math.exp((z[i, j, a, q] - m) / tau)
-                    total += s[q]
-                c_bar = 0.0
-                for q in range(K):
-                    s[q] = s[q] / total
-                    c_bar += s[q] * cotangent[i, a, q]
-                for q in range(K):
-                    out[i, a, q] += s[q] * (cotangent[i, a, q] - c_bar)
+                softmax_vjp_identity_add(z[i, j, a], tau, cotangent[i, a], s, out[i, a])
             for q in range(K):
                 out[i, a, q] = out[i, a, q] / (k * tau)
     return out
@@ -359,6 +338,7 @@ register(
         cost=lambda dist, **o: 1,
         defaults={"tau": 1.0, "k": 10, "derivative": "identity"},
         check_options=_gumbel_rao_options,
+        fused=gumbel_rao_plan,
         breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist), "v": None},
         summary="(1/k) Σ_j J_τ(z̃_j)ᵀ ∇f(b), z̃_j ~ z | b: straight-through averaged over the conditional "
         "latent (same mean, less variance); Paulus, Maddison & Krause 2021",
