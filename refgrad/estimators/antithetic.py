@@ -25,6 +25,7 @@ from .._jit import jit
 from ..objectives import evaluate
 from ..random import _sigmoid
 from ._base import EstimatorSpec, NoiseField, register
+from ._kernels_antithetic import antithetic_bits, arm_centred, arm_plan, disarm_plan, disarm_term
 
 __all__ = []
 
@@ -39,14 +40,7 @@ def _antithetic_pair_kernel(logits, u, uc):
         lo = _sigmoid(-logits[j])
         hi = _sigmoid(logits[j])
         for i in range(n):
-            x = u[i, j]
-            if x <= 0.5:
-                b1[i, j] = 1.0 if x > lo else 0.0
-                b2[i, j] = 1.0 if x < hi else 0.0
-            else:
-                xc = uc[i, j]
-                b1[i, j] = 1.0 if xc < hi else 0.0
-                b2[i, j] = 1.0 if xc > lo else 0.0
+            b1[i, j], b2[i, j] = antithetic_bits(u[i, j], uc[i, j], lo, hi)
     return b1, b2
 
 
@@ -62,9 +56,7 @@ def _arm_combine_kernel(fdiff, u, uc):
     out = np.empty((n, d))
     for i in range(n):
         for j in range(d):
-            x = u[i, j]
-            centred = x - 0.5 if x <= 0.5 else 0.5 - uc[i, j]
-            out[i, j] = fdiff[i] * centred
+            out[i, j] = fdiff[i] * arm_centred(u[i, j], uc[i, j])
     return out
 
 
@@ -81,11 +73,7 @@ def _disarm_combine(fdiff, b1, b2, logits):
     for j in range(d):
         sig_abs = _sigmoid(abs(logits[j]))
         for i in range(n):
-            if b1[i, j] == b2[i, j]:
-                out[i, j] = 0.0
-            else:
-                sign = -1.0 if b2[i, j] == 1.0 else 1.0
-                out[i, j] = 0.5 * fdiff[i] * sign * sig_abs
+            out[i, j] = disarm_term(fdiff[i], b1[i, j], b2[i, j], sig_abs)
     return out
 
 
@@ -135,6 +123,7 @@ register(
         families=("bernoulli",),
         unbiased=True,
         compute=_arm,
+        fused=arm_plan,
         shape_in_noise="piecewise_linear",
         layout=_layout,
         cost=lambda dist, **o: 2,
@@ -158,6 +147,7 @@ register(
         families=("bernoulli",),
         unbiased=True,
         compute=_disarm,
+        fused=disarm_plan,
         shape_in_noise="piecewise_constant",
         layout=_layout,
         cost=lambda dist, **o: 2,

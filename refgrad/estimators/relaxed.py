@@ -40,6 +40,7 @@ from ..random import (
 )
 from ..relaxations import _sigmoid_slope_scalar, sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._kernels_relaxed import gumbel_softmax_plan, straight_through_plan
 from ._kernels_gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
 from .score import sample_breakpoints
 
@@ -168,6 +169,7 @@ register(
         families=DISCRETE,
         unbiased=False,
         compute=_gumbel_softmax,
+        fused=gumbel_softmax_plan,
         layout=_u_layout,
         cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
@@ -217,6 +219,7 @@ register(
         families=DISCRETE,
         unbiased=False,
         compute=_straight_through,
+        fused=straight_through_plan,
         layout=_u_layout,
         cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
