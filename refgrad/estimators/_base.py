@@ -259,7 +259,8 @@ class EstimatorSpec:
         row = _fused.objective_row(as_objective(f), dist.event_shape)
         if row is None:
             return None
-        return self.fused(dist, as_objective(f), row, shared, **opts)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by check_result, as an error
+            return self.fused(dist, as_objective(f), row, shared, **opts)
 
     def check_noise(self, dist, noise, opts):
         """Validate a user-supplied noise dict; returns (n, checked dict).
