@@ -5,6 +5,14 @@ are described by ``(kind, parameters)``: the kind below and their target or weig
 broadcast to the event shape and flattened in C order.  One event is a flat row
 ``z``; its value is summed left to right, the same sum whether it is called from the
 array method ``value`` or from a fused estimator kernel.
+
+The parameters carry the kind in their number of dimensions (:func:`encode`):
+``(E,)`` for SquaredDistance, ``(1, E)`` for Linear, ``(1, 1, 1 + K^d)`` for a Table
+(``K`` first, then the values).  Numba compiles :func:`objective_value` and
+:func:`objective_grad` once per array type and prunes the branches of the other
+kinds, so a kernel's objective is as cheap as if it were written inline.  Branching
+on the integer ``kind`` at run time instead made a one-bit REINFORCE row ten times
+slower (25 ns against 2.3 ns: the call is no longer inlined into the row loop).
 """
 import numpy as np
 
@@ -15,6 +23,7 @@ __all__ = [
     "objective_value",
     "objective_grad",
     "objective_values",
+    "encode",
     "table_vertex",
     "table_value_row",
     "table_grad_row",
@@ -47,7 +56,7 @@ def objective_row(obj, event_shape):
             kind = OBJECTIVE_TABLE_BITS
         else:
             return None  # the batched path reports the mismatch
-        return kind, np.concatenate([[float(obj.K)], obj._flat])
+        return kind, encode(kind, np.concatenate([[float(obj.K)], obj._flat]))
     if type(obj) is SquaredDistance:
         kind, par = OBJECTIVE_SQUARED_DISTANCE, obj.target
     elif type(obj) is Linear:
@@ -58,46 +67,70 @@ def objective_row(obj, event_shape):
         flat = np.ascontiguousarray(np.broadcast_to(par, tuple(event_shape)), dtype=np.float64).reshape(-1)
     except ValueError:
         return None  # the batched path reports the shape mismatch with its own message
-    return kind, flat
+    return kind, encode(kind, flat)
+
+
+def encode(kind, flat):
+    """The parameters of kind ``kind`` from their flat form, with the kind in their dimension (module docstring)."""
+    flat = np.ascontiguousarray(flat, dtype=np.float64).reshape(-1)
+    if kind == OBJECTIVE_SQUARED_DISTANCE:
+        return flat
+    if kind == OBJECTIVE_LINEAR:
+        return flat.reshape(1, -1)
+    return flat.reshape(1, 1, -1)
 
 
 @jit
 def objective_value(kind, par, z):
     """Value of a built-in objective at one flattened event ``z``, summed left to right."""
     total = 0.0
-    if kind == OBJECTIVE_SQUARED_DISTANCE:
+    if par.ndim == 1:  # SquaredDistance
         for e in range(z.size):
             diff = z[e] - par[e]
             total += diff * diff
-    elif kind == OBJECTIVE_LINEAR:
+    elif par.ndim == 2:  # Linear
+        w = par[0]
         for e in range(z.size):
-            total += z[e] * par[e]
-    else:
-        zr = _table_simplex(kind, par, z)
-        total = table_value_row(par[1:], zr, np.zeros(zr.shape[0], dtype=np.int64))
+            total += z[e] * w[e]
+    else:  # Table: out of line, so that this function stays small enough to be inlined into row loops
+        total = _table_value_flat(kind, par[0, 0], z)
     return total
 
 
 @jit
 def objective_grad(kind, par, z, grad):
     """Gradient of a built-in objective at one flattened event ``z``, written into ``grad``."""
-    if kind == OBJECTIVE_SQUARED_DISTANCE:
+    if par.ndim == 1:  # SquaredDistance
         for e in range(z.size):
             grad[e] = 2.0 * (z[e] - par[e])
-    elif kind == OBJECTIVE_LINEAR:
+    elif par.ndim == 2:  # Linear
+        w = par[0]
         for e in range(z.size):
-            grad[e] = par[e]
-    else:
-        zr = _table_simplex(kind, par, z)
-        d, K = zr.shape
-        g = np.zeros((d, K))
-        table_grad_row(par[1:], zr, g, np.zeros(d, dtype=np.int64), np.empty(d + 1), np.empty(d + 1))
-        for i in range(d):
-            if kind == OBJECTIVE_TABLE_BITS:  # ∂/∂z_i of f(1 − z, z), as Table.grad on bits
-                grad[i] = g[i, 1] - g[i, 0]
-            else:
-                for k in range(K):
-                    grad[i * K + k] = g[i, k]
+            grad[e] = w[e]
+    else:  # Table: out of line (see objective_value)
+        _table_grad_flat(kind, par[0, 0], z, grad)
+
+
+@jit
+def _table_value_flat(kind, flat, z):
+    """A Table's value at one flat event (``flat = [K, values...]``)."""
+    zr = _table_simplex(kind, flat, z)
+    return table_value_row(flat[1:], zr, np.zeros(zr.shape[0], dtype=np.int64))
+
+
+@jit
+def _table_grad_flat(kind, flat, z, grad):
+    """A Table's gradient at one flat event, written into ``grad`` (bits: ∂/∂z_i of f(1 − z, z), as Table.grad)."""
+    zr = _table_simplex(kind, flat, z)
+    d, K = zr.shape
+    g = np.zeros((d, K))
+    table_grad_row(flat[1:], zr, g, np.zeros(d, dtype=np.int64), np.empty(d + 1), np.empty(d + 1))
+    for i in range(d):
+        if kind == OBJECTIVE_TABLE_BITS:
+            grad[i] = g[i, 1] - g[i, 0]
+        else:
+            for k in range(K):
+                grad[i * K + k] = g[i, k]
 
 
 @jit
@@ -117,7 +150,10 @@ def objective_values(kind, par, z):
 
 @jit
 def _table_simplex(kind, par, z):
-    """The ``(d, K)`` simplex row of a flat event: one-hot rows as they are, bits as ``(1 − z_i, z_i)``."""
+    """The ``(d, K)`` simplex row of a flat event: one-hot rows as they are, bits as ``(1 − z_i, z_i)``.
+
+    ``par`` is the Table's flat parameters ``[K, values...]``.
+    """
     K = int(par[0])
     if kind == OBJECTIVE_TABLE_BITS:
         d = z.size

@@ -39,6 +39,7 @@ from ._jit import jit
 from ._objective_rows import (
     OBJECTIVE_LINEAR,
     OBJECTIVE_SQUARED_DISTANCE,
+    encode,
     objective_values,
     table_grad_row,
     table_value_row,
@@ -318,7 +319,8 @@ def _event_broadcast_check(param, param_name, obj, z):
 def _row_values(kind, param, z):
     """Values at the rows of ``z`` of the built-in objective ``kind`` with target or weights ``param``."""
     par = np.ascontiguousarray(np.broadcast_to(param, z.shape[1:]), dtype=np.float64).reshape(-1)
-    return objective_values(kind, par, np.ascontiguousarray(z, dtype=np.float64).reshape(z.shape[0], par.size))
+    zs = np.ascontiguousarray(z, dtype=np.float64).reshape(z.shape[0], par.size)
+    return objective_values(kind, encode(kind, par), zs)
 
 
 def _check_finite_parameter(arr, name):

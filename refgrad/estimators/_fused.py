@@ -42,7 +42,7 @@ from typing import Callable, NamedTuple, Tuple
 import numba as nb
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, row_jit
 from .._objective_rows import objective_grad, objective_row, objective_value, objective_values  # noqa: F401
 from ..random import _normalised_row, uniform
 
@@ -230,7 +230,7 @@ def run(plan, n, gen=None, block=None, rows=None, out=None):
 # ----------------------------------------------------------------------------- shared row helpers
 
 
-@jit
+@row_jit
 def gumbel_argmax(lg, u, j, K, base):
     """argmax_k (lg[j, k] − log(−log u[base + k])) over the categories of nonzero probability.
 
@@ -258,14 +258,14 @@ def normalised_logits(logits):
     return lg
 
 
-@jit
+@row_jit
 def bernoulli_bits(u, offset, thr, z):
     """``z[j] = 1[u[offset + j] > thr[j]]`` (``thr = σ(−ℓ)``), as ``Bernoulli.from_uniforms``."""
     for j in range(thr.size):
         z[j] = 1.0 if u[offset + j] > thr[j] else 0.0
 
 
-@jit
+@row_jit
 def categorical_one_hot(u, offset, lg, z, arg):
     """Gumbel-max one-hot rows ``z`` (flat ``d·K``) and categories ``arg`` (d,) from ``u[offset:offset + d·K]``."""
     d, K = lg.shape

@@ -7,7 +7,7 @@ logits), so that the two agree to rounding (tested in ``tests/test_fused.py``).
 """
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, row_jit
 from ._fused import FusedPlan, bernoulli_bits, categorical_one_hot, normalised_logits, objective_value
 
 #: Block length below which :func:`pairwise_sum` adds left to right, and its unroll width (NumPy's).
@@ -16,7 +16,7 @@ _PW_SMALL = 8
 _PW_BLOCK = 128
 
 
-@jit
+@row_jit
 def _pairwise_block(a, lo, n):
     """NumPy's pairwise sum of ``a[lo:lo + n]`` for ``n ≤ 128`` (one leaf of :func:`pairwise_sum`)."""
     if n < _PW_SMALL:
@@ -51,7 +51,7 @@ def _pairwise_block(a, lo, n):
     return res
 
 
-@jit
+@row_jit
 def pairwise_sum(a, lo, n):
     r"""``a[lo] + ... + a[lo + n − 1]`` in the order of ``np.add.reduce`` along a contiguous axis.
 
@@ -63,9 +63,17 @@ def pairwise_sum(a, lo, n):
     and the rest, each summed the same way.  The same order here makes the row
     kernels' sums equal the batched path's bit for bit.  The split is walked with an
     explicit stack: a recursive function cannot be loaded back from Numba's cache.
+    Runs of at most 128 terms (every row of the benchmarks) are summed inline; the
+    split of longer runs is a separate, not inlined function (it allocates its stack).
     """
     if n <= _PW_BLOCK:
         return _pairwise_block(a, lo, n)
+    return _pairwise_long(a, lo, n)
+
+
+@jit
+def _pairwise_long(a, lo, n):
+    """:func:`pairwise_sum` of a run longer than 128 terms: the split walked with an explicit stack."""
     los = np.empty(64, dtype=np.int64)  # depth ≤ log2(n / 128) + 1 < 64
     ns = np.empty(64, dtype=np.int64)
     phase = np.zeros(64, dtype=np.int64)  # 0: not started, 1: left half pending, 2: right half pending
@@ -171,7 +179,7 @@ def reinforce_plan(dist, obj, row, shared, baseline):
 # ---------------------------------------------------------------------------- rloo
 
 
-@jit
+@row_jit
 def _rloo_combine(out, i, fb, w, z, s1, s0, m, E):
     """RLOO's combination for row ``i`` from the ``m`` values ``fb`` and samples ``z`` (``m·E``)."""
     total = pairwise_sum(fb, 0, m)  # fb.sum(axis=1)
@@ -233,7 +241,7 @@ def rloo_plan(dist, obj, row, shared, m):
 # ---------------------------------------------------------------------------- muprop
 
 
-@jit
+@row_jit
 def _muprop_combine(out, i, z, fb, tmp, s1, s0, f0, g0, vj):
     """``(f(b) − f0 − Σ centred(b)·g0) s + vjp(g0)`` for row ``i`` (centred(b) is the score here)."""
     P = z.size
