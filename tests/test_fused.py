@@ -226,3 +226,31 @@ def test_row_functions_equal_array_methods(family, which):
         assert objective_value(kind, par, row) == values[s]
         objective_grad(kind, par, row, grad)
         np.testing.assert_array_equal(grad, grads[s].reshape(-1))
+
+
+def _child_estimate(queue):
+    dist, f = _moderate("bernoulli", big=True)
+    queue.put(refgrad.estimate("reinforce", dist, f, 20_000, rng=5).sum())
+
+
+def test_pool_survives_fork_and_concurrent_callers(monkeypatch):
+    """The kept worker pool is dropped in a forked child (whose copy has no threads) and shared by threads."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(_fused, "_thread_count", lambda: 2)
+    dist, f = _moderate("bernoulli", big=True)
+    expected = refgrad.estimate("reinforce", dist, f, 20_000, rng=5)  # n * width is above the threading threshold
+    assert _fused._POOL is not None
+    with ThreadPoolExecutor(3) as callers:
+        for got in callers.map(lambda _: refgrad.estimate("reinforce", dist, f, 20_000, rng=5), range(6)):
+            np.testing.assert_array_equal(got, expected)
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method on this platform")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_estimate, args=(queue,))
+    child.start()
+    value = queue.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0 and value == expected.sum()

@@ -36,6 +36,8 @@ so a formula exists once.  Any other objective takes the batched path.
 Set :data:`ENABLED` to False to force the batched path (tests compare the two).
 """
 import math
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, Tuple
 
@@ -126,6 +128,33 @@ def chunk_rows(width, rows=None):
 # ----------------------------------------------------------------------------- running
 
 
+_POOL = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(threads):
+    """The module's worker pool with at least ``threads`` threads (kept between calls: starting threads
+    costs ~0.1 ms per call).  A forked child starts without one (its copy's threads do not exist)."""
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE < threads:
+            old = _POOL
+            _POOL, _POOL_SIZE = ThreadPoolExecutor(threads, thread_name_prefix="refgrad-fused"), threads
+            if old is not None:
+                old.shutdown(wait=False)
+        return _POOL
+
+
+def _forget_pool():
+    global _POOL, _POOL_SIZE, _POOL_LOCK
+    _POOL, _POOL_SIZE, _POOL_LOCK = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _thread_count():
     """Threads for the fused kernels: Numba's setting (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``)."""
     return int(nb.get_num_threads())
@@ -201,30 +230,26 @@ def run(plan, n, gen=None, block=None, rows=None, out=None):
     step = chunk_rows(width, rows)
     threads = _thread_count()
     parallel = threads > 1 and n * max(1, width) >= 2 * MIN_FLOATS_PER_THREAD
-    pool = ThreadPoolExecutor(threads) if parallel else None
+    pool = _pool(threads) if parallel else None
     bad = -1
     size = plan.size
-    try:
-        if block is not None:
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                bad = _wait(_launch(plan, pool, threads, None, block[start:stop], out[start:stop]), start * size, bad)
-            return out, bad
-        start = 0
-        cells = _draw_cells(gen, min(step, n), width)
-        buffers = [np.empty((cells.shape[0], width)), np.empty((cells.shape[0], width))]
-        which = 0
-        while start < n:
-            stop = start + cells.shape[0]
-            U = buffers[which][: cells.shape[0]]
-            jobs = _launch(plan, pool, threads, cells, U, out[start:stop])
-            nxt = _draw_cells(gen, min(step, n - stop), width) if stop < n else None
-            bad = _wait(jobs, start * size, bad)
-            start, cells, which = stop, nxt, 1 - which
+    if block is not None:
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            bad = _wait(_launch(plan, pool, threads, None, block[start:stop], out[start:stop]), start * size, bad)
         return out, bad
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+    start = 0
+    cells = _draw_cells(gen, min(step, n), width)
+    buffers = [np.empty((cells.shape[0], width)), np.empty((cells.shape[0], width))]
+    which = 0
+    while start < n:
+        stop = start + cells.shape[0]
+        U = buffers[which][: cells.shape[0]]
+        jobs = _launch(plan, pool, threads, cells, U, out[start:stop])
+        nxt = _draw_cells(gen, min(step, n - stop), width) if stop < n else None
+        bad = _wait(jobs, start * size, bad)
+        start, cells, which = stop, nxt, 1 - which
+    return out, bad
 
 
 # ----------------------------------------------------------------------------- shared row helpers
