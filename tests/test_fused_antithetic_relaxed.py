@@ -1,6 +1,6 @@
 """Fused kernels of ARM, DisARM, Gumbel-Softmax and straight-through: bit-identical to the batched path.
 
-``tests/test_fused.py`` checks every fused kernel against the batched path to 1e-13;
+``tests/test_fused.py`` checks every fused kernel against the batched path bit for bit;
 these kernels call the same scalar helpers in the same order, so here the two are
 compared bit for bit, on fixed problems with large and infinite logits and on
 uniforms placed on the antithetic thresholds and next to ½ and 1.
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import refgrad
-from refgrad.estimators import _fused
 from refgrad.objectives import Linear, SquaredDistance, Table
+from test_fused import _batched
 
 BERNOULLI_LOGITS = np.array([0.3, -1.2, 30.0, -30.0, np.inf, -np.inf, 40.0, 0.0])
 CATEGORICAL_LOGITS = np.array(
@@ -41,15 +41,6 @@ def _objectives(dist):
     K = 2 if dist.family == "bernoulli" else dist.K
     table = Table(np.random.default_rng(3).normal(size=(K,) * dist.d))
     return [SquaredDistance(target), Linear(np.cos(np.arange(int(np.prod(shape)))).reshape(shape)), table]
-
-
-def _batched(name, dist, f, noise, **opts):
-    old = _fused.ENABLED
-    _fused.ENABLED = False
-    try:
-        return refgrad.estimate(name, dist, f, noise=noise, **opts)
-    finally:
-        _fused.ENABLED = old
 
 
 @pytest.mark.parametrize("name, family, opts", CASES, ids=[f"{n}/{f}/{o}" for n, f, o in CASES])

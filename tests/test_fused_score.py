@@ -11,18 +11,9 @@ import numpy as np
 import pytest
 
 import refgrad
-from refgrad.estimators import _fused
 from refgrad.estimators._kernels_score import pairwise_sum
 from refgrad.objectives import Linear, SquaredDistance
-
-
-def _batched(name, dist, f, noise, **opts):
-    old = _fused.ENABLED
-    _fused.ENABLED = False
-    try:
-        return refgrad.estimate(name, dist, f, noise=noise, **opts)
-    finally:
-        _fused.ENABLED = old
+from test_fused import _batched
 
 
 def test_pairwise_sum_is_numpys_sum():
