@@ -43,7 +43,6 @@ from ._objective_rows import (
     objective_values,
     table_grad_row,
     table_value_row,
-    table_vertex,
 )
 
 __all__ = [

@@ -11,7 +11,7 @@ import pytest
 
 import refgrad
 from refgrad.estimators import RelaxSurrogate, _fused
-from refgrad.objectives import Linear, SquaredDistance
+from refgrad.objectives import Linear
 
 
 def _dists():

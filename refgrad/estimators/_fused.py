@@ -46,7 +46,7 @@ import numpy as np
 
 from .._jit import jit, row_jit
 from .._objective_rows import objective_grad, objective_row, objective_value, objective_values  # noqa: F401
-from ..random import _normalised_row, uniform
+from ..random import _normalised_row
 
 __all__ = [
     "ENABLED",
