@@ -438,7 +438,8 @@ def _chunk_flip_differences(obj, dist, b, index, active):
     return out
 
 
-def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, max_seconds=60.0, **options):
+def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, max_seconds=60.0, *, samples=None,
+            rng=0, confidence=0.99, **options):
     r"""Exact mean and covariance of estimator ``name`` on ``(dist, f)``.
 
     The estimate ``ĝ = g(φ, f, noise)`` is a deterministic function of its uniforms
@@ -466,6 +467,13 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
       ``ValueError`` is raised rather than a Monte Carlo guess.  The reported error
       is the difference between levels ``level`` and ``level − 1``.
 
+    * ``"monte_carlo"`` -- **not exact**, and never chosen by ``"auto"``: where the
+      methods above refuse (noise dimension too large to integrate), an
+      :class:`refgrad._moments_mc.EstimatedMoments` from ``samples`` estimates
+      (``refgrad.estimate(name, dist, f, samples, rng=rng)``, streamed): the sample
+      mean and covariance with per-coordinate ``confidence`` intervals of the mean and
+      the variance by batch means.  Its ``exact`` attribute is False.
+
     For estimators affine in a coefficient η with ``eta="optimal"`` (rebar), the
     joint moments of the two parts ``ĝ = a + η c`` are integrated and the exact
     variance-optimal ``η* = −E[a c]/E[c²]`` (per coordinate) is used; it is
@@ -477,8 +485,8 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         Estimator name.
     dist, f
         Distribution and objective.
-    method : {"auto", "enumeration", "piecewise", "quadrature"}
-        ``"auto"`` picks the first that applies in the order above.
+    method : {"auto", "enumeration", "piecewise", "quadrature", "monte_carlo"}
+        ``"auto"`` picks the first exact method that applies in the order above.
     level : int, optional
         Quadrature level (step ``2**-level``), an integer in [2, 16]; by default
         6, 5, 4, 3 for noise dimension 1, 2, 3, 4.  A rule with more than
@@ -497,18 +505,36 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         ``refgrad._moments_cost.MIN_SECONDS_PER_EVALUATION`` (1e-7 s) is refused without
         timing.  Measured on 2 shared cores: 0.16-1.1 µs per evaluation (REBAR on two
         bits at its default level 3: 2.7·10⁷ evaluations, 9 s; at level 4: 4.6·10⁸).
+    samples : int, optional
+        ``method="monte_carlo"`` only: number of estimates (default 2**20, at least
+        30 · 1024); the full covariance costs ``p²`` operations per estimate.
+    rng : None, int or numpy.random.Generator, default 0
+        ``method="monte_carlo"`` only: the randomness (a fixed seed by default, so the
+        estimate is reproducible).
+    confidence : float in (0, 1), default 0.99
+        ``method="monte_carlo"`` only: level of the per-coordinate intervals.
     **options
         Estimator options.
 
     Returns
     -------
-    Moments
-        ``mean``, ``cov``, ``variance``, ``method``, ``error``, ``cost``.
+    Moments or EstimatedMoments
+        ``mean``, ``cov``, ``variance``, ``method``, ``error``, ``cost``; for
+        ``"monte_carlo"`` also ``mean_interval``, ``variance_interval`` and ``exact = False``.
     """
     from .estimators import get_spec
     from . import _moments
 
     spec = get_spec(name)
     opts = spec.options(dist, **options)
+    if isinstance(method, str) and method == "monte_carlo":
+        from ._moments_mc import monte_carlo_moments
+
+        return monte_carlo_moments(spec, dist, f, opts, samples=samples, rng=rng, confidence=confidence)
+    if samples is not None or confidence != 0.99 or not (isinstance(rng, int) and rng == 0):
+        raise ValueError(
+            f"samples, rng and confidence apply only to method='monte_carlo'; got method={method!r} with "
+            f"samples={samples!r}, rng={describe(rng)}, confidence={confidence!r}"
+        )
     limit = check_count(limit, "limit")
     return _moments.moments(spec, dist, f, opts, method=method, level=level, limit=limit, max_seconds=max_seconds)

@@ -128,6 +128,17 @@ def estimate_moments(name, dist, f, n, rng=None, *, chunk_rows=None, **options):
     n = check_count(n, "n", minimum=2)
     if chunk_rows is not None:
         chunk_rows = check_count(chunk_rows, "chunk_rows")
+    total, mean, m2, _ = stream(spec, dist, f, opts, n, rng, chunk_rows)
+    shape = tuple(dist.param_shape)
+    return SampleMoments(int(total), mean.reshape(shape), (m2 / (total - 1)).reshape(shape))
+
+
+def stream(spec, dist, f, opts, n, rng, chunk_rows=None, on_blocks=None):
+    """``(n, mean, m2, None)`` of ``n`` estimates (flattened), streamed; checked inputs.
+
+    ``on_blocks(chunk, rows, means, m2s, counts, nblocks)`` is called after each chunk's
+    block statistics (for callers that need more than the mean and variance).
+    """
     layout = tuple(spec.layout(dist, **opts))
     width = _fused.per_sample_fields(layout)[1]
     step = _chunk_rows(width, chunk_rows)
@@ -151,8 +162,10 @@ def estimate_moments(name, dist, f, n, rng=None, *, chunk_rows=None, **options):
         else:
             chunk = _batched_chunk(spec, dist, f, opts, shared, layout, gen, rows, width)
         count = _block_stats(chunk, rows, BLOCK_ROWS, means, m2s, counts)
+        if on_blocks is not None:
+            on_blocks(chunk, rows, means, m2s, counts, count)
         total = _merge(total, mean, m2, means, m2s, counts, count)
-    return SampleMoments(int(total), mean.reshape(shape), (m2 / (total - 1)).reshape(shape))
+    return total, mean, m2, None
 
 
 def _batched_chunk(spec, dist, f, opts, shared, layout, gen, rows, width):
