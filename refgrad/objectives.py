@@ -39,10 +39,10 @@ from ._jit import jit
 from ._objective_rows import (
     OBJECTIVE_LINEAR,
     OBJECTIVE_SQUARED_DISTANCE,
+    _table_grad,
+    _table_value,
     encode,
     objective_values,
-    table_grad_row,
-    table_value_row,
 )
 
 __all__ = [
@@ -419,30 +419,6 @@ class Linear(Objective):
 
 
 # --------------------------------------------------------------------------- table objective
-
-
-@jit
-def _table_value(values, z):
-    """Multilinear extension ``Σ_b values[b] Π_i z[s, i, b_i]`` for each row ``s`` of ``z`` (n, d, K)."""
-    n, d, K = z.shape
-    out = np.empty(n)
-    digits = np.zeros(d, dtype=np.int64)
-    for s in range(n):
-        out[s] = table_value_row(values, z[s], digits)
-    return out
-
-
-@jit
-def _table_grad(values, z):
-    """``∂/∂z[s, i, k]`` of the multilinear extension: ``Σ_{b: b_i = k} values[b] Π_{j≠i} z[s, j, b_j]``."""
-    n, d, K = z.shape
-    out = np.zeros((n, d, K))
-    digits = np.zeros(d, dtype=np.int64)
-    prefix = np.empty(d + 1)
-    suffix = np.empty(d + 1)
-    for s in range(n):
-        table_grad_row(values, z[s], out[s], digits, prefix, suffix)
-    return out
 
 
 @jit

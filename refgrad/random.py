@@ -33,7 +33,7 @@ import numbers
 import numpy as np
 
 from ._checks import MAX_ARRAY_BYTES, InputTypeError, as_float_array, check_finite, check_no_nan, check_shape, describe
-from ._jit import jit
+from ._jit import jit, row_jit
 from ._special import (  # noqa: F401  (re-exported: other kernels and the tests import them from here)
     _excess_integral,
     _hazard_excess,
@@ -600,7 +600,7 @@ def _conditional_gumbel_vjp(logits, b, v, cotangent):
     return out
 
 
-@jit
+@row_jit
 def _conditional_gumbel_vjp_row(lg, lse, p, bb, v, cotangent, out):
     """One (not frozen) row of ``_conditional_gumbel_vjp`` into ``out`` (K,), from ``_conditional_gumbel_rows``."""
     top = lse + (-math.log(-math.log(v[bb])))

@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 from refgrad._checks import InputTypeError, as_float_array, check_finite, check_no_nan, check_positive_scalar, describe
-from refgrad._jit import jit
+from refgrad._jit import jit, row_jit
 from refgrad.random import _sigmoid
 from refgrad._relaxations_cdf import MAX_CATEGORIES, binary_concrete_cdf, concrete_marginal_cdf  # noqa: F401,E402
 
@@ -223,7 +223,7 @@ def _softmax_tau_vjp(x, tau, cotangent):
     return grad_x, grad_tau
 
 
-@jit
+@row_jit
 def _softmax_tau_vjp_row(xr, tau, c, s, gx):
     """One row of ``_softmax_tau_vjp``: writes grad_x into ``gx`` (K,), returns grad_tau; ``s`` (K,) is scratch."""
     k_len = xr.shape[0]

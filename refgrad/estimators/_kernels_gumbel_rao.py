@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, row_jit
 from ..random import (
     _conditional_gumbel_row,
     _conditional_gumbel_rows,
@@ -39,7 +39,7 @@ __all__ = ["gumbel_rao_plan"]
 # ---------------------------------------------------------------------------- scalar and row helpers
 
 
-@jit
+@row_jit
 def softmax_vjp_identity_add(zr, tau, c, s, acc):
     """``acc += s ⊙ (c − ⟨s, c⟩)`` with ``s = softmax(zr/τ)`` (one term of the identity-derivative mean).
 

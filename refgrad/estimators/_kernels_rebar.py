@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, row_jit
 from .._special import _sigmoid
 from ..random import (
     _conditional_gumbel_row,
@@ -61,7 +61,7 @@ __all__ = ["rebar_plan", "relax_plan"]
 # ---------------------------------------------------------------------------- the network r_ψ (one row)
 
 
-@jit
+@row_jit
 def _mlp_value_row(x, w1, b1, w2, b2):
     """r(x) = w2ᵀ tanh(W1 x + b1) + b2 for one flattened relaxed point x (D,)."""
     acc = b2
@@ -73,7 +73,7 @@ def _mlp_value_row(x, w1, b1, w2, b2):
     return acc
 
 
-@jit
+@row_jit
 def _mlp_grad_row(x, w1, b1, w2, out):
     """∂r/∂x = W1ᵀ (w2 ⊙ (1 − t²)), t = tanh(W1 x + b1), for one row x (D,), written into ``out``."""
     for k in range(x.size):

@@ -28,7 +28,7 @@ bit for bit).
 import numpy as np
 from scipy import special
 
-from .._jit import jit
+from .._jit import jit, row_jit
 from ..random import _sigmoid
 from ..relaxations import (
     _gumbel_noise_scalar,
@@ -61,14 +61,14 @@ def _gumbel_latent(logits, u, z):
             z[j * K + k] = logits[j, k] + _gumbel_noise_scalar(u[j * K + k])
 
 
-@jit
+@row_jit
 def _sigmoid_vjp_row(z, tau, c, out):
     """``out_j = c_j σ_τ'(z_j)`` (0 where saturated): the VJP of the tempered sigmoid for one row."""
     for j in range(z.size):
         out[j] = _sigmoid_tau_vjp_scalar(z[j], tau, c[j])[0]
 
 
-@jit
+@row_jit
 def _softmax_vjp_rows(z, tau, c, K, s, out):
     """The VJP of the tempered softmax of each variable of one flat row (``s``: scratch (K,))."""
     for j in range(z.size // K):
