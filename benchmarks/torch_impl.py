@@ -10,22 +10,28 @@ loss depends only on its own copy, and the gradient of the summed loss is the
 * ARM / DisARM: no derivative needed -- the closed forms, as tensor arithmetic;
 * Gumbel-Softmax: ``f(σ_τ(z))``; straight-through: ``f(b + x − stop_grad(x))``;
 * REBAR: ``stop_grad(f(b) − η f(x̃)) log q(b) + η (f(x) − f(x̃))`` with ``x̃ = σ_τ(z̃(ℓ, b, v))``
-  differentiated through the conditioning.
+  differentiated through the conditioning;
+* RELAX: REBAR's loss with the control variate ``c(x) = η f(x) + r_ψ(x)``,
+  ``r_ψ(x) = w₂ᵀ tanh(W₁ x + b₁) + b₂`` (the surrogate's weights as constant tensors):
+  ``stop_grad(f(b) − c(x̃)) log q(b) + c(x) − c(x̃)``;
+* Gumbel-Rao: ``(1/k) Σ_j stop_grad(∇f(b)) · σ_τ(z̃_j)`` over ``k`` conditional latents
+  ``z̃_j ~ z | b`` (the sample's ``ℓ`` and ``b`` repeated ``k`` times), with
+  ``z̃_j = ℓ + stop_grad(z̃_j − ℓ)`` (``derivative="identity"``: the noise held fixed) or
+  ``z̃_j`` differentiated through the conditioning (``derivative="total"``).
 
-Gumbel-Rao and RELAX are not written (:data:`NOT_WRITTEN` gives the reasons).  The
-same uniforms as refgrad's are converted with ``torch.from_numpy``.  torch is imported
-inside the functions, so this module imports without it.
+The conditional latents ``z̃ ~ z | b`` are written in torch ops, differentiable in the logits:
+bits ``z̃ = log(1 + v e^ℓ) − log(1 − v)`` (b = 1) or ``log v − log(1 + (1 − v) e^{−ℓ})`` (b = 0);
+categorical: the top coordinate ``T = logsumexp(ℓ) + G(v_b)``, the others
+``−logaddexp(−T, −(ℓ_k + G(v_k)))`` (Gumbels truncated below ``T``).  The same uniforms as
+refgrad's are converted with ``torch.from_numpy``.  torch is imported inside the functions, so
+this module imports without it.
 """
 import numpy as np
 
 __all__ = ["IMPLEMENTATIONS", "NOT_WRITTEN", "available", "estimate"]
 
-NOT_WRITTEN = {
-    "gumbel_rao": "not written: needs a conditional-Gumbel sampler, which torch.distributions lacks "
-                  "(a port would repeat the NumPy code in torch)",
-    "relax": "not written: the surrogate network r_psi would have to be rebuilt as a torch module; "
-             "the estimate is REBAR's plus that network's terms",
-}
+#: estimator -> why it has no torch version (every estimator of the benchmark has one)
+NOT_WRITTEN = {}
 
 
 def available():
@@ -201,6 +207,49 @@ def rebar(logits, t, noise, tau=0.5, eta=1.0):
     return _grad(loss, lg)
 
 
+def _repeat(x, k):
+    """(n, *rest) -> (n k, *rest), each sample repeated k times (sample-major, as v's layout)."""
+    return x.unsqueeze(1).expand((x.shape[0], k) + tuple(x.shape[1:])).reshape((x.shape[0] * k,) + tuple(x.shape[1:]))
+
+
+def gumbel_rao(logits, t, noise, tau=1.0, k=10, derivative="identity"):
+    if derivative not in ("identity", "total"):
+        raise ValueError(f"derivative must be 'identity' or 'total'; got {derivative!r}")
+    tensors = _tensors(noise)
+    u, v = tensors["u"], tensors["v"]  # v: (n, k, *event)
+    n = u.shape[0]
+    lg = _leaf(logits, n)
+    b = _hard(lg, u)
+    lg_k = _repeat(lg, k)
+    zt = _conditional(lg_k, _repeat(b, k), v.reshape((n * k,) + tuple(lg.shape[1:])))
+    if derivative == "identity":
+        zt = lg_k + (zt - lg_k).detach()
+    c = (2.0 * (b - _target(t))).detach()
+    xt = _relax(lg_k, zt, tau).reshape(v.shape)
+    return _grad((xt * c.unsqueeze(1)).reshape(n, -1).sum(dim=1) / k, lg)
+
+
+def _mlp(x, surrogate):
+    """r_ψ(x) = w₂ᵀ tanh(W₁ x + b₁) + b₂ per sample of x (flattened)."""
+    torch = _torch()
+    w1, b1, w2 = (torch.tensor(np.asarray(a, dtype=np.float64)) for a in (surrogate.w1, surrogate.b1, surrogate.w2))
+    return torch.tanh(x.reshape(x.shape[0], -1) @ w1.T + b1) @ w2 + surrogate.b2
+
+
+def relax(logits, t, noise, surrogate):
+    tau, eta = surrogate.tau, surrogate.eta
+    tensors = _tensors(noise)
+    u, v = tensors["u"], tensors["v"]
+    lg = _leaf(logits, u.shape[0])
+    b = _hard(lg, u)
+    x = _relax(lg, _latent(lg, u), tau)
+    xt = _relax(lg, _conditional(lg, b, v), tau)
+    c_x = eta * _f(x, t) + _mlp(x, surrogate)
+    c_xt = eta * _f(xt, t) + _mlp(xt, surrogate)
+    loss = (_f(b, t) - c_xt).detach() * _log_prob(lg, b) + c_x - c_xt
+    return _grad(loss, lg)
+
+
 #: name -> function(logits, target, noise, **options)
 IMPLEMENTATIONS = {
     "reinforce": reinforce,
@@ -210,7 +259,9 @@ IMPLEMENTATIONS = {
     "disarm": disarm,
     "gumbel_softmax": gumbel_softmax,
     "straight_through": straight_through,
+    "gumbel_rao": gumbel_rao,
     "rebar": rebar,
+    "relax": relax,
 }
 
 

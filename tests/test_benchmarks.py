@@ -31,8 +31,9 @@ def test_only_the_bit_estimators_lack_a_categorical_version():
     assert sorted(set(ALL_PAIRS) - set(PAIRS)) == [("arm", "categorical"), ("disarm", "categorical")]
 
 
-def _compare(impl, name, fam):
+def _compare(impl, name, fam, **extra):
     p = _small(name, fam)
+    p.options.update(extra)
     noise = p.draw(64, np.random.default_rng(11))
     return cases.agreement(p.refgrad(noise), impl.estimate(name, p.logits, p.target, noise, **p.options))
 
@@ -46,6 +47,13 @@ def test_numpy_implementation_equals_refgrad(name, fam):
 def test_torch_implementation_equals_refgrad(name, fam):
     pytest.importorskip("torch")
     assert _compare(torch_impl, name, fam) <= cases.TOLERANCE
+
+
+@pytest.mark.parametrize("fam", sorted(SMALL))
+def test_torch_gumbel_rao_total_derivative_equals_refgrad(fam):
+    """The option the benchmark leaves at its default: z̃ differentiated through the conditioning."""
+    pytest.importorskip("torch")
+    assert _compare(torch_impl, "gumbel_rao", fam, derivative="total") <= cases.TOLERANCE
 
 
 def test_broken_numpy_implementation_is_caught(monkeypatch):
