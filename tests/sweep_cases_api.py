@@ -385,6 +385,16 @@ def _relaxed_mean_ref(kind, ell, tau, t=0.45):
     return np.array([val])
 
 
+def _gst_bit_mean_ref(ell, tau, gap, t=0.45):
+    """E[ĝ] of gapped_straight_through on one bit, f = (x − t)²: Σ_b q(b) 2(b − t) σ'(Δ_b/τ)/τ,
+    Δ_1 = max(ℓ, κ), Δ_0 = min(ℓ, −κ)."""
+    val = 0.0
+    for bit, delta in ((1, max(ell, gap)), (0, min(ell, -gap))):
+        x = special.expit(delta / tau)
+        val += special.expit(ell if bit else -ell) * 2 * (bit - t) * x * (1 - x) / tau
+    return np.array([val])
+
+
 def moments_cases():
     out = []
     one = Lazy(refgrad.Bernoulli, [0.3])
@@ -398,6 +408,9 @@ def moments_cases():
         if spec.unbiased:
             ref = (lambda _: exact.gradient(refgrad.Bernoulli([0.3]), F))
             note = "mean equals exact.gradient"
+        elif name == "gapped_straight_through":
+            ref = (lambda _: _gst_bit_mean_ref(0.3, 1.0, 1.0))
+            note = "mean by its closed form over b ∈ {0, 1}"
         elif name == "gumbel_rao":
             ref = (lambda _: _relaxed_mean_ref("straight_through", 0.3, 1.0))
             note = "mean equals straight-through's, by SciPy quad"
