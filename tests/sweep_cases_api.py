@@ -408,6 +408,11 @@ def moments_cases():
         if spec.unbiased:
             ref = (lambda _: exact.gradient(refgrad.Bernoulli([0.3]), F))
             note = "mean equals exact.gradient"
+        elif name == "reinmax":  # second order: at τ = 1 unbiased on a quadratic, so the mean is exact.gradient
+            ref = (lambda _: np.array([sum(special.expit(0.3 if b else -0.3) * 2 * (b - 0.45) * (
+                2 * (b + special.expit(0.3)) / 2 * (1 - b + special.expit(-0.3)) / 2
+                - special.expit(0.3) * special.expit(-0.3) / 2) for b in (0, 1))]))
+            note = "mean by its closed form over b ∈ {0, 1} (= the exact gradient: f is quadratic)"
         elif name == "gapped_straight_through":
             ref = (lambda _: _gst_bit_mean_ref(0.3, 1.0, 1.0))
             note = "mean by its closed form over b ∈ {0, 1}"

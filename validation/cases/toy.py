@@ -52,6 +52,8 @@ ROWS = [
     ("rebar_1", f"rebar (η = 1, τ = {TAU})", "rebar", {"eta": 1.0, "tau": TAU}),
     ("rebar_opt", f"rebar (η = η* exact, τ = {TAU})", "rebar", {"eta": "optimal", "tau": TAU}),
     ("relax", "relax (surrogate fitted by fit_relax at each θ)", "relax", None),
+    # at its default τ = 1 ReinMax is exactly unbiased on any quadratic f, this toy included (second order)
+    ("reinmax", "reinmax (τ = 2)", "reinmax", {"tau": 2.0}),
 ]
 
 
