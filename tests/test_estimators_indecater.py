@@ -5,11 +5,19 @@ Monte Carlo unbiasedness, mutation tests and option checks.
 * Exact checks enumerate the m-sample tuples (``exact.moments``, method "enumeration") and compare
   the mean with ``exact.gradient`` to 1e-12.
 * Monte Carlo checks use ``refgrad.testing.assert_unbiased`` / ``assert_biased`` at alpha = 1e-3 with
-  the seed stated in each test (false-alarm rate and power of those tests: see refgrad.testing).
+  the seed stated in each test.  Measured on this estimator (``test_monte_carlo_calibration``, marked
+  slow, ~40 s: ``python -m pytest -q -m slow tests/test_estimators_indecater.py``; 400 replications of
+  n = 4000 each, seeds 1000..1399): false alarms of ``assert_unbiased`` at alpha = 0.05 were 11/400
+  (Bernoulli), 14/400 (Categorical), 9/400 (GaussianThreshold) -- at or below alpha (the combined test is
+  conservative by construction), not significantly above it (one-sided binomial test at 0.01); power of
+  ``assert_biased`` at alpha = 1e-3 against the two Bernoulli mutations 400/400 each.
 """
+import warnings
+
 import numpy as np
 import pytest
 from scipy import special
+from scipy import stats as sps
 
 import refgrad
 import refgrad.estimators.indecater as indecater
@@ -116,6 +124,16 @@ def test_exact_mean_on_the_toy_and_a_larger_categorical():
     rng = np.random.default_rng(3)
     dist, f = Categorical(rng.normal(size=(3, 5))), Table(rng.normal(size=(5, 5, 5)))
     np.testing.assert_allclose(exact_moments_mean(dist, f), exact.gradient(dist, f), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dist", [Bernoulli(np.array([0.3])), Categorical(np.array([[0.2, -1.0, 0.5, 0.0]]))])
+def test_one_variable_is_summed_exactly(dist):
+    # d = 1: nothing is left to sample, every estimate is the exact gradient (variance 0)
+    f = Table(np.random.default_rng(4).normal(size=(dist.K if dist.family == "categorical" else 2,)))
+    mom = exact.moments(NAME, dist, f, method="enumeration")
+    np.testing.assert_allclose(mom.cov, 0.0, atol=1e-15)
+    np.testing.assert_allclose(estimate(NAME, dist, f, n=5, rng=0), np.broadcast_to(exact.gradient(dist, f), (5,)
+                               + dist.param_shape), rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("case", sorted(FAMILY_OF))
@@ -239,6 +257,33 @@ def test_broken_formula_is_detected_by_monte_carlo(monkeypatch, mutation):
     _patch(monkeypatch, mutation)
     dist, f = problems()["bernoulli"]
     testing.assert_biased(NAME, dist, f, n=4000, alpha=1e-3, rng=31)
+
+
+def _rejections(assertion, dist, f, reps, alpha):
+    count = 0
+    for seed in range(reps):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                getattr(testing, assertion)(NAME, dist, f, n=4000, alpha=alpha, rng=1000 + seed)
+            except AssertionError:
+                continue
+        count += 1
+    return reps - count if assertion == "assert_unbiased" else count
+
+
+@pytest.mark.slow
+def test_monte_carlo_calibration(monkeypatch):
+    # 400 replications, seeds 1000..1399, n = 4000; numbers in the module docstring
+    reps = 400
+    for case in ("bernoulli", "categorical", "gaussian_threshold"):
+        alarms = _rejections("assert_unbiased", *problems()[case], reps, 0.05)
+        assert sps.binomtest(alarms, reps, 0.05, alternative="greater").pvalue > 0.01, (case, alarms)
+    for mutation in ("shift_neighbours", "probability_for_derivative"):
+        with monkeypatch.context() as mp:
+            _patch(mp, mutation)
+            detected = _rejections("assert_biased", *problems()["bernoulli"], reps, 1e-3)
+        assert sps.binomtest(detected, reps, 0.99, alternative="less").pvalue > 0.01, (mutation, detected)
 
 
 # ---------------------------------------------------------------- options

@@ -48,9 +48,11 @@ introduction could be consulted when this module was written; the formula above 
 derived here from the paper's construction and checked against ``exact.gradient``
 (exact moments by enumeration, to 1e-12).
 
-Options: ``m`` = N, the number of joint samples (integer ≥ 1, default 1; not
-``samples``, which :func:`refgrad.exact.moments` takes for its Monte Carlo method).  Noise: ``u`` of shape
-``(N, *event_shape)``, the uniforms of the N samples (``b^{(n)} = dist.from_uniforms(u_n)``).
+Options: ``m`` = N, the number of joint samples (integer ≥ 1, default 1; named as in
+``rloo`` -- ``samples`` is taken by :func:`refgrad.exact.moments` for its Monte Carlo
+method).  Noise: ``u`` of shape ``(N, *event_shape)``, the uniforms of the N samples
+(``b^{(n)} = dist.from_uniforms(u_n)``).  On one bit (d = 1) the estimate is the exact
+gradient for every sample (variance 0 at cost 2).
 The estimate is a function of the N discrete samples only, so ``exact.moments``
 enumerates the ``support**N`` sample tuples (``given_samples``).
 """
