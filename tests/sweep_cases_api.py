@@ -180,7 +180,7 @@ def option_cases(name, dist, func):
     if "tau" in refgrad.ESTIMATORS[name].defaults:
         for cls in ("tau<=0", "tau=inf", "tau=nan", "complex", "bool", "str", "shape"):
             opt("tau", cls, *scalar_variant(cls, legal=0.5))
-    for option, minimum in (("k", 1), ("m", 2), ("pilot", 2)):
+    for option, minimum in (("k", 1), ("m", 1 if name == "indecater" else 2), ("pilot", 2)):
         if option in refgrad.ESTIMATORS[name].defaults:
             for cls in ("count<=0", "count-float", "count-huge", "bool"):
                 strat, canon = count_variant(cls)
