@@ -104,6 +104,13 @@ OPTION_SETS = {
         ("default", lambda fam: {}, None),
         ("surrogate(hidden=3,rng=7)", lambda fam: {"surrogate": _surrogate(fam)}, None),
     ],
+    "indecater": [("default", lambda fam: {}, None), ("m=3", lambda fam: {"m": 3}, None)],
+    "reinmax": [("default", lambda fam: {}, None), ("tau=2", lambda fam: {"tau": 2.0}, None)],
+    "gapped_straight_through": [
+        ("default", lambda fam: {}, None),
+        ("tau=0.5,gap=p", lambda fam: {"tau": 0.5, "gap": "p"}, None),
+        ("gap=0", lambda fam: {"gap": 0.0}, None),
+    ],
 }
 
 
