@@ -299,6 +299,9 @@ EDGE_OPTIONS = {
     "gumbel_rao": [{"k": 3}, {"k": 3, "derivative": "total"}],
     "rebar": [{}, {"eta": "optimal", "pilot": 16}],
     "relax": [{}],
+    "indecater": [{}, {"m": 3}],
+    "reinmax": [{}, {"tau": 2.0}],
+    "gapped_straight_through": [{}, {"tau": 0.5, "gap": "p"}],
 }
 
 
@@ -466,6 +469,14 @@ BAD_OPTIONS = [
     ("rebar", {"pilot": 1}, ValueError, r"pilot must be an integer >= 2; got 1"),
     ("rebar", {"pilot": 3.0}, TypeError, r"pilot must be an integer >= 2; got 3.0"),
     ("relax", {"surrogate": 3}, ValueError, r"surrogate must be a RelaxSurrogate or None; got 3 of type int"),
+    ("indecater", {"m": 0}, ValueError, r"m must be an integer >= 1; got 0"),
+    ("indecater", {"m": 1.5}, TypeError, r"m must be an integer >= 1; got 1.5 of type float"),
+    ("reinmax", {"tau": 0.0}, ValueError, r"tau must be a finite real number > 0; got 0.0"),
+    ("reinmax", {"tau": "1"}, TypeError, r"tau must be a finite real number > 0; got '1' of type str"),
+    ("gapped_straight_through", {"tau": -1.0}, ValueError, r"tau must be a finite real number > 0; got -1.0"),
+    ("gapped_straight_through", {"gap": -1.0}, ValueError, r"gap must be a finite float >= 0 or the string 'p'; got -1.0"),
+    ("gapped_straight_through", {"gap": "q"}, ValueError, r"gap must be .*; got 'q'"),
+    ("gapped_straight_through", {"gap": True}, TypeError, r"gap must be .*; got True of type bool"),
 ]
 
 

@@ -1,8 +1,8 @@
 r"""IndeCateR: the CatLog-derivative estimator for products of independent categoricals.
 
 De Smet, Sansone & Zuidberg Dos Martires, "Differentiable sampling of categorical
-distributions using the CatLog-derivative trick", NeurIPS 2023 (§3: the
-CatLog-derivative trick; §4: IndeCateR).  For ``q(b) = Π_i q_i(b_i)`` with the
+distributions using the CatLog-derivative trick", NeurIPS 2023 (the CatLog-derivative
+trick and the IndeCateR estimator built on it).  For ``q(b) = Π_i q_i(b_i)`` with the
 parameters ``φ_i`` of variable ``i`` entering only ``q_i``, summing variable ``i``
 exactly given the others gives
 
@@ -180,6 +180,6 @@ register(
         check_options=_options,
         breakpoints=_breakpoints,
         summary="(1/N) Σ_n Σ_i Σ_k ∂q_i(k)/∂φ_i f(b^(n) with b_i := k): each variable summed exactly given "
-        "the others; De Smet, Sansone & Zuidberg Dos Martires 2023, §4",
+        "the others; De Smet, Sansone & Zuidberg Dos Martires 2023 (IndeCateR)",
     )
 )

@@ -2,7 +2,9 @@ r"""ReinMax: straight-through with second-order accuracy (Liu, Dong, Liu, Yu & G
 
 Source: L. Liu, C. Dong, X. Liu, B. Yu and J. Gao, "Bridging Discrete and
 Backpropagation: Straight-Through and Beyond", NeurIPS 2023 (arXiv:2304.08612),
-Algorithm 2.  The closed form below is also the backward pass that the authors'
+its ReinMax algorithm (Algorithm 2 there; only the abstract and introduction could be consulted when
+this module was written, so the steps below were checked against the authors' reference code, not
+the paper's page).  The closed form below is also the backward pass that the authors'
 reference implementation (``ReinMaxCore.backward`` of the ``reinmax`` package)
 computes directly; the tests check it against PyTorch autograd of the steps below.
 
@@ -173,6 +175,6 @@ register(
         check_options=_options,
         breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
         summary="[2(diag π1 − π1π1ᵀ) − ½(diag π0 − π0π0ᵀ)] ∇f(D), π1 = (D + softmax(θ/τ))/2: "
-        "straight-through with Heun's second-order correction; Liu et al. 2023, Algorithm 2",
+        "straight-through with Heun's second-order correction; Liu et al. 2023 (ReinMax)",
     )
 )
