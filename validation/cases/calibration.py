@@ -386,6 +386,10 @@ def _power(ctx):
         ("gumbel_softmax", {"tau": 1.0}, "categorical K = 3", cat, CAT_SQ),
         ("straight_through", {"tau": 1.0}, "categorical K = 3", cat, CAT_SQ),
         ("gumbel_rao", {"tau": 1.0, "k": 4}, "categorical K = 3", cat, CAT_SQ),
+        # ReinMax is exact on quadratic objectives at its default τ = 1 (its mean is the trapezoid rule along the
+        # simplex edges), so its power setting uses τ = 2; gapped straight-through at its defaults
+        ("reinmax", {"tau": 2.0}, "one bit ℓ = 0.7", Bernoulli(np.array([0.7])), TOY),
+        ("gapped_straight_through", {}, "one bit ℓ = 0.7", Bernoulli(np.array([0.7])), TOY),
     ]
     # intermediate-power settings (GS on the toy at ℓ = 0.3 against τ): analytic vs simulated power
     curve = [("gumbel_softmax", {"tau": t}, f"one bit ℓ = {LOGIT}", Bernoulli(np.array([LOGIT])), TOY)
