@@ -88,7 +88,9 @@ def estimator_legal_cases(name, family):
                 nz[key] = _put_flat(arr, 0, kind)
             return with_noise(nz)
         return build
-    out.append(Case(func, "noise", "noise-shape", st.sampled_from(["drop", "broadcast"]), "broadcast",
+    # a field of one column (sum_and_sample's single uniform) is unchanged by the cut to one column
+    kinds = ["drop"] if name == "sum_and_sample" else ["drop", "broadcast"]
+    out.append(Case(func, "noise", "noise-shape", st.sampled_from(kinds), kinds[-1],
                     lambda k: spoil(k)(None), expect=("noise",),
                     note="first noise field cut to one column ('broadcast') or without its last ('drop')"))
     out.append(Case(func, "noise", "noise-0", st.just(0.0), 0.0, lambda k: spoil(k)(None), expect=("noise",),
@@ -180,10 +182,13 @@ def option_cases(name, dist, func):
     if "tau" in refgrad.ESTIMATORS[name].defaults:
         for cls in ("tau<=0", "tau=inf", "tau=nan", "complex", "bool", "str", "shape"):
             opt("tau", cls, *scalar_variant(cls, legal=0.5))
-    for option, minimum in (("k", 1), ("m", 1 if name == "indecater" else 2), ("pilot", 2)):
+    for option, minimum in (("k", 0 if name == "sum_and_sample" else 1), ("m", 1 if name == "indecater" else 2),
+                            ("pilot", 2)):
         if option in refgrad.ESTIMATORS[name].defaults:
             for cls in ("count<=0", "count-float", "count-huge", "bool"):
                 strat, canon = count_variant(cls)
+                if cls == "count<=0" and minimum == 0:  # 0 is legal: only negative counts are bad
+                    strat, canon = st.integers(-10**6, -1), -1
                 opt(option, cls, strat, canon)
             if minimum > 1:
                 opt(option, "range", st.just(minimum - 1), minimum - 1, note=f"{option} >= {minimum}")
