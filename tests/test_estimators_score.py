@@ -302,6 +302,7 @@ EDGE_OPTIONS = {
     "indecater": [{}, {"m": 3}],
     "reinmax": [{}, {"tau": 2.0}],
     "gapped_straight_through": [{}, {"tau": 0.5, "gap": "p"}],
+    "sum_and_sample": [{}, {"k": 0}, {"k": 3}],
 }
 
 
@@ -477,6 +478,8 @@ BAD_OPTIONS = [
     ("gapped_straight_through", {"gap": -1.0}, ValueError, r"gap must be a finite float >= 0 or the string 'p'; got -1.0"),
     ("gapped_straight_through", {"gap": "q"}, ValueError, r"gap must be .*; got 'q'"),
     ("gapped_straight_through", {"gap": True}, TypeError, r"gap must be .*; got True of type bool"),
+    ("sum_and_sample", {"k": -1}, ValueError, r"k must be an integer >= 0; got -1"),
+    ("sum_and_sample", {"k": 1.5}, TypeError, r"k must be an integer >= 0; got 1.5 of type float"),
 ]
 
 

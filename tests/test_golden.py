@@ -106,6 +106,11 @@ OPTION_SETS = {
     ],
     "indecater": [("default", lambda fam: {}, None), ("m=3", lambda fam: {"m": 3}, None)],
     "reinmax": [("default", lambda fam: {}, None), ("tau=2", lambda fam: {"tau": 2.0}, None)],
+    "sum_and_sample": [
+        ("default", lambda fam: {}, None),
+        ("k=0", lambda fam: {"k": 0}, None),
+        ("k=3", lambda fam: {"k": 3}, None),
+    ],
     "gapped_straight_through": [
         ("default", lambda fam: {}, None),
         ("tau=0.5,gap=p", lambda fam: {"tau": 0.5, "gap": "p"}, None),
