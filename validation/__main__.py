@@ -12,7 +12,7 @@ def main(argv=None):
         "exact oracles, and write a report (report.md, figures, results.json).",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="smaller sample sizes: about 35 s on 2 cores with a warm Numba cache (the full run: about 2.5 minutes)")
+                        help="smaller sample sizes: about 40 s on 2 cores with a warm Numba cache (the full run: about 2.5 minutes)")
     parser.add_argument("--case", nargs="+", metavar="NAME", help="run only these cases (see --list)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--out", default="validation-report", help="output folder (default validation-report/)")
