@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from ._jit import jit
+
 __all__ = [
     "InputTypeError",
     "as_float_array",
@@ -274,3 +276,24 @@ def check_shape(arr, name, shape):
         want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {want}; got {arr.shape}")
     return arr
+
+
+@jit
+def first_outside_unit(flat):
+    """Index of the first entry of the 1-d array ``flat`` not strictly inside (0, 1) (NaN included), or -1.
+
+    One pass, no temporaries: the one check behind every "uniforms strictly inside (0, 1)" error.
+    """
+    for i in range(flat.size):
+        x = flat[i]
+        if not (x > 0.0 and x < 1.0):
+            return i
+    return -1
+
+
+def outside_unit_index(arr):
+    """Index tuple of the first entry of ``arr`` not strictly inside (0, 1), or None (``()`` for 0-d)."""
+    k = first_outside_unit(np.ascontiguousarray(arr, dtype=np.float64).reshape(-1))
+    if k < 0:
+        return None
+    return tuple(int(i) for i in np.unravel_index(k, arr.shape)) if arr.ndim else ()

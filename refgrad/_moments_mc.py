@@ -123,50 +123,46 @@ class EstimatedMoments:
 
 
 @jit
-def _merge_blocks(state_n, mean, cov, chunk, rows, block, means, counts, nblocks, batch, with_cov):  # noqa: C901
-    """Merge the chunk's blocks into the running co-moment matrix (upper triangle) and the batch sums.
+def _merge_blocks(state_n, mean, cov, chunk, rows, block, means, m2s, counts, nblocks, batch):
+    """Merge the chunk's blocks into the running mean and co-moment matrix (upper triangle) and the batch sums.
 
-    ``batch`` rows: [count, Σ m_b, Σ (m_b − running)² (Welford), same for the batch variances].
+    ``batch`` rows: [count, running mean and Welford sum of the batch means, the same for the batch
+    variances]; a batch variance is the block's centred sum of squares (``m2s``, from the stream) / (n_b − 1).
     """
     p = mean.size
     for b in range(nblocks):
         lo = b * block
         hi = min(rows, lo + block)
         nb = counts[b]
-        if with_cov:
-            mb = means[b]
+        mb = means[b]
+        for i in range(p):
+            for j in range(i, p):
+                s = 0.0
+                for r in range(lo, hi):
+                    s += (chunk[r, i] - mb[i]) * (chunk[r, j] - mb[j])
+                if state_n == 0:
+                    cov[i, j] = s
+                else:
+                    na = float(state_n)
+                    n = na + nb
+                    cov[i, j] += s + (mb[i] - mean[i]) * (mb[j] - mean[j]) * (na * nb / n)
+        if state_n == 0:
             for i in range(p):
-                for j in range(i, p):
-                    s = 0.0
-                    for r in range(lo, hi):
-                        s += (chunk[r, i] - mb[i]) * (chunk[r, j] - mb[j])
-                    if state_n == 0:
-                        cov[i, j] = s
-                    else:
-                        na = float(state_n)
-                        n = na + nb
-                        cov[i, j] += s + (mb[i] - mean[i]) * (mb[j] - mean[j]) * (na * nb / n)
-            if state_n == 0:
-                for i in range(p):
-                    mean[i] = mb[i]
-            else:
-                n = float(state_n + nb)
-                for i in range(p):
-                    mean[i] += (mb[i] - mean[i]) * (nb / n)
+                mean[i] = mb[i]
+        else:
+            n = float(state_n + nb)
+            for i in range(p):
+                mean[i] += (mb[i] - mean[i]) * (nb / n)
         state_n += nb
         if nb == block:  # a full block is one batch
             batch[0, 0] += 1.0
             k = batch[0, 0]
             for i in range(p):
-                v = 0.0
-                for r in range(lo, hi):
-                    dev = chunk[r, i] - means[b, i]
-                    v += dev * dev
-                v /= nb - 1
-                x = means[b, i]
+                x = mb[i]
                 delta = x - batch[1, i]
                 batch[1, i] += delta / k
                 batch[2, i] += delta * (x - batch[1, i])
+                v = m2s[b, i] / (nb - 1)
                 delta = v - batch[3, i]
                 batch[3, i] += delta / k
                 batch[4, i] += delta * (v - batch[3, i])
@@ -212,9 +208,9 @@ def monte_carlo_moments(spec, dist, f, opts, samples=None, rng=0, confidence=0.9
     state = [0]
 
     def on_blocks(chunk, rows, means, m2s, counts, nblocks):
-        state[0] = _merge_blocks(state[0], mean, cov, chunk, rows, BLOCK_ROWS, means, counts, nblocks, batch, True)
+        state[0] = _merge_blocks(state[0], mean, cov, chunk, rows, BLOCK_ROWS, means, m2s, counts, nblocks, batch)
 
-    total, _, _, _ = stream(spec, dist, f, opts, samples, rng, chunk_rows, on_blocks)
+    total, _, _ = stream(spec, dist, f, opts, samples, rng, chunk_rows, on_blocks)
     upper = np.triu(cov)
     cov = (upper + np.triu(cov, 1).T) / (total - 1)
     k = int(batch[0, 0])

@@ -24,7 +24,7 @@ The exact oracles skip such configurations.
 import numpy as np
 from scipy import special
 
-from ._checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe
+from ._checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe, outside_unit_index
 
 __all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
 
@@ -126,9 +126,9 @@ def _check_uniforms(u, d):
     u = as_float_array(u, "u", ndim=2)
     if u.shape[1] != d:
         raise ValueError(f"u must have shape (n, {d}) with entries strictly inside (0, 1); got shape {u.shape}")
-    bad = ~((u > 0.0) & (u < 1.0))
-    if bad.any():
-        raise ValueError(f"u must contain uniforms strictly inside (0, 1); got {_first_where(u, bad)}")
+    where = outside_unit_index(u)
+    if where is not None:
+        raise ValueError(f"u must contain uniforms strictly inside (0, 1); got {float(u[where])!r} at index {where}")
     return u
 
 

@@ -32,7 +32,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import MAX_ARRAY_BYTES, InputTypeError, as_float_array, check_finite, check_no_nan, check_shape, describe
+from ._checks import MAX_ARRAY_BYTES, InputTypeError, as_float_array, check_finite, check_no_nan, check_shape, describe, outside_unit_index
 from ._jit import jit, row_jit
 from ._special import (  # noqa: F401  (re-exported: other kernels and the tests import them from here)
     _excess_integral,
@@ -185,9 +185,8 @@ def _cells_to_uniform(k):
 def _check_uniform(x, name, ndim=None):
     """float64 C-contiguous array with every value strictly inside (0, 1)."""
     arr = as_float_array(x, name, ndim=ndim)
-    bad = ~((arr > 0.0) & (arr < 1.0))  # catches NaN too
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+    where = outside_unit_index(arr)  # catches NaN too
+    if where is not None:
         value = float(arr[where]) if arr.ndim else float(arr)
         raise ValueError(
             f"{name} must hold uniforms strictly inside (0, 1) (no NaN); got {value!r} at index {where}"
@@ -407,6 +406,24 @@ def _normalised_row(row, out):
     return m + math.log(s)
 
 
+@row_jit
+def gumbel_argmax(lg, u, j, K, base):
+    """argmax_k (lg[j, k] − log(−log u[base + k])) over the categories of nonzero probability (first on ties).
+
+    The row step of :func:`categorical_gumbel_max`, shared with the fused estimator kernels.
+    """
+    best = -math.inf
+    arg = -1
+    for k in range(K):
+        if lg[j, k] == -math.inf:
+            continue
+        val = lg[j, k] + (-math.log(-math.log(u[base + k])))
+        if arg < 0 or val > best:
+            best = val
+            arg = k
+    return arg
+
+
 @jit
 def _categorical_gumbel_max(logits, u):
     """argmax_k (l_k + G_k) for logits (d, K), u (n, d, K) -> int64 (n, d)."""
@@ -417,16 +434,7 @@ def _categorical_gumbel_max(logits, u):
     out = np.empty((n, d), dtype=np.int64)
     for i in range(n):
         for j in range(d):
-            best = -math.inf
-            arg = -1
-            for k in range(K):
-                if lg[j, k] == -math.inf:
-                    continue
-                val = lg[j, k] + (-math.log(-math.log(u[i, j, k])))
-                if arg < 0 or val > best:
-                    best = val
-                    arg = k
-            out[i, j] = arg
+            out[i, j] = gumbel_argmax(lg, u[i, j], j, K, 0)
     return out
 
 

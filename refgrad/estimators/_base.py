@@ -18,8 +18,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_count, check_sample_count, describe
-from .._jit import jit
+from .._checks import as_float_array, check_count, check_sample_count, describe, outside_unit_index
 from ..objectives import as_objective
 from ..random import as_generator, uniform
 from . import _fused
@@ -56,16 +55,6 @@ def differentiable_objective(f, estimator, relaxed=False):
             "(reinforce, rloo, arm, disarm, straight_through, gumbel_rao)"
         )
     return obj
-
-
-@jit
-def _first_outside_unit(flat):
-    """Index of the first entry of ``flat`` not strictly inside (0, 1) (NaN included), or -1."""
-    for i in range(flat.size):
-        x = flat[i]
-        if not (x > 0.0 and x < 1.0):
-            return i
-    return -1
 
 
 def _first_bad(mask):
@@ -256,11 +245,12 @@ class EstimatorSpec:
         """The :class:`~refgrad.estimators._fused.FusedPlan` for these inputs, or None (batched path)."""
         if self.fused is None or not _fused.ENABLED:
             return None
-        row = _fused.objective_row(as_objective(f), dist.event_shape)
+        obj = as_objective(f)
+        row = _fused.objective_row(obj, dist.event_shape)
         if row is None:
             return None
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by check_result, as an error
-            return self.fused(dist, as_objective(f), row, shared, **opts)
+            return self.fused(dist, obj, row, shared, **opts)
 
     def check_noise(self, dist, noise, opts):
         """Validate a user-supplied noise dict; returns (n, checked dict).
@@ -306,8 +296,8 @@ class EstimatorSpec:
                     f"{key} must have shape {shape_text} (n shared by all per-sample fields{shared}); "
                     f"got {arr.shape}"
                 )
-            if _first_outside_unit(arr.reshape(-1)) >= 0:  # one pass, no temporaries; NaN counts as outside
-                where = _first_bad(~((arr > 0.0) & (arr < 1.0)))
+            where = outside_unit_index(arr)  # one pass, no temporaries; NaN counts as outside
+            if where is not None:
                 raise ValueError(
                     f"{key} must contain uniforms strictly inside (0, 1) (no 0, 1 or NaN); "
                     f"got {float(arr[where])!r} at index {where}"

@@ -45,8 +45,8 @@ import numba as nb
 import numpy as np
 
 from .._jit import jit, row_jit
-from .._objective_rows import objective_grad, objective_row, objective_value, objective_values  # noqa: F401
-from ..random import _normalised_row
+from .._objective_rows import objective_grad, objective_row, objective_value
+from ..random import _normalised_row, gumbel_argmax  # noqa: F401  (the row helper the kernels share)
 
 __all__ = [
     "ENABLED",
@@ -253,24 +253,6 @@ def run(plan, n, gen=None, block=None, rows=None, out=None):
 
 
 # ----------------------------------------------------------------------------- shared row helpers
-
-
-@row_jit
-def gumbel_argmax(lg, u, j, K, base):
-    """argmax_k (lg[j, k] − log(−log u[base + k])) over the categories of nonzero probability.
-
-    The same arithmetic and tie rule as :func:`refgrad.random.categorical_gumbel_max`.
-    """
-    best = -math.inf
-    arg = -1
-    for k in range(K):
-        if lg[j, k] == -math.inf:
-            continue
-        val = lg[j, k] + (-math.log(-math.log(u[base + k])))
-        if arg < 0 or val > best:
-            best = val
-            arg = k
-    return arg
 
 
 @jit

@@ -128,13 +128,13 @@ def estimate_moments(name, dist, f, n, rng=None, *, chunk_rows=None, **options):
     n = check_count(n, "n", minimum=2)
     if chunk_rows is not None:
         chunk_rows = check_count(chunk_rows, "chunk_rows")
-    total, mean, m2, _ = stream(spec, dist, f, opts, n, rng, chunk_rows)
+    total, mean, m2 = stream(spec, dist, f, opts, n, rng, chunk_rows)
     shape = tuple(dist.param_shape)
     return SampleMoments(int(total), mean.reshape(shape), (m2 / (total - 1)).reshape(shape))
 
 
 def stream(spec, dist, f, opts, n, rng, chunk_rows=None, on_blocks=None):
-    """``(n, mean, m2, None)`` of ``n`` estimates (flattened), streamed; checked inputs.
+    """``(n, mean, m2)`` of ``n`` estimates (flattened; ``m2`` the centred sums of squares), streamed; checked inputs.
 
     ``on_blocks(chunk, rows, means, m2s, counts, nblocks)`` is called after each chunk's
     block statistics (for callers that need more than the mean and variance).
@@ -165,7 +165,7 @@ def stream(spec, dist, f, opts, n, rng, chunk_rows=None, on_blocks=None):
         if on_blocks is not None:
             on_blocks(chunk, rows, means, m2s, counts, count)
         total = _merge(total, mean, m2, means, m2s, counts, count)
-    return total, mean, m2, None
+    return total, mean, m2
 
 
 def _batched_chunk(spec, dist, f, opts, shared, layout, gen, rows, width):
