@@ -221,24 +221,41 @@ def _checks(ctx, rows):
 
 def _figure(ctx, rows):
     rows = [r for r in rows if not r["refused"]]
+    problems = [p for p in ("toy", "categorical", "100 bits") if any(r["problem"] == p for r in rows)]
+    names = sorted({r["name"] for r in rows})
+
     def draw(fig):
-        ax = fig.add_subplot(1, 1, 1)
-        markers = {"toy": "o", "categorical": "s", "100 bits": "^"}
-        names = sorted({r["name"] for r in rows})
-        colours = {n: f"C{i % 10}" for i, n in enumerate(names)}
-        for r in rows:
-            ax.scatter(r["cost"], max(r["vpc"], 1e-300), marker=markers[r["problem"]], color=colours[r["name"]],
-                       facecolors="none" if not r["exact"] else colours[r["name"]], s=36)
-        for n in names:
-            ax.scatter([], [], color=colours[n], marker="o", label=n)
-        for p, mk in markers.items():
-            ax.scatter([], [], color="k", marker=mk, label=p)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("cost (evaluations of f per estimate)")
-        ax.set_ylabel("Σ_j Var(ĝ_j) × cost")
-        ax.legend(fontsize=6, ncol=2, loc="best")
-        ax.set_title("filled: exact; open: Monte Carlo estimate", fontsize=8)
+        import matplotlib
+
+        cmap = matplotlib.colormaps["tab20"]
+        colours = {n: cmap(i % 20) for i, n in enumerate(names)}
+        fig.set_size_inches(7.2, 5.0)
+        grid = fig.add_gridspec(2, len(problems), height_ratios=(3.0, 1.0))
+        axes = [fig.add_subplot(grid[0, i]) for i in range(len(problems))]
+        for ax, problem in zip(axes, problems):
+            sub = [r for r in rows if r["problem"] == problem]
+            top = max(r["vpc"] for r in sub)
+            # an estimator that is exact on a problem (indecater on one variable or a separable f, sum_and_sample
+            # summing the whole support) has variance 0 up to rounding: drawn on a floor line, not at 1e-300
+            floor = top * 1e-12 if top > 0 else 1e-12
+            for r in sub:
+                zero = r["vpc"] < floor
+                ax.scatter(r["cost"], floor if zero else r["vpc"], marker="v" if zero else "o", s=30,
+                           color=colours[r["name"]], facecolors=colours[r["name"]] if r["exact"] else "none")
+            ax.axhline(floor, color="0.6", lw=0.6, ls=":")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(problem, fontsize=8)
+            ax.set_xlabel("cost (evaluations of f)", fontsize=7)
+            ax.tick_params(which="both", labelsize=6)
+        axes[0].set_ylabel("Σ_j Var(ĝ_j) × cost", fontsize=7)
+        handles = [matplotlib.lines.Line2D([], [], ls="", marker="o", color=colours[n], label=n) for n in names]
+        handles.append(matplotlib.lines.Line2D([], [], ls="", marker="v", color="0.3",
+                                               label="variance 0 to rounding (< 1e-12 × the panel's largest)"))
+        legend = fig.add_subplot(grid[1, :])
+        legend.axis("off")
+        legend.legend(handles=handles, fontsize=6, ncol=4, loc="center", frameon=False)
+        fig.suptitle("filled: exact moments; open: Monte Carlo estimate (not exact)", fontsize=8)
 
     ctx.figure("variance_vs_cost", "Variance per evaluation of f against cost, every estimator and problem", draw)
 
