@@ -170,6 +170,18 @@ def _enumeration(spec, dist, f, opts, limit):
     return mean, cov, 64 * np.finfo(float).eps * scale, acc.count
 
 
+def _outcome_enumeration(spec, dist, f, opts, limit):
+    """Moments from the estimator's own list of outcomes and their probabilities (EstimatorSpec.outcomes)."""
+    acc = _Accumulator(f"estimator {spec.name!r} with f={_objective_text(f)}")
+    for w, g in spec.outcomes(dist, f, limit, **opts):
+        acc.add(np.asarray(w, dtype=float), np.asarray(g, dtype=float))
+    if acc.s1 is None or abs(acc.w - 1.0) > 1e-9:
+        raise AssertionError(f"outcomes of estimator {spec.name!r} have total probability {acc.w!r}, not 1")
+    mean, cov = acc.result(tuple(dist.param_shape))
+    scale = max(1.0, float(np.max(np.abs(acc.s2))))
+    return mean, cov, 64 * np.finfo(float).eps * scale, acc.count
+
+
 # ------------------------------------------------------------------------------------ integration
 
 
@@ -472,7 +484,7 @@ def _pick_method(spec, dist, method):
         raise ValueError(f"method must be 'auto', 'enumeration', 'piecewise' or 'quadrature'; got {describe(method)}")
     discrete = _is_discrete(dist)
     if method == "auto":
-        if spec.given_samples is not None and discrete:
+        if (spec.given_samples is not None or spec.outcomes is not None) and discrete:
             method = "enumeration"
         elif spec.shape_in_noise in ("piecewise_constant", "piecewise_linear") and discrete:
             method = "piecewise"
@@ -480,7 +492,7 @@ def _pick_method(spec, dist, method):
             method = "quadrature"
     if method == "enumeration" and not discrete:
         raise ValueError(f"{type(dist).__name__} is continuous and cannot be enumerated; use method='quadrature'")
-    if method == "enumeration" and spec.given_samples is None:
+    if method == "enumeration" and spec.given_samples is None and spec.outcomes is None:
         raise ValueError(f"estimator {spec.name!r} does not depend on its noise through discrete samples only; "
                          "use method='quadrature' (or 'piecewise')")
     if method == "piecewise" and spec.shape_in_noise == "smooth":
@@ -534,7 +546,8 @@ def _moments(spec, dist, f, opts, method, level, limit, max_seconds=None):
     param_shape = tuple(dist.param_shape)
 
     if method == "enumeration":
-        mean, cov, err, count = _enumeration(spec, dist, f, opts, limit)
+        run = _outcome_enumeration if spec.outcomes is not None else _enumeration
+        mean, cov, err, count = run(spec, dist, f, opts, limit)
         return _checked(spec, dist, f, Moments(spec.name, opts, mean, cov, method, err, cost, count))
 
     if spec.control_variate is not None and isinstance(opts.get("eta"), str) and opts["eta"] == "optimal":

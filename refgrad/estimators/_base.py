@@ -137,6 +137,14 @@ class EstimatorSpec:
         oracle then enumerates the ``support**k`` sample tuples.
     draws : callable
         See ``given_samples``; default one draw.
+    outcomes : callable or None
+        For estimators that take finitely many values but not through i.i.d. samples
+        (samples without replacement, a coupling whose cells are not axis-aligned):
+        ``outcomes(dist, f, limit, **options)`` yields ``(weights (N,), estimates (N,
+        *param_shape))`` batches whose weights are the exact probabilities of the
+        listed estimates and sum to 1; it raises ``ValueError`` (naming ``limit``)
+        when there are more than ``limit`` outcomes.  ``exact.moments`` then
+        enumerates them (method ``"enumeration"``).
     shape_in_noise : str
         ``"piecewise_constant"``, ``"piecewise_linear"`` (polynomial of degree ≤ 1 in
         each uniform between break points -- integrated exactly by Gauss–Legendre) or
@@ -179,6 +187,7 @@ class EstimatorSpec:
     control_variate: Optional[Callable] = None
     conditional_draws: Optional[Tuple[str, str]] = None
     fused: Optional[Callable] = None
+    outcomes: Optional[Callable] = None
 
     # ------------------------------------------------------------------ options
     def options(self, dist, **options):
