@@ -49,6 +49,7 @@ from ._jit import jit
 from .distributions import ENUMERATION_LIMIT
 from .objectives import Objective, as_objective
 from ._moments import Moments
+from . import multisample as _multisample
 
 #: Use the Gray-code kernels of :mod:`refgrad._gray` where they apply (Bernoulli or Categorical with a
 #: SquaredDistance or Linear objective); False forces the general chunked path (tests compare the two).
@@ -213,6 +214,8 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     Bernoulli and Categorical with SquaredDistance or Linear take the Gray-code
     walk (module docstring): the same weights and bound, memory ``O(d K)``.
     """
+    if isinstance(f, _multisample.MultiSampleObjective):  # a function of k samples: refgrad.multisample
+        return _multisample.expectation(dist, f, limit=limit)
     _check_dist(dist)
     obj = as_objective(f)
     fast = _gray_expectation(dist, obj, limit, chunk_size)
@@ -283,6 +286,8 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     ``Σ_b q(b)`` and the marginal masses ``Σ_{b: b_j = c} q(b)`` and combines them with the closed-form
     differences (:func:`_gray_gradient`): the same bound.
     """
+    if isinstance(f, _multisample.MultiSampleObjective):  # a function of k samples: refgrad.multisample
+        return _multisample.gradient(dist, f, limit=limit)
     _check_dist(dist)
     obj = as_objective(f)
     fast = _gray_gradient(dist, obj, limit, chunk_size)
