@@ -144,7 +144,8 @@ class _Accumulator:
 # ------------------------------------------------------------------------------------ enumeration
 
 
-def _enumeration(spec, dist, f, opts, limit):
+def _enumeration(spec, dist, f, opts, limit, fn=None):
+    """Moments of ``fn(b)`` (default: the estimate ``given_samples(b)``) over the ``support**k`` sample tuples."""
     k = int(spec.draws(**opts))
     size = dist.support_size
     if size > limit or size**k > limit:
@@ -163,9 +164,10 @@ def _enumeration(spec, dist, f, opts, limit):
         digits = (idx[:, None] // (s ** np.arange(k - 1, -1, -1))[None, :]) % s
         b = configs[digits]  # (N, k, *event)
         w = np.prod(probs[digits], axis=1)
-        g = spec.given_samples(dist, f, np.ascontiguousarray(b), **opts)
+        b = np.ascontiguousarray(b)
+        g = spec.given_samples(dist, f, b, **opts) if fn is None else fn(b)
         acc.add(w, g)
-    mean, cov = acc.result(tuple(dist.param_shape))
+    mean, cov = acc.result(tuple(dist.param_shape) if fn is None else (-1,))
     scale = max(1.0, float(np.max(np.abs(acc.s2))))
     return mean, cov, 64 * np.finfo(float).eps * scale, acc.count
 
@@ -481,7 +483,8 @@ def _pick_method(spec, dist, method):
         raise InputTypeError(f"method must be the string 'auto', 'enumeration', 'piecewise' or 'quadrature'; "
                              f"got {describe(method)} of type {type(method).__name__}")
     if method not in ("auto", "enumeration", "piecewise", "quadrature"):
-        raise ValueError(f"method must be 'auto', 'enumeration', 'piecewise' or 'quadrature'; got {describe(method)}")
+        raise ValueError(f"method must be 'auto', 'enumeration', 'piecewise', 'quadrature', 'separable' or "
+                         f"'monte_carlo'; got {describe(method)}")
     discrete = _is_discrete(dist)
     if method == "auto":
         if (spec.given_samples is not None or spec.outcomes is not None) and discrete:
@@ -531,7 +534,36 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
         max_seconds = check_positive_scalar(max_seconds, "max_seconds")
     # Overflow is detected on the results (and on the estimates) and refused with a clear message.
     with np.errstate(over="ignore", invalid="ignore"):
+        if isinstance(method, str) and method == "separable":
+            from ._separable import separable_moments
+
+            if level is not None:
+                level = _check_level(level)
+            return separable_moments(spec, dist, f, opts, level, limit, max_seconds)
+        if isinstance(method, str) and method == "auto" and not _full_feasible(spec, dist, opts, limit):
+            from ._separable import separable_moments, separable_reason
+
+            if separable_reason(spec, dist, f, opts) is None:
+                if level is not None:
+                    level = _check_level(level)
+                return separable_moments(spec, dist, f, opts, level, limit, max_seconds)
         return _moments(spec, dist, f, opts, method, level, limit, max_seconds)
+
+
+def _full_feasible(spec, dist, opts, limit):
+    """Whether the full-dimensional exact method that ``"auto"`` picks fits its size limits."""
+    method, _ = _pick_method(spec, dist, "auto")
+    if method == "enumeration":
+        if spec.outcomes is not None:
+            return True
+        size = dist.support_size
+        return size <= limit and size ** int(spec.draws(**opts)) <= limit
+    fields = [nf for nf in spec.layout(dist, **opts) if nf.per_sample]
+    if spec.conditional_draws is not None:
+        fields = [nf for nf in spec.layout(dist, **dict(opts, **{spec.conditional_draws[0]: 1}))
+                  if nf.name == spec.conditional_draws[1]]
+    dim = sum(int(np.prod(nf.shape)) for nf in fields)
+    return dim <= (MAX_PIECEWISE_DIM if method == "piecewise" else MAX_QUADRATURE_DIM)
 
 
 def _moments(spec, dist, f, opts, method, level, limit, max_seconds=None):

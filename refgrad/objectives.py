@@ -17,6 +17,10 @@ Built-in objectives
 :class:`Table`
     An arbitrary function of the discrete configuration, given by its table of
     values and extended multilinearly to relaxed inputs.
+:class:`Separable`
+    ``f(z) = Σ_j f_j(z_j)``: a sum of per-variable terms (tables or objectives of
+    one variable), whose estimators' exact moments decompose over the variables
+    (:func:`refgrad.exact.moments`, method ``"separable"``).
 :class:`FunctionObjective`
     Wraps plain callables; :func:`as_objective` turns any callable into one.
 
@@ -50,6 +54,7 @@ __all__ = [
     "SquaredDistance",
     "Linear",
     "Table",
+    "Separable",
     "FunctionObjective",
     "as_objective",
     "evaluate",
@@ -589,6 +594,107 @@ class Table(Objective):
             return _table_hvp(self._flat, z, np.ascontiguousarray(v))
         h = _table_hvp(self._flat, self._as_simplex(z), np.ascontiguousarray(np.stack([-v, v], axis=-1)))
         return h[:, :, 1] - h[:, :, 0]
+
+
+# --------------------------------------------------------------------------- separable objective
+
+
+class Separable(Objective):
+    r"""A sum of per-variable terms, ``f(z) = Σ_j f_j(z_j)``.
+
+    ``z_j`` is variable ``j``'s entry of a row: a bit or relaxed bit (``z[:, j]``) or
+    a one-hot row or point of the simplex (``z[:, j, :]``).  Each term is evaluated on
+    the one-variable slice ``z[:, j:j+1]`` (shape ``(n, 1)`` or ``(n, 1, K)``), so a
+    term is any objective of a single variable; the gradient is the concatenation
+    of the terms' gradients and the Hessian is block diagonal.
+
+    For objectives of this form every estimator in the catalog that treats the
+    variables through per-variable noise has exact moments that decompose into
+    integrals over one variable's noise, so :func:`refgrad.exact.moments` computes
+    them at any dimension (method ``"separable"``; see :mod:`refgrad._separable`).
+    :class:`SquaredDistance`, :class:`Linear` and additive :class:`Table` objectives
+    are decomposed the same way without being rewritten.
+
+    Parameters
+    ----------
+    terms : array_like of shape (d, K), or sequence of d objectives or callables
+        An array: per-variable tables, ``terms[j, k] = f_j(k)`` (for bits ``K = 2``,
+        ``terms[j] = (f_j(0), f_j(1))``), extended to relaxed inputs as
+        :class:`Table` extends a one-variable table (affinely).  A sequence: one
+        objective (or callable, wrapped by :func:`as_objective`) per variable,
+        receiving ``(n, 1)`` or ``(n, 1, K)`` inputs.
+    name : str, optional
+        Shown in error messages.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refgrad.objectives import Separable, SquaredDistance
+    >>> f = Separable([SquaredDistance(0.1), SquaredDistance(0.9)])
+    >>> f(np.array([[1.0, 0.0]]))
+    array([1.62])
+    """
+
+    def __init__(self, terms, name=None):
+        if isinstance(terms, (Objective,)) or callable(terms):
+            raise ValueError("terms must be an array of shape (d, K) or a sequence of d objectives or callables "
+                             f"(one per variable); got the single objective {describe(terms)}")
+        if isinstance(terms, np.ndarray) or (isinstance(terms, (list, tuple)) and terms
+                                             and not any(callable(t) for t in terms)):
+            arr = as_float_array(terms, "terms", copy=True)
+            if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 2:
+                raise ValueError(f"terms given as an array must have shape (d, K) with d >= 1 and K >= 2 "
+                                 f"(terms[j, k] = f_j(k)); got shape {arr.shape}")
+            if not np.isfinite(arr).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+                raise ValueError(f"terms must be finite; got {float(arr[bad])!r} at index {bad}")
+            self.tables = arr
+            self.terms = tuple(Table(arr[j], name=f"term {j}") for j in range(arr.shape[0]))
+            self.K = arr.shape[1]
+        else:
+            if not isinstance(terms, (list, tuple)) or len(terms) == 0:
+                raise ValueError(f"terms must be an array of shape (d, K) or a non-empty sequence of objectives or "
+                                 f"callables; got {describe(terms)}")
+            for j, t in enumerate(terms):
+                if not (isinstance(t, Objective) or callable(t)):
+                    raise ValueError(f"terms[{j}] must be a refgrad Objective or a callable f_j(z_j) -> (n,); "
+                                     f"got {describe(t)}")
+            self.tables = None
+            self.terms = tuple(as_objective(t) for t in terms)
+            self.K = None
+        self.d = len(self.terms)
+        self.differentiable = all(t.differentiable for t in self.terms)
+        self.relaxed_ok = all(t.relaxed_ok for t in self.terms)
+        self.has_hvp = all(t.has_hvp for t in self.terms)
+        self.name = name if name is not None else f"Separable(d={self.d})"
+
+    def _check_event(self, z):
+        if z.shape[1] != self.d:
+            raise ValueError(f"z of shape {z.shape} does not fit objective {self.name!r}: it has {self.d} terms, "
+                             f"one per variable (z.shape[1] must be {self.d})")
+        if self.K is not None and z.ndim == 3 and z.shape[2] != self.K:
+            raise ValueError(f"z of shape {z.shape} does not fit objective {self.name!r}: its tables have "
+                             f"K = {self.K} categories")
+        if self.K is not None and z.ndim == 2 and self.K != 2:
+            raise ValueError(f"z of shape {z.shape} does not fit objective {self.name!r}: bit inputs need tables "
+                             f"with K = 2 (these have K = {self.K})")
+
+    def _slice(self, z, j):
+        return np.ascontiguousarray(z[:, j:j + 1])
+
+    def _value(self, z):
+        out = np.zeros(z.shape[0])
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by the output check
+            for j, t in enumerate(self.terms):
+                out = out + t.value(self._slice(z, j))
+        return out
+
+    def _grad(self, z):
+        return np.concatenate([t.grad(self._slice(z, j)) for j, t in enumerate(self.terms)], axis=1)
+
+    def _hvp(self, z, v):
+        return np.concatenate([t.hvp(self._slice(z, j), self._slice(v, j)) for j, t in enumerate(self.terms)],
+                              axis=1)
 
 
 # --------------------------------------------------------------------------- callables

@@ -137,6 +137,21 @@ class EstimatorSpec:
         oracle then enumerates the ``support**k`` sample tuples.
     draws : callable
         See ``given_samples``; default one draw.
+    separable : callable or None
+        Exact moments at any dimension for separable objectives ``f = Σ_j f_j(b_j)``
+        (:mod:`refgrad._separable`): ``separable(dist, **options) -> (coordinate_options,
+        features)``, or None where these options do not decompose.
+        ``coordinate_options(j) -> dict`` gives the options of variable ``j``'s
+        one-variable problem (a per-parameter option sliced to it).
+        ``features(dist1, f1, noise=None, b=None, **options1) -> (F, A)`` states how the
+        estimate of variable ``j`` depends on the others: on the full problem
+        ``ĝ_j = g(dist_j, f_j; noise_j) + A_jᵀ Σ_{r≠j} F_r`` with ``F_r`` of shape
+        ``(N, L)`` (variable ``r``'s contribution to the values of f at the ``L``
+        points the estimator evaluates) and ``A_j`` of shape ``(N, L, *param1)``, both
+        functions of the variable's own noise (or samples ``b``, for estimators with
+        ``given_samples``).  ``features=None``: the estimate of variable ``j`` depends
+        on its own noise and term only (relaxation-based estimators, whose pathwise
+        gradient of a separable f has no cross terms).
     outcomes : callable or None
         For estimators that take finitely many values but not through i.i.d. samples
         (samples without replacement, a coupling whose cells are not axis-aligned):
@@ -188,6 +203,7 @@ class EstimatorSpec:
     conditional_draws: Optional[Tuple[str, str]] = None
     fused: Optional[Callable] = None
     outcomes: Optional[Callable] = None
+    separable: Optional[Callable] = None
 
     # ------------------------------------------------------------------ options
     def options(self, dist, **options):

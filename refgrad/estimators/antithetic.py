@@ -102,6 +102,20 @@ def _disarm(dist, f, noise):
     return _disarm_combine(fdiff, b1, b2, dist.logits)
 
 
+def _arm_features(dist, f, noise=None, b=None):
+    """Separable form (:mod:`refgrad._separable`): ``F = f_j(b¹_j) − f_j(b²_j)``, ``A = u_j − ½``."""
+    u, uc = noise["u"], _complement(noise)
+    _, _, fdiff = _pairs_and_diff(dist, f, u, uc)
+    return fdiff[:, None], _arm_combine_kernel(np.ones(u.shape[0]), u, uc)[:, None]
+
+
+def _disarm_features(dist, f, noise=None, b=None):
+    """Separable form: ``F = f_j(b¹_j) − f_j(b²_j)``, ``A = ½ (−1)^{b²_j} 1[b¹_j ≠ b²_j] σ(|ℓ_j|)``."""
+    u, uc = noise["u"], _complement(noise)
+    b1, b2, fdiff = _pairs_and_diff(dist, f, u, uc)
+    return fdiff[:, None], _disarm_combine(np.ones(u.shape[0]), b1, b2, dist.logits)[:, None]
+
+
 def _layout(dist, **_):
     return (NoiseField("u", tuple(dist.event_shape), "one uniform per bit, shared by the antithetic pair"),)
 
@@ -124,6 +138,7 @@ register(
         unbiased=True,
         compute=_arm,
         fused=arm_plan,
+        separable=lambda dist, **o: ((lambda j: dict(o)), _arm_features),
         shape_in_noise="piecewise_linear",
         layout=_layout,
         cost=lambda dist, **o: 2,
@@ -148,6 +163,7 @@ register(
         unbiased=True,
         compute=_disarm,
         fused=disarm_plan,
+        separable=lambda dist, **o: ((lambda j: dict(o)), _disarm_features),
         shape_in_noise="piecewise_constant",
         layout=_layout,
         cost=lambda dist, **o: 2,

@@ -128,6 +128,46 @@ def _reinforce_given(dist, f, b, baseline):
     return _bcast(fb - baseline, nd) * s
 
 
+def _same_options(dist, **opts):
+    """Separable declaration of an estimator whose options apply to every variable unchanged."""
+    return lambda j: dict(opts)
+
+
+def _reinforce_features(dist, f, noise=None, b=None, baseline=None):
+    """Separable form (see :mod:`refgrad._separable`): ``F = f_j(b_j)`` (centred for the optimal baseline,
+    whose value on the full problem is variable j's own optimum plus ``Σ_{r≠j} E f_r``), ``A = ∂ log q(b_j)``."""
+    b = dist.from_uniforms(noise["u"]) if b is None else b[:, 0]
+    fb = evaluate(f, b)
+    if isinstance(baseline, str):  # "optimal"
+        from ..exact import expectation
+
+        fb = fb - expectation(dist, f)
+    s = dist.score(b)
+    return fb[:, None], s[:, None]
+
+
+def _reinforce_separable(dist, **opts):
+    return _same_options(dist, **opts), _reinforce_features
+
+
+def _rloo_features(dist, f, noise=None, b=None, m=2):
+    """Separable form: ``F = (f_j(b_j^1), …, f_j(b_j^m))``; ``A_l = (s_l − Σ_{i≠l} s_i / (m − 1)) / m``."""
+    if b is None:
+        u = noise["u"]
+        n = u.shape[0]
+        event = tuple(dist.event_shape)
+        b = dist.from_uniforms(u.reshape((n * m,) + event)).reshape((n, m) + event)
+    n = b.shape[0]
+    fb = evaluate(f, b.reshape((n * m,) + tuple(dist.event_shape))).reshape(n, m)
+    s = dist.score(b.reshape((n * m,) + tuple(dist.event_shape))).reshape((n, m) + tuple(dist.param_shape))
+    total = s.sum(axis=1, keepdims=True)
+    return fb, (s - (total - s) / (m - 1)) / m
+
+
+def _rloo_separable(dist, **opts):
+    return _same_options(dist, **opts), _rloo_features
+
+
 def _reinforce_options(dist, opts):
     b = opts["baseline"]
     if isinstance(b, str) and b == "optimal" and dist.family == "normal":
@@ -160,6 +200,7 @@ register(
         check_options=_reinforce_options,
         breakpoints=_u_breakpoints,
         fused=reinforce_plan,
+        separable=_reinforce_separable,
         summary="(f(b) - c) ∂log q(b)/∂φ; Williams 1992, eq. 9; c = None, a constant, or the exact optimum",
     )
 )
@@ -208,6 +249,7 @@ register(
         defaults={"m": 2},
         check_options=_rloo_options,
         fused=rloo_plan,
+        separable=_rloo_separable,
         breakpoints=lambda dist, m, **_: {
             "u": (lambda bp: bp if isinstance(bp, str) else np.broadcast_to(bp, (m,) + bp.shape).copy())(
                 sample_breakpoints(dist)
@@ -267,6 +309,23 @@ def _muprop_given(dist, f, b):
     return _bcast(fb - baseline, nd) * s + vjp(g0)[None]
 
 
+def _muprop_features(dist, f, noise=None, b=None):
+    """Separable form: ``F = f_j(b_j) − f_j(z̄_j) − (b_j − z̄_j)·∇f_j(z̄_j)`` (variable j's share of
+    ``f(b) − baseline``), ``A = ∂ log q(b_j)``."""
+    obj = differentiable_objective(f, "muprop", relaxed=True)
+    b = dist.from_uniforms(noise["u"]) if b is None else b[:, 0]
+    zbar, _ = _mean_and_vjp(dist)
+    f0 = obj.value(zbar[None])[0]
+    g0 = obj.grad(zbar[None])[0]
+    axes = tuple(range(1, b.ndim))
+    F = obj.value(b) - (f0 + np.sum(_centred(dist, b) * g0[None], axis=axes))
+    return F[:, None], dist.score(b)[:, None]
+
+
+def _muprop_separable(dist, **opts):
+    return _same_options(dist, **opts), _muprop_features
+
+
 register(
     EstimatorSpec(
         name="muprop",
@@ -281,6 +340,7 @@ register(
         defaults={},
         breakpoints=_u_breakpoints,
         fused=muprop_plan,
+        separable=_muprop_separable,
         summary="REINFORCE with the first-order Taylor baseline of f around z̄ = E[b], plus its exact gradient; "
         "Gu et al. 2016, eq. 6",
     )
