@@ -40,10 +40,11 @@ ICLR 2019) on the same uniforms, as the paper states (tested bit for bit).
 matters: ``z = argmin_i(\ln π_i − φ_i)`` (``π_i e^{−φ_i}``) samples ``softmax(φ)``; the
 look-alike ``argmin_i(\ln π_i + φ_i)`` samples ``softmax(−φ)`` and, with the same weights,
 gives the wrong gradient (for ``φ = (0, 1, −0.5)``, ``f = Table`` with values ``(1, 3, −2)``
-the exact ``∂_{φ_0}`` is −0.3516 while that variant's mean is −0.2204; tested as a
-mutation).  The merge weight is ``1/C − π_j``, i.e. the mean of the ARS weights
+the exact gradient is ``(−0.1934, 0.7314, −0.5380)`` while that variant's exact mean is
+``(0.4627, 0.4141, −0.8768)``; tested as a mutation).  The merge weight is ``1/C − π_j``, i.e. the mean of the ARS weights
 ``1 − Cπ_j`` over ``C`` references, not their sum: a factor ``C`` separates the two
-(the sum's mean is ``C`` times the gradient).  The paper's pseudo actions are counted as
+(the sum's mean is ``C`` times the gradient: ``(−0.5801, 2.1942, −1.6141)`` on the same
+problem).  The paper's pseudo actions are counted as
 "unique" values of ``z^{c⇌j}``; the identity ``z^{c⇌c} = z`` is one of them.
 
 **Cost** (evaluations of f per estimate, what :func:`refgrad.estimate` spends):
