@@ -154,3 +154,12 @@ def test_bad_inputs():
     dist, f4 = problems()["K4"]
     with pytest.raises(ValueError, match="limit"):
         exact.moments(NAME, dist, f4, limit=10)
+
+
+def test_mutation_centroid_rule_breaks_variance(monkeypatch):
+    # β = α = 1/(n+1): every rule point at the simplex centroid (exact for degree 1 only)
+    import math
+    import types
+    monkeypatch.setattr(arsm, "math", types.SimpleNamespace(sqrt=lambda x: 0.0, factorial=math.factorial))
+    with pytest.raises(AssertionError):
+        _variance_check(200_000)
