@@ -86,7 +86,7 @@ __all__ = ["arsm_from_pi", "simplex_cells"]
 FAMILIES = ("bernoulli", "categorical")
 
 #: Tolerance (in the reduced simplex coordinates) for a vertex to count as on a cutting plane.
-_TOL = 1e-13
+_TOL = 1e-16
 
 
 def _logits(dist):
@@ -199,7 +199,7 @@ def _prune(V):
     n = V.shape[1]
     if n == 1:
         lo, hi = V.min(), V.max()
-        return (np.array([[lo], [hi]]), hi - lo) if hi - lo > 1e-15 else None
+        return (np.array([[lo], [hi]]), hi - lo) if hi - lo > 0 else None
     try:
         hull = ConvexHull(V)
     except QhullError:
