@@ -37,8 +37,8 @@ For a symmetric ``L`` (``LogMeanExp``) all ``M_j`` are equal.  The log weights a
 per configuration of nonzero probability (``S`` evaluations), never at impossible ones; a generic
 :class:`MultiSampleObjective` is evaluated on every tuple.  Sums are float64 (``np.bincount``);
 accuracy ``≲ S^k eps Σ|terms|`` in the worst case, far below 1e-12 at the sizes allowed by
-``limit`` in the tests (checked against finite differences of :func:`expectation` and mpmath-free
-brute-force loops in ``tests/test_multisample.py``).
+``limit`` in the tests (checked against finite differences of :func:`expectation` and brute-force
+loops over the tuples in ``tests/test_multisample.py``).
 """
 import numpy as np
 from scipy import special

@@ -62,7 +62,7 @@ from ..multisample import LogMeanExp, MultiSampleObjective
 from ._base import EstimatorSpec, NoiseField, register
 from .score import sample_breakpoints
 
-__all__ = ["learning_signals", "leave_one_out"]
+__all__ = ["learning_signals", "leave_one_out", "SPEC"]
 
 FAMILIES = ("bernoulli", "categorical")
 BASELINES = ("geometric", "arithmetic", None)
@@ -134,7 +134,7 @@ def _breakpoints(dist, k, **_):
     return {"u": bp if isinstance(bp, str) else np.broadcast_to(bp, (k,) + bp.shape).copy()}
 
 
-register(
+SPEC = register(
     EstimatorSpec(
         name="vimco",
         doc=__doc__,
@@ -155,3 +155,8 @@ register(
         "by the others' geometric (or arithmetic) mean; Mnih & Rezende 2016",
     )
 )
+
+#: The kind of objective the estimator takes (``"multi_sample"``: a :class:`~refgrad.multisample.LogMeanExp`),
+#: for harnesses that feed every registered estimator a single-sample objective; estimators without the
+#: attribute take single-sample objectives.
+SPEC.objective_kind = "multi_sample"
