@@ -239,11 +239,13 @@ def test_broken_formula_fails_the_exact_and_monte_carlo_checks(monkeypatch, muta
     ({"k": 0}, "k must be an integer >= 1"),
     ({"k": 10}, "k must be"),
     ({"baseline": "optimal"}, "baseline must be one of"),
+    ({"k": 2.0}, "k must be an integer"),
     ({"baseline": None}, "baseline must be one of"),
 ])
 def test_bad_options(opts, words):
     dist, f = problems()["categorical_2x3"]
-    with pytest.raises(ValueError, match=words):
+    wrong_type = isinstance(opts.get("k"), float) or opts.get("baseline", "") is None
+    with pytest.raises(TypeError if wrong_type else ValueError, match=words):
         estimate(NAME, dist, f, n=2, rng=0, **opts)
 
 
@@ -262,3 +264,11 @@ def test_outcome_enumeration_refuses_beyond_limit():
     dist, f = problems()["categorical_2x3"]
     with pytest.raises(ValueError, match="limit=50"):
         exact.moments(NAME, dist, f, k=3, limit=50)  # C(9, 3) = 84 sets
+
+
+def test_default_k_is_two_or_the_number_of_possible_outcomes():
+    dist, f = problems()["categorical_2x3"]
+    assert SPEC.options(dist)["k"] == 2 and SPEC.cost_of(dist) == 2
+    certain = Bernoulli(np.array([np.inf, -np.inf]))  # one possible outcome
+    assert SPEC.options(certain)["k"] == 1
+    np.testing.assert_array_equal(estimate(NAME, certain, lambda b: b.sum(axis=1), n=3, rng=0), 0.0)

@@ -67,11 +67,19 @@ enumerates them (refused when there are more than ``limit`` subsets).  Outcomes 
 0 (``−inf`` logits) are never drawn (their key is ``−inf``), so ``k`` may not exceed the number
 of possible outcomes.  ``k`` equal to that number gives the exact gradient.
 
+**Variance** (exact, trace of the covariance; ``Categorical`` 3 × 3 with logits
+``[[0.3, −0.5, 1], [0.4, 0, −1], [1, 0.2, −0.3]]``, ``f = Table(5 + N(0, 1) table, seed 2)``, the
+test ``test_builtin_baseline_reduces_variance_on_an_offset_objective``): REINFORCE 43.7; ``k = 2``:
+20.2 without baseline, 1.30 with the built-in one; ``k = 4``: 8.54 / 0.387; ``k = 8``: 2.85 / 0.118.
+The baseline helps when f has a large common offset; for f centred near 0 it can add variance
+(3 × 3 support, ``f`` a standard normal table, ``k = 2``: 0.89 with, 0.48 without).
+
 **Noise layout**: ``u`` of shape ``(support,)``, one uniform per joint outcome per estimate.
 
 **Cost**: ``k`` evaluations of f per estimate.
 
-Options: ``k`` (integer in ``[1, min(number of possible outcomes, MAX_K)]``, default 2),
+Options: ``k`` (integer in ``[1, min(number of possible outcomes, MAX_K)]``; default None: 2, or 1
+where only one outcome is possible),
 ``baseline`` (``"builtin"`` or ``"none"``, default ``"builtin"``).
 """
 import itertools
@@ -79,7 +87,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_count, describe
+from .._checks import InputTypeError, check_count, describe
 from ..objectives import evaluate
 from ..random import gumbel
 from ._base import EstimatorSpec, NoiseField, register
@@ -238,9 +246,24 @@ def _options(dist, opts):
         )
     possible = int(np.count_nonzero(dist.enumerate(limit=MAX_SUPPORT)[1] > 0.0))
     top = min(possible, MAX_K)
-    opts["k"] = check_count(opts["k"], "k", minimum=1, maximum=top)
+    if opts["k"] is None:
+        opts["k"] = min(2, possible)
+        return _check_baseline(opts)
+    k = check_count(opts["k"], "k", minimum=1)
+    if k > top:
+        raise ValueError(
+            f"k must be an integer in [1, {top}] (the {possible} possible outcomes of the joint support, at most "
+            f"MAX_K = {MAX_K}); got {k}"
+        )
+    opts["k"] = k
+    return _check_baseline(opts)
+
+
+def _check_baseline(opts):
     b = opts["baseline"]
-    if not isinstance(b, str) or b not in BASELINES:
+    if not isinstance(b, str):
+        raise InputTypeError(f"baseline must be one of {BASELINES}; got {describe(b)} of type {type(b).__name__}")
+    if b not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}; got {describe(b)}")
     return opts
 
@@ -259,7 +282,7 @@ register(
                        "log p(x) − log(−log u_x)"),
         ),
         cost=lambda dist, k, **_: k,
-        defaults={"k": 2, "baseline": "builtin"},
+        defaults={"k": None, "baseline": "builtin"},
         check_options=_options,
         summary="Σ_{s∈S} p(s) R(S,s) (f(s) − B_s) ∇log p(s), S = k outcomes without replacement (Gumbel-top-k), "
         "B_s the built-in leave-one-out baseline; Kool, van Hoof & Welling 2020",
