@@ -121,7 +121,7 @@ def estimator_bad_cases(name):
     out.append(Case(func, "options", "unknown-option", st.sampled_from(["bogus", "temperature", "Tau"]), "bogus",
                     lambda k: _est(name, dist, rng=1, **{k: 1}), expect=("bogus", "temperature", "Tau")))
     other = {"bernoulli": dist_of("categorical") if "categorical" not in spec.families else dist_of("normal"),
-             "normal": dist_of("bernoulli")}[family]
+             "normal": dist_of("bernoulli"), "categorical": dist_of("bernoulli")}[family]
     if set(spec.families) >= {"bernoulli", "categorical", "gaussian_threshold", "normal"}:
         other = "not a distribution"
     out.append(Case(func, "dist", "type", st.just(other), other, lambda d: _est(name, d, rng=1),
