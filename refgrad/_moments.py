@@ -498,6 +498,10 @@ def _pick_method(spec, dist, method):
     if method == "enumeration" and spec.given_samples is None and spec.outcomes is None:
         raise ValueError(f"estimator {spec.name!r} does not depend on its noise through discrete samples only; "
                          "use method='quadrature' (or 'piecewise')")
+    if method in ("piecewise", "quadrature") and spec.outcomes is not None and spec.breakpoints is None:
+        raise ValueError(f"estimator {spec.name!r} is not integrable over its uniforms by {method!r} (its "
+                         "discontinuities are not axis-aligned and it declares no break points); its exact moments "
+                         "come from its list of outcomes: use method='enumeration' (or 'auto')")
     if method == "piecewise" and spec.shape_in_noise == "smooth":
         raise ValueError(f"estimator {spec.name!r} is not piecewise polynomial in its noise; use method='quadrature'")
     if method == "piecewise" and not discrete:

@@ -180,13 +180,19 @@ def _variable_moments(spec, dist1, f1, opts1, features, level, limit, max_second
 
         mean, cov, err, count = M._enumeration(spec, dist1, f1, opts1, limit, fn=fn_b)
         return mean, cov, shape["L"], err, count
-    if method == "enumeration":
-        raise ValueError(f"estimator {spec.name!r}: the separable method needs its per-variable noise, not a "
-                         "list of outcomes")
-
     def fn_noise(noise):
         F, A = features(dist1, f1, noise=noise, **opts1)
         return record(F, A, spec.compute(dist1, f1, noise, **opts1))
+
+    if method == "enumeration":
+        if spec.noise_rule is None:
+            raise ValueError(f"estimator {spec.name!r}: the separable method needs an exact rule over one "
+                             "variable's noise (EstimatorSpec.noise_rule), not only a list of outcomes")
+        acc = M._Accumulator(f"estimator {spec.name!r} with f={M._objective_text(f1)}")
+        for w, noise in spec.noise_rule(dist1, **opts1):
+            acc.add(np.asarray(w, dtype=float), fn_noise(noise))
+        mean, cov = acc.result((-1,))
+        return mean, cov, shape["L"], 64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(acc.s2)))), acc.count
 
     default_level = M._default_level(spec, dist1, opts1)
     lvl = default_level if level is None else level

@@ -195,10 +195,19 @@ def test_support_too_large_is_refused_before_evaluating():
 
 def test_limit_is_adjustable():
     dist = Bernoulli(np.zeros(5))
-    f = SquaredDistance(0.25)
+    f = FunctionObjective(lambda z: np.sum((z - 0.25) ** 2, axis=1))  # not recognisably separable
     with pytest.raises(ValueError, match="limit=16"):
         expectation(dist, f, limit=16)
     assert expectation(dist, f, limit=32) == pytest.approx(5 * (0.5 * 0.75**2 + 0.5 * 0.25**2), rel=1e-15)
+
+
+def test_separable_objective_beyond_the_limit_is_summed_per_variable():
+    dist = Bernoulli(np.linspace(-1.0, 1.0, 5))
+    f = SquaredDistance(0.25)
+    np.testing.assert_allclose(expectation(dist, f, limit=16), expectation(dist, f), rtol=1e-15)
+    np.testing.assert_allclose(gradient(dist, f, limit=16), gradient(dist, f), rtol=1e-14)
+    big = Bernoulli(np.zeros(200))
+    assert expectation(big, f) == pytest.approx(200 * (0.5 * 0.75**2 + 0.5 * 0.25**2), rel=1e-14)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3", None])

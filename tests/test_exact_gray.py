@@ -216,7 +216,8 @@ def test_overflow_and_limits_reported_as_before():
         exact.expectation(Bernoulli([0.1, 0.2]), SquaredDistance(1e200))
     with np.errstate(over="ignore"), pytest.raises(ValueError, match="non-finite value"):
         exact.expectation(Categorical(np.zeros((2, 3))), SquaredDistance(1e200))
-    with pytest.raises(ValueError, match="exceeds limit=8"):
-        exact.gradient(Bernoulli(np.zeros(4)), Linear(1.0), limit=8)
+    with pytest.raises(ValueError, match="exceeds limit=8"):  # (Linear itself is summed per variable there)
+        exact.gradient(Bernoulli(np.zeros(4)), lambda z: np.sum(z, axis=1), limit=8)
+    np.testing.assert_allclose(exact.gradient(Bernoulli(np.zeros(4)), Linear(1.0), limit=8), np.full(4, 0.25))
     with pytest.raises(ValueError, match="chunk_size"):
         exact.expectation(Bernoulli(np.zeros(4)), Linear(1.0), chunk_size=0)

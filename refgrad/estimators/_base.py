@@ -152,6 +152,11 @@ class EstimatorSpec:
         ``given_samples``).  ``features=None``: the estimate of variable ``j`` depends
         on its own noise and term only (relaxation-based estimators, whose pathwise
         gradient of a separable f has no cross terms).
+    noise_rule : callable or None
+        For estimators integrated through ``outcomes``: ``noise_rule(dist, **options)``
+        yields ``(weights (N,), noise dict)`` batches, an exact rule for the estimate and
+        its square over the per-sample noise (ARSM's cell points).  The separable method
+        integrates each variable's features with it.
     outcomes : callable or None
         For estimators that take finitely many values but not through i.i.d. samples
         (samples without replacement, a coupling whose cells are not axis-aligned):
@@ -204,6 +209,7 @@ class EstimatorSpec:
     fused: Optional[Callable] = None
     outcomes: Optional[Callable] = None
     separable: Optional[Callable] = None
+    noise_rule: Optional[Callable] = None
 
     # ------------------------------------------------------------------ options
     def options(self, dist, **options):

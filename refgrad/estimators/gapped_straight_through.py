@@ -176,6 +176,7 @@ def _options(dist, opts):
 
 register(
     EstimatorSpec(
+        separable=lambda dist, **o: ((lambda j: dict(o)), None),
         name=NAME,
         doc=__doc__,
         families=FAMILIES,

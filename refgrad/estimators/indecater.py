@@ -164,6 +164,7 @@ def _breakpoints(dist, m, **_):
 
 register(
     EstimatorSpec(
+        separable=lambda dist, **o: ((lambda j: dict(o)), None),
         name="indecater",
         doc=__doc__,
         families=FAMILIES,

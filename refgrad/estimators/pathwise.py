@@ -12,6 +12,7 @@ def _pathwise(dist, f, noise):
 
 register(
     EstimatorSpec(
+        separable=lambda dist, **o: ((lambda j: dict(o)), None),
         name="pathwise",
         families=("normal",),
         unbiased=True,

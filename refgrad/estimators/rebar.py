@@ -398,6 +398,27 @@ def _rebar_control_variate(dist, f, noise, tau, **_):
     return parts.a, parts.c
 
 
+def _rebar_features(dist, f, noise=None, b=None, tau=0.5, eta=1.0, pilot=256):
+    """Separable form (:mod:`refgrad._separable`): ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``, ``A = (s_j, −η_j s_j)``;
+    the pathwise terms of a separable f involve variable j's own term only."""
+    parts = _Parts(dist, _differentiable(f, "rebar"), noise["u"], noise["v"], tau)
+    eta_arr = np.broadcast_to(np.asarray(eta, dtype=np.float64), parts.s.shape[1:])
+    F = np.stack([parts.fb, parts.fxt], axis=1)
+    A = np.stack([parts.s, -eta_arr[None] * parts.s], axis=1)
+    return F, A
+
+
+def _rebar_separable(dist, tau, eta, pilot):
+    if _is_optimal(eta):
+        return None  # the pilot's η couples the variables
+
+    def options(j):
+        e = eta if np.ndim(eta) == 0 else np.asarray(eta)[j:j + 1]
+        return {"tau": tau, "eta": e, "pilot": pilot}
+
+    return options, _rebar_features
+
+
 def _check_eta(dist, eta):
     shape = tuple(dist.param_shape)
     allowed = f"a finite float, a finite array of shape {shape} or 'optimal'"
@@ -470,6 +491,7 @@ register(
         breakpoints=_rebar_breakpoints,
         control_variate=_rebar_control_variate,
         fused=rebar_plan,
+        separable=_rebar_separable,
         summary="[f(b) − η f(σ_τ(z̃))] ∂log q(b) + η [∂f(σ_τ(z)) − ∂f(σ_τ(z̃))], z̃ ~ z | b reparameterised; "
         "Tucker et al. 2017, eq. 6; η a float, per-parameter array or pilot-estimated optimum",
     )

@@ -160,6 +160,7 @@ def _options(dist, opts):
 
 register(
     EstimatorSpec(
+        separable=lambda dist, **o: ((lambda j: dict(o)), None),
         name="reinmax",
         doc=__doc__,
         families=FAMILIES,

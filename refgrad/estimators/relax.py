@@ -531,6 +531,26 @@ def _relax(dist, f, noise, surrogate):
     return _Forward(dist, obj, surrogate, noise["u"], noise["v"]).estimate
 
 
+def _relax_features(dist, f, noise=None, b=None, surrogate=None):
+    """Separable form for a constant network (``w₂ = 0``): as REBAR's, ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``,
+    ``A = (s_j, −η s_j)``; the constant ``r_ψ = b₂`` is a baseline, counted once in the one-variable estimate."""
+    parts = _Parts(dist, _differentiable(f, "relax"), noise["u"], noise["v"], surrogate.tau)
+    return np.stack([parts.fb, parts.fxt], axis=1), np.stack([parts.s, -surrogate.eta * parts.s], axis=1)
+
+
+def _relax_separable(dist, surrogate):
+    if np.any(surrogate.w2 != 0.0):
+        return None  # r_ψ(σ_τ(z)) couples the variables
+
+    def options(j):
+        shape = (1,) + tuple(surrogate.event_shape[1:])
+        one = RelaxSurrogate.from_params(shape, np.zeros((surrogate.hidden, int(np.prod(shape)))), surrogate.b1,
+                                         surrogate.w2, surrogate.b2, eta=surrogate.eta, tau=surrogate.tau)
+        return {"surrogate": one}
+
+    return options, _relax_features
+
+
 def _check_surrogate(dist, surrogate, name="surrogate"):
     if surrogate is None:
         return RelaxSurrogate.zero(tuple(dist.event_shape))
@@ -564,6 +584,7 @@ register(
         check_options=_relax_options,
         breakpoints=lambda dist, **_: _rebar_breakpoints(dist, eta=1.0),
         fused=relax_plan,
+        separable=_relax_separable,
         summary="[f(b) − c_ψ(z̃)] ∂log q(b) + ∂c_ψ(z) − ∂c_ψ(z̃), c_ψ = η f(σ_τ(·)) + r_ψ(σ_τ(·)); "
         "Grathwohl et al. 2018, eq. 8",
     )

@@ -164,6 +164,7 @@ def _gumbel_softmax(dist, f, noise, tau):
 
 register(
     EstimatorSpec(
+        separable=lambda dist, **o: ((lambda j: dict(o)), None),
         name="gumbel_softmax",
         doc=_gumbel_softmax_doc,
         families=DISCRETE,
@@ -214,6 +215,7 @@ def _straight_through(dist, f, noise, tau):
 
 register(
     EstimatorSpec(
+        separable=lambda dist, **o: ((lambda j: dict(o)), None),
         name="straight_through",
         doc=_straight_through_doc,
         families=DISCRETE,
@@ -328,6 +330,7 @@ def _gumbel_rao_options(dist, opts):
 
 register(
     EstimatorSpec(
+        separable=lambda dist, **o: ((lambda j: dict(o)), None),
         name="gumbel_rao",
         doc=_gumbel_rao_doc,
         conditional_draws=("k", "v"),
