@@ -88,7 +88,10 @@ cited because only the paper's abstract could be consulted when this module was 
 Exact moments: every estimate is piecewise constant in each ``u_{ij}`` with jumps at
 ``σ(η_{ij})`` and ``1 − σ(η_{ij})`` (declared with their accurate complements), so
 ``exact.moments`` integrates exactly (method "piecewise", at most 10 noise dimensions:
-``d (K − 1) ≤ 10``).
+``d (K − 1) ≤ 10``).  Beyond that, for a separable f (:mod:`refgrad._separable`, method
+"separable"): every form is ``Δ`` times a coefficient of variable ``i``'s own sticks, so
+``L = 1``, ``F_i = f_i(b¹_i) − f_i(b²_i)`` and ``A_i`` = the estimate with ``Δ`` replaced by 1,
+integrated piecewise over one variable's ``K − 1`` uniforms.
 """
 import numpy as np
 
@@ -208,8 +211,8 @@ def _one_hot(k, K):
     return np.eye(K)[k]
 
 
-def coupled_estimates(dist, f, u, uc, form):
-    """Estimates ``(n, d, K)`` of the given ``form`` (PLAIN, RAO_BLACKWELL, IMPORTANCE) from uniforms ``u``."""
+def _coupled_parts(dist, f, u, uc, form):
+    """``Δ = f(b¹) − f(b²)`` (n,) and ``combine(Δ) -> (n, d, K)``, the form's estimate as a function of Δ."""
     order = stick_order(dist, form)
     hi, lo, inv_tail, p = stick_parameters(dist, order)
     c1, c2, reach, k1, k2 = stick_pairs(u, uc, hi, lo)
@@ -217,9 +220,39 @@ def coupled_estimates(dist, f, u, uc, form):
     rows = np.arange(dist.d)[None, :]
     with np.errstate(over="ignore", invalid="ignore"):  # inf here is refused by check_result
         fdiff = evaluate(f, _one_hot(order[rows, k1], K)) - evaluate(f, _one_hot(order[rows, k2], K))
-    if form == IMPORTANCE:
-        return _importance_combine(fdiff, k1, k2, hi, lo, order)
-    return _stick_combine(fdiff, c1, c2, reach, hi, lo, inv_tail, p, form == RAO_BLACKWELL)
+
+    def combine(delta):
+        if form == IMPORTANCE:
+            return _importance_combine(delta, k1, k2, hi, lo, order)
+        return _stick_combine(delta, c1, c2, reach, hi, lo, inv_tail, p, form == RAO_BLACKWELL)
+
+    return fdiff, combine
+
+
+def coupled_estimates(dist, f, u, uc, form):
+    """Estimates ``(n, d, K)`` of the given ``form`` (PLAIN, RAO_BLACKWELL, IMPORTANCE) from uniforms ``u``."""
+    fdiff, combine = _coupled_parts(dist, f, u, uc, form)
+    return combine(fdiff)
+
+
+def _features(form):
+    """Separable form (:mod:`refgrad._separable`): ``L = 1``, ``F = f_j(b¹_j) − f_j(b²_j)``, ``A`` = the estimate at Δ = 1.
+
+    Every form is ``Δ`` times a coefficient that depends on variable ``j``'s own sticks only
+    (its pair of categories, its reach mask, its stick order), and for a separable f
+    ``Δ = Σ_r (f_r(b¹_r) − f_r(b²_r))``.
+    """
+    def features(dist, f, noise=None, b=None):
+        u = noise["u"]
+        fdiff, combine = _coupled_parts(dist, f, u, _complement(noise), form)
+        return fdiff[:, None], combine(np.ones(u.shape[0]))[:, None]
+
+    return features
+
+
+def _separable(form):
+    features = _features(form)
+    return lambda dist, **o: ((lambda j: dict(o)), features)
 
 
 def _layout(dist, **_):
@@ -264,6 +297,7 @@ for _form, _name in enumerate(_SUMMARIES):
             layout=_layout,
             cost=lambda dist, **o: 2,
             breakpoints=lambda dist, _form=_form, **_: _breakpoints(dist, _form),
+            separable=_separable(_form),
             summary=_SUMMARIES[_name],
         )
     )
