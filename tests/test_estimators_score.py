@@ -16,6 +16,7 @@ from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Nor
 from refgrad.estimators import ESTIMATORS
 from refgrad.objectives import Linear, SquaredDistance, Table
 from tests.estimator_checks import assert_mc_unbiased, central_fd
+from tests.objective_kinds import objective_for
 from tests import naive
 
 TOY = SquaredDistance(np.array([0.499]))
@@ -303,6 +304,13 @@ EDGE_OPTIONS = {
     "reinmax": [{}, {"tau": 2.0}],
     "gapped_straight_through": [{}, {"tau": 0.5, "gap": "p"}],
     "sum_and_sample": [{}, {"k": 0}, {"k": 3}],
+    # k <= 2: the Bernoulli case with two infinite logits has only 2 possible outcomes
+    "unordered_set": [{}, {"k": 1}, {"k": 2, "baseline": "none"}],
+    "arsm": [],  # refuses infinite logits: test_arsm_refuses_infinite_logits
+    "disarm_stick_breaking": [{}],
+    "disarm_stick_breaking_rb": [{}],
+    "disarm_stick_breaking_iw": [{}],
+    "vimco": [{}, {"k": 5}, {"baseline": None}],
 }
 
 
@@ -325,12 +333,21 @@ def test_infinite_parameters_give_finite_estimates(name, family, options):
     # and the coordinates of a deterministic bit get exactly 0 (except ARM, whose weight
     # u_i − 1/2 multiplies f-differences driven by the other bits: mean 0, samples not 0)
     dist = _edge_dists()[family]
-    f = SquaredDistance(np.full(tuple(dist.event_shape), 0.45))
+    f = objective_for(name, SquaredDistance(np.full(tuple(dist.event_shape), 0.45)), options)
     g = refgrad.estimate(name, dist, f, 64, rng=3, **options)
     assert g.shape == (64,) + tuple(dist.param_shape)
     assert np.isfinite(g).all()
     if family in ("bernoulli", "gaussian_threshold") and name != "arm":
         np.testing.assert_array_equal(g[:, :2], 0.0)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "categorical"])
+def test_arsm_refuses_infinite_logits(family):
+    # the one estimator without EDGE_OPTIONS: ±inf logits are refused by name, not returned as NaN
+    dist = _edge_dists()[family]
+    f = SquaredDistance(np.full(tuple(dist.event_shape), 0.45))
+    with pytest.raises(ValueError, match=r"estimator 'arsm' needs finite logits; got logits\[.*\] = -?inf"):
+        refgrad.estimate("arsm", dist, f, 8, rng=3)
 
 
 @pytest.mark.parametrize(
@@ -480,6 +497,18 @@ BAD_OPTIONS = [
     ("gapped_straight_through", {"gap": True}, TypeError, r"gap must be .*; got True of type bool"),
     ("sum_and_sample", {"k": -1}, ValueError, r"k must be an integer >= 0; got -1"),
     ("sum_and_sample", {"k": 1.5}, TypeError, r"k must be an integer >= 0; got 1.5 of type float"),
+    ("unordered_set", {"k": 0}, ValueError, r"k must be an integer >= 1; got 0"),
+    ("unordered_set", {"k": 1.5}, TypeError, r"k must be an integer >= 1; got 1.5 of type float"),
+    ("unordered_set", {"baseline": "optimal"}, ValueError, r"baseline must be one of \('builtin', 'none'\); got 'optimal'"),
+    ("arsm", {"tau": 1.0}, ValueError, r"'arsm' got unknown option\(s\) \['tau'\]; allowed options: none"),
+    # vimco gets LogMeanExp(f, 2), the objective of its default k
+    ("vimco", {"k": 1}, ValueError, r"k must be an integer >= 2; got 1"),
+    ("vimco", {"k": 2.0}, TypeError, r"k must be an integer >= 2; got 2.0 of type float"),
+    ("vimco", {"k": 3}, ValueError, r"option k = 3 of estimator 'vimco' must equal the objective's number of samples "
+                                    r"k = 2 \(pass k=2\)"),
+    ("vimco", {"baseline": "harmonic"}, ValueError,
+     r"baseline must be 'geometric', 'arithmetic' or None; got 'harmonic'"),
+    ("vimco", {"baseline": 1.0}, TypeError, r"baseline must be .*; got 1.0 of type float"),
 ]
 
 
@@ -493,5 +522,6 @@ def test_bad_options_cover_every_option():
 @pytest.mark.parametrize("name, options, error, match", BAD_OPTIONS, ids=str)
 def test_bad_options_name_the_option_the_value_and_the_range(name, options, error, match):
     dist, f = problems()["bernoulli"]
+    f = objective_for(name, f)  # the objective of the default options (vimco: a mismatched k is a bad option)
     with pytest.raises(error, match=match):
         refgrad.estimate(name, dist, f, 5, rng=0, **options)

@@ -34,6 +34,7 @@ import pytest
 import refgrad
 from refgrad.estimators import RelaxSurrogate
 from refgrad.objectives import SquaredDistance
+from objective_kinds import objective_for  # tests/ is on sys.path under pytest and as a script
 
 #: The seed of every pinned stream.
 SEED = 20261201
@@ -62,9 +63,13 @@ def make_dist(family):
     raise AssertionError(family)
 
 
-def make_objective(family):
-    """Squared distance to a target that differs across bits / categories (so no estimate is 0 by symmetry)."""
-    return SquaredDistance([0.45, 0.5] if family == "normal" else [0.45, 0.1, 0.8])
+def make_objective(family, name=None, options=None):
+    """Squared distance to a target that differs across bits / categories (so no estimate is 0 by symmetry).
+
+    With ``name``: the objective that estimator takes (``LogMeanExp`` of it for a multi-sample estimator).
+    """
+    f = SquaredDistance([0.45, 0.5] if family == "normal" else [0.45, 0.1, 0.8])
+    return f if name is None else objective_for(name, f, options)
 
 
 def _per_parameter_eta(family):
@@ -116,6 +121,20 @@ OPTION_SETS = {
         ("tau=0.5,gap=p", lambda fam: {"tau": 0.5, "gap": "p"}, None),
         ("gap=0", lambda fam: {"gap": 0.0}, None),
     ],
+    "unordered_set": [
+        ("default", lambda fam: {}, None),
+        ("k=3,baseline=none", lambda fam: {"k": 3, "baseline": "none"}, None),
+        ("k=1", lambda fam: {"k": 1}, None),
+    ],
+    "arsm": [("default", lambda fam: {}, None)],
+    "disarm_stick_breaking": [("default", lambda fam: {}, None)],
+    "disarm_stick_breaking_rb": [("default", lambda fam: {}, None)],
+    "disarm_stick_breaking_iw": [("default", lambda fam: {}, None)],
+    "vimco": [
+        ("default", lambda fam: {}, None),
+        ("k=3,arithmetic", lambda fam: {"k": 3, "baseline": "arithmetic"}, None),
+        ("baseline=None", lambda fam: {"baseline": None}, None),
+    ],
 }
 
 
@@ -146,7 +165,7 @@ def _digest(arr):
 def compute(name, family, build, seed=SEED):
     """The record pinned for one case: noise heads, digests and estimates."""
     dist = make_dist(family)
-    f = make_objective(family)
+    f = make_objective(family, name, build(family))
     noise = refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=seed, **build(family))
     fields = {}
     for key in sorted(noise):
