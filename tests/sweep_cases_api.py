@@ -12,7 +12,8 @@ from scipy import integrate, special
 import refgrad
 from refgrad import exact, stats, testing
 from refgrad.estimators import RelaxSurrogate, fit_relax
-from refgrad.objectives import FunctionObjective, SquaredDistance, Table
+from refgrad.objectives import FunctionObjective, Objective, SquaredDistance, Table
+from objective_kinds import objective_for
 from sweep_cases_core import Lazy, _put_flat, array_cases, bad_function, bad_objective_classes, list_case
 from sweep_framework import Case, ObjectiveFailure, count_variant, scalar_variant
 from test_golden import OPTION_SETS, make_dist
@@ -33,6 +34,12 @@ FAMILY_PARAMS = {
 #: Estimators that differentiate f (need ``grad``) and those that evaluate f at relaxed points.
 NEEDS_GRAD = ("muprop", "pathwise", "gumbel_softmax", "straight_through", "gumbel_rao", "rebar", "relax")
 EVALUATES_RELAXED = ("muprop", "gumbel_softmax", "rebar", "relax")
+#: Estimators that refuse ±inf parameters, and the argument their refusal names.
+REFUSES_INFINITE = {"arsm": ("logits",)}
+#: A smooth objective that is not separable (no per-variable shortcut past the enumeration / quadrature limits).
+COUPLED = FunctionObjective(lambda z: (np.sum(np.reshape(z, (len(z), -1)), axis=1) - 0.45) ** 2,
+                            lambda z: 2 * (np.sum(np.reshape(z, (len(z), -1)), axis=1) - 0.45)[:, None] * np.ones_like(z),
+                            name="sweep_coupled")
 
 
 def dist_of(family, which=1):
@@ -40,13 +47,18 @@ def dist_of(family, which=1):
     return Lazy(ctor, legal if which == 1 else infinite)
 
 
+def _objective(name, f, options):
+    """The objective estimator ``name`` takes for ``f`` (a bad non-objective ``f`` is passed unchanged)."""
+    return objective_for(name, f, options) if isinstance(f, Objective) else f
+
+
 def _est(name, dist, f=F, n=N, **kw):
-    return refgrad.estimate(name, dist, f, n, **kw)
+    return refgrad.estimate(name, dist, _objective(name, f, kw), n, **kw)
 
 
 def _via_noise(name, dist, f, n, seed, opts):
     noise = refgrad.ESTIMATORS[name].draw_noise(dist, n, rng=seed, **opts)
-    return refgrad.estimate(name, dist, f, noise=noise, **opts)
+    return refgrad.estimate(name, dist, _objective(name, f, opts), noise=noise, **opts)
 
 
 # ============================================================================ estimators
@@ -64,13 +76,17 @@ def estimator_legal_cases(name, family):
                         lambda s, opts=opts: _est(name, dist, rng=s, **opts),
                         reference=lambda s, opts=opts: _via_noise(name, dist, F, N, s, opts),
                         note=f"options {label}; reference: the same estimate from noise=draw_noise(...)"))
-    if FAMILY_PARAMS[family][2] is not None:
+    if FAMILY_PARAMS[family][2] is not None and name in REFUSES_INFINITE:
+        out.append(Case(func, "dist", "inf-legal", st.integers(0, 2**32), SEED,
+                        lambda s: _est(name, dist_of(family, which=2), rng=s), expect=REFUSES_INFINITE[name],
+                        note=f"parameters {FAMILY_PARAMS[family][2]}: refused by this estimator"))
+    elif FAMILY_PARAMS[family][2] is not None:
         inf_dist = dist_of(family, which=2)
         out.append(Case(func, "dist", "inf-legal", st.integers(0, 2**32), SEED,
                         lambda s: _est(name, inf_dist, rng=s), reference=lambda s: _via_noise(name, inf_dist, F, N, s, {}),
                         note=f"parameters {FAMILY_PARAMS[family][2]}"))
     noise = (lambda: refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=SEED))
-    with_noise = (lambda nz: refgrad.estimate(name, dist, F, noise=nz))
+    with_noise = (lambda nz: refgrad.estimate(name, dist, objective_for(name, F), noise=nz))
     out.append(Case(func, "noise", "noise-list", st.just("lists"), "lists",
                     lambda _: with_noise({k: v.tolist() for k, v in noise().items()}),
                     reference=lambda _: with_noise(noise()), note="every noise field as a nested list"))
@@ -160,8 +176,9 @@ def estimator_bad_cases(name):
 def _noise_container(name, dist, kind):
     nz = refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=SEED)
     key = sorted(nz)[0]
+    f = objective_for(name, F)
     if kind == "list":
-        return refgrad.estimate(name, dist, F, noise=list(nz.values()))
+        return refgrad.estimate(name, dist, f, noise=list(nz.values()))
     if kind == "missing":
         del nz[key]
     elif kind == "extra":
@@ -169,8 +186,8 @@ def _noise_container(name, dist, kind):
     elif kind == "nan":
         nz[key] = _put_flat(nz[key], 0, np.nan)
     elif kind == "rng":
-        return refgrad.estimate(name, dist, F, rng=SEED, noise=nz)
-    return refgrad.estimate(name, dist, F, noise=nz)
+        return refgrad.estimate(name, dist, f, rng=SEED, noise=nz)
+    return refgrad.estimate(name, dist, f, noise=nz)
 
 
 def option_cases(name, dist, func):
@@ -321,8 +338,8 @@ def exact_cases():
             out.append(Case(func, "chunk_size", cls, *count_variant(cls), lambda v, fn=fn: fn(b3, F, chunk_size=v),
                             expect=("chunk_size",)))
         out.append(Case(func, "limit", "range", st.sampled_from([30, 40]), 30,
-                        lambda d, fn=fn: fn(refgrad.Bernoulli(np.zeros(d)), SquaredDistance(0.45)), expect=("limit",),
-                        note="support 2**30 beyond the default limit"))
+                        lambda d, fn=fn: fn(refgrad.Bernoulli(np.zeros(d)), COUPLED), expect=("limit",),
+                        note="support 2**30 beyond the default limit, a non-separable objective"))
         out.append(Case(func, "chunk_size", "count-huge", st.sampled_from([10**13, 2**62]), 10**13,
                         lambda v, fn=fn: fn(b3, F, chunk_size=v), reference=lambda v, fn=fn: fn(b3, F),
                         rtol=1e-15, atol=1e-300, note="legal: one chunk"))
@@ -411,8 +428,8 @@ def moments_cases():
         if name == "pathwise" or (spec.unbiased and "bernoulli" not in spec.families):
             continue
         if spec.unbiased:
-            ref = (lambda _: exact.gradient(refgrad.Bernoulli([0.3]), F))
-            note = "mean equals exact.gradient"
+            ref = (lambda _, name=name: exact.gradient(refgrad.Bernoulli([0.3]), objective_for(name, F)))
+            note = "mean equals exact.gradient (of LogMeanExp(f, k) for a multi-sample estimator)"
         elif name == "reinmax":  # second order: at τ = 1 unbiased on a quadratic, so the mean is exact.gradient
             ref = (lambda _: np.array([sum(special.expit(0.3 if b else -0.3) * 2 * (b - 0.45) * (
                 2 * (b + special.expit(0.3)) / 2 * (1 - b + special.expit(-0.3)) / 2
@@ -427,7 +444,7 @@ def moments_cases():
         else:
             ref = (lambda _, name=name: _relaxed_mean_ref(name, 0.3, 1.0))
             note = "mean by SciPy quad over u"
-        out.append(Case(func, "dist", "legal", st.just(0.3), 0.3, lambda _, name=name: exact.moments(name, one, F).mean,
+        out.append(Case(func, "dist", "legal", st.just(0.3), 0.3, lambda _, name=name: exact.moments(name, one, objective_for(name, F)).mean,
                         reference=ref, rtol=1e-8, atol=1e-12, note=f"Bernoulli([0.3]), (x − 0.45)²: {note}"))
     out.append(Case("exact.moments[pathwise]", "dist", "legal", st.just(0.3), 0.3,
                     lambda _: exact.moments("pathwise", normal, F).mean, reference=lambda _: np.array([truth]),
@@ -446,12 +463,11 @@ def moments_cases():
     out.append(Case("exact.moments", "limit", "count<=0", *count_variant("count<=0"),
                     lambda v: exact.moments("reinforce", one, F, limit=v), expect=("limit",)))
     out.append(Case("exact.moments", "limit", "range", st.sampled_from([30, 25]), 30,
-                    lambda d: exact.moments("reinforce", refgrad.Bernoulli(np.zeros(d)), SquaredDistance(0.45)),
-                    expect=("limit",), note="support beyond the enumeration limit"))
+                    lambda d: exact.moments("reinforce", refgrad.Bernoulli(np.zeros(d)), COUPLED),
+                    expect=("limit",), note="support beyond the enumeration limit, a non-separable objective"))
     out.append(Case("exact.moments", "dist", "range", st.sampled_from([100, 40]), 100,
-                    lambda d: exact.moments("rebar", refgrad.Bernoulli(np.linspace(-2, 2, d)),
-                                            SquaredDistance(np.full(d, 0.45))), expect=("dist",),
-                    note="noise dimension far beyond the quadrature limit"))
+                    lambda d: exact.moments("rebar", refgrad.Bernoulli(np.linspace(-2, 2, d)), COUPLED),
+                    expect=("dist",), note="noise dimension far beyond the quadrature limit, a non-separable objective"))
     out.append(Case("exact.moments", "options", "unknown-option", st.just("bogus"), "bogus",
                     lambda k: exact.moments("reinforce", one, F, **{k: 1}), expect=("bogus",)))
     out.append(Case("exact.moments", "name", "unknown-option", st.sampled_from(["rienforce", 3]), "rienforce",

@@ -14,6 +14,7 @@ import refgrad
 from refgrad.objectives import SquaredDistance, Table
 from sweep_cases_core import Lazy
 from sweep_framework import Case
+from objective_kinds import objective_for
 
 F = SquaredDistance(0.45)
 SEED = 20261201
@@ -259,7 +260,7 @@ def _extreme_dist(family, params):
 
 def _via_noise(name, dist, n, seed, opts):
     noise = refgrad.ESTIMATORS[name].draw_noise(dist, n, rng=seed, **opts)
-    return refgrad.estimate(name, dist, F, noise=noise, **opts)
+    return refgrad.estimate(name, dist, objective_for(name, F, opts), noise=noise, **opts)
 
 
 def estimator_extreme_cases():
@@ -279,14 +280,15 @@ def estimator_extreme_cases():
                                 else [1e3, -1e3])[:size], shape)
             out.append(Case(func, "dist", "extreme", st.tuples(params, st.integers(0, 2**32)), (canon, SEED),
                             lambda ps, name=name, family=family: refgrad.estimate(
-                                name, _extreme_dist(family, ps[0]), F, N, rng=ps[1]),
+                                name, _extreme_dist(family, ps[0]), objective_for(name, F), N, rng=ps[1]),
                             reference=lambda ps, name=name, family=family: _via_noise(
                                 name, _extreme_dist(family, ps[0]), N, ps[1], {}),
                             note="parameters up to ±700; reference: the same noise through noise="))
             if "tau" in spec.defaults:
                 dist = Lazy(_extreme_dist, family, np.reshape([0.3, -1.2, 2.0, 0.5, -0.4, 0.1][:size], shape))
                 out.append(Case(func, "tau", "extreme", st.one_of(st.floats(0.01, 100.0), st.sampled_from([0.01, 100.0])),
-                                0.01, lambda t, name=name, dist=dist: refgrad.estimate(name, dist, F, N, rng=SEED, tau=t),
+                                0.01, lambda t, name=name, dist=dist: refgrad.estimate(name, dist, objective_for(name, F), N,
+                                                                                 rng=SEED, tau=t),
                                 reference=lambda t, name=name, dist=dist: _via_noise(name, dist, N, SEED, {"tau": t}),
                                 note="tau from 0.01 to 100"))
             dist = Lazy(_extreme_dist, family, np.reshape([0.3, -1.2, 2.0, 0.5, -0.4, 0.1][:size], shape))
@@ -299,4 +301,4 @@ def estimator_extreme_cases():
 
 def _constant_noise(name, dist, u):
     noise = refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=SEED)
-    return refgrad.estimate(name, dist, F, noise={k: np.full_like(v, u) for k, v in noise.items()})
+    return refgrad.estimate(name, dist, objective_for(name, F), noise={k: np.full_like(v, u) for k, v in noise.items()})
