@@ -554,12 +554,24 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
         return _moments(spec, dist, f, opts, method, level, limit, max_seconds)
 
 
+def _rule_product_size(spec, dist, opts, limit):
+    """Size of the product over the variables of ``spec.noise_rule`` (its outcomes), counted up to ``limit``."""
+    from ._separable import coordinate_dist
+
+    size = 1
+    for j in range(int(dist.event_shape[0]) if len(dist.event_shape) else 0):
+        size *= sum(len(w) for w, _ in spec.noise_rule(coordinate_dist(dist, j), **opts))
+        if size > limit:
+            break
+    return size
+
+
 def _full_feasible(spec, dist, opts, limit):
     """Whether the full-dimensional exact method that ``"auto"`` picks fits its size limits."""
     method, _ = _pick_method(spec, dist, "auto")
     if method == "enumeration":
         if spec.outcomes is not None:
-            return True
+            return spec.noise_rule is None or _rule_product_size(spec, dist, opts, limit) <= limit
         size = dist.support_size
         return size <= limit and size ** int(spec.draws(**opts)) <= limit
     fields = [nf for nf in spec.layout(dist, **opts) if nf.per_sample]

@@ -73,6 +73,7 @@ estimate and its (bilinear across variables, quadratic within one) square exactl
 the listed outcomes give the exact mean and covariance.  The estimate at each point is
 computed by the same function as :func:`refgrad.estimate` (:func:`arsm_from_pi`).
 """
+import functools
 import itertools
 import math
 
@@ -109,6 +110,36 @@ def _swaps(C):
     return np.array(perms), index
 
 
+def _pseudo_values(dist, f, log_pi):
+    """f at the ``M = 1 + C(C−1)/2`` pseudo-action vectors ``z^s`` of each draw: ``(N, M)``."""
+    obj = as_objective(f)
+    phi = _logits(dist)
+    N, d, C = log_pi.shape
+    perms, _ = _swaps(C)
+    M = len(perms)
+    # z^s_k = argmin_i (ln π_{k, τ_s(i)} − φ_{ki}) for every permutation s: (N, M, d)
+    z = np.argmin(log_pi[:, :, perms].transpose(0, 2, 1, 3) - phi[None, None], axis=-1)
+    if dist.family == "categorical":
+        configs = np.zeros((N, M, d, C))
+        np.put_along_axis(configs, z[..., None], 1.0, axis=-1)
+        return obj.value(configs.reshape(N * M, d, C)).reshape(N, M)
+    return obj.value(z.reshape(N * M, d).astype(float)).reshape(N, M)
+
+
+def _merge(dist, values, pi):
+    r"""``\hat g_{kc} = Σ_j f_Δ^{c⇌j} (1/C − π_{kj})`` from ``values`` ``(N, M, *extra)`` at the pseudo actions.
+
+    Returns ``(N, *extra, *param_shape)``; linear in ``values`` (the separable features
+    pass unit vectors as ``extra``).
+    """
+    C = pi.shape[-1]
+    _, index = _swaps(C)
+    F = values[:, index]  # (N, C, C, *extra): F[n, c, j] = f(z^{c⇌j})
+    f_delta = F - F.mean(axis=1, keepdims=True)  # f_Δ^{c⇌j} = F_cj − (1/C) Σ_m F_mj
+    g = np.einsum("ncj...,nkj->n...kc", f_delta, 1.0 / C - pi)
+    return g if dist.family == "categorical" else g[..., 1]
+
+
 def arsm_from_pi(dist, f, log_pi, pi):
     r"""ARSM estimates from Dirichlet draws: ``(N, *param_shape)``.
 
@@ -116,35 +147,38 @@ def arsm_from_pi(dist, f, log_pi, pi):
     0); ``log_pi`` may be shifted by any constant per variable (only differences enter the
     argmin).  Evaluates f at ``N (1 + C(C−1)/2)`` configurations.
     """
-    obj = as_objective(f)
-    phi = _logits(dist)
-    N, d, C = pi.shape
-    perms, index = _swaps(C)
-    M = len(perms)
-    # z^s_k = argmin_i (ln π_{k, τ_s(i)} − φ_{ki}) for every permutation s: (N, M, d)
-    z = np.argmin(log_pi[:, :, perms].transpose(0, 2, 1, 3) - phi[None, None], axis=-1)
+    return _merge(dist, _pseudo_values(dist, f, log_pi), pi)
+
+
+def _pi_from_noise(dist, noise):
+    """``(ln π, π)``, each ``(N, d, C)``, from the noise (``u_complement = 1 − u`` used when given)."""
+    u = noise["u"]
+    uc = noise.get("u_complement")
     if dist.family == "categorical":
-        configs = np.zeros((N, M, d, C))
-        np.put_along_axis(configs, z[..., None], 1.0, axis=-1)
-        values = obj.value(configs.reshape(N * M, d, C)).reshape(N, M)
-    else:
-        values = obj.value(z.reshape(N * M, d).astype(float)).reshape(N, M)
-    F = values[:, index]  # (N, C, C): F[n, c, j] = f(z^{c⇌j})
-    f_delta = F - F.mean(axis=1, keepdims=True)  # f_Δ^{c⇌j} = F_cj − (1/C) Σ_m F_mj
-    g = np.einsum("ncj,nkj->nkc", f_delta, 1.0 / C - pi)
-    return g if dist.family == "categorical" else g[:, :, 1]
+        e = -np.log(u) if uc is None else -np.log1p(-uc)  # (n, d, C)
+        log_s = np.log(e.sum(axis=-1, keepdims=True))
+        log_e = np.log(e)
+        return log_e - log_s, np.exp(log_e - log_s)
+    pi = np.stack([u, 1.0 - u if uc is None else uc], axis=-1)
+    return np.log(pi), pi
 
 
 def _arsm(dist, f, noise):
-    u = noise["u"]
-    if dist.family == "categorical":
-        e = -np.log(u)  # (n, d, C)
-        log_s = np.log(e.sum(axis=-1, keepdims=True))
-        log_e = np.log(e)
-        return arsm_from_pi(dist, f, log_e - log_s, np.exp(log_e - log_s))
-    uc = noise["u_complement"] if "u_complement" in noise else 1.0 - u
-    pi = np.stack([u, uc], axis=-1)
-    return arsm_from_pi(dist, f, np.log(pi), pi)
+    return arsm_from_pi(dist, f, *_pi_from_noise(dist, noise))
+
+
+def _features(dist, f, noise=None, b=None):
+    """Separable form (:mod:`refgrad._separable`): ``L = M`` pseudo actions, ``F = f_j(z^s_j)``, ``A = ĝ_j(e_s)``.
+
+    The swaps act on every variable at once, so f is evaluated at the same ``M`` pseudo-action
+    vectors for all variables and ``f(z^s) = Σ_r f_r(z^s_r)``, where ``z^s_r`` depends on
+    variable ``r``'s ``π_r`` only; the estimate of variable ``j`` is linear in these values with
+    coefficients from ``π_j`` (:func:`_merge` applied to the unit vectors).
+    """
+    log_pi, pi = _pi_from_noise(dist, noise)
+    values = _pseudo_values(dist, f, log_pi)
+    N, M = values.shape
+    return values, _merge(dist, np.broadcast_to(np.eye(M), (N, M, M)), pi)
 
 
 # ------------------------------------------------------------------------------------ exact moments
@@ -235,9 +269,18 @@ def simplex_cells(phi_row):
 
 
 def _cell_points(phi_row):
-    """Degree-2 exact points and weights (summing to 1) on one variable's simplex: ``(P, C)``, ``(P,)``."""
+    """Degree-2 exact points and weights (summing to 1) on one variable's simplex: ``(P, C)``, ``(P,)``.
+
+    Cached by the logits (the arrays returned are shared: read only).
+    """
+    return _cell_points_cached(tuple(float(v) for v in phi_row))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cell_points_cached(phi_key):
     from scipy.spatial import ConvexHull
 
+    phi_row = np.array(phi_key)
     n = phi_row.size - 1
     beta = (n + 2 - math.sqrt(n + 2)) / ((n + 1) * (n + 2))
     alpha = 1.0 - n * beta
@@ -257,10 +300,13 @@ def _cell_points(phi_row):
             pts.append(rule)
             wts.append(np.full(n + 1, vol / total / (n + 1)))
     x = np.vstack(pts)
-    return np.hstack([x, 1.0 - x.sum(axis=1, keepdims=True)]), np.concatenate(wts)
+    points, weights = np.hstack([x, 1.0 - x.sum(axis=1, keepdims=True)]), np.concatenate(wts)
+    points.flags.writeable = weights.flags.writeable = False
+    return points, weights
 
 
-def _outcomes(dist, f, limit):
+def _rule(dist, limit):
+    """The product over the variables of their cell rules: ``(weights (N,), π (N, d, C))`` batches."""
     phi = _logits(dist)
     d, C = phi.shape
     per_var = [_cell_points(phi[k]) for k in range(d)]
@@ -277,8 +323,30 @@ def _outcomes(dist, f, limit):
         digits = np.stack(np.unravel_index(idx, sizes), axis=1)  # (N, d)
         pi = np.stack([per_var[k][0][digits[:, k]] for k in range(d)], axis=1)  # (N, d, C)
         w = np.prod(np.stack([per_var[k][1][digits[:, k]] for k in range(d)], axis=1), axis=1)
+        yield w, pi
+
+
+def _outcomes(dist, f, limit):
+    for w, pi in _rule(dist, limit):
         with np.errstate(divide="ignore"):
             yield w, arsm_from_pi(dist, f, np.log(np.clip(pi, 1e-300, None)), pi)
+
+
+def _noise_rule(dist, **_):
+    r"""The cell rule as noise: ``u = e^{−π}`` with its accurate complement ``−\mathrm{expm1}(−π)``.
+
+    Categorical: ``E = −\ln u = −\mathrm{log1p}(−u_c) = π`` (to rounding, ``π`` clipped at
+    ``1e-300`` as in :func:`_outcomes`), so ``E / ΣE`` is the rule point; bits: ``u = π_0``,
+    ``u_c = π_1``.
+    """
+    from ..distributions import ENUMERATION_LIMIT
+
+    for w, pi in _rule(dist, ENUMERATION_LIMIT):
+        if dist.family == "categorical":
+            p = np.clip(pi, 1e-300, None)
+            yield w, {"u": np.exp(-p), "u_complement": -np.expm1(-p)}
+        else:
+            yield w, {"u": pi[..., 0], "u_complement": pi[..., 1]}
 
 
 def _options(dist, opts):
@@ -312,6 +380,8 @@ register(
         unbiased=True,
         compute=_arsm,
         outcomes=_outcomes,
+        noise_rule=_noise_rule,
+        separable=lambda dist, **o: ((lambda j: dict(o)), _features),
         shape_in_noise="smooth",
         layout=_layout,
         cost=_cost,
