@@ -72,6 +72,15 @@ uniform on the simplex.  The product over variables of these point sets integrat
 estimate and its (bilinear across variables, quadratic within one) square exactly, so
 the listed outcomes give the exact mean and covariance.  The estimate at each point is
 computed by the same function as :func:`refgrad.estimate` (:func:`arsm_from_pi`).
+
+**Any dimension, separable f** (:mod:`refgrad._separable`): the ``M = 1 + C(C−1)/2``
+values ``f(z^s)`` are sums of per-variable terms ``f_r(z^s_r)`` (``z^s_r`` depends on ``π_r``
+only) and the estimate of variable ``k`` is linear in them with coefficients from ``π_k``:
+``L = M``, ``F_r = (f_r(z^s_r))_s``, ``A_k`` = the merge step applied to the unit vectors.
+Each variable's features are integrated with its own cell rule (``noise_rule``: the rule
+points as uniforms ``u = e^{−π}``, so ``E = −\ln u = π``).  On a 2 x 3 categorical this
+agrees with the 23409 outcomes to 1e-12 (tested); at ``d = 100``, ``C = 3`` it takes about
+1 s (``C = 4``: about 9 s, 2528 points per variable), against 153**100 outcomes.
 """
 import functools
 import itertools
