@@ -167,3 +167,15 @@ def test_mutation_centroid_rule_breaks_variance(monkeypatch):
             _variance_check(200_000)
     finally:
         arsm._cell_points_cached.cache_clear()  # no mutated points left for later tests
+
+
+def test_exact_moments_refused_beyond_max_exact_k_before_building_cells(monkeypatch):
+    from refgrad.objectives import SquaredDistance
+
+    def never(*_):  # building K = 5 cells takes minutes: the refusal must come first
+        raise AssertionError("cells were built")
+
+    monkeypatch.setattr(arsm, "simplex_cells", never)
+    dist = Categorical(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"K <= 4 categories per variable.*got K = 5"):
+        exact.moments("arsm", dist, SquaredDistance(0.3), method="enumeration")

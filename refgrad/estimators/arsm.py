@@ -277,11 +277,23 @@ def simplex_cells(phi_row):
     return cells
 
 
+#: Largest number of categories whose cells are enumerated for exact moments: the arrangement grows quickly
+#: (15 cells for K = 3, 89 for K = 4, about 70,000 rule points, two minutes per variable, for K = 5).
+MAX_EXACT_K = 4
+
+
 def _cell_points(phi_row):
     """Degree-2 exact points and weights (summing to 1) on one variable's simplex: ``(P, C)``, ``(P,)``.
 
-    Cached by the logits (the arrays returned are shared: read only).
+    Cached by the logits (the arrays returned are shared: read only).  Refused beyond
+    :data:`MAX_EXACT_K` categories, before any cell is built.
     """
+    if phi_row.size > MAX_EXACT_K:
+        raise ValueError(
+            f"exact moments of 'arsm' enumerate the cells of its pseudo actions, limited to K <= {MAX_EXACT_K} "
+            f"categories per variable (refgrad.estimators.arsm.MAX_EXACT_K); got K = {phi_row.size}. For this "
+            "problem use exact.moments(..., method='monte_carlo')"
+        )
     return _cell_points_cached(tuple(float(v) for v in phi_row))
 
 
