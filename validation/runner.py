@@ -400,7 +400,7 @@ TYPICAL_SECONDS = {
     "xu_slides_gaussian": (0.5, 4.3), "rebar_report_mixture": (2.5, 5.3), "forum_experts": (3.6, 21.2),
     "sobolev_slides_variance": (6.3, 20.0), "optimisation": (6.4, 57.7), "calibration": (13.8, 45.8),
     "crosscheck_torch": (11.7, 58.6), "crosscheck_jax": (3.4, 4.3),
-    "field_since_2019": (12.5, 14.2),
+    "field_since_2019": (10.6, 22.8),
 }
 
 
