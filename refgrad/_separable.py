@@ -48,9 +48,14 @@ Which objectives decompose: :class:`refgrad.objectives.Separable`,
 additive (``values[b] = c + Σ_j t_j[b_j]`` to rounding: checked entry by entry).
 Which estimators: those declaring ``separable`` (every estimator whose noise is
 per variable).  Refused, with the reason: estimators defined on the joint support
-(sum_and_sample, and any estimator without the declaration), REBAR with
-``eta="optimal"`` (its coefficient couples the variables through a pilot batch),
-RELAX with a non-constant network ``r_ψ``.
+(sum_and_sample, unordered_set), vimco (a multi-sample objective), RELAX with a
+non-constant network ``r_ψ`` (it reads every variable at once).
+
+REBAR with ``eta="optimal"``: ``ĝ = a + η ⊙ c``, and the parts decompose with the same
+``F`` (``a`` is the estimate at η = 0, ``c`` its change to η = 1), so the stacked ``(a, c)``
+is decomposed as one estimate with twice the parameters, and the exact optimal
+``η*_j = −E[a_j c_j] / E[c_j²]`` and the moments of ``a + η* ⊙ c`` follow from its mean and
+covariance, as in :func:`refgrad.exact.moments` on small problems.
 """
 import numpy as np
 
@@ -138,7 +143,8 @@ def separable_reason(spec, dist, f, opts):
                 "support, or has no separable declaration)")
     if getattr(dist, "event_shape", None) is None or len(dist.event_shape) == 0:
         return "the distribution has no variables to separate"
-    if spec.separable(dist, **opts) is None:
+    hook = _affine_parts(spec, dist, opts) if _is_optimal_eta(spec, opts) else spec.separable(dist, **opts)
+    if hook is None:
         return f"estimator {spec.name!r} with these options does not decompose ({_options_text(opts)})"
     if coordinate_terms(f, dist) is None:
         return (f"the objective {describe(f)} is not separable: pass refgrad.objectives.Separable, SquaredDistance, "
@@ -158,12 +164,16 @@ def _stacked(F, A, X):
     return np.concatenate([F.reshape(n, -1), A.reshape(n, -1), X.reshape(n, -1)], axis=1)
 
 
-def _variable_moments(spec, dist1, f1, opts1, features, level, limit, max_seconds):
-    """Mean and covariance of φ = (F, A, X) over one variable's noise; (mean, cov, L, err, count)."""
+def _variable_moments(spec, dist1, f1, opts1, features, level, limit, max_seconds, x_fn=None, width=1):
+    """Mean and covariance of φ = (F, A, X) over one variable's noise; (mean, cov, L, err, count).
+
+    ``x_fn(dist1, f1, noise, **opts1)``: the one-variable estimate (default ``spec.compute``), with ``width``
+    times the variable's parameters (2 for the stacked parts (a, c) of an estimator affine in η).
+    """
     from . import _moments as M
 
     method, _ = M._pick_method(spec, dist1, "auto")
-    P = int(np.prod(dist1.param_shape))
+    P = int(np.prod(dist1.param_shape)) * width
     shape = {}
 
     def record(F, A, X):
@@ -173,16 +183,18 @@ def _variable_moments(spec, dist1, f1, opts1, features, level, limit, max_second
                                  f"X {X.shape}")
         return _stacked(F, A, X)
 
-    if method == "enumeration" and spec.outcomes is None:
+    if method == "enumeration" and spec.outcomes is None and x_fn is None:
         def fn_b(b):
             F, A = features(dist1, f1, b=b, **opts1)
             return record(F, A, spec.given_samples(dist1, f1, b, **opts1))
 
         mean, cov, err, count = M._enumeration(spec, dist1, f1, opts1, limit, fn=fn_b)
         return mean, cov, shape["L"], err, count
+    compute = spec.compute if x_fn is None else x_fn
+
     def fn_noise(noise):
         F, A = features(dist1, f1, noise=noise, **opts1)
-        return record(F, A, spec.compute(dist1, f1, noise, **opts1))
+        return record(F, A, compute(dist1, f1, noise, **opts1))
 
     if method == "enumeration":
         if spec.noise_rule is None:
@@ -240,11 +252,71 @@ def _assemble(stats, P):
     return mean.reshape(-1), cov, scale
 
 
+def _is_optimal_eta(spec, opts):
+    eta = opts.get("eta")
+    return spec.control_variate is not None and isinstance(eta, str) and eta == "optimal"
+
+
+def _affine_parts(spec, dist, opts):
+    """For ``ĝ = a + η ⊙ c`` (``eta="optimal"``): the separable form of the stacked parts ``(a, c)``.
+
+    ``a`` is the estimate at η = 0 and ``c`` the change from η = 0 to η = 1, so their ``A`` are the
+    declared ``A`` at η = 0 and its change; ``F`` must not depend on η (checked).  Returns
+    ``(coordinate_options, features, x_fn)`` or None.
+    """
+    fixed = [spec.separable(dist, **dict(opts, eta=e)) for e in (0.0, 1.0)]
+    if any(h is None or h[1] is None for h in fixed):
+        return None
+    (options0, feat0), (_, feat1) = fixed
+
+    def coordinate_options(j):
+        return dict(options0(j), eta="optimal")
+
+    def features(dist1, f1, noise=None, b=None, **opts1):
+        F0, A0 = feat0(dist1, f1, noise=noise, b=b, **dict(opts1, eta=0.0))
+        F1, A1 = feat1(dist1, f1, noise=noise, b=b, **dict(opts1, eta=1.0))
+        if not np.array_equal(F0, F1):
+            raise AssertionError(f"separable features F of {spec.name!r} depend on eta")
+        n, L = F0.shape
+        return F0, np.concatenate([A0.reshape(n, L, -1), (A1 - A0).reshape(n, L, -1)], axis=2)
+
+    def x_fn(dist1, f1, noise, **opts1):
+        a, c = spec.control_variate(dist1, f1, noise, **opts1)
+        return np.concatenate([a.reshape(len(a), -1), c.reshape(len(c), -1)], axis=1)
+
+    return coordinate_options, features, x_fn
+
+
+def _optimal_eta_combination(spec, dist, opts, mean2, cov2, err, count, cost):
+    """Moments of ``a + η* ⊙ c`` from those of the stacked ``(a, c)`` per variable, ``η* = −E[a c] / E[c²]``."""
+    from . import _moments as M
+
+    param_shape = tuple(dist.param_shape)
+    d = param_shape[0]
+    P = int(np.prod(param_shape[1:])) if len(param_shape) > 1 else 1
+    m = mean2.reshape(d, 2, P)
+    C = cov2.reshape(d, 2, P, d, 2, P)
+    ma, mc = m[:, 0].reshape(-1), m[:, 1].reshape(-1)
+    Caa, Cac = C[:, 0, :, :, 0, :].reshape(d * P, d * P), C[:, 0, :, :, 1, :].reshape(d * P, d * P)
+    Cca, Ccc = C[:, 1, :, :, 0, :].reshape(d * P, d * P), C[:, 1, :, :, 1, :].reshape(d * P, d * P)
+    e_ac = np.diag(Cac) + ma * mc
+    e_cc = np.diag(Ccc) + mc * mc
+    eta = np.where(e_cc > 0, -e_ac / np.where(e_cc > 0, e_cc, 1.0), 0.0)
+    mean = ma + eta * mc
+    cov = Caa + eta[:, None] * Cca + Cac * eta[None, :] + eta[:, None] * Ccc * eta[None, :]
+    cov = 0.5 * (cov + cov.T)
+    eta = eta.reshape(param_shape)
+    return M.Moments(spec.name, dict(opts, eta=eta), mean.reshape(param_shape), cov, "separable", err, cost, count,
+                     eta=eta)
+
+
 def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=None):
     """Exact moments of ``spec`` on ``(dist, f)`` for separable ``f``; a :class:`refgrad._moments.Moments`."""
     from . import _moments as M
     from .distributions import ENUMERATION_LIMIT
 
+    if _is_optimal_eta(spec, opts):
+        return _separable_optimal_eta(spec, dist, f, opts, level, limit, max_seconds)
     reason = separable_reason(spec, dist, f, opts)
     if reason is not None:
         raise ValueError(f"exact moments by the separable method are not available: {reason}")
@@ -281,3 +353,34 @@ def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=N
         err = float(np.sum(errs)) * scale * scale
     cost = int(spec.cost(dist, **opts))
     return M._checked(spec, dist, f, M.Moments(spec.name, opts, mean, cov, "separable", err, cost, count))
+
+
+def _separable_optimal_eta(spec, dist, f, opts, level, limit, max_seconds):
+    """``eta="optimal"``: the stacked parts (a, c) decomposed, then the exact optimal η per coordinate."""
+    from . import _moments as M
+    from .distributions import ENUMERATION_LIMIT
+
+    parts = _affine_parts(spec, dist, opts)
+    terms = coordinate_terms(f, dist)
+    if parts is None or terms is None:
+        what = "its parts a, c do not decompose" if parts is None else f"the objective {describe(f)} is not separable"
+        raise ValueError(f"exact moments by the separable method are not available for {spec.name!r} with "
+                         f"eta='optimal': {what}")
+    coordinate_options, features, x_fn = parts
+    limit = ENUMERATION_LIMIT if limit is None else limit
+    d = len(terms)
+    per_variable_seconds = None if max_seconds is None else max_seconds / d
+    param_shape = tuple(dist.param_shape)
+    P = int(np.prod(param_shape[1:])) if len(param_shape) > 1 else 1
+    stats, errs, count = [], [], 0
+    for j in range(d):
+        m, c, L, e, n = _variable_moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j), features,
+                                          level, limit, per_variable_seconds, x_fn=x_fn, width=2)
+        stats.append((m, c, L))
+        errs.append(e)
+        count += n
+    mean2, cov2, scale = _assemble(stats, 2 * P)
+    cost = int(spec.cost(dist, **opts))
+    result = _optimal_eta_combination(spec, dist, opts, mean2, cov2, float(np.sum(errs)) * scale * scale, count,
+                                      cost)
+    return M._checked(spec, dist, f, result)

@@ -224,7 +224,6 @@ def test_additive_table_detected_and_non_additive_refused():
 
 @pytest.mark.parametrize("name,opts,why", [
     ("sum_and_sample", {}, "joint support"),
-    ("rebar", {"eta": "optimal"}, "does not decompose"),
     ("relax", {"surrogate": RelaxSurrogate((2,), rng=0)}, "does not decompose"),
 ])
 def test_refusals_name_the_reason(name, opts, why):
@@ -372,3 +371,30 @@ def test_d100_categorical_against_monte_carlo(name):  # ~3-7 s each
     for what, value, (lo, hi) in (("mean", m.mean, mc.mean_interval), ("variance", m.variance, mc.variance_interval)):
         inside = (value >= lo) & (value <= hi)
         assert inside.all(), f"{name} {what} outside the Monte Carlo interval at {np.flatnonzero(~inside)}"
+
+
+@pytest.mark.parametrize("logits,target", [
+    ([0.4], [0.45]),
+    pytest.param([0.4, -1.3], [0.45, 0.2], marks=pytest.mark.slow),  # the full 4-dimensional rule: ~10 s
+])
+def test_rebar_optimal_eta_equals_the_full_quadrature(logits, target):
+    dist, f = Bernoulli(np.array(logits)), SquaredDistance(np.array(target))
+    sep = exact.moments("rebar", dist, f, eta="optimal", method="separable")
+    level = 5 if len(logits) == 1 else 2  # the full 4-dimensional rule at its default level takes ~10 s
+    full = exact.moments("rebar", dist, f, eta="optimal", level=level)
+    tol = 1e-12 + full.error
+    np.testing.assert_allclose(sep.eta, full.eta, rtol=0, atol=1e3 * tol)
+    np.testing.assert_allclose(sep.mean, full.mean, rtol=0, atol=tol)
+    np.testing.assert_allclose(sep.cov, full.cov, rtol=0, atol=tol)
+    assert sep.method == "separable" and np.all(sep.variance <= exact.moments("rebar", dist, f, eta=1.0).variance
+                                                + 1e-12)
+
+
+def test_rebar_optimal_eta_at_d30_is_unbiased_and_below_eta_one():
+    rng = np.random.default_rng(2)
+    dist, f = Bernoulli(rng.normal(size=30)), SquaredDistance(rng.uniform(size=30))
+    opt = exact.moments("rebar", dist, f, eta="optimal")
+    one = exact.moments("rebar", dist, f, eta=1.0)
+    assert opt.method == "separable" and opt.eta.shape == (30,)
+    np.testing.assert_allclose(opt.mean, exact.gradient(dist, f), rtol=0, atol=1e-10)
+    assert np.all(opt.variance <= one.variance + 1e-9)
