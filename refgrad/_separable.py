@@ -57,6 +57,8 @@ is decomposed as one estimate with twice the parameters, and the exact optimal
 ``η*_j = −E[a_j c_j] / E[c_j²]`` and the moments of ``a + η* ⊙ c`` follow from its mean and
 covariance, as in :func:`refgrad.exact.moments` on small problems.
 """
+import contextlib
+
 import numpy as np
 
 from ._checks import describe
@@ -310,6 +312,17 @@ def _optimal_eta_combination(spec, dist, opts, mean2, cov2, err, count, cost):
                      eta=eta)
 
 
+@contextlib.contextmanager
+def _variable_context(spec, j, d, max_seconds):
+    """Re-raise a one-variable refusal with where it comes from (the message names a one-variable event)."""
+    try:
+        yield
+    except ValueError as exc:
+        budget = "" if max_seconds is None else f"; max_seconds={max_seconds:g} is shared by the {d} variables"
+        raise ValueError(f"exact moments of {spec.name!r} by the separable method integrate each of the {d} "
+                         f"variables over its own noise (variable {j} refused{budget}): {exc}") from exc
+
+
 def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=None):
     """Exact moments of ``spec`` on ``(dist, f)`` for separable ``f``; a :class:`refgrad._moments.Moments`."""
     from . import _moments as M
@@ -333,8 +346,9 @@ def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=N
         cov = np.zeros((d, P, d, P))
         err = 0.0
         for j in range(d):
-            m = M._moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j), "auto", level, limit,
-                           per_variable_seconds)
+            with _variable_context(spec, j, d, max_seconds):
+                m = M._moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j), "auto", level,
+                               limit, per_variable_seconds)
             mean[j] = m.mean.reshape(-1)
             cov[j, :, j, :] = m.cov
             err = max(err, m.error)
@@ -343,8 +357,9 @@ def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=N
     else:
         stats, errs = [], []
         for j in range(d):
-            m, c, L, e, n = _variable_moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j),
-                                              features, level, limit, per_variable_seconds)
+            with _variable_context(spec, j, d, max_seconds):
+                m, c, L, e, n = _variable_moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j),
+                                                  features, level, limit, per_variable_seconds)
             stats.append((m, c, L))
             errs.append(e)
             count += n
@@ -374,8 +389,9 @@ def _separable_optimal_eta(spec, dist, f, opts, level, limit, max_seconds):
     P = int(np.prod(param_shape[1:])) if len(param_shape) > 1 else 1
     stats, errs, count = [], [], 0
     for j in range(d):
-        m, c, L, e, n = _variable_moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j), features,
-                                          level, limit, per_variable_seconds, x_fn=x_fn, width=2)
+        with _variable_context(spec, j, d, max_seconds):
+            m, c, L, e, n = _variable_moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j),
+                                              features, level, limit, per_variable_seconds, x_fn=x_fn, width=2)
         stats.append((m, c, L))
         errs.append(e)
         count += n

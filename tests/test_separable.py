@@ -398,3 +398,11 @@ def test_rebar_optimal_eta_at_d30_is_unbiased_and_below_eta_one():
     assert opt.method == "separable" and opt.eta.shape == (30,)
     np.testing.assert_allclose(opt.mean, exact.gradient(dist, f), rtol=0, atol=1e-10)
     assert np.all(opt.variance <= one.variance + 1e-9)
+
+
+def test_a_variable_refused_says_so_in_the_full_problem_terms():
+    rng = np.random.default_rng(0)
+    dist, f = Categorical(rng.normal(size=(100, 3))), SquaredDistance(rng.uniform(size=(100, 3)))
+    with pytest.raises(ValueError, match=r"separable method integrate each of the 100 variables.*variable 0 refused; "
+                                         r"max_seconds=0.01 is shared by the 100 variables.*event shape \(1, 3\)"):
+        exact.moments("gumbel_softmax", dist, f, max_seconds=0.01)
