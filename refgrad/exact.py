@@ -501,6 +501,18 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
       ``ValueError`` is raised rather than a Monte Carlo guess.  The reported error
       is the difference between levels ``level`` and ``level − 1``.
 
+    * ``"separable"`` -- for a separable objective ``f(b) = Σ_j f_j(b_j)``
+      (:class:`refgrad.objectives.Separable`, :class:`~refgrad.objectives.SquaredDistance`,
+      :class:`~refgrad.objectives.Linear`, an additive :class:`~refgrad.objectives.Table`) at
+      any dimension: the estimate of variable j is its one-variable estimate plus
+      ``A_jᵀ Σ_{r≠j} F_r`` (each estimator declares ``F`` and ``A``), so the exact mean and
+      full covariance follow from integrals over one variable's noise at a time, by the
+      methods above (:mod:`refgrad._separable`; REBAR on 100 bits in a few seconds).
+      ``"auto"`` chooses it where the full-dimensional methods exceed their limits;
+      ``max_seconds`` is then shared by the variables.  Refused, with the reason, for
+      estimators defined on the joint support (sum_and_sample, unordered_set), vimco and
+      RELAX with a non-constant network.
+
     * ``"monte_carlo"`` -- **not exact**, and never chosen by ``"auto"``: where the
       methods above refuse (noise dimension too large to integrate), an
       :class:`refgrad._moments_mc.EstimatedMoments` from ``samples`` estimates
@@ -519,8 +531,9 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         Estimator name.
     dist, f
         Distribution and objective.
-    method : {"auto", "enumeration", "piecewise", "quadrature", "monte_carlo"}
-        ``"auto"`` picks the first exact method that applies in the order above.
+    method : {"auto", "enumeration", "piecewise", "quadrature", "separable", "monte_carlo"}
+        ``"auto"`` picks the first exact method that applies in the order above (``"separable"``
+        only where the full-dimensional one exceeds its limits).
     level : int, optional
         Quadrature level (step ``2**-level``), an integer in [2, 16]; by default
         6, 5, 4, 3 for noise dimension 1, 2, 3, 4.  A rule with more than
