@@ -538,24 +538,22 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
         max_seconds = check_positive_scalar(max_seconds, "max_seconds")
     # Overflow is detected on the results (and on the estimates) and refused with a clear message.
     with np.errstate(over="ignore", invalid="ignore"):
-        if isinstance(method, str) and method == "separable":
-            from ._separable import separable_moments
-
-            if level is not None:
-                level = _check_level(level)
-            return separable_moments(spec, dist, f, opts, level, limit, max_seconds)
-        if isinstance(method, str) and method == "auto" and not _full_feasible(spec, dist, opts, limit):
+        if isinstance(method, str) and method in ("separable", "auto"):
             from ._separable import separable_moments, separable_reason
 
-            if separable_reason(spec, dist, f, opts) is None:
-                if level is not None:
-                    level = _check_level(level)
-                return separable_moments(spec, dist, f, opts, level, limit, max_seconds)
+            # "auto": the separable method only where the full-dimensional one exceeds its limits
+            if method == "separable" or (not _full_feasible(spec, dist, opts, limit)
+                                         and separable_reason(spec, dist, f, opts) is None):
+                return separable_moments(spec, dist, f, opts, None if level is None else _check_level(level), limit,
+                                         max_seconds)
         return _moments(spec, dist, f, opts, method, level, limit, max_seconds)
 
 
 def _rule_product_size(spec, dist, opts, limit):
-    """Size of the product over the variables of ``spec.noise_rule`` (its outcomes), counted up to ``limit``."""
+    """Size of the product over the variables of ``spec.noise_rule``, counted up to ``limit``.
+
+    By the contract of :attr:`EstimatorSpec.noise_rule` this is the number of the estimator's outcomes.
+    """
     from ._separable import coordinate_dist
 
     size = 1

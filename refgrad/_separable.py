@@ -324,22 +324,29 @@ def _variable_context(spec, j, d, max_seconds):
 
 
 def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=None):
-    """Exact moments of ``spec`` on ``(dist, f)`` for separable ``f``; a :class:`refgrad._moments.Moments`."""
+    """Exact moments of ``spec`` on ``(dist, f)`` for separable ``f``; a :class:`refgrad._moments.Moments`.
+
+    With ``eta="optimal"`` (an estimator affine in η) the stacked parts ``(a, c)`` are decomposed as one
+    estimate of twice the parameters (:func:`_affine_parts`), then combined with the exact optimal η.
+    """
     from . import _moments as M
     from .distributions import ENUMERATION_LIMIT
 
-    if _is_optimal_eta(spec, opts):
-        return _separable_optimal_eta(spec, dist, f, opts, level, limit, max_seconds)
     reason = separable_reason(spec, dist, f, opts)
     if reason is not None:
         raise ValueError(f"exact moments by the separable method are not available: {reason}")
     limit = ENUMERATION_LIMIT if limit is None else limit
-    coordinate_options, features = spec.separable(dist, **opts)
+    optimal = _is_optimal_eta(spec, opts)
+    if optimal:
+        coordinate_options, features, x_fn = _affine_parts(spec, dist, opts)
+    else:
+        (coordinate_options, features), x_fn = spec.separable(dist, **opts), None
     terms = coordinate_terms(f, dist)
     d = len(terms)
     per_variable_seconds = None if max_seconds is None else max_seconds / d
     param_shape = tuple(dist.param_shape)
     P = int(np.prod(param_shape[1:])) if len(param_shape) > 1 else 1
+    cost = int(spec.cost(dist, **opts))
     count = 0
     if features is None:  # own noise and term only: block-diagonal covariance
         mean = np.empty((d, P))
@@ -353,50 +360,22 @@ def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=N
             cov[j, :, j, :] = m.cov
             err = max(err, m.error)
             count += m.evaluations
-        mean, cov = mean.reshape(param_shape), cov.reshape(d * P, d * P)
-    else:
-        stats, errs = [], []
-        for j in range(d):
-            with _variable_context(spec, j, d, max_seconds):
-                m, c, L, e, n = _variable_moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j),
-                                                  features, level, limit, per_variable_seconds)
-            stats.append((m, c, L))
-            errs.append(e)
-            count += n
-        flat_mean, cov, scale = _assemble(stats, P)
-        mean = flat_mean.reshape(param_shape)
-        err = float(np.sum(errs)) * scale * scale
-    cost = int(spec.cost(dist, **opts))
-    return M._checked(spec, dist, f, M.Moments(spec.name, opts, mean, cov, "separable", err, cost, count))
-
-
-def _separable_optimal_eta(spec, dist, f, opts, level, limit, max_seconds):
-    """``eta="optimal"``: the stacked parts (a, c) decomposed, then the exact optimal η per coordinate."""
-    from . import _moments as M
-    from .distributions import ENUMERATION_LIMIT
-
-    parts = _affine_parts(spec, dist, opts)
-    terms = coordinate_terms(f, dist)
-    if parts is None or terms is None:
-        what = "its parts a, c do not decompose" if parts is None else f"the objective {describe(f)} is not separable"
-        raise ValueError(f"exact moments by the separable method are not available for {spec.name!r} with "
-                         f"eta='optimal': {what}")
-    coordinate_options, features, x_fn = parts
-    limit = ENUMERATION_LIMIT if limit is None else limit
-    d = len(terms)
-    per_variable_seconds = None if max_seconds is None else max_seconds / d
-    param_shape = tuple(dist.param_shape)
-    P = int(np.prod(param_shape[1:])) if len(param_shape) > 1 else 1
-    stats, errs, count = [], [], 0
+        result = M.Moments(spec.name, opts, mean.reshape(param_shape), cov.reshape(d * P, d * P), "separable", err,
+                           cost, count)
+        return M._checked(spec, dist, f, result)
+    width = 2 if optimal else 1
+    stats, errs = [], []
     for j in range(d):
         with _variable_context(spec, j, d, max_seconds):
             m, c, L, e, n = _variable_moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j),
-                                              features, level, limit, per_variable_seconds, x_fn=x_fn, width=2)
+                                              features, level, limit, per_variable_seconds, x_fn=x_fn, width=width)
         stats.append((m, c, L))
         errs.append(e)
         count += n
-    mean2, cov2, scale = _assemble(stats, 2 * P)
-    cost = int(spec.cost(dist, **opts))
-    result = _optimal_eta_combination(spec, dist, opts, mean2, cov2, float(np.sum(errs)) * scale * scale, count,
-                                      cost)
+    flat_mean, cov, scale = _assemble(stats, width * P)
+    err = float(np.sum(errs)) * scale * scale
+    if optimal:
+        result = _optimal_eta_combination(spec, dist, opts, flat_mean, cov, err, count, cost)
+    else:
+        result = M.Moments(spec.name, opts, flat_mean.reshape(param_shape), cov, "separable", err, cost, count)
     return M._checked(spec, dist, f, result)

@@ -219,7 +219,11 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     limit : int
         Largest support size accepted (default
         :data:`refgrad.distributions.ENUMERATION_LIMIT` = ``2**22``); a larger
-        support raises ``ValueError`` before ``f`` is evaluated.
+        support raises ``ValueError`` before ``f`` is evaluated -- unless ``f`` is
+        separable (:class:`~refgrad.objectives.Separable`, ``SquaredDistance``, ``Linear``,
+        an additive ``Table``): then ``E[Σ_j f_j(b_j)] = Σ_j E[f_j(b_j)]`` is summed over the
+        variables (and :func:`gradient` takes each variable's block from its own term),
+        enumerating one variable at a time.
     chunk_size : int
         Configurations per chunk, ``≥ 1``; the result does not depend on it beyond
         rounding (compensated summation), memory is ``O(chunk_size)``.

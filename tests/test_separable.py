@@ -15,7 +15,8 @@ Three layers of checks:
   seed is fixed and the run deterministic).
 
 Each check was seen to fail when one feature of one estimator was broken (the mutation
-tests below keep two of them).
+tests below keep two of them); scaling DisARM's or ARM's ``A`` by 1.02 puts 92 and 100 of
+the 100 exact variances outside their Monte Carlo intervals at d = 100.
 """
 import numpy as np
 import pytest

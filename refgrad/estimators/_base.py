@@ -156,7 +156,10 @@ class EstimatorSpec:
         For estimators integrated through ``outcomes``: ``noise_rule(dist, **options)``
         yields ``(weights (N,), noise dict)`` batches, an exact rule for the estimate and
         its square over the per-sample noise (ARSM's cell points).  The separable method
-        integrates each variable's features with it.
+        integrates each variable's features with it.  Contract: the ``outcomes`` of a
+        product distribution are the product over the variables of their one-variable
+        ``noise_rule`` points, so ``exact.moments`` counts them from the per-variable
+        rules to choose between enumerating them and the separable method.
     outcomes : callable or None
         For estimators that take finitely many values but not through i.i.d. samples
         (samples without replacement, a coupling whose cells are not axis-aligned):
