@@ -245,24 +245,34 @@ def _figure(ctx, rows):
             # an estimator that is exact on a problem (indecater on one variable or a separable f, sum_and_sample
             # summing the whole support) has variance 0 up to rounding: drawn on a floor line, not at 1e-300
             floor = top * 1e-12 if top > 0 else 1e-12
+            # estimators of equal cost are spread over ±15 % in cost (log axis) so that none hides another
+            by_cost = {}
             for r in sub:
-                zero = r["vpc"] < floor
-                ax.scatter(r["cost"], floor if zero else r["vpc"], marker="v" if zero else "o", s=30,
-                           color=colours[r["name"]], facecolors=colours[r["name"]] if r["exact"] else "none")
-            ax.axhline(floor, color="0.6", lw=0.6, ls=":")
+                by_cost.setdefault(r["cost"], []).append(r)
+            for cost, group in by_cost.items():
+                for i, r in enumerate(sorted(group, key=lambda r: r["name"])):
+                    x = cost * np.exp(0.3 * ((i + 0.5) / len(group) - 0.5)) if len(group) > 1 else cost
+                    zero = r["vpc"] < floor
+                    marker = "v" if zero else ("s" if r["name"] in NEW_SINCE_2019 else "o")
+                    ax.scatter(x, floor if zero else r["vpc"], marker=marker, s=30, color=colours[r["name"]],
+                               facecolors=colours[r["name"]] if r["exact"] else "none", linewidths=1.0)
+            if any(r["vpc"] < floor for r in sub):  # the floor line only where a point lies on it
+                ax.axhline(floor, color="0.6", lw=0.6, ls=":")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(problem, fontsize=8)
             ax.set_xlabel("cost (evaluations of f)", fontsize=7)
             ax.tick_params(which="both", labelsize=6)
         axes[0].set_ylabel("Σ_j Var(ĝ_j) × cost", fontsize=7)
-        handles = [matplotlib.lines.Line2D([], [], ls="", marker="o", color=colours[n], label=n) for n in names]
+        handles = [matplotlib.lines.Line2D([], [], ls="", marker="s" if n in NEW_SINCE_2019 else "o",
+                                           color=colours[n], label=n) for n in names]
         handles.append(matplotlib.lines.Line2D([], [], ls="", marker="v", color="0.3",
                                                label="variance 0 to rounding (< 1e-12 × the panel's largest)"))
         legend = fig.add_subplot(grid[1, :])
         legend.axis("off")
         legend.legend(handles=handles, fontsize=6, ncol=4, loc="center", frameon=False)
-        fig.suptitle("filled: exact moments; open: Monte Carlo estimate (not exact)", fontsize=8)
+        fig.suptitle("filled: exact moments; open: Monte Carlo estimate (not exact); squares: since 2019; "
+                     "equal costs spread ±15 % for legibility", fontsize=8)
 
     ctx.figure("variance_vs_cost", "Variance per evaluation of f against cost, every estimator and problem", draw)
 
