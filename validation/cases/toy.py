@@ -330,7 +330,7 @@ def _figures(ctx, rows, grid, results, grads):
     ctx.figure("log-variance", "Exact variance per evaluation of f against θ (log scale; dashed = biased; zero "
                                "variances (below 1e-14 of the panel's largest) are gaps: DisARM at θ = 0.5, indecater, "
                                "sum_and_sample and unordered_set, exact on one bit, everywhere, and the optimal-constant-baseline "
-                               "REINFORCE, not drawn, everywhere)", draw)
+                               "REINFORCE, not drawn, everywhere; arsm is ARM on one bit, its line covers ARM's)", draw)
 
     # the biased estimators' means on a finer grid (cheap: one-dimensional quadrature)
     fine = np.linspace(0.02, 0.98, ctx.size(25, 49))
