@@ -5,7 +5,7 @@ Section 3 (the multi-sample objective and the gradient estimator with local lear
 
 **Objective.**  A :class:`refgrad.multisample.LogMeanExp` ``L(b^{1:k}) = \log \frac1k \sum_i w(b^i)``
 of ``k`` i.i.d. samples ``b^i ∼ q_φ``, with the log weight ``log w`` a single-sample objective that
-does not depend on ``φ``.  The estimand is ``∇_φ E[L(b^{1:k})]`` (= :func:`refgrad.exact.gradient`
+does not depend on ``φ`` (for weights that do, see below).  The estimand is ``∇_φ E[L(b^{1:k})]`` (= :func:`refgrad.exact.gradient`
 of the multi-sample objective).
 
 **Estimator.**  Since ``L`` does not depend on ``φ`` except through the samples, the
@@ -32,14 +32,24 @@ with ``ŵ_{−j}`` the stand-in for ``w(b^j)`` computed from the other samples:
 so ``E[L_{−j} s(b^j)] = E[L_{−j}]\, E[s(b^j)] = 0``.  Checked exactly: ``exact.moments("vimco", …)``
 has mean ``exact.gradient(dist, L)`` to 1e-12 (``tests/test_estimators_vimco.py``).
 
-**Weights that depend on φ.**  For an importance weight ``w_φ(b) = p(x, b)/q_φ(b)`` the paper's
-gradient has a second term, ``Σ_j \tilde w_j ∇_φ \log w_φ(b^j)`` with ``\tilde w_j = w_j / Σ_i w_i``,
-which here would be ``−Σ_j \tilde w_j s(b^j)``.  It is not part of this estimator (refgrad's
-objectives never depend on ``φ``): with such a weight, add that term to each estimate; its exact
-mean is ``−E[Σ_j \tilde w_j s(b^j)]`` by enumeration.
+**Weights that depend on φ** (:class:`refgrad.multisample.IWAEBound`).  For the importance
+weight ``\log w_φ(b) = \log p(x, b) − \log q_φ(b)`` the objective itself moves with ``φ``, and its
+gradient (derived in :class:`~refgrad.multisample.IWAEBound`) has a second term,
+``E[Σ_j \bar w_j ∇_φ \log w_φ(b^j)] = −E[Σ_j \bar w_j s(b^j)]`` with ``\bar w_j = w_j / Σ_i w_i``
+(the paper's gradient of the multi-sample objective: the learning-signal term plus the
+normalised-weight term ``Σ_j \tilde w_j ∇ \log f(x, h^j)``, of which the part in the proposal's
+parameters is this one).  For such an objective the estimator is
 
-**Equations.**  The paper's text could not be consulted when this module was written; the formulas
-above are derived here and checked against the exact oracle, and no equation numbers are cited.
+.. math::  \hat g = \sum_{j=1}^k \big(L(b^{1:k}) − L_{−j} − \bar w_j\big)\, s(b^j),
+
+the leave-one-out signals computed from ``\log w_φ`` at the current ``φ``.  Unbiased: the first
+two terms have mean ``E[Σ_j L s(b^j)]`` as above, the third is the second term of the gradient
+itself (no estimate of it is needed: it is a function of the drawn samples).  Dropping it -- the
+φ-independent treatment, i.e. VIMCO on ``f.frozen(dist)`` -- has mean the first term only, biased
+for ``k ≥ 2`` (measured exactly in ``tests/test_estimators_vimco.py``).
+
+**Equations.**  The formulas above are derived here and checked against the exact oracle; no
+equation numbers are cited.
 
 **Cost**: ``k`` evaluations of ``log w`` per estimate.  **Noise**: ``u`` of shape
 ``(k, *event_shape)``, ``b^i = dist.from_uniforms(u[i])``; the estimate depends on the noise only
@@ -50,15 +60,16 @@ through the ``k`` samples, so ``exact.moments`` enumerates the ``S^k`` sample tu
 estimate is computed, since the noise layout is fixed before the objective is seen);
 ``baseline`` (``"geometric"``, ``"arithmetic"`` or ``None``).
 
-**Objectives**: only :class:`~refgrad.multisample.LogMeanExp` (the leave-one-out stand-in is defined
-for a mean of weights); a single-sample objective is refused with a ``ValueError`` naming
-``LogMeanExp``, as is a generic :class:`~refgrad.multisample.MultiSampleObjective`.
+**Objectives**: :class:`~refgrad.multisample.LogMeanExp` and :class:`~refgrad.multisample.IWAEBound`
+(the leave-one-out stand-in is defined for a mean of weights); a single-sample objective is refused
+with a ``ValueError`` naming ``LogMeanExp``, as is a generic
+:class:`~refgrad.multisample.MultiSampleObjective`.
 """
 import numpy as np
 from scipy import special
 
 from .._checks import InputTypeError, check_count, check_sample_count, describe
-from ..multisample import LogMeanExp, MultiSampleObjective
+from ..multisample import IWAEBound, LogMeanExp, MultiSampleObjective
 from ._base import EstimatorSpec, NoiseField, register
 from .score import sample_breakpoints
 
@@ -88,11 +99,11 @@ def learning_signals(lw, baseline):
 
 
 def _objective(f, k):
-    if not isinstance(f, LogMeanExp):
+    if not isinstance(f, (LogMeanExp, IWAEBound)):
         kind = "a generic multi-sample objective" if isinstance(f, MultiSampleObjective) else "a single-sample objective"
         raise ValueError(
             f"estimator 'vimco' needs f = refgrad.multisample.LogMeanExp(log_weight, k) (the log of the mean of k "
-            f"weights); got {kind}, {describe(f)}"
+            f"weights) or refgrad.multisample.IWAEBound(log_joint, k); got {kind}, {describe(f)}"
         )
     if f.k != k:
         raise ValueError(f"option k = {k} of estimator 'vimco' must equal the objective's number of samples "
@@ -104,9 +115,14 @@ def _vimco_given(dist, f, b, k, baseline):
     obj = _objective(f, k)
     n = b.shape[0]
     event = tuple(dist.event_shape)
-    lw = obj.log_weights(b)  # (n, k): k evaluations of log w per estimate
     s = dist.score(b.reshape((n * k,) + event)).reshape((n, k) + tuple(dist.param_shape))
-    return np.einsum("nk,nk...->n...", learning_signals(lw, baseline), s)
+    if isinstance(obj, IWAEBound):  # log w depends on φ: the term −Σ_j w̄_j s(b^j) joins the signals
+        lw = obj.log_weights(b, dist)  # (n, k): k evaluations of log p(x, b) per estimate
+        signals = learning_signals(lw, baseline) - IWAEBound.normalised_weights(lw)
+    else:
+        lw = obj.log_weights(b)  # (n, k): k evaluations of log w per estimate
+        signals = learning_signals(lw, baseline)
+    return np.einsum("nk,nk...->n...", signals, s)
 
 
 def _vimco(dist, f, noise, k, baseline):
@@ -156,7 +172,8 @@ SPEC = register(
     )
 )
 
-#: The kind of objective the estimator takes (``"multi_sample"``: a :class:`~refgrad.multisample.LogMeanExp`),
+#: The kind of objective the estimator takes (``"multi_sample"``: a :class:`~refgrad.multisample.LogMeanExp`
+#: or :class:`~refgrad.multisample.IWAEBound`),
 #: for harnesses that feed every registered estimator a single-sample objective; estimators without the
 #: attribute take single-sample objectives.
 SPEC.objective_kind = "multi_sample"
