@@ -3,7 +3,7 @@
 Importing this package registers every estimator in :data:`ESTIMATORS`.
 """
 from ._base import ESTIMATORS, EstimatorSpec, NoiseField, estimate, get_spec
-from . import score, antithetic, pathwise, relaxed, rebar, relax, reinmax, indecater, gapped_straight_through, sum_and_sample, coupled, unordered_set, vimco, arsm  # noqa: F401  (registration)
+from . import score, antithetic, pathwise, relaxed, rebar, relax, reinmax, indecater, gapped_straight_through, sum_and_sample, coupled, unordered_set, vimco, arsm, straight_through_plain  # noqa: F401  (registration)
 from .relax import RelaxSurrogate, fit_relax
 from ._streaming import SampleMoments, estimate_moments
 
