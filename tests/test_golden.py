@@ -127,6 +127,8 @@ OPTION_SETS = {
         ("k=1", lambda fam: {"k": 1}, None),
     ],
     "arsm": [("default", lambda fam: {}, None)],
+    "straight_through_plain": [("default", lambda fam: {}, None),
+                               ("backward=identity", lambda fam: {"backward": "identity"}, None)],
     "disarm_stick_breaking": [("default", lambda fam: {}, None)],
     "disarm_stick_breaking_rb": [("default", lambda fam: {}, None)],
     "disarm_stick_breaking_iw": [("default", lambda fam: {}, None)],
