@@ -584,6 +584,11 @@ def _moments(spec, dist, f, opts, method, level, limit, max_seconds=None):
     if level is not None:
         level = _check_level(level)
     method, discrete = _pick_method(spec, dist, method)
+    form = _latent_form(spec, dist, opts) if method == "quadrature" else None
+    if form is not None:
+        default_level = LATENT_LEVEL.get(_latent_dim(dist), 3)
+        return _checked(spec, dist, f, _latent_moments(spec, dist, f, opts, form, default_level if level is None
+                                                       else level, max_seconds, default_level))
     default_level = _default_level(spec, dist, opts)
     if level is None:
         level = default_level
@@ -634,3 +639,269 @@ def _optimal_eta_moments(spec, dist, f, opts, method, level, cost, budget=(None,
     cov = 0.5 * (cov + cov.T)
     opts = dict(opts, eta=eta_star.reshape(param_shape))
     return Moments(spec.name, opts, mean, cov, method, err, cost, acc.count, eta=eta_star.reshape(param_shape))
+
+
+# ------------------------------------------------------------------------------------ latent-space integration
+#
+# At extreme logits the uniforms cannot resolve where an estimate's mass lies: for a bit with ℓ = −50 the
+# relaxation's slope is large only where the latent z = ℓ + L(u) is near 0, i.e. u within e^-50 of 1, which
+# no double next to 1 resolves.  For the estimators listed in refgrad.estimators.relaxed.LATENT_FORMS, whose
+# estimate depends on the noise only through the latent z (and the sample b it gives), the integral is taken
+# over the latent instead, region by region of the sample b:
+#
+# * a bit (Bernoulli: z − ℓ logistic, density σ(x)σ(−x) = e^{−|x|}/(1 + e^{−|x|})²; GaussianThreshold: z − μ
+#   standard normal) over the half-line of its sample value (b = 1: z > 0), split at ℓ; each node is a
+#   distance from 0 or ℓ, exact, so the layer of width τ at z = 0 and the bump at z = ℓ are both resolved;
+# * a categorical row given its argmax b: the differences y_k = z_k − z_b < 0 (k ≠ b, finite ℓ_k), whose joint
+#   density on the negative orthant is (m − 1)! Π_k softmax(ℓ − y)_k over the m finite entries (y_b = 0;
+#   integrate out the common Gumbel shift t = e^{−z_b}: ∫ t^{m−1} e^{−tS} dt = (m−1)!/S^m), split at
+#   ℓ_k − logsumexp(ℓ) (where z_b lies given b) and ℓ_k − ℓ_b; the softmax is shift invariant, so the
+#   estimate takes y as the latent row;
+# * an infinite parameter fixes its latent (±inf) and its sample, and adds no axis.
+#
+# Densities are formed as exp(log w + log p), never as 1 − (something near 1).  Per sample value b (all
+# variables) the rule gives Q_b = ∫_b p, J_b = ∫_b g p, m_b = J_b/Q_b and A_b = ∫_b (g − m_b)(g − m_b)ᵀ p;
+# mean = Σ_b J_b and cov = Σ_b Q_b (m_b − m)(m_b − m)ᵀ + κ Σ_b A_b, with κ = 1 (one draw) or 1/k (k conditional
+# draws given b, gumbel_rao: Var = Var_b(E[ST | b]) + E_b[Var(ST | b)]/k).  Both are sums of terms of one sign
+# or centred: no E[g²] − E[g]².
+
+#: Default level of the latent rules by the number of latent axes.
+LATENT_LEVEL = {1: 6, 2: 5, 3: 4, 4: 3}
+
+
+def _latent_form(spec, dist, opts):
+    """``(fn, draws_option)`` when the moments are integrated over the latent (see above), else None."""
+    from .estimators.relaxed import LATENT_FORMS
+
+    form = LATENT_FORMS.get(spec.name)
+    if form is None or dist.family not in ("bernoulli", "gaussian_threshold", "categorical"):
+        return None
+    if spec.name == "gumbel_rao" and opts.get("derivative") != "identity":
+        return None
+    return form
+
+
+def _log_logistic_density(x):
+    ax = np.abs(x)
+    return -ax - 2.0 * np.log1p(np.exp(-ax))
+
+
+def _log_normal_density(x):
+    return -0.5 * x * x - 0.5 * np.log(2.0 * np.pi)
+
+
+def _latent_outcomes(dist):
+    """Per variable, its sample values: ``(index, log probability or None, axes, fixed latent)``.
+
+    ``index`` is the bit (0/1) or the category; ``axes`` a list of ``(lo, hi, break points, coordinate)``
+    (coordinate: the entry of the variable's latent it sets); the log probability is given only for
+    outcomes without axes (with axes, the density integrates to it); ``fixed latent`` is the latent
+    with the axes' entries to be filled.
+    """
+    from scipy import special
+
+    out = []
+    if dist.family in ("bernoulli", "gaussian_threshold"):
+        for ell in np.asarray(dist.params, dtype=float):
+            if np.isposinf(ell):
+                out.append([(1, 0.0, [], np.array(np.inf))])
+            elif np.isneginf(ell):
+                out.append([(0, 0.0, [], np.array(-np.inf))])
+            else:
+                out.append([(0, None, [(-np.inf, 0.0, [ell], None)], np.array(0.0)),
+                            (1, None, [(0.0, np.inf, [ell], None)], np.array(0.0))])
+        return out
+    for row in np.asarray(dist.params, dtype=float):
+        K = row.size
+        if np.isposinf(row).any():
+            top = np.flatnonzero(np.isposinf(row))
+            out.append([(int(b), -np.log(top.size), [], row.copy()) for b in top])
+            continue
+        fin = np.flatnonzero(np.isfinite(row))
+        if fin.size == 1:
+            z = np.full(K, -np.inf)
+            z[fin[0]] = 0.0
+            out.append([(int(fin[0]), 0.0, [], z)])
+            continue
+        lse = special.logsumexp(row[fin])
+        outs = []
+        for b in fin:
+            z = np.full(K, -np.inf)
+            z[b] = 0.0
+            axes = [(-np.inf, 0.0, [row[k] - lse, row[k] - row[b]], int(k)) for k in fin if k != b]
+            outs.append((int(b), None, axes, z))
+        out.append(outs)
+    return out
+
+
+def _latent_log_density(dist, j, b, latent):
+    """Log density of variable ``j``'s latent axes (rows of ``latent``: the variable's latent) given sample ``b``."""
+    from scipy import special
+
+    ell = np.asarray(dist.params, dtype=float)[j]
+    if dist.family == "bernoulli":
+        return _log_logistic_density(latent - ell)
+    if dist.family == "gaussian_threshold":
+        return _log_normal_density(latent - ell)
+    fin = np.isfinite(ell)
+    m = int(fin.sum())
+    a = ell[fin][None, :] - latent[:, fin]  # a_k = ℓ_k − y_k, y_b = 0
+    top = a.max(axis=1, keepdims=True)
+    d = a - top
+    return special.gammaln(m) + d.sum(axis=1) - m * np.log(np.exp(d).sum(axis=1))
+
+
+def _latent_configs(dist):
+    """Sample values of all variables: ``(indices, log probability of the axis-free factors, axes, latents)``."""
+    import itertools
+
+    per_var = _latent_outcomes(dist)
+    for combo in itertools.product(*per_var):
+        yield combo
+
+
+def _latent_rules(combo, level):
+    """The 1-D rules of one configuration's axes, in order: list of (variable, coordinate, nodes, weights)."""
+    from ._quadrature import line_rule
+
+    rules = []
+    for j, (_, _, axes, _) in enumerate(combo):
+        for lo, hi, pts, coord in axes:
+            x, w = line_rule(lo, hi, pts, level)
+            rules.append((j, coord, x, w))
+    return rules
+
+
+def _latent_sample(dist, combo, n):
+    """The samples ``b`` of a configuration, broadcast to ``(n, *event)``."""
+    idx = [c[0] for c in combo]
+    if dist.family == "categorical":
+        b = np.zeros(tuple(dist.event_shape))
+        b[np.arange(len(idx)), idx] = 1.0
+    else:
+        b = np.asarray(idx, dtype=float)
+    return np.ascontiguousarray(np.broadcast_to(b, (n,) + b.shape))
+
+
+def _latent_chunks(dist, combo, rules):
+    """Yield (log weights (N,), latent z (N, *event)) over the tensor rule of one configuration."""
+    base = sum(c[1] for c in combo if c[1] is not None)
+    fixed = np.stack([np.asarray(c[3], dtype=float) for c in combo])
+    if not rules:
+        yield np.array([base]), fixed[None].copy()
+        return
+    triples = [(x, x, w) for _, _, x, w in rules]
+    for pts, _, wts in _tensor_chunks(triples):
+        n = len(wts)
+        z = np.repeat(fixed[None], n, axis=0)
+        with np.errstate(divide="ignore"):
+            logw = base + np.log(wts)
+        for col, (j, coord, _, _) in enumerate(rules):
+            if coord is None:
+                z[:, j] = pts[:, col]
+            else:
+                z[:, j, coord] = pts[:, col]
+        for j in sorted({r[0] for r in rules}):
+            logw = logw + _latent_log_density(dist, j, combo[j][0], z[:, j])
+        yield logw, z
+
+
+def _latent_count(dist, level):
+    """Estimator evaluations of the latent rule at ``level`` (every configuration)."""
+    total = 0
+    for combo in _latent_configs(dist):
+        nodes = 1
+        for _, _, x, _ in _latent_rules(combo, level):
+            nodes *= len(x)
+        total += nodes
+    return total
+
+
+def _latent_dim(dist):
+    return max(sum(len(c[2]) for c in combo) for combo in _latent_configs(dist))
+
+
+def _latent_integrate(spec, dist, f, opts, fn, kappa, level):
+    """Mean, covariance and evaluation count of the estimate integrated over the latent at ``level``."""
+    label = f"estimator {spec.name!r} with f={_objective_text(f)}"
+    p = int(np.prod(dist.param_shape))
+    mean = np.zeros(p)
+    parts = []
+    count = 0
+    for combo in _latent_configs(dist):
+        rules = _latent_rules(combo, level)
+        _check_node_count(spec, [len(r[2]) for r in rules] or [1], level)
+        ws, gs = [], []
+        for logw, z in _latent_chunks(dist, combo, rules):
+            w = np.exp(logw)
+            keep = w > 0
+            if not keep.any():
+                continue
+            z = np.ascontiguousarray(z[keep])
+            g = np.asarray(fn(dist, f, z, _latent_sample(dist, combo, len(z)), **opts), dtype=float).reshape(len(z), p)
+            bad = ~np.isfinite(g)
+            if bad.any():
+                row, col = (int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(
+                    f"{label} returned a non-finite estimate ({float(g[row, col])!r}, coordinate {col}) at a point "
+                    "of its noise domain: the objective's values overflow in the estimator's arithmetic or are "
+                    "undefined there; rescale the objective f"
+                )
+            ws.append(w[keep])
+            gs.append(g)
+            count += len(z)
+        if not ws:
+            continue
+        w = np.concatenate(ws)
+        g = np.concatenate(gs)
+        q = float(np.sum(w))
+        if q <= 0.0:
+            continue
+        j = np.einsum("n,np->p", w, g)
+        m = j / q
+        c = g - m
+        a = np.einsum("np,nq->pq", c * w[:, None], c)
+        mean += j
+        parts.append((q, m, a))
+    cov = np.zeros((p, p))
+    for q, m, a in parts:
+        dm = m - mean
+        cov += q * np.outer(dm, dm) + kappa * a
+    cov = 0.5 * (cov + cov.T)
+    return mean, cov, count
+
+
+def _latent_moments(spec, dist, f, opts, form, level, max_seconds, default_level):
+    """:class:`Moments` of ``spec`` integrated over its latent (see the notes above)."""
+    from ._moments_cost import check_run_time
+
+    fn, draws = form
+    kappa = 1.0 / int(opts[draws]) if draws is not None else 1.0
+    dim = _latent_dim(dist)
+    if dim > MAX_QUADRATURE_DIM:
+        raise ValueError(
+            f"exact moments of {spec.name!r} on dist={_dist_text(dist)} need a {dim}-dimensional integral over its "
+            f"latent; quadrature is limited to {MAX_QUADRATURE_DIM} dimensions. For this problem use Monte Carlo "
+            f"instead: refgrad.estimate({spec.name!r}, ...) with refgrad.stats.unbiasedness_test, or "
+            "method='separable' for a separable objective"
+        )
+
+    def timer():
+        import time
+
+        combo = max(_latent_configs(dist), key=lambda c: sum(len(x[2]) for x in c))
+        logw, z = next(_latent_chunks(dist, combo, _latent_rules(combo, level)))
+        z = np.ascontiguousarray(z[:2048])
+        b = _latent_sample(dist, combo, len(z))
+        fn(dist, f, z[:16], b[:16], **opts)
+        start = time.perf_counter()
+        fn(dist, f, z, b, **opts)
+        return max(time.perf_counter() - start, 1e-9) / len(z)
+
+    check_run_time(spec, dist, opts, "quadrature", level, None, max_seconds, default_level,
+                   count=lambda lvl: _latent_count(dist, lvl) + _latent_count(dist, lvl - 1), timer=timer)
+    mean, cov, count = _latent_integrate(spec, dist, f, opts, fn, kappa, level)
+    cmean, ccov, _ = _latent_integrate(spec, dist, f, opts, fn, kappa, level - 1)
+    err = max(float(np.max(np.abs(mean - cmean))), float(np.max(np.abs(cov - ccov))))
+    cost = int(spec.cost(dist, **opts))
+    return Moments(spec.name, opts, mean.reshape(tuple(dist.param_shape)), cov, "quadrature", err, cost, count)

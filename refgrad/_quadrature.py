@@ -23,8 +23,8 @@ lies from whichever is accurate.
 """
 import numpy as np
 
-__all__ = ["tanh_sinh", "gauss_legendre", "pieces", "complement_pieces", "piece_width", "piece_nodes",
-           "MIDPOINT", "GAUSS_LEGENDRE_2"]
+__all__ = ["tanh_sinh", "exp_sinh", "line_rule", "gauss_legendre", "pieces", "complement_pieces", "piece_width",
+           "piece_nodes", "MIDPOINT", "GAUSS_LEGENDRE_2"]
 
 
 def _sigmoid(x):
@@ -52,6 +52,54 @@ def tanh_sinh(a, b, level):
     w = width * h * 0.5 * np.pi * np.cosh(t) * 2.0 * _sigmoid(2.0 * s) * _sigmoid(-2.0 * s)
     keep = (x > a) & (x < b) & (w > 1e-300 * max(width, 1e-300))
     return x[keep], w[keep]
+
+
+def exp_sinh(a, direction, level):
+    """Nodes and weights of the exp-sinh rule on the half-line from ``a`` (``direction`` +1 or −1).
+
+    ``x = a ± t`` with ``t = exp((π/2) sinh s)``, ``s = k 2**-level``, ``|s| ≤ 4.2``: the
+    distances ``t`` to the end run from ``e^-52`` to ``e^52`` and are exact for every node,
+    so a layer of any width ``≳ 1e-20`` at the end ``a`` (the latent next to a break point)
+    and exponentially or double-exponentially decaying tails are both resolved.
+    Returns ``(nodes, weights)``; nodes that round onto ``a`` are dropped (their weight is
+    below ``1e-22``).
+    """
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1; got {direction!r}")
+    h = 2.0 ** (-level)
+    k = np.arange(-int(np.ceil(4.2 / h)), int(np.ceil(4.2 / h)) + 1)
+    s = k * h
+    t = np.exp(0.5 * np.pi * np.sinh(s))
+    w = h * 0.5 * np.pi * np.cosh(s) * t
+    x = a + direction * t
+    keep = x != a
+    return x[keep], w[keep]
+
+
+def line_rule(lo, hi, points, level):
+    """Nodes and weights on ``(lo, hi)`` (ends possibly infinite), split at the finite ``points`` inside.
+
+    Finite pieces take :func:`tanh_sinh`, half-lines :func:`exp_sinh` from their finite end; the
+    whole line with no point inside is split at 0.  Each node is computed from the nearer end
+    of its piece, so its distance to a break point is exact.  Used by the latent-space moments
+    of :mod:`refgrad._moments`.
+    """
+    pts = np.asarray([] if points is None else points, dtype=np.float64).ravel()
+    pts = np.unique(pts[np.isfinite(pts) & (pts > lo) & (pts < hi)])
+    if not np.isfinite(lo) and not np.isfinite(hi) and pts.size == 0:
+        pts = np.array([0.0])
+    edges = np.concatenate([[lo], pts, [hi]])
+    xs, ws = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if np.isfinite(a) and np.isfinite(b):
+            x, w = tanh_sinh(a, b, level)
+        elif np.isfinite(a):
+            x, w = exp_sinh(a, 1, level)
+        else:
+            x, w = exp_sinh(b, -1, level)
+        xs.append(x)
+        ws.append(w)
+    return np.concatenate(xs), np.concatenate(ws)
 
 
 def gauss_legendre(a, b, order):

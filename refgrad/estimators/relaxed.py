@@ -44,7 +44,7 @@ from ._kernels_relaxed import gumbel_softmax_plan, straight_through_plan
 from ._kernels_gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
 from .score import sample_breakpoints
 
-__all__ = []
+__all__ = ["LATENT_FORMS"]
 
 DISCRETE = ("bernoulli", "categorical", "gaussian_threshold")
 DERIVATIVES = ("identity", "total")
@@ -350,3 +350,33 @@ register(
         "latent (same mean, less variance); Paulus, Maddison & Krause 2021",
     )
 )
+
+
+# ---------------------------------------------------------------------------- latent forms (exact moments only)
+
+
+def _gumbel_softmax_latent(dist, f, z, b, tau):
+    """Gumbel-Softmax as a function of the latent ``z`` (``b`` unused): ``J_τ(z)ᵀ ∇f(σ_τ(z))``."""
+    return _relaxed_vjp(dist, z, tau, _grad_f(f, _relax(dist, z, tau), "gumbel_softmax", relaxed=True))
+
+
+def _straight_through_latent(dist, f, z, b, tau, **_):
+    """Straight-through as a function of the latent ``z`` and its sample ``b``: ``J_τ(z)ᵀ ∇f(b)``."""
+    return _relaxed_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
+
+
+#: The estimate as a function of the latent ``z`` (``(n, *event)``; a categorical row may be
+#: shifted by a constant, to which the softmax is invariant) and of the sample ``b`` it gives,
+#: ``fn(dist, f, z, b, **options)``, with the option that averages conditional draws given ``b``
+#: (None for one draw).  Only :func:`refgrad.exact.moments` uses these: it integrates them over
+#: the law of the latent in the variables where the mass lies (see :mod:`refgrad._moments`),
+#: which the uniforms ``u`` cannot resolve at extreme logits.  ``estimate`` never calls them;
+#: ``tests/test_extremes_moments.py`` checks that they agree with ``compute`` where ``u`` can.
+#: gumbel_rao enters with ``derivative="identity"`` only: given ``b`` its draws are i.i.d. with
+#: the conditional law of straight-through's latent, so its moments follow from straight-through's
+#: conditional moments and ``k``.
+LATENT_FORMS = {
+    "gumbel_softmax": (_gumbel_softmax_latent, None),
+    "straight_through": (_straight_through_latent, None),
+    "gumbel_rao": (_straight_through_latent, "k"),
+}
