@@ -12,7 +12,9 @@ Importing this module imports :mod:`tensorflow`; nothing else in refgrad does (i
   return the exact uniforms a user's code drew.  With the default ``minval=0`` the value 0 occurs
   (probability :math:`2^{-p}` per draw) and has no counterpart among refgrad's uniforms strictly
   inside (0, 1); ``minval=tiny`` (``np.finfo(dtype).tiny``, as ``jax.random.gumbel`` draws) maps
-  :math:`k = 0` to ``tiny`` and leaves every other value unchanged (``maxval - minval`` rounds to 1).
+  :math:`k = 0` to ``tiny`` and, in float32 and float64, leaves every other value unchanged
+  (``maxval - minval`` rounds to 1 and ``tiny`` is below half an ulp of :math:`2^{-p}`; in float16,
+  ``tiny`` = 6.1e-5 also moves the small values).
 * TensorFlow has no Gumbel or logistic sampler of its own; the textbook TF code computes
   :math:`G = -\log(-\log u)` (Gumbel-softmax, Gumbel-max) and :math:`L = \log u - \log(1 - u)`
   (Binary Concrete) from such uniforms, which are refgrad's transforms (:func:`refgrad.random.gumbel`,
