@@ -42,10 +42,12 @@ Formulas (``c = ∇f(b)``, the objective's gradient at the hard sample)
 
 ``backward="identity"``: ``ĝ = c`` for every family.
 
-Infinite parameters: a bit with ``ℓ = ±∞`` (``μ = ±∞``) has slope 0, and a
-categorical row with a ``+∞`` logit gets 0 (the distribution is locally constant
-there, as in :func:`refgrad.exact.gradient`), under ``"probs"``; ``"identity"``
-copies ``c`` whatever the parameters.
+Infinite parameters: a bit with ``ℓ = ±∞`` (``μ = ±∞``) has slope 0 under ``"probs"``;
+a categorical row is read through its probabilities (``−∞`` logits have ``p = 0``;
+``+∞`` logits share the row's mass equally, the convention of
+:class:`~refgrad.distributions.Categorical` and :func:`refgrad.exact.gradient`), so a
+row with one ``+∞`` logit gets 0 and the estimator stays unbiased on multilinear f at
+any logits.  ``"identity"`` copies ``c`` whatever the parameters.
 
 Bias
 ----
@@ -111,27 +113,22 @@ def plain_straight_through_bits(slope, c):
     return slope[None] * c
 
 
-def plain_straight_through_categorical(probs, c, frozen=None):
+def plain_straight_through_categorical(probs, c):
     r"""``J_softmax(ℓ_i)ᵀ c_i = p_i ⊙ (c_i − ⟨p_i, c_i⟩)`` per variable, as ``p_ik Σ_j p_ij (c_ik − c_ij)``.
 
     Parameters
     ----------
     probs : ndarray, shape (d, K)
-        ``softmax(ℓ_i)`` per row.
+        ``softmax(ℓ_i)`` per row (:attr:`refgrad.distributions.Categorical.probs`).
     c : ndarray, shape (n, d, K)
         ``∇f`` at the one-hot samples.
-    frozen : ndarray of bool, shape (d,), optional
-        Rows set to 0 (rows with a ``+∞`` logit: locally constant distribution).
 
     Returns
     -------
     ndarray, shape (n, d, K)
     """
     p = probs[None]
-    out = p * ((c[..., :, None] - c[..., None, :]) * p[..., None, :]).sum(axis=-1)
-    if frozen is not None and frozen.any():
-        out[:, frozen, :] = 0.0
-    return out
+    return p * ((c[..., :, None] - c[..., None, :]) * p[..., None, :]).sum(axis=-1)
 
 
 def _given(dist, f, b, backward):
@@ -140,7 +137,7 @@ def _given(dist, f, b, backward):
     if backward == "identity":
         return np.array(c, dtype=np.float64, copy=True)
     if dist.family == "categorical":
-        return plain_straight_through_categorical(dist.probs, c, np.isposinf(dist.params).any(axis=1))
+        return plain_straight_through_categorical(dist.probs, c)
     return plain_straight_through_bits(dist._dp1(), c)
 
 
