@@ -276,7 +276,7 @@ class UnbiasednessResult:
         return "\n".join(lines)
 
 
-def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, degenerate="inconclusive",
+def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, degenerate="exact",
                       calibration="auto", resamples=None, rng=BOOTSTRAP_SEED):
     r"""Test ``E[ĝ] = target`` from n independent estimates ĝ_1..ĝ_n.
 
@@ -299,14 +299,18 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     level ``rtol`` are discarded).  A constant coordinate equal to its target (up to
     ``rtol``) contributes nothing; one that differs, or a mean that leaves the
     hyperplane on which all the samples lie (e.g. a target whose entries do not sum to
-    0 for estimates that all do) is a *degenerate* discrepancy.  With
-    ``degenerate="exact"`` it makes T² infinite and p = 0 -- right when the degeneracy
-    is structural (a deterministic coordinate, a sum-to-zero score).  With the default
-    ``degenerate="inconclusive"`` such coordinates and directions are left out of the
-    decision and reported as untestable (``inconclusive=True`` and a note): a sample
-    can be constant by chance when a rare discrete outcome did not occur (e.g. ARM at
-    a logit of 9, whose antithetic pair differs with probability 2·10⁻⁴), and then the
-    sample carries no evidence either way.
+    0 for estimates that all do) is a *degenerate* discrepancy.  With the default
+    ``degenerate="exact"`` it makes T² infinite and p = 0: a coordinate or direction in which
+    every estimate is the same is compared exactly with its target, within the rounding level
+    ``rtol`` of the samples' dtype, and a deterministic estimate (an enumerated ELBO, an
+    all-action policy gradient, a sum-to-zero score) that differs is rejected -- it is never
+    passed by leaving it out.  ``degenerate="inconclusive"`` leaves such coordinates and
+    directions out of the decision and reports them as untestable (``inconclusive=True`` and
+    a note): use it only for a random estimator whose sample can be constant by chance
+    because a rare discrete outcome did not occur (e.g. ARM at a logit of 9, whose
+    antithetic pair differs with probability 2·10⁻⁴); then the sample carries no evidence
+    either way.  Where the exact variance is known, :func:`refgrad.crosscheck.check_estimator`
+    tells the two cases apart.
     Hotelling needs n > m (m = number of non-constant coordinates); otherwise only the
     Holm part is used, with a note.
 
@@ -407,10 +411,10 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
         Relative rounding level for "equal"/"constant" (see the module docstring).
         Default None: from the dtype the samples and target arrive in -- 1e-12 for
         float64 (or integers, lists), ``ROUNDING_ULPS · eps`` = 1.2e-4 for float32.
-    degenerate : {"inconclusive", "exact"}, keyword-only
+    degenerate : {"exact", "inconclusive"}, keyword-only
         How to treat a constant coordinate (or a direction in which every sample is
-        constant) whose mean differs from the target: left out and reported
-        (default), or decided exactly as a rejection.
+        constant) whose mean differs from the target by more than the rounding level:
+        decided exactly as a rejection (default), or left out and reported.
     calibration : {"auto", "bootstrap", "asymptotic"}, keyword-only
         Reference distribution of the statistics (see above).
     resamples : int, optional, keyword-only
@@ -559,8 +563,8 @@ def _coordinate_tests(x, mu0, rtol, exact_degenerate, shape, notes):
             else:
                 notes.append(
                     f"INCONCLUSIVE: zero-variance coordinate(s) {where} differ from the target but the sample shows "
-                    "no variation there (a rare outcome may be missing): left out of the test; increase n, or pass "
-                    "degenerate='exact' if the zero variance is structural"
+                    "no variation there (a rare outcome may be missing): left out of the test (degenerate='inconclusive'); "
+                    "increase n, or use the default degenerate='exact' if the zero variance is structural"
                 )
     return SimpleNamespace(mean=mean, dev=dev, sd=sd, se=se, diff=diff, tol=tol, constant=constant, live=live,
                            off=off, tstat=tstat, pvals=pvals, adjusted=adjusted)
@@ -589,8 +593,8 @@ def _hotelling_part(c, n, exact_degenerate, notes):
         elif h.violated:
             notes.append(
                 "INCONCLUSIVE: the mean differs from the target in a direction in which every sample is constant; "
-                "that direction is left out of Hotelling's test (pass degenerate='exact' if the degeneracy is "
-                "structural, e.g. a target whose entries must sum to zero)"
+                "that direction is left out of Hotelling's test (degenerate='inconclusive'; the default "
+                "degenerate='exact' rejects, right when the degeneracy is structural, e.g. a sum-to-zero score)"
             )
         if h.rank < m:
             notes.append(f"sample covariance of the {m} non-constant coordinates has rank {h.rank}; pseudo-inverse used")

@@ -221,13 +221,26 @@ def test_zero_variance_coordinate_different_from_target_is_infinite():
     assert "differ from the target" in str(res)
 
 
-def test_zero_variance_coordinate_is_inconclusive_by_default():
-    # A rare outcome that never occurred leaves a coordinate constant by chance: by default the
-    # test must not call that a certain bias; it leaves the coordinate out and says so.
+def test_zero_variance_coordinate_is_decided_exactly_by_default():
+    # A deterministic coordinate that differs from its target is a certain bias: the default never
+    # passes it by leaving it out (a deterministic wrong gradient used to pass with p = 1).
     rng = np.random.default_rng(106)
     x = np.column_stack([rng.standard_normal(80), np.full(80, 0.3)])
     for method in ("both", "hotelling", "holm"):
-        res = stats.unbiasedness_test(x, [0.0, 0.31], method=method, calibration="asymptotic")
+        res = stats.unbiasedness_test(x, [0.0, 0.31], method=method)
+        assert res.reject and res.pvalue == 0.0 and not res.inconclusive
+    # ... and equal within the rounding level passes
+    assert not stats.unbiasedness_test(x, [0.0, 0.3 * (1 + 1e-13)], calibration="asymptotic").reject
+
+
+def test_zero_variance_coordinate_is_inconclusive_on_request():
+    # A rare outcome that never occurred leaves a coordinate constant by chance: degenerate="inconclusive"
+    # does not call that a certain bias; it leaves the coordinate out and says so.
+    rng = np.random.default_rng(106)
+    x = np.column_stack([rng.standard_normal(80), np.full(80, 0.3)])
+    for method in ("both", "hotelling", "holm"):
+        res = stats.unbiasedness_test(x, [0.0, 0.31], method=method, calibration="asymptotic",
+                                      degenerate="inconclusive")
         assert res.inconclusive and not res.reject and res.pvalues[1] == 1.0
         assert np.isfinite(res.hotelling_statistic)
     assert "INCONCLUSIVE" in str(res)
@@ -241,7 +254,8 @@ def test_all_coordinates_constant():
     assert res.pvalue == 1.0 and not res.reject and res.rank == 0
     assert res.hotelling_statistic == 0.0
     assert stats.unbiasedness_test(x, [1.5, -1.0], degenerate="exact").pvalue == 0.0
-    assert stats.unbiasedness_test(x, [1.5, -1.0]).inconclusive
+    assert stats.unbiasedness_test(x, [1.5, -1.0]).pvalue == 0.0  # the default: deterministic and wrong
+    assert stats.unbiasedness_test(x, [1.5, -1.0], degenerate="inconclusive").inconclusive
 
 
 def test_categorical_score_linear_dependence():
@@ -260,7 +274,8 @@ def test_categorical_score_linear_dependence():
     # a target off the hyperplane Σ_k g_k = 0 is incompatible with every sample: infinite statistic
     off = stats.unbiasedness_test(g, target + np.array([1e-3, 0.0, 0.0]), degenerate="exact")
     assert off.hotelling_statistic == np.inf and off.pvalue == 0.0
-    assert stats.unbiasedness_test(g, target + np.array([1e-3, 0.0, 0.0])).inconclusive
+    assert stats.unbiasedness_test(g, target + np.array([1e-3, 0.0, 0.0])).pvalue == 0.0  # the default
+    assert stats.unbiasedness_test(g, target + np.array([1e-3, 0.0, 0.0]), degenerate="inconclusive").inconclusive
     # a duplicated coordinate is another exact linear dependence
     dup = stats.unbiasedness_test(np.column_stack([g[:, 0], g[:, 0], g[:, 1]]), target[[0, 0, 1]])
     assert dup.rank == 2
