@@ -32,7 +32,8 @@ FAMILY_PARAMS = {
 }
 
 #: Estimators that differentiate f (need ``grad``) and those that evaluate f at relaxed points.
-NEEDS_GRAD = ("muprop", "pathwise", "gumbel_softmax", "straight_through", "gumbel_rao", "rebar", "relax")
+NEEDS_GRAD = ("muprop", "pathwise", "gumbel_softmax", "straight_through", "gumbel_rao", "rebar", "relax",
+              "straight_through_plain")
 EVALUATES_RELAXED = ("muprop", "gumbel_softmax", "rebar", "relax")
 #: Estimators that refuse ±inf parameters, and the argument their refusal names.
 REFUSES_INFINITE = {"arsm": ("logits",)}
@@ -211,6 +212,8 @@ def option_cases(name, dist, func):
                 opt(option, "range", st.just(minimum - 1), minimum - 1, note=f"{option} >= {minimum}")
     if name == "gumbel_rao":
         opt("derivative", "unknown-option", st.sampled_from(["Identity", "none", 3, None]), "none")
+    if name == "straight_through_plain":
+        opt("backward", "unknown-option", st.sampled_from(["Probs", "softmax", 3, None]), "softmax")
     if name == "reinforce":
         for cls in ("nan", "inf", "complex", "bool", "shape"):
             opt("baseline", cls, *scalar_variant(cls, legal=0.25))
@@ -438,6 +441,10 @@ def moments_cases():
         elif name == "gapped_straight_through":
             ref = (lambda _: _gst_bit_mean_ref(0.3, 1.0, 1.0))
             note = "mean by its closed form over b ∈ {0, 1}"
+        elif name == "straight_through_plain":  # σ'(ℓ) E[2(b − t)]: the gradient at b through the probability
+            ref = (lambda _: np.array([special.expit(0.3) * special.expit(-0.3) * sum(
+                special.expit(0.3 if b else -0.3) * 2 * (b - 0.45) for b in (0, 1))]))
+            note = "mean by its closed form σ'(ℓ) Σ_b q(b) 2(b − t)"
         elif name == "gumbel_rao":
             ref = (lambda _: _relaxed_mean_ref("straight_through", 0.3, 1.0))
             note = "mean equals straight-through's, by SciPy quad"
