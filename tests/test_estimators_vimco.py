@@ -1,6 +1,8 @@
 """vimco: exact moments (enumeration of the k-tuples) against exact.gradient of the multi-sample objective,
 the estimate against a loop twin of the paper's formula with finite-difference scores, variance below
-REINFORCE on L, cost, noise = rng, Monte Carlo unbiasedness, mutation tests and option checks.
+REINFORCE on L, cost, noise = rng, Monte Carlo unbiasedness, mutation tests and option checks; the same for
+IWAEBound (weights log p(x, b) − log q_φ(b) that move with φ), with the exact bias of leaving out the
+normalised-weight term (VIMCO on the frozen-log-q objective).
 
 Monte Carlo checks use ``refgrad.testing.assert_unbiased`` at alpha = 1e-3 with the seed stated in the
 test (n = 4000).
@@ -15,7 +17,7 @@ from estimator_checks import central_fd
 from refgrad import exact, testing
 from refgrad.distributions import Bernoulli, Categorical
 from refgrad.estimators._base import ESTIMATORS, estimate
-from refgrad.multisample import LogMeanExp, MultiSampleObjective
+from refgrad.multisample import IWAEBound, LogMeanExp, MultiSampleObjective, gradient_parts
 from refgrad.objectives import SquaredDistance, Table
 
 NAME = "vimco"
@@ -191,3 +193,153 @@ def test_bad_options_and_objectives():
         estimate(NAME, refgrad.GaussianThreshold(np.array([0.1])), f, 3, rng=0)
     with pytest.raises(ValueError, match="limit=100"):
         exact.moments(NAME, Categorical(np.zeros((2, 3))), LogMeanExp(Table(np.zeros((3, 3))), 3), k=3, limit=100)
+
+
+# ------------------------------------------------------------------ IWAEBound: log w = log p(x, b) − log q_φ(b)
+
+
+def iwae_problems():
+    rng = np.random.default_rng(29)
+    return {
+        "bernoulli_d2_k3": (Bernoulli(np.array([0.4, -1.2])), Table(3 * rng.normal(size=(2, 2))), 3),
+        "bernoulli_d3_k2": (Bernoulli(np.array([0.9, -0.3, 1.7])), Table(rng.normal(size=(2, 2, 2))), 2),
+        "categorical_d1_k4": (Categorical(np.array([[0.3, -0.5, 1.0]])), Table(2 * rng.normal(size=(3,))), 4),
+        "categorical_d2_k2": (Categorical(np.array([[0.3, -0.5, 1.0], [1.0, 0.0, -0.5]])),
+                              Table(rng.normal(size=(3, 3))), 2),
+        "bernoulli_inf_k3": (Bernoulli(np.array([np.inf, -0.7])), Table(rng.normal(size=(2, 2))), 3),
+    }
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+@pytest.mark.parametrize("case", sorted(iwae_problems()))
+def test_iwae_exact_mean_is_the_exact_gradient(case, baseline):
+    # moments sum Σ q ĝ over the k-tuples; exact.gradient takes flip differences of the tables M − W: two
+    # different computations, equal to < 1e-15 here
+    dist, lj, k = iwae_problems()[case]
+    f = IWAEBound(lj, k)
+    m = exact.moments(NAME, dist, f, k=k, baseline=baseline)
+    assert m.method == "enumeration" and m.cost == k
+    np.testing.assert_allclose(m.mean, exact.gradient(dist, f), rtol=0, atol=1e-13)
+
+
+def iwae_twin(dist, log_joint, b, baseline, score=None):
+    """The paper's estimator by loops for one k-tuple b: Σ_j (L − L_{−j}) ∇ log q(b^j) + Σ_j w̃_j ∇_φ log w_φ(b^j),
+    weights exponentiated directly (w = p(x, b) / q(b)); the derivatives by central differences in φ (log q and
+    log w re-evaluated at φ ± h), or ∇ log q by ``score`` when given."""
+    k = b.shape[0]
+    family = type(dist)
+
+    def log_w(x, j):
+        return log_joint.value(b[j:j + 1])[0] - family(x).log_prob(b[j:j + 1])[0]
+
+    w = np.exp(log_joint.value(b)) / np.exp(dist.log_prob(b))
+    L = np.log(np.mean(w))
+    out = np.zeros(dist.param_shape)
+    for j in range(k):
+        others = np.delete(w, j)
+        if baseline == "geometric":
+            stand_in = np.exp(np.mean(np.log(others)))
+        elif baseline == "arithmetic":
+            stand_in = np.mean(others)
+        L_minus = 0.0 if baseline is None else np.log((others.sum() + stand_in) / k)
+        if score is None:
+            s = central_fd(lambda x: family(x).log_prob(b[j:j + 1])[0], dist.params, h=1e-6)
+            dlogw = central_fd(lambda x: log_w(x, j), dist.params, h=1e-6)
+        else:
+            s = score(b[j:j + 1])[0]
+            dlogw = -s
+        out += (L - L_minus) * s + w[j] / w.sum() * dlogw
+    return out
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+@pytest.mark.parametrize("case", ["bernoulli_d3_k2", "categorical_d1_k4", "categorical_d2_k2"])
+def test_iwae_estimate_is_the_papers_formula_with_fd_derivatives(case, baseline):
+    dist, lj, k = iwae_problems()[case]
+    f = IWAEBound(lj, k)
+    noise = ESTIMATORS[NAME].draw_noise(dist, 6, rng=3, k=k)
+    got = estimate(NAME, dist, f, noise=noise, k=k, baseline=baseline)
+    event = tuple(dist.event_shape)
+    b = dist.from_uniforms(noise["u"].reshape((-1,) + event)).reshape((6, k) + event)
+    for i in range(6):
+        np.testing.assert_allclose(got[i], iwae_twin(dist, lj, b[i], baseline), rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+@pytest.mark.parametrize("case", ["bernoulli_d2_k3", "categorical_d2_k2", "bernoulli_inf_k3"])
+def test_iwae_exact_covariance_against_loops(case, baseline):
+    # E[ĝ ĝᵀ] − E[ĝ]E[ĝ]ᵀ by itertools over the k-tuples with the twin (analytic scores, so to rounding)
+    import itertools
+
+    dist, lj, k = iwae_problems()[case]
+    f = IWAEBound(lj, k)
+    configs, probs = dist.enumerate()
+    live = np.flatnonzero(probs > 0)
+    first, second = 0.0, 0.0
+    for tup in itertools.product(live, repeat=k):
+        p = np.prod(probs[list(tup)])
+        g = iwae_twin(dist, lj, configs[list(tup)], baseline, score=dist.score).ravel()
+        first = first + p * g
+        second = second + p * np.outer(g, g)
+    m = exact.moments(NAME, dist, f, k=k, baseline=baseline)
+    np.testing.assert_allclose(m.mean.ravel(), first, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(m.cov, second - np.outer(first, first), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["bernoulli_d3_k2", "categorical_d2_k2"])
+def test_iwae_unbiased_monte_carlo(case):
+    # alpha = 1e-3, seed 21, n = 4000
+    dist, lj, k = iwae_problems()[case]
+    testing.assert_unbiased(NAME, dist, IWAEBound(lj, k), n=4000, alpha=1e-3, rng=21, k=k)
+
+
+@pytest.mark.parametrize("case", ["bernoulli_d2_k3", "categorical_d1_k4", "categorical_d2_k2"])
+def test_frozen_log_q_vimco_is_biased_for_iwae(case):
+    # VIMCO on f.frozen(dist) (log q treated as a fixed log weight: no normalised-weight term) has mean the
+    # score part only; its exact bias is the weight part of the gradient, printed with -s:
+    #   python -m pytest -q -p no:xdist -s tests/test_estimators_vimco.py -k frozen
+    dist, lj, k = iwae_problems()[case]
+    f = IWAEBound(lj, k)
+    truth = exact.gradient(dist, f)
+    _, weight_part = gradient_parts(dist, f)
+    for baseline in BASELINES:
+        bias = exact.moments(NAME, dist, f.frozen(dist), k=k, baseline=baseline).mean - truth
+        np.testing.assert_allclose(bias, -weight_part, rtol=0, atol=1e-13)
+    print(case, "exact bias of VIMCO with log q frozen:", np.round(bias.ravel(), 6).tolist())
+    assert np.max(np.abs(bias)) > 0.05
+    # and Monte Carlo sees it (alpha = 1e-3, seed 21, n = 4000) where the full estimator passes
+    with pytest.raises(AssertionError):
+        testing.assert_unbiased(NAME, dist, f.frozen(dist), target=truth, n=4000, alpha=1e-3, rng=21, k=k)
+    testing.assert_unbiased(NAME, dist, f, n=4000, alpha=1e-3, rng=21, k=k)
+
+
+def test_iwae_mutations_are_caught(monkeypatch):
+    dist, lj, k = iwae_problems()["bernoulli_d3_k2"]
+    f = IWAEBound(lj, k)
+    g = exact.gradient(dist, f)
+    mutations = {
+        "weight_term_dropped": lambda lw, b: vimco.learning_signals(lw, b),
+        "weight_term_sign": lambda lw, b: vimco.learning_signals(lw, b) + IWAEBound.normalised_weights(lw),
+        "unnormalised_weights": lambda lw, b: vimco.learning_signals(lw, b) - np.exp(lw),
+    }
+    for mutation, fn in mutations.items():
+        with monkeypatch.context() as mp:
+            mp.setattr(vimco, "iwae_signals", fn)
+            assert np.max(np.abs(exact.moments(NAME, dist, f, k=k).mean - g)) > 1e-2, mutation
+            with pytest.raises(AssertionError):
+                testing.assert_unbiased(NAME, dist, f, n=4000, alpha=1e-3, rng=21, k=k)
+
+
+def test_iwae_bad_inputs():
+    dist, lj, _ = iwae_problems()["bernoulli_d3_k2"]
+    f = IWAEBound(lj, 2)
+    with pytest.raises(ValueError, match=r"option k = 3 .* must equal the objective's number of samples k = 2"):
+        estimate(NAME, dist, f, 3, rng=0, k=3)
+    with pytest.raises(ValueError, match="does not support family 'gaussian_threshold'"):
+        estimate(NAME, refgrad.GaussianThreshold(np.array([0.1, 0.2, 0.3])), f, 3, rng=0)
+    nan = IWAEBound(lambda z: np.where(z[:, 0] > 0, np.nan, 0.0), 2)
+    with pytest.raises(ValueError, match="log_joint of 'IWAEBound.*nan"):
+        exact.moments(NAME, dist, nan, k=2)
+    wrong = IWAEBound(lambda z: np.zeros((z.shape[0], 2)), 2)
+    with pytest.raises(ValueError, match="log_joint of 'IWAEBound.*shape"):
+        estimate(NAME, dist, wrong, 3, rng=0)

@@ -73,7 +73,7 @@ from ..multisample import IWAEBound, LogMeanExp, MultiSampleObjective
 from ._base import EstimatorSpec, NoiseField, register
 from .score import sample_breakpoints
 
-__all__ = ["learning_signals", "leave_one_out", "SPEC"]
+__all__ = ["learning_signals", "iwae_signals", "leave_one_out", "SPEC"]
 
 FAMILIES = ("bernoulli", "categorical")
 BASELINES = ("geometric", "arithmetic", None)
@@ -98,6 +98,12 @@ def learning_signals(lw, baseline):
     return LogMeanExp.from_log_weights(lw)[:, None] - leave_one_out(lw, baseline)
 
 
+def iwae_signals(lw, baseline):
+    r"""The coefficients ``L(b^{1:k}) − L_{−j} − \bar w_j`` of ``s(b^j)`` for an ``IWAEBound`` (log weights ``lw`` ``(n, k)``
+    at the current ``φ``): the learning signals plus the normalised-weight term of ``∇_φ \log w_φ = −s``."""
+    return learning_signals(lw, baseline) - IWAEBound.normalised_weights(lw)
+
+
 def _objective(f, k):
     if not isinstance(f, (LogMeanExp, IWAEBound)):
         kind = "a generic multi-sample objective" if isinstance(f, MultiSampleObjective) else "a single-sample objective"
@@ -118,7 +124,7 @@ def _vimco_given(dist, f, b, k, baseline):
     s = dist.score(b.reshape((n * k,) + event)).reshape((n, k) + tuple(dist.param_shape))
     if isinstance(obj, IWAEBound):  # log w depends on φ: the term −Σ_j w̄_j s(b^j) joins the signals
         lw = obj.log_weights(b, dist)  # (n, k): k evaluations of log p(x, b) per estimate
-        signals = learning_signals(lw, baseline) - IWAEBound.normalised_weights(lw)
+        signals = iwae_signals(lw, baseline)
     else:
         lw = obj.log_weights(b)  # (n, k): k evaluations of log w per estimate
         signals = learning_signals(lw, baseline)
