@@ -708,7 +708,7 @@ def _torchreinforce(ctx, rec, cc, version):
     # f(b) = Σ_t r(b_t) (γ = 1); the REINFORCE-with-returns estimate is an unbiased gradient of E f
     table = r[:, None] + r[None, :]
     p = _softmax(logits)
-    exact = p * (r - p @ r)  # per step: ∂E r(b_t)/∂ℓ_t
+    exact = p * (r - (p @ r)[:, None])  # per step: ∂E r(b_t)/∂ℓ_t
     for normalize in (True, False):
         torch.manual_seed(ctx.seed + 81)
         G, B = np.zeros((n, T, K)), np.zeros((n, T), int)
