@@ -10,6 +10,33 @@ An event of probability zero (a hit in a zero-probability cell, a value outside 
 NaN) is a ``"certain failure"`` with p = 0, reported with its indices; a rejection at level
 α is ``"wrong"``.
 
+Underflow
+---------
+A relaxed sample in probability space that is exactly 0 stands first for a real value below
+``ROUNDING_ULPS`` smallest subnormals (gradual underflow, IEEE's default).  Several libraries
+return 0 for every value below the smallest *normal* float, FLT_MIN =
+``np.finfo(np.float32).tiny`` = 1.18e-38 in float32: TensorFlow and JAX on CPU flush every
+result below it to zero and hold no subnormal value (measured on TensorFlow's float32 sigmoid:
+the largest score giving 0 is -87.33675, where the exact sigmoid is 1.1753e-38), and the
+float32 sigmoids of NumPy, SciPy and PyTorch compute 1/(1 + exp(-z)), whose exp overflows
+below 1/FLT_MAX = 2.9e-39 (zeros there, subnormals above).  When the zeros make the law fail
+under the first reading, :func:`check_relaxed_sampler` reads each 0 as the censored event
+"x < FLT_MIN" (the dtype's ``tiny``; times the rounding of the scores), whose probability the
+exact law gives, and reruns every statistical part; the KS parts then take a 0 as the interval
+[0, FLT_MIN], and a part counting the zeros compares each entry's count of zeros with
+Binomial(n, P(x < FLT_MIN)), one-sided.  If every part then agrees, the verdict fails with
+diagnosis ``"convention: flush-to-zero below FLT_MIN"`` (the samples follow the law, up to
+the convention), never ``"wrong"``; if a part still rejects -- zeros where the law has no mass
+below FLT_MIN (at τ = 1, P(x < FLT_MIN) ≈ 1e-38, so three zeros have p < 1e-30), too many
+zeros, or a wrong law elsewhere -- the verdict is ``"wrong"``.  The second reading only widens
+the intervals, so it never rejects where the first does not: the rate of FAIL verdicts on
+correct samplers is that of the first reading.  The zero count part runs whenever the tested
+entries hold zeros (it also catches a handful of zeros where the law has no mass, which KS
+cannot at any feasible n).  The symmetric case needs no convention: 1 - δ with δ below half an
+ulp of 1 rounds to 1.0, and a 1.0 stands for [1 - 4 spacing(1), 1] like every value.  The
+discrete checks are unaffected: a cell whose probability flushes to 0 has probability below
+FLT_MIN, and a correct sampler hits it 0 times at any feasible n.
+
 Calibration
 -----------
 Measured with ``python -m pytest -q -m slow tests/test_crosscheck_samplers.py -s`` (155 s on
@@ -34,7 +61,7 @@ refgrad's samples rounded to float32 at τ = 0.01 and 0.1 (probability and log s
 while zeros put where the law has mass (τ = 1) fail.
 """
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 from refgrad._checks import InputTypeError, as_float_array, check_no_nan, describe
 from refgrad.distributions import Categorical
@@ -42,7 +69,7 @@ from refgrad.distributions import Categorical
 from ._gof import (binomial_pvalues, g_test_monte_carlo, holm, ks_interval, monte_carlo_budget,
                    rounding_interval, EXCEEDANCES, ROUNDING_ULPS)
 from ._rounding import score_rounding
-from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
+from ._verdict import DEFAULT_ALPHA, FLUSH_TO_ZERO, Verdict, combine, part_alpha
 
 __all__ = ["check_bernoulli_sampler", "check_categorical_sampler", "check_relaxed_sampler"]
 
@@ -469,15 +496,19 @@ def _score_rounding(dtype, ell, tau):
     return ROUNDING_ULPS * score_rounding(float(np.finfo(dtype).eps), ell, tau)
 
 
-def _log_bounds(values, dtype, space, ell, tau):
+def _log_bounds(values, dtype, space, ell, tau, zero_high=None):
     """Bounds of log x for each entry of a Concrete sample (x itself or y = log x).
 
     The rounding interval of the value in its own dtype, widened by the rounding of the scores it
     was computed from (:func:`_score_rounding`): a float32 sample y = s − logsumexp(s) at τ = 0.1
-    has its largest entry off by ~1e-6, which is the whole distance of x_max from 1.
+    has its largest entry off by ~1e-6, which is the whole distance of x_max from 1.  ``zero_high``
+    (probability space): the upper end of the reals an exact 0 stands for, instead of
+    ``ROUNDING_ULPS`` smallest subnormals (the flush-to-zero reading passes the dtype's ``tiny``).
     """
     low, high = rounding_interval(values, dtype)
     if space == "probability":
+        if zero_high is not None:
+            high = np.where(values == 0, float(zero_high), high)
         low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
         with np.errstate(divide="ignore"):
             low, high = np.log(low), np.log(high)
@@ -485,9 +516,9 @@ def _log_bounds(values, dtype, space, ell, tau):
     return low - widen, np.minimum(high + widen, 0.0)
 
 
-def _concrete_logistic_tests(values, dtype, ell, tau, space, keep):
+def _concrete_logistic_tests(values, dtype, ell, tau, space, keep, zero_high=None):
     """τ(log x_i − log x_ref) − (ℓ_i − ℓ_ref) ~ Logistic, ref = the largest logit, per coordinate in ``keep``."""
-    log_low, log_high = _log_bounds(values, dtype, space, ell, tau)
+    log_low, log_high = _log_bounds(values, dtype, space, ell, tau, zero_high)
     tests = []
     for j in keep:
         ref = int(np.argmax(ell[j]))
@@ -503,7 +534,7 @@ def _concrete_logistic_tests(values, dtype, ell, tau, space, keep):
     return tests
 
 
-def _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals):
+def _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals, zero_high=None):
     """KS of each marginal against ``refgrad.relaxations.concrete_marginal_cdf``; (tests, reason if skipped)."""
     try:
         from refgrad.relaxations import concrete_marginal_cdf
@@ -514,7 +545,7 @@ def _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals):
         return [], (f"K = {K} > {_AUTO_MARGINAL_CATEGORIES}, where the exact marginal CDF costs a two-dimensional "
                     f"quadrature per point (pass marginals=True to run it)" if marginals == "auto" else
                     "marginals=False")
-    log_low, log_high = _log_bounds(values, dtype, space, ell, tau)
+    log_low, log_high = _log_bounds(values, dtype, space, ell, tau, zero_high)
     n = values.shape[0]
     # exp rounds by < 1 ulp: one step outwards keeps the bounds (y = -1e-17 must not become x = 1)
     x_low = np.nextafter(np.exp(log_low[:, keep]), 0.0)
@@ -531,16 +562,124 @@ def _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals):
     return tests, None
 
 
-def _binary_logistic_tests(values, dtype, ell, tau, space, keep):
-    """τ·logit(x) − ℓ (= τ·y − ℓ in logit space) ~ Logistic, i.e. the exact marginal CDF σ(τ logit x − ℓ)."""
+def _binary_logistic_tests(values, dtype, ell, tau, space, keep, zero_high=None):
+    """τ·logit(x) − ℓ (= τ·y − ℓ in logit space) ~ Logistic, i.e. the exact marginal CDF σ(τ logit x − ℓ).
+
+    ``zero_high`` (probability space): an exact 0 stands for ``[0, zero_high · exp(w)]``, ``w`` the
+    rounding of the score (ℓ + L)/τ carried into log x (:func:`_binary_score_rounding`), instead of
+    ``ROUNDING_ULPS`` smallest subnormals.
+    """
     if space == "logit":
         low, high = rounding_interval(values, dtype)
     else:
         low, high = rounding_interval(values, dtype)
+        if zero_high is not None:
+            bound = float(zero_high) * np.exp(_binary_score_rounding(dtype, ell, tau))[None, :]
+            high = np.where(values == 0, bound, high)
         with np.errstate(divide="ignore"):
             low, high = special.logit(np.clip(low, 0.0, 1.0)), special.logit(np.clip(high, 0.0, 1.0))
     return [({"coordinate": int(j)}, special.expit(tau[j] * low[:, j] - ell[j]),
              special.expit(tau[j] * high[:, j] - ell[j])) for j in keep]
+
+
+def _binary_score_rounding(dtype, ell, tau):
+    """Per coordinate: the rounding of the score (ℓ + L)/τ carried into log x of a Binary Concrete sample.
+
+    :func:`_score_rounding` of the pair of logits (ℓ, 0): the binary law is the K = 2 Concrete law.
+    """
+    return _score_rounding(dtype, np.column_stack([ell, np.zeros_like(ell)]), tau)
+
+
+def _zero_probabilities(log_bound, ell, tau, family):
+    r"""P(x < exp(log_bound)) under the exact law, per tested entry (an upper bound where inexact).
+
+    Binary: :math:`σ(τ\,\mathrm{logit}(t) - ℓ)`, exact.  Concrete: the exact marginal CDF
+    (``concrete_marginal_cdf``) where it accepts K; otherwise the union bound
+    :math:`P(x_k < t) \le \sum_{j \ne k} σ(τ \log(Kt) - ℓ_k + ℓ_j)` (``x_k < t`` with
+    :math:`\max_j x_j \ge 1/K` implies :math:`x_k/x_j < Kt` for the largest :math:`j`, and
+    :math:`τ\log(x_k/x_j) - (ℓ_k - ℓ_j)` is standard Logistic), which keeps the one-sided test's level.
+    ``log_bound`` has one entry per row of ``ell``.
+    """
+    if family == "binary_concrete":
+        t = np.exp(log_bound)
+        return special.expit(tau * (log_bound - np.log1p(-t)) - ell)
+    K = ell.shape[1]
+    out = np.empty(ell.shape)
+    try:
+        from refgrad.relaxations import concrete_marginal_cdf
+        for j in range(ell.shape[0]):
+            out[j] = concrete_marginal_cdf(np.full(K, np.exp(log_bound[j])), ell[j], tau[j])
+        return np.clip(out, 0.0, 1.0)
+    except (ImportError, ValueError):
+        pass
+    for j in range(ell.shape[0]):
+        diff = tau[j] * (np.log(K) + log_bound[j]) - ell[j][:, None] + ell[j][None, :]
+        np.fill_diagonal(diff, -np.inf)
+        with np.errstate(invalid="ignore"):
+            out[j] = np.minimum(1.0, np.nansum(special.expit(diff), axis=1))
+    return out
+
+
+def _zero_count_verdict(values, dtype, ell, tau, family, keep, zero_bound, level, reading):
+    """One-sided exact binomial tests of the count of exact zeros per tested entry, Holm-combined.
+
+    An exact 0 stands for a real value below ``zero_bound`` (times the score rounding), so under the
+    null the count of zeros of entry j is at most Binomial(n, p_j) with p_j = P(x_j < bound_j)
+    (:func:`_zero_probabilities`): the p-value is ``P(Binomial(n, p_j) >= count_j)``.  Too few zeros
+    is no evidence (a sampler keeping subnormals, or computing in log space, has fewer).
+    """
+    n = values.shape[0]
+    if family == "binary_concrete":
+        w = _binary_score_rounding(dtype, ell, tau)
+        probs = _zero_probabilities(np.log(zero_bound) + w[keep], ell[keep], tau[keep], family)
+        counts = np.sum(values[:, keep] == 0, axis=0)
+        labels = [{"coordinate": int(j)} for j in keep]
+        probs, counts = probs.ravel(), counts.ravel()
+    else:
+        w = _score_rounding(dtype, ell, tau)
+        table = _zero_probabilities(np.log(zero_bound) + w[keep], ell[keep], tau[keep], family)
+        zeros = np.sum(values[:, keep] == 0, axis=0)
+        labels, probs, counts = [], [], []
+        for a, j in enumerate(keep):
+            for k in np.flatnonzero(np.isfinite(ell[j])):
+                labels.append({"coordinate": int(j), "category": int(k)})
+                probs.append(table[a, k])
+                counts.append(zeros[a, k])
+        probs, counts = np.array(probs), np.array(counts)
+    pvals = np.where(counts > 0, stats.binom.sf(counts - 1, n, probs), 1.0)
+    adjusted = holm(pvals)
+    order = np.argsort(pvals, kind="stable")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(counts > 0, counts / (n * probs), 0.0)
+    worst = [dict(labels[i], zeros=int(counts[i]), expected_at_most=float(n * probs[i]), pvalue=float(pvals[i]),
+                  Holm=float(adjusted[i])) for i in order[:_MAX_WORST]]
+    pvalue = float(adjusted.min())
+    passed = pvalue > level
+    w0 = worst[0]
+    where = {k: v for k, v in w0.items() if k in ("coordinate", "category")}
+    text = (f"Exact zeros read as {reading}: a 0 stands for a value below {zero_bound:.4g} (times the rounding "
+            f"of the scores), an event of known probability, so the count of zeros of each of the {len(labels)} "
+            f"tested entries is at most Binomial(n = {n}, P(x < bound)); one-sided exact binomial test, Holm at "
+            f"α = {level:.3g}. Worst: {where}, {w0['zeros']} zeros where at most {w0['expected_at_most']:.4g} are "
+            f"expected, p = {w0['pvalue']:.3g} (Holm {w0['Holm']:.3g}): "
+            + ("consistent with the exact law." if passed else "too many zeros for the exact law."))
+    return Verdict("check_relaxed_sampler", passed, "agrees" if passed else "wrong",
+                   f"count of exact zeros read as {reading}, one-sided exact binomial test, Holm across {len(labels)}",
+                   float(np.max(ratio)), pvalue, level, n,
+                   {"zeros": counts, "P(x < bound)": probs, "pvalue per entry": pvals}, worst, text)
+
+
+def _tested_entries(values, ell, keep, family):
+    """The entries (n, ...) of ``values`` that the statistical parts read: kept coordinates, finite logits."""
+    if family == "binary_concrete":
+        return values[:, keep]
+    return values[:, keep][:, np.isfinite(ell[keep])]
+
+
+#: The two readings of an exact 0 in probability space: (name, zero_high passed to the bounds, bound of the
+#: zero-count part as a function of the dtype).
+_ORDINARY = "a value below the smallest subnormals (gradual underflow)"
+_FLUSHED = "the event x < FLT_MIN (flush-to-zero)"
 
 
 def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="probability", alpha=DEFAULT_ALPHA,
@@ -585,6 +724,14 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     float32 samples at τ ≤ 0.1 have little power (the dominant entry's distance from 1 is
     below its rounding), which the argmax and log-ratio parts keep.
 
+    Underflow (probability space).  When the tested entries hold exact zeros, a further part
+    compares each entry's count of zeros with Binomial(n, P(x < bound)), one-sided, bound =
+    4 smallest subnormals (times the score rounding).  If the law is rejected so, the zeros are
+    read as the censored event x < FLT_MIN (the dtype's ``tiny``: flush-to-zero, as TensorFlow
+    and JAX on CPU, or an exp overflowing in 1/(1 + exp(-z))) and every statistical part is
+    rerun; all agreeing gives the diagnosis ``"convention: flush-to-zero below FLT_MIN"`` (not
+    passed, not "wrong"), any rejecting gives ``"wrong"``.  See the module docstring.
+
     Parameters
     ----------
     samples : array_like
@@ -625,21 +772,33 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
                        test=f"{family} sampler against the exact law")
     if family == "binary_concrete":
         keep = np.flatnonzero(np.isfinite(ell))
-        skipped = d - keep.size
-        tests, notes = [_binary_logistic_tests(values, dtype, ell, tau, space, keep)], []
     else:
         keep = np.flatnonzero(~np.isposinf(ell).any(axis=1) & (np.isfinite(ell).sum(axis=1) > 1))
-        skipped = d - keep.size
-        marginal, reason = _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals) if keep.size else ([], None)
-        tests = [_concrete_logistic_tests(values, dtype, ell, tau, space, keep)] + ([marginal] if marginal else [])
-        notes = [f"part (c), the marginal CDFs, is skipped: {reason}."] if reason else []
+    skipped = d - keep.size
+    notes = []
+    if not keep.size:
+        notes.append(f"{skipped} coordinate(s) with +inf logits or a single possible category are deterministic "
+                     f"(or follow a limit convention) and are checked by the support part only.")
+        return combine("check_relaxed_sampler", [support], n, alpha, head + " " + " ".join(notes),
+                       test=f"{family} sampler against the exact law")
+    tested = _tested_entries(values, ell, keep, family)
+    zeros = space == "probability" and bool((tested == 0).any())
+    tiny = float(np.finfo(dtype).tiny)
+
+    def ks_parts(zero_high):
+        if family == "binary_concrete":
+            return [_binary_logistic_tests(values, dtype, ell, tau, space, keep, zero_high)], None
+        marginal, reason = _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals, zero_high)
+        return [_concrete_logistic_tests(values, dtype, ell, tau, space, keep, zero_high)] + (
+            [marginal] if marginal else []), reason
+
+    tests, reason = ks_parts(None)
+    if reason:
+        notes.append(f"part (c), the marginal CDFs, is skipped: {reason}.")
     if skipped:
         notes.append(f"{skipped} coordinate(s) with +inf logits or a single possible category are deterministic "
                      f"(or follow a limit convention) and are checked by the support part only.")
-    if not keep.size:
-        return combine("check_relaxed_sampler", [support], n, alpha, head + " " + " ".join(notes),
-                       test=f"{family} sampler against the exact law")
-    level = part_alpha(alpha, 1 + len(tests))
+    level = part_alpha(alpha, 1 + len(tests) + zeros)
     if family == "binary_concrete":
         bits = values[:, keep] > (0.5 if space == "probability" else 0.0)
         argmax = _bernoulli_verdict(bits.astype(np.int64), special.expit(ell[keep]), level,
@@ -649,7 +808,42 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
                                       resamples, seed, "check_relaxed_sampler", what="argmaxes")
     names = ["exact Logistic law of tempered log-ratios" if family == "concrete" else
              "exact Logistic law of tau logit(x) - logit (the marginal CDF)", "marginal CDFs against concrete_marginal_cdf"]
-    parts = [support, argmax] + [_ks_verdict(t, level, name, name) for t, name in zip(tests, names)]
-    return combine("check_relaxed_sampler", parts, n, alpha, " ".join([head] + notes),
-                   test=f"{family} sampler against the exact law ({len(parts) - 1} statistical parts)",
-                   compared={"tau": tau, "logits": ell})
+
+    def statistical(tests, zero_bound, reading):
+        parts = [argmax] + [_ks_verdict(t, level, name, name) for t, name in zip(tests, names)]
+        if zeros:
+            parts.append(_zero_count_verdict(values, dtype, ell, tau, family, keep, zero_bound, level, reading))
+        return parts
+
+    smallest = ROUNDING_ULPS * float(np.finfo(dtype).smallest_subnormal)
+    ordinary = statistical(tests, smallest, _ORDINARY)
+    test = f"{family} sampler against the exact law ({len(ordinary)} statistical parts)"
+    compared = {"tau": tau, "logits": ell}
+    if all(p.passed for p in ordinary):
+        return combine("check_relaxed_sampler", [support] + ordinary, n, alpha, " ".join([head] + notes), test=test,
+                       compared=compared)
+    flushed = statistical(ks_parts(tiny)[0], tiny, _FLUSHED)
+    count = int(np.sum(tested == 0))
+    reject = [p for p in ordinary if not p.passed]
+    subnormal = int(np.sum((tested > 0) & (tested < tiny)))
+    how = (f"and no subnormal value: what a CPU flushing every result below the smallest normal float of {dtype} "
+           f"({tiny:.4g}; FLT_MIN for float32) to zero produces, as TensorFlow and JAX do on CPU" if not subnormal else
+           f"beside {subnormal} subnormal value(s): an underflow to 0 inside the formula below the smallest normal "
+           f"float of {dtype} ({tiny:.4g}), e.g. exp(-z) overflowing in 1/(1 + exp(-z)) below 2.9e-39, as the "
+           f"float32 sigmoids of NumPy, SciPy and PyTorch do on CPU")
+    read = (f"The {count} exact zeros come {how}. "
+            f"Read as values below the smallest subnormal, the law is rejected ("
+            + "; ".join(f"{p.test}: p = {p.pvalue:.3g}" for p in reject)
+            + f"); the statistical parts below read each 0 as the censored event x < {tiny:.4g} instead.")
+    compared.update({"exact zeros": count, "smallest normal (FLT_MIN)": tiny,
+                     "p-value with zeros below the smallest subnormal": min(p.pvalue for p in reject)})
+    if not all(p.passed for p in flushed):
+        return combine("check_relaxed_sampler", [support] + flushed, n, alpha,
+                       " ".join([head] + notes + [read, "Even so the law is rejected: the sampler is wrong."]),
+                       test=test, compared=compared)
+    convention = Verdict("check_relaxed_sampler", False, FLUSH_TO_ZERO, "underflow convention of the exact zeros",
+                         float(count), None, None, n, {"exact zeros": count, "smallest normal": tiny}, [],
+                         read + " Read so, every statistical part agrees with the exact law: the samples follow "
+                         "it up to the flush-to-zero convention.")
+    return combine("check_relaxed_sampler", [support] + flushed + [convention], n, alpha,
+                   " ".join([head] + notes + [read]), test=test, compared=compared)

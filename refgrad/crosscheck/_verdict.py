@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["Verdict", "DEFAULT_ALPHA", "DIAGNOSES", "combine", "part_alpha"]
+__all__ = ["Verdict", "DEFAULT_ALPHA", "DIAGNOSES", "FLUSH_TO_ZERO", "combine", "part_alpha"]
 
 #: Default significance level of every statistical cross-check: strict, because a
 #: conformance run makes dozens of checks and a false alarm accuses another project.
@@ -27,8 +27,14 @@ DEFAULT_ALPHA = 1e-3
 #: * ``"convention"`` -- a documented difference of convention (NaN instead of -inf at
 #:   an impossible point, another normalisation, another parametrisation), named in
 #:   the explanation;
-#: * ``"shape"`` -- the values have the wrong shape.
-DIAGNOSES = ("agrees", "wrong", "certain failure", "measure", "convention", "shape")
+#: * ``"shape"`` -- the values have the wrong shape;
+#: * ``"convention: flush-to-zero below FLT_MIN"`` -- relaxed samples whose values below the
+#:   smallest normal float of their dtype (FLT_MIN = 1.18e-38 in float32) are exactly 0 and
+#:   which hold no subnormal value, as TensorFlow and JAX produce on CPU: the law is rejected
+#:   when a 0 is read as a value below the smallest subnormal, and not rejected when it is read
+#:   as the censored event "value < FLT_MIN" (:mod:`refgrad.crosscheck._samplers`).
+FLUSH_TO_ZERO = "convention: flush-to-zero below FLT_MIN"
+DIAGNOSES = ("agrees", "wrong", "certain failure", "measure", "convention", "shape", FLUSH_TO_ZERO)
 
 
 def _plain(x):
@@ -219,7 +225,8 @@ def combine(check, parts, n, alpha, explanation_prefix="", test=None, compared=N
     stat = [p for p in parts if p.pvalue is not None]
     pvalue = min(1.0, len(stat) * min(p.pvalue for p in stat)) if stat else None
     failing = [p for p in parts if not p.passed]
-    order = {d: i for i, d in enumerate(("certain failure", "shape", "wrong", "measure", "convention"))}
+    order = {d: i for i, d in enumerate(("certain failure", "shape", "wrong", "measure", "convention",
+                                         FLUSH_TO_ZERO))}
     failing.sort(key=lambda p: order.get(p.diagnosis, 9))
     diagnosis = failing[0].diagnosis if failing else "agrees"
     worst = list(failing[0].worst) if failing else []
