@@ -35,8 +35,9 @@ By enumerating the ``S^k`` sample tuples (``S`` the support size) in chunks: wit
 (the product rule over the ``k`` factors of ``Π_i q_φ(b^i)``).  Each term of the second sum is
 the exact gradient of a single-sample objective, the table ``M_j``, computed by
 :func:`refgrad.exact.gradient` from expected flip differences (no cancelling score-function sum).
-For a symmetric ``L`` (``LogMeanExp``, ``IWAEBound``) all ``M_j`` are equal.  The log weights are evaluated once
-per configuration of nonzero probability (``S`` evaluations), never at impossible ones; a generic
+For a symmetric ``L`` (``LogMeanExp``, ``IWAEBound``) all ``M_j`` are equal; an ``IWAEBound`` adds
+the table of its normalised weights (its docstring).  The log weights are evaluated once per
+configuration of nonzero probability (``S`` evaluations), never at impossible ones; a generic
 :class:`MultiSampleObjective` is evaluated on every tuple.  Sums are float64 (``np.bincount``);
 accuracy ``≲ S^k eps Σ|terms|`` in the worst case, far below 1e-12 at the sizes allowed by
 ``limit`` in the tests (checked against finite differences of :func:`expectation` and brute-force

@@ -5,8 +5,8 @@ Section 3 (the multi-sample objective and the gradient estimator with local lear
 
 **Objective.**  A :class:`refgrad.multisample.LogMeanExp` ``L(b^{1:k}) = \log \frac1k \sum_i w(b^i)``
 of ``k`` i.i.d. samples ``b^i ∼ q_φ``, with the log weight ``log w`` a single-sample objective that
-does not depend on ``φ`` (for weights that do, see below).  The estimand is ``∇_φ E[L(b^{1:k})]`` (= :func:`refgrad.exact.gradient`
-of the multi-sample objective).
+does not depend on ``φ`` (for weights that do, see below).  The estimand is ``∇_φ E[L(b^{1:k})]``
+(= :func:`refgrad.exact.gradient` of the multi-sample objective).
 
 **Estimator.**  Since ``L`` does not depend on ``φ`` except through the samples, the
 log-derivative identity over the product density ``Π_i q_φ(b^i)`` gives
@@ -36,25 +36,28 @@ has mean ``exact.gradient(dist, L)`` to 1e-12 (``tests/test_estimators_vimco.py`
 weight ``\log w_φ(b) = \log p(x, b) − \log q_φ(b)`` the objective itself moves with ``φ``, and its
 gradient (derived in :class:`~refgrad.multisample.IWAEBound`) has a second term,
 ``E[Σ_j \bar w_j ∇_φ \log w_φ(b^j)] = −E[Σ_j \bar w_j s(b^j)]`` with ``\bar w_j = w_j / Σ_i w_i``
-(the paper's gradient of the multi-sample objective: the learning-signal term plus the
-normalised-weight term ``Σ_j \tilde w_j ∇ \log f(x, h^j)``, of which the part in the proposal's
-parameters is this one).  For such an objective the estimator is
+(the paper's gradient of the multi-sample objective has the learning-signal term plus a
+normalised-weight term ``Σ_j \tilde w_j ∇ \log f(x, h^j)``, with ``f(x, h) = p(x, h)/q(h | x)`` in
+its notation; in the proposal's parameters that term is this one).  For such an objective the
+estimator is
 
 .. math::  \hat g = \sum_{j=1}^k \big(L(b^{1:k}) − L_{−j} − \bar w_j\big)\, s(b^j),
 
-the leave-one-out signals computed from ``\log w_φ`` at the current ``φ``.  Unbiased: the first
-two terms have mean ``E[Σ_j L s(b^j)]`` as above, the third is the second term of the gradient
-itself (no estimate of it is needed: it is a function of the drawn samples).  Dropping it -- the
-φ-independent treatment, i.e. VIMCO on ``f.frozen(dist)`` -- has mean the first term only, biased
-for ``k ≥ 2`` (measured exactly in ``tests/test_estimators_vimco.py``).
+the leave-one-out signals computed from ``\log w_φ`` at the current ``φ`` (:func:`iwae_signals`).
+Unbiased: ``Σ_j (L − L_{−j}) s(b^j)`` has mean ``E[Σ_j L s(b^j)]`` as above, and
+``−Σ_j \bar w_j s(b^j)`` is the integrand of the second term of the gradient itself.  Checked
+exactly: ``exact.moments("vimco", dist, f)`` has mean ``exact.gradient(dist, f)`` to 1e-13 and its
+covariance matches a loop over the tuples.  Leaving the term out -- the φ-independent treatment,
+i.e. VIMCO on ``f.frozen(dist)`` -- has mean the first term only, biased for ``k ≥ 2`` (the
+exact bias is measured in ``tests/test_estimators_vimco.py``).
 
 **Equations.**  The formulas above are derived here and checked against the exact oracle; no
 equation numbers are cited.
 
-**Cost**: ``k`` evaluations of ``log w`` per estimate.  **Noise**: ``u`` of shape
-``(k, *event_shape)``, ``b^i = dist.from_uniforms(u[i])``; the estimate depends on the noise only
-through the ``k`` samples, so ``exact.moments`` enumerates the ``S^k`` sample tuples
-(method "enumeration").
+**Cost**: ``k`` evaluations of ``log w`` (of ``log p(x, ·)`` for an ``IWAEBound``) per estimate.
+**Noise**: ``u`` of shape ``(k, *event_shape)``, ``b^i = dist.from_uniforms(u[i])``; the estimate
+depends on the noise only through the ``k`` samples, so ``exact.moments`` enumerates the ``S^k``
+sample tuples (method "enumeration").
 
 **Options**: ``k`` (integer ≥ 2, default 2) -- must equal the objective's ``k`` (checked when the
 estimate is computed, since the noise layout is fixed before the objective is seen);
@@ -99,8 +102,11 @@ def learning_signals(lw, baseline):
 
 
 def iwae_signals(lw, baseline):
-    r"""The coefficients ``L(b^{1:k}) − L_{−j} − \bar w_j`` of ``s(b^j)`` for an ``IWAEBound`` (log weights ``lw`` ``(n, k)``
-    at the current ``φ``): the learning signals plus the normalised-weight term of ``∇_φ \log w_φ = −s``."""
+    r"""The coefficients ``L(b^{1:k}) − L_{−j} − \bar w_j`` of ``s(b^j)`` for an ``IWAEBound``, shape ``(n, k)``.
+
+    ``lw``: the log weights ``log w_φ(b^i)`` at the current ``φ``, shape ``(n, k)``; the learning signals
+    plus the normalised-weight term of ``∇_φ \log w_φ = −s``.
+    """
     return learning_signals(lw, baseline) - IWAEBound.normalised_weights(lw)
 
 
