@@ -306,7 +306,7 @@ CASES = {
 
 
 def _name(case):
-    return case.replace("_cat", "")
+    return case.split("_cat")[0]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -362,3 +362,30 @@ def test_check_estimator_verdicts(case, dtype):
     wrong = ctf.per_sample_gradients(_from_seed(code, dtype, **bug), lg, _seeds(3, n))
     bad = check_estimator(wrong, dist, f, unbiased=unbiased, name=name, **opts)
     assert not bad.passed and not bad.parts[0].passed, bad  # the mean part sees the bug
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def test_readme_tensorflow_example_runs_and_prints_what_the_readme_says():
+    """The ```py block of README's "### TensorFlow" subsection, run as written; its ```text block is the output.
+
+    Each printed line is compared up to its first colon (verdict and check); the numbers after it
+    follow the checks' statistics, which the README shows from a run of this example.
+    """
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("### TensorFlow")
+    section = text[start:text.index("\n## ", start)]
+    code = re.findall(r"```py\n(.*?)```", section, flags=re.S)
+    printed = re.findall(r"```text\n(.*?)```", section, flags=re.S)
+    assert len(code) == 1 and len(printed) == 1 and len(code[0].strip().splitlines()) <= 20
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):  # in this process: TF is imported already
+        exec(compile(code[0], "README.md (### TensorFlow)", "exec"), {"__name__": "__readme__"})
+    got, want = buffer.getvalue().splitlines(), printed[0].splitlines()
+    assert [line.split(":")[0] for line in got] == [line.split(":")[0] for line in want], buffer.getvalue()
