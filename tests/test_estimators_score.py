@@ -311,6 +311,8 @@ EDGE_OPTIONS = {
     "disarm_stick_breaking_rb": [{}],
     "disarm_stick_breaking_iw": [{}],
     "vimco": [{}, {"k": 5}, {"baseline": None}],
+    # backward="identity" copies ∇f(b) also at ±inf, by definition (test_estimators_straight_through_plain.py)
+    "straight_through_plain": [{}],
 }
 
 
@@ -509,6 +511,9 @@ BAD_OPTIONS = [
     ("vimco", {"baseline": "harmonic"}, ValueError,
      r"baseline must be 'geometric', 'arithmetic' or None; got 'harmonic'"),
     ("vimco", {"baseline": 1.0}, TypeError, r"baseline must be .*; got 1.0 of type float"),
+    ("straight_through_plain", {"backward": "Probs"}, ValueError,
+     r"backward must be one of \['probs', 'identity'\]; got 'Probs'"),
+    ("straight_through_plain", {"backward": None}, ValueError, r"backward must be one of .*; got None"),
 ]
 
 
