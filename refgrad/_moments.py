@@ -649,8 +649,7 @@ def _optimal_eta_moments(spec, dist, f, opts, method, level, cost, budget=(None,
 # estimate depends on the noise only through the latent z (and the sample b it gives), the integral is taken
 # over the latent instead, region by region of the sample b:
 #
-# * a bit (Bernoulli: z − ℓ logistic, density σ(x)σ(−x) = e^{−|x|}/(1 + e^{−|x|})²; GaussianThreshold: z − μ
-#   standard normal) over the half-line of its sample value (b = 1: z > 0), split at ℓ; each node is a
+# * a bit (Bernoulli: z − ℓ logistic, density σ(x)σ(−x) = e^{−|x|}/(1 + e^{−|x|})²) over the half-line of its sample value (b = 1: z > 0), split at ℓ; each node is a
 #   distance from 0 or ℓ, exact, so the layer of width τ at z = 0 and the bump at z = ℓ are both resolved;
 # * a categorical row given its argmax b: the differences y_k = z_k − z_b < 0 (k ≠ b, finite ℓ_k), whose joint
 #   density on the negative orthant is (m − 1)! Π_k softmax(ℓ − y)_k over the m finite entries (y_b = 0;
@@ -674,7 +673,7 @@ def _latent_form(spec, dist, opts):
     from .estimators.relaxed import LATENT_FORMS
 
     form = LATENT_FORMS.get(spec.name)
-    if form is None or dist.family not in ("bernoulli", "gaussian_threshold", "categorical"):
+    if form is None or dist.family not in ("bernoulli", "categorical"):
         return None
     if spec.name == "gumbel_rao" and opts.get("derivative") != "identity":
         return None
@@ -684,10 +683,6 @@ def _latent_form(spec, dist, opts):
 def _log_logistic_density(x):
     ax = np.abs(x)
     return -ax - 2.0 * np.log1p(np.exp(-ax))
-
-
-def _log_normal_density(x):
-    return -0.5 * x * x - 0.5 * np.log(2.0 * np.pi)
 
 
 def _latent_outcomes(dist):
@@ -701,7 +696,7 @@ def _latent_outcomes(dist):
     from scipy import special
 
     out = []
-    if dist.family in ("bernoulli", "gaussian_threshold"):
+    if dist.family == "bernoulli":
         for ell in np.asarray(dist.params, dtype=float):
             if np.isposinf(ell):
                 out.append([(1, 0.0, [], np.array(np.inf))])
@@ -741,8 +736,6 @@ def _latent_log_density(dist, j, b, latent):
     ell = np.asarray(dist.params, dtype=float)[j]
     if dist.family == "bernoulli":
         return _log_logistic_density(latent - ell)
-    if dist.family == "gaussian_threshold":
-        return _log_normal_density(latent - ell)
     fin = np.isfinite(ell)
     m = int(fin.sum())
     a = ell[fin][None, :] - latent[:, fin]  # a_k = ℓ_k − y_k, y_b = 0
