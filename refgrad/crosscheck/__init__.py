@@ -4,7 +4,8 @@ Framework-neutral: every function takes plain arrays (anything :func:`numpy.asar
 accepts, float32 or float64) and returns a :class:`Verdict`.  The adapters that turn
 PyTorch tensors or JAX arrays into arrays, convert noise between refgrad's uniforms and
 each framework's draws, and collect per-sample gradients live in
-:mod:`refgrad.crosscheck.torch` and :mod:`refgrad.crosscheck.jax`; they import their
+:mod:`refgrad.crosscheck.torch`, :mod:`refgrad.crosscheck.jax` and
+:mod:`refgrad.crosscheck.tensorflow` (tensors and variables, stateless-seed noise); they import their
 framework when imported themselves, never before (install with the ``crosscheck`` extra).
 
 * :func:`check_bernoulli_sampler`, :func:`check_categorical_sampler` -- goodness of fit of
