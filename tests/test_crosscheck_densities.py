@@ -168,7 +168,7 @@ def test_bad_input_refused():
     with pytest.raises(ValueError, match="measure"):
         check_log_prob(np.zeros(5), np.exp(y), ELL, 0.5, "concrete", measure="lebesgue")
     with pytest.raises(ValueError, match="points"):
-        check_log_prob(np.zeros(3), [0.0, 0.5, 1.0], 0.0, 0.5, "binary_concrete")
+        check_log_prob(np.zeros(3), [0.0, 0.5, 1.5], 0.0, 0.5, "binary_concrete")
     with pytest.raises(ValueError, match="logits"):
         check_log_prob(np.zeros(2), [0, 1], [np.nan, 0.0], family="bernoulli")
 
@@ -199,3 +199,129 @@ def test_points_computed_from_large_scores_are_renormalised_not_refused(dtype):
     v = check_log_prob(values, y, ell, tau, family="exp_concrete")
     assert v.passed, v
     assert v.compared["renormalised points"] > 0
+
+
+# ---------------------------------------------------------------------------
+# boundary points: the density's limit, not a refusal
+# ---------------------------------------------------------------------------
+# Binary Concrete: p(x) = τ α x^(-τ-1) (1-x)^(-τ-1) / (α x^-τ + (1-x)^-τ)², α = e^ℓ, so
+# p(x) ~ (τ/α) x^(τ-1) as x -> 0 and τ α (1-x)^(τ-1) as x -> 1: log p -> +inf (τ < 1), ∓ℓ (τ = 1), -inf (τ > 1).
+
+
+def _binary_truth(x, ell, tau):
+    """log p at x in [0, 1]: the formula inside, the derived limit at 0 and 1."""
+    inside = R.binary_concrete_log_density(np.clip(x, 0.25, 0.75), ell, tau)
+    edge = np.inf if tau < 1 else (-np.inf if tau > 1 else None)
+    at0 = -ell if edge is None else edge
+    at1 = ell if edge is None else edge
+    return np.where(x == 0.0, at0, np.where(x == 1.0, at1, inside))
+
+
+@pytest.mark.parametrize("tau", [0.5, 1.0, 2.0])
+def test_binary_concrete_boundary_limits(tau):
+    ell, x = 0.7, np.array([0.0, 0.3, 1.0, 0.6])
+    truth = _binary_truth(x, ell, tau)
+    # the derived limit against the density itself next to the boundary
+    near = R.binary_concrete_log_density(np.array([1e-12, 1.0 - 1e-12]), ell, tau)
+    if tau == 1.0:
+        assert np.allclose(near, [-ell, ell], atol=1e-10)
+    else:
+        assert np.all(np.sign(near) == np.sign(truth[[0, 2]])) and np.all(np.abs(near) > 10)
+    v = check_log_prob(truth, x, ell, tau, "binary_concrete")
+    assert v.passed and v.compared["boundary points"] == 2, v
+    for wrong in (np.inf, -np.inf, np.nan, 30.0):  # +inf is TFP's value at 0 and 1
+        values = truth.copy()
+        values[[0, 2]] = wrong
+        v = check_log_prob(values, x, ell, tau, "binary_concrete")
+        if wrong == truth[0]:
+            assert v.passed, v  # TFP's +inf is the limit when τ < 1; -inf is the limit when τ > 1
+        else:
+            assert v.diagnosis == "wrong" and v.compared["off the limit at boundary points"] == 2, (wrong, v)
+            assert "boundary point" in v.explanation
+
+
+def test_binary_concrete_boundary_float32_and_infinite_logits():
+    # float32 points flushed to 0 and rounded to 1, float32 values; τ = 1 gives finite limits
+    x = np.array([0.0, 1.0, 0.25], dtype=np.float32)
+    values = np.array([-1.5, 1.5, R.binary_concrete_log_density(0.25, 1.5, 1.0)], dtype=np.float32)
+    assert check_log_prob(values, x, 1.5, 1.0, "binary_concrete").passed
+    values[0] = np.float32(-1.5) * (1 + 1e-5)
+    assert check_log_prob(values, x, 1.5, 1.0, "binary_concrete").diagnosis == "wrong"
+    # infinite logits: a point mass, refgrad's -inf everywhere; NaN there stays a convention
+    assert check_log_prob(np.array([-np.inf, -np.inf]), [0.0, 1.0], [np.inf, -np.inf], 0.5,
+                          "binary_concrete").passed
+    assert check_log_prob(np.array([np.nan, -np.inf]), [0.0, 1.0], [np.inf, -np.inf], 0.5,
+                          "binary_concrete").diagnosis == "convention"
+
+
+def test_logit_binary_concrete_infinite_points():
+    # the logistic density τ σ(τy - ℓ) σ(ℓ - τy) -> 0 as y -> ±inf, at every τ
+    y = np.array([-np.inf, 0.2, np.inf])
+    inside = np.log(0.5) - np.abs(0.5 * 0.2 - 0.3) - 2 * np.log1p(np.exp(-np.abs(0.5 * 0.2 - 0.3)))
+    truth = np.array([-np.inf, inside, -np.inf])
+    assert check_log_prob(truth, y, 0.3, 0.5, "logit_binary_concrete").passed
+    for wrong in (np.inf, np.nan, -800.0):
+        values = truth.copy()
+        values[2] = wrong
+        assert check_log_prob(values, y, 0.3, 0.5, "logit_binary_concrete").diagnosis == "wrong"
+
+
+# Concrete on the simplex, Lebesgue on x_1..x_{K-1}: with m coordinates at 0, m = 1 gives
+# p ~ x_z^(τ(K-1) - 1) (finite at τ(K-1) = 1: log((K-1)!) + (K-1) log τ + (1-K) ℓ_z + Σ_{k≠z}(ℓ_k - (τ+1) log x_k));
+# m >= 2: +inf when τ(K-1) <= 1, -inf when Kτ > m(τ+1), no limit otherwise.
+FACE_ELL = np.array([0.3, -0.7, 1.1, 0.2])
+FACES = [(3, 0.5, [0.0, 0.4, 0.6], "finite"), (3, 0.3, [0.0, 0.4, 0.6], np.inf), (3, 0.8, [0.0, 0.4, 0.6], -np.inf),
+         (4, 0.2, [0.0, 0.0, 0.4, 0.6], np.inf), (4, 3.5, [0.0, 0.0, 0.4, 0.6], -np.inf),
+         (3, 0.4, [0.0, 0.0, 1.0], np.inf), (3, 2.5, [0.0, 0.0, 1.0], -np.inf)]
+
+
+@pytest.mark.parametrize("K, tau, face, limit", FACES)
+def test_concrete_face_limits(K, tau, face, limit):
+    ell, face = FACE_ELL[:K], np.array(face)
+    if limit == "finite":
+        limit = (math.lgamma(K) + (K - 1) * math.log(tau) + (1 - K) * ell[0]
+                 + sum(ell[k] - (tau + 1) * math.log(face[k]) for k in (1, 2)))
+    # the density itself approaching the face along two directions moves towards the limit
+    near = []
+    for eps in (1e-8, 1e-30):
+        x = np.where(face == 0, eps * np.arange(1, K + 1), face)
+        near.append(float(R.concrete_log_density(x / x.sum(), ell, tau)))
+    if np.isfinite(limit):
+        assert abs(near[1] - limit) < 1e-12 * 10 + 1e-9
+    else:
+        assert np.sign(near[1] - near[0]) == np.sign(limit) and abs(near[1]) > 20
+    inner = np.array([0.2, 0.3, 0.5] if K == 3 else [0.1, 0.2, 0.3, 0.4])
+    pts = np.stack([face, inner])
+    truth = np.array([limit, float(R.concrete_log_density(inner, ell, tau))])
+    v = check_log_prob(truth, pts, ell, tau, "concrete")
+    assert v.passed and v.compared["boundary points"] == 1, v
+    wrong = 0.0 if not np.isfinite(limit) else np.inf
+    assert check_log_prob(np.array([wrong, truth[1]]), pts, ell, tau, "concrete").diagnosis == "wrong"
+    other = -limit if not np.isfinite(limit) else limit + 1e-3
+    assert check_log_prob(np.array([other, truth[1]]), pts, ell, tau, "concrete").diagnosis == "wrong"
+
+
+def test_concrete_face_without_limit_is_refused():
+    # two zeros, K = 4, τ = 1: τ(K-1) = 3 > 1 and Kτ = 4 <= m(τ+1) = 4, the limit depends on the direction
+    with pytest.raises(ValueError, match="points.*no limit"):
+        check_log_prob(np.zeros(1), np.array([[0.0, 0.0, 0.4, 0.6]]), FACE_ELL, 1.0, "concrete")
+
+
+def test_exp_concrete_minus_inf_entries():
+    ell, tau = FACE_ELL[:3], 0.5
+    with np.errstate(divide="ignore"):
+        y = np.log(np.array([[0.4, 0.6, 0.0], [0.0, 0.6, 0.4], [0.2, 0.3, 0.5]]))
+    inner = float(R.exp_concrete_log_density(y[2], ell, tau))
+    # symmetric measure: the density vanishes at a face, log -> -inf for every τ
+    assert check_log_prob(np.array([-np.inf, -np.inf, inner]), y, ell, tau, "exp_concrete").passed
+    assert check_log_prob(np.array([np.inf, -np.inf, inner]), y, ell, tau, "exp_concrete").diagnosis == "wrong"
+    # Lebesgue on y_1..y_{K-1}: log p = log p_concrete + Σ_{k<K} y_k, finite at y_K = -inf when τ(K-1) = 1
+    face = (math.lgamma(3) + 2 * math.log(tau) - 2 * ell[2] + sum(ell[k] - (tau + 1) * y[0, k] for k in (0, 1))
+            + y[0, 0] + y[0, 1])
+    near = float(R.exp_concrete_log_density(np.log([0.4, 0.6 - 1e-30, 1e-30]), ell, tau, measure="lebesgue"))
+    assert abs(near - face) < 1e-9
+    inner_l = float(R.exp_concrete_log_density(y[2], ell, tau, measure="lebesgue"))
+    v = check_log_prob(np.array([face, -np.inf, inner_l]), y, ell, tau, "exp_concrete", measure="lebesgue")
+    assert v.passed, v
+    assert check_log_prob(np.array([np.inf, -np.inf, inner_l]), y, ell, tau, "exp_concrete",
+                          measure="lebesgue").diagnosis == "wrong"

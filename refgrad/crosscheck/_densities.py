@@ -38,6 +38,36 @@ PyTorch's float64 samples are off by 1e-14); the count of renormalised points an
 reported in ``compared``.  Points further off are refused (``ValueError`` naming
 ``points``).
 
+Boundary points
+---------------
+A relaxed point exactly on the boundary (x = 0 or 1, y = ±inf, a zero / -inf coordinate of a
+simplex point: what float32 underflow and rounding produce, flush-to-zero included) is compared
+with the density's limit there, finite or ±inf, and any other value (NaN included) is
+``"wrong"``; points of infinite logits keep refgrad's -inf everywhere.  The limits:
+
+* Binary Concrete, :math:`p(x) = τα x^{-τ-1}(1-x)^{-τ-1} / (α x^{-τ} + (1-x)^{-τ})^2`,
+  :math:`α = e^ℓ`: as :math:`x \to 0` the first term of the denominator dominates, so
+  :math:`p(x) \sim (τ/α)\,x^{τ-1}`; as :math:`x \to 1`, :math:`p(x) \sim τα\,(1-x)^{τ-1}`.
+  log p at 0 and 1 is +inf for τ < 1, :math:`-ℓ` and :math:`ℓ` for τ = 1, −inf for τ > 1.  (A
+  value of +inf at 0 and 1 -- TensorFlow Probability's -- is right for τ < 1 only.)
+* logit space: the logistic density :math:`τσ(τy - ℓ)σ(ℓ - τy) \to 0` as :math:`y \to ±\infty`: −inf.
+* Concrete, Lebesgue on :math:`x_1..x_{K-1}`, with m coordinates at 0: for m = 1 (coordinate z)
+  :math:`\sum_k α_k x_k^{-τ} \sim α_z x_z^{-τ}` and :math:`p \sim C\,x_z^{τ(K-1)-1}`: +inf for
+  τ(K−1) < 1, −inf for τ(K−1) > 1, and at τ(K−1) = 1 the finite
+  :math:`\log((K-1)!) + (K-1)\log τ + (1-K)ℓ_z + \sum_{k \ne z}(ℓ_k - (τ+1)\log x_k)`.  For
+  m ≥ 2, along :math:`x_z = ε^{a_z}` the density behaves like :math:`ε^{e}` with
+  :math:`e \in [a_{\max}(Kτ - m(τ+1)),\, a_{\max}(τ(K-1) - 1))`: +inf when τ(K−1) ≤ 1, −inf when
+  Kτ > m(τ+1); otherwise the limit depends on the direction of approach and the point is refused
+  (``ValueError`` naming ``points``).
+* ExpConcrete at −inf entries: w.r.t. the symmetric measure :math:`p \le C e^{τ(K-m) y_{\min}} \to 0`
+  (−inf); w.r.t. Lebesgue on :math:`y_1..y_{K-1}`, log p = log p_Concrete + Σ_{k<K} y_k: −inf when
+  :math:`y_K` is finite, the Concrete rule above when only :math:`y_K = -\infty`, −inf when
+  :math:`y_K` and m − 1 others are −inf with τ(K − m) > 1, refused otherwise.
+
+Each limit is tested against refgrad's density evaluated next to the boundary (1e-12 from it
+for the binary law, 1e-8 and 1e-30 for simplex faces; ``tests/test_crosscheck_densities.py``).  The limit is discontinuous in τ at τ = 1 (binary) and
+τ(K−1) = 1: τ is taken as given, exactly.
+
 Measured
 --------
 (``python -m pytest -q tests/test_crosscheck_densities.py``) refgrad's densities
@@ -164,34 +194,44 @@ def _relaxed_points(points, family, ell=None, tau=None):
     eps_x = _eps(_input_dtype(points))
     pts = as_float_array(points, "points")
     if family in ("binary_concrete",):
-        bad = ~((pts > 0.0) & (pts < 1.0))
+        bad = ~((pts >= 0.0) & (pts <= 1.0))
         if bad.any():
-            raise ValueError(f"points must lie strictly inside (0, 1) for family 'binary_concrete'; got "
-                             f"{float(pts[_first(bad)])!r} at index {_first(bad)} (use 'logit_binary_concrete' "
-                             "for points in logit space)")
+            raise ValueError(f"points must lie in [0, 1] for family 'binary_concrete' (0 and 1 are boundary points, "
+                             f"checked against the density's limit); got {float(pts[_first(bad)])!r} at index "
+                             f"{_first(bad)} (use 'logit_binary_concrete' for points in logit space)")
         return pts, None, 0.0
     if family == "logit_binary_concrete":
-        if not np.isfinite(pts).all():
-            where = _first(~np.isfinite(pts))
-            raise ValueError(f"points must be finite for family {family!r}; got {float(pts[where])!r} at index {where}")
+        if np.isnan(pts).any():
+            where = _first(np.isnan(pts))
+            raise ValueError(f"points must not be NaN for family {family!r} (±inf are boundary points); NaN at index "
+                             f"{where}")
         return pts, None, 0.0
     if pts.ndim < 1 or pts.shape[-1] < 2:
         raise ValueError(f"points must have shape (..., K) with K >= 2 for family {family!r}; got {pts.shape}")
     K = pts.shape[-1]
     allowed = simplex_allowance(eps_x, K, ell, tau)
     if family == "concrete":
-        bad = ~((pts > 0.0) & (pts < np.inf))
+        bad = ~((pts >= 0.0) & (pts < np.inf))
         if bad.any():
-            raise ValueError(f"points must lie in the open simplex (every entry > 0) for family 'concrete'; got "
-                             f"{float(pts[_first(bad)])!r} at index {_first(bad)} (zeros from underflow: use "
-                             "'exp_concrete' on log-points)")
+            raise ValueError(f"points must lie in the closed simplex (every entry >= 0, zeros on its faces) for "
+                             f"family 'concrete'; got {float(pts[_first(bad)])!r} at index {_first(bad)}")
+        empty = ~(pts > 0.0).any(axis=-1)
+        if empty.any():
+            raise ValueError(f"points must have an entry > 0 on the last axis for family 'concrete'; all zero at "
+                             f"{_first(empty)}")
         total = pts.sum(axis=-1, keepdims=True)
         dev = np.abs(total[..., 0] - 1.0)
         fixed = pts / total
     else:
-        if not np.isfinite(pts).all():
-            where = _first(~np.isfinite(pts))
-            raise ValueError(f"points must be finite for family 'exp_concrete'; got {float(pts[where])!r} at {where}")
+        bad = np.isnan(pts) | np.isposinf(pts)
+        if bad.any():
+            where = _first(bad)
+            raise ValueError(f"points must be finite or -inf (a face of the simplex) for family 'exp_concrete'; got "
+                             f"{float(pts[where])!r} at {where}")
+        empty = np.isneginf(pts).all(axis=-1)
+        if empty.any():
+            raise ValueError(f"points must have an entry > -inf on the last axis for family 'exp_concrete'; all -inf "
+                             f"at {_first(empty)}")
         lse = special.logsumexp(pts, axis=-1, keepdims=True)
         dev = np.abs(lse[..., 0])
         fixed = pts - lse
@@ -312,6 +352,112 @@ _REFERENCES = {"bernoulli": _ref_bernoulli, "categorical": _ref_categorical, "bi
 
 
 # ---------------------------------------------------------------------------
+# boundary points: the density's limit (see the module docstring for the derivation)
+# ---------------------------------------------------------------------------
+
+
+def _sign_limit(c):
+    """+inf where the density behaves like (distance)^c with c < 0, -inf where c > 0, NaN where c = 0."""
+    return np.where(c < 0, np.inf, np.where(c > 0, -np.inf, np.nan))
+
+
+def _face_value(log_x, ell, tau, z):
+    """Finite limit of the Concrete log-density at a point with the single zero coordinate ``z``, τ(K-1) = 1.
+
+    log((K-1)!) + (K-1) log τ + (1-K) ℓ_z + Σ_{k≠z} (ℓ_k - (τ+1) log x_k), and its condition scale.
+    """
+    K = ell.shape[-1]
+    rows = np.arange(ell.shape[0])
+    other = np.ones(ell.shape, dtype=bool)
+    other[rows, z] = False
+    lx = np.where(other, log_x, 0.0)
+    terms = np.where(other, ell - (tau[:, None] + 1.0) * lx, 0.0)
+    value = math.lgamma(K) + (K - 1) * np.log(tau) + (1 - K) * ell[rows, z] + terms.sum(axis=-1)
+    scale = (math.lgamma(K) + (K - 1) * np.abs(np.log(tau)) + K * np.abs(ell[rows, z])
+             + np.sum(np.where(other, np.abs(ell) + (tau[:, None] + 1.0) * np.abs(lx), 0.0), axis=-1) + 1.0)
+    return value, scale
+
+
+def _simplex_limit(m, tau, K, value, scale, where):
+    """Limit at a point with ``m`` zero coordinates (exponent rules below), refusing the path-dependent ones.
+
+    m = 1: the density behaves like x_z^(τ(K-1) - 1) (finite ``value`` at τ(K-1) = 1); m >= 2: +inf when
+    τ(K-1) <= 1, -inf when Kτ > m(τ + 1), otherwise no limit (it depends on the direction of approach).
+    """
+    c = tau * (K - 1) - 1.0
+    one = np.where(c == 0.0, value, _sign_limit(c))
+    many = np.where(c <= 0.0, np.inf, np.where(K * tau > m * (tau + 1.0), -np.inf, np.nan))
+    limit = np.where(m == 1, one, many)
+    none = where & (m >= 2) & np.isnan(many)
+    if none.any():
+        i = int(np.argmax(none))
+        raise ValueError(f"points must not lie where the density has no limit: flat point {i} has {int(m[i])} zero "
+                         f"coordinates with tau (K-1) = {tau[i] * (K - 1):.6g} > 1 and K tau = {K * tau[i]:.6g} <= "
+                         f"m (tau + 1) = {m[i] * (tau[i] + 1):.6g}, where the limit depends on the direction of "
+                         f"approach")
+    return limit, np.where((m == 1) & (c == 0.0), scale, 1.0)
+
+
+def _boundary(family, pts, ell, tau, measure, eps_x, dev):
+    """(edge, strict, limit, S, P, points to evaluate) for the flat points ``pts``.
+
+    ``edge``: boundary points (x = 0 or 1, y = ±inf, a zero / -inf coordinate); ``strict``: those with
+    finite logits, whose value must be the density's limit ``limit`` (condition scale ``S``, point
+    sensitivity ``P``); boundary points of infinite logits keep refgrad's -inf.  The returned points
+    have every boundary point replaced by an interior placeholder, so the references evaluate.
+    """
+    n = pts.shape[0]
+    none = np.zeros(n, dtype=bool)
+    if family in ("bernoulli", "categorical"):
+        return none, none, np.zeros(n), np.zeros(n), np.zeros(n), pts
+    if family == "binary_concrete":
+        edge = (pts == 0.0) | (pts == 1.0)
+        strict = edge & np.isfinite(ell)
+        fl = _finite(ell)
+        limit = np.where(tau == 1.0, np.where(pts == 0.0, -fl, fl), _sign_limit(tau - 1.0))
+        return edge, strict, limit, np.abs(fl) + 1.0, np.zeros(n), np.where(edge, 0.5, pts)
+    if family == "logit_binary_concrete":
+        edge = np.isinf(pts)
+        return edge, edge & np.isfinite(ell), np.full(n, -np.inf), np.ones(n), np.zeros(n), np.where(edge, 0.0, pts)
+    K = pts.shape[-1]
+    zero = (pts == 0.0) if family == "concrete" else np.isneginf(pts)
+    m = zero.sum(axis=-1)
+    edge = m > 0
+    strict = edge & np.isfinite(ell).all(axis=-1)
+    safe = np.where(edge[:, None], 1.0 / K if family == "concrete" else -math.log(K), pts)
+    limit, S, P = np.full(n, -np.inf), np.ones(n), np.zeros(n)
+    if not strict.any():
+        return edge, strict, limit, S, P, safe
+    with np.errstate(divide="ignore"):
+        log_x = np.log(pts) if family == "concrete" else pts
+    z = np.argmax(zero, axis=-1)
+    value, scale = _face_value(log_x, _finite(ell), tau, z)
+    free = ((tau + 1.0) * (K - 1) * (eps_x + dev))  # the nonzero coordinates' rounding, where the limit is finite
+    if family == "concrete":
+        limit, S = _simplex_limit(m, tau, K, value, scale, strict)
+        P = np.where(np.isfinite(limit), free, 0.0)
+    elif measure == "lebesgue":
+        last = zero[:, -1]
+        lead = np.where(zero[:, :-1], 0.0, pts[:, :-1]).sum(axis=-1)
+        c = tau * (K - m) - 1.0
+        with np.errstate(invalid="ignore"):
+            limit, S = _simplex_limit(np.where(last, m, 1), tau, K, value + lead, scale + np.abs(lead),
+                                      strict & last & (m == 1))
+            # y_K = -inf with m >= 2: -inf when τ(K - m) > 1, otherwise no limit
+            bad = strict & last & (m >= 2) & ~(c > 0)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"points must not lie where the density has no limit: flat point {i} has y_K = -inf "
+                                 f"and {int(m[i])} -inf coordinates with tau (K - m) = {tau[i] * (K - m[i]):.6g} <= 1 "
+                                 f"(Lebesgue measure on y_1..y_(K-1)), where the limit depends on the direction of "
+                                 f"approach")
+        limit = np.where(last, np.where(m >= 2, -np.inf, limit), -np.inf)
+        S = np.where(last & (m == 1), S, 1.0)
+        P = np.where(np.isfinite(limit), free, 0.0)
+    return edge, strict, np.where(strict, limit, -np.inf), S, P, safe
+
+
+# ---------------------------------------------------------------------------
 # classification
 # ---------------------------------------------------------------------------
 
@@ -363,21 +509,40 @@ def _match_constant(err, tol, keys, rows, family, K):
     return consts, names
 
 
-def _classify(v, ref, tol, cands, keys, eps_v, family, K):
-    """(diagnosis, sentence, extra compared) of the per-point comparison."""
-    both = np.isfinite(v) & np.isfinite(ref)
+def _classify(v, ref, tol, cands, keys, eps_v, family, K, strict=None):
+    """(diagnosis, sentence, extra compared) of the per-point comparison.
+
+    ``strict``: boundary points of finite logits, where ``ref`` is the density's limit (finite or
+    ±inf) and the value must be that limit (exactly when infinite, within ``tol`` when finite);
+    anything else there is wrong.  The other rules apply to the other points.
+    """
+    strict = np.zeros(v.shape, dtype=bool) if strict is None else strict
+    with np.errstate(invalid="ignore"):
+        at_limit = (v == ref) | (np.isfinite(v) & np.isfinite(ref) & (np.abs(v - ref) <= tol))
+    off_limit = strict & ~at_limit
+    both = np.isfinite(v) & np.isfinite(ref) & ~strict
     err = np.where(both, v - ref, 0.0)
-    impossible = ref == -np.inf
+    impossible = (ref == -np.inf) & ~strict
     conv = impossible & ~(v == -np.inf) & ~np.isfinite(v)
     finite_at_impossible = impossible & np.isfinite(v)
-    nonfinite_at_possible = np.isfinite(ref) & ~np.isfinite(v)
+    nonfinite_at_possible = np.isfinite(ref) & ~np.isfinite(v) & ~strict
     beyond = both & (np.abs(err) > tol)
     extra = {"beyond tolerance": int(beyond.sum()), "NaN or +inf at impossible points": int(conv.sum()),
              "non-finite at possible points": int(nonfinite_at_possible.sum()),
-             "finite at impossible points": int(finite_at_impossible.sum())}
+             "finite at impossible points": int(finite_at_impossible.sum()),
+             "boundary points": int(strict.sum()), "off the limit at boundary points": int(off_limit.sum())}
     conv_text = (f" At {int(conv.sum())} impossible point(s) (refgrad: -inf, e.g. an infinite logit or a "
                  "zero-probability category) the values are NaN or +inf instead of -inf, a convention."
                  if conv.any() else "")
+    if off_limit.any():
+        i = int(np.argmax(off_limit))
+        kinds = sorted({("+inf" if r > 0 else "-inf") if np.isinf(r) else "finite" for r in ref[off_limit]})
+        text = (f"{int(off_limit.sum())} of the {int(strict.sum())} boundary point(s) (x exactly 0 or 1, y = ±inf, "
+                f"a face of the simplex), where the density has a limit ({', '.join(kinds)} here), get another value: "
+                f"the first, flat point {i}, has limit {ref[i]!r} and value {v[i]!r}. The limit follows from the "
+                "density's behaviour near the boundary (e.g. the Binary Concrete density is ~ (τ/e^ℓ) x^(τ-1) as "
+                "x -> 0: +inf for τ < 1, e^-ℓ at τ = 1, 0 for τ > 1): wrong values." + conv_text)
+        return "wrong", text, extra
     if nonfinite_at_possible.any() or finite_at_impossible.any():
         text = (f"{int(nonfinite_at_possible.sum())} value(s) are NaN or infinite where refgrad's log-density is "
                 f"finite, and {int(finite_at_impossible.sum())} are finite at impossible points (refgrad: -inf): "
@@ -493,7 +658,7 @@ def check_log_prob(values, points, logits, tau=None, family="categorical", measu
     * ``"bernoulli"``: bits 0/1, :math:`\log σ(±ℓ)` (``values`` per bit, not summed);
     * ``"categorical"``: integer indices (...) or one-hot rows (..., K), logits (..., K):
       :math:`ℓ_b - \mathrm{logsumexp}\,ℓ`;
-    * ``"binary_concrete"``: x in (0, 1), :func:`refgrad.relaxations.binary_concrete_log_density`;
+    * ``"binary_concrete"``: x in [0, 1], :func:`refgrad.relaxations.binary_concrete_log_density`;
     * ``"logit_binary_concrete"``: :math:`y = (ℓ + L)/τ` on ℝ (L standard logistic), w.r.t. Lebesgue:
       :math:`\log p(y) = \log τ + \log σ(ℓ - τy) + \log σ(τy - ℓ)` (the logistic density
       :math:`σ(z)σ(-z)` at :math:`z = τy - ℓ`, times :math:`dz/dy = τ`);
@@ -505,6 +670,12 @@ def check_log_prob(values, points, logits, tau=None, family="categorical", measu
 
     Tolerance and renormalisation: see the module docstring (c = 16; simplex points
     within what the rounding of their dtype explains are renormalised in float64 and counted).
+
+    Boundary points (x = 0 or 1, y = ±inf, zeros / −inf entries of simplex points) are compared
+    with the density's limit there (module docstring): +inf for the Binary Concrete at τ < 1,
+    :math:`\mp ℓ` at τ = 1, −inf at τ > 1; an infinite limit must be matched exactly, a finite one
+    within the tolerance; anything else is ``"wrong"``.  Simplex points where the limit depends on
+    the direction of approach are refused.
 
     Diagnosis: ``"shape"`` (values not of the broadcast batch shape); ``"wrong"`` (NaN or
     inf where refgrad is finite, finite where refgrad is −inf, or a discrepancy no rule
@@ -520,7 +691,7 @@ def check_log_prob(values, points, logits, tau=None, family="categorical", measu
     values : array_like
         The foreign log-probabilities; float32 or float64 (its dtype sets ε_v).  NaN allowed.
     points : array_like
-        Where they were evaluated, in the foreign dtype (sets ε_x).
+        Where they were evaluated, in the foreign dtype (sets ε_x); boundary points allowed.
     logits : array_like
         ±inf allowed (refgrad's conventions); no NaN.
     tau : float or array_like, optional
@@ -565,14 +736,16 @@ def check_log_prob(values, points, logits, tau=None, family="categorical", measu
     dev_f = _flat(dev, shape) if dev is not None else np.zeros(n)
     v = vals.reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ref, S, G, cands = _REFERENCES[family](pts_f, ell_f, tau_f, measure)
-    P = np.sum(G * _rounding(pts_f, family, np.asarray(points).dtype, dev_f), axis=-1) if G.ndim == 2 else \
-        G * _rounding(pts_f, family, np.asarray(points).dtype, dev_f)
+        edge, strict, limit, S_edge, P_edge, pts_eval = _boundary(family, pts_f, ell_f, tau_f, measure, eps_x, dev_f)
+        ref, S, G, cands = _REFERENCES[family](pts_eval, ell_f, tau_f, measure)
+    P = np.sum(G * _rounding(pts_eval, family, np.asarray(points).dtype, dev_f), axis=-1) if G.ndim == 2 else \
+        G * _rounding(pts_eval, family, np.asarray(points).dtype, dev_f)
+    ref, S, P = np.where(strict, limit, ref), np.where(strict, S_edge, S), np.where(strict, P_edge, P)
     cv = TOLERANCE_FACTOR * eps_v if rtol is None else float(rtol)
     tol = cv * S + TOLERANCE_FACTOR * P
     keys = ell_f.reshape(n, -1) if tau_f is None else np.column_stack([ell_f.reshape(n, -1), tau_f])
     with np.errstate(invalid="ignore"):  # inf - inf at impossible points is masked out
-        diagnosis, text, extra = _classify(v, ref, tol, cands, keys, eps_v, family, K)
+        diagnosis, text, extra = _classify(v, ref, tol, cands, keys, eps_v, family, K, strict)
         worst = _worst(v, ref, tol, pts_f, shape)
     stat = worst[0]["error"] / max(worst[0]["tolerance"], 1e-300) if worst else 0.0
     compared = {"values dtype eps": eps_v, "points dtype eps": eps_x, "tolerance factor c": cv / max(eps_v, 1e-300)
