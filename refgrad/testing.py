@@ -150,12 +150,12 @@ def _warn_heavy(result, label):
         warnings.warn(f"{label}: {notes}", InconclusiveWarning, stacklevel=3)
 
 
-def _test(samples, target, alpha, method, calibration, resamples, label):
+def _test(samples, target, alpha, method, calibration, resamples, label, degenerate="exact"):
     """stats.unbiasedness_test, its CalibrationWarnings re-issued with ``label`` at the caller of the assertion."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CalibrationWarning)
         result = stats.unbiasedness_test(samples, target, alpha=alpha, method=method, calibration=calibration,
-                                         resamples=resamples)
+                                         resamples=resamples, degenerate=degenerate)
     for w in caught:
         if issubclass(w.category, CalibrationWarning):
             warnings.warn(f"{label}: {w.message}", CalibrationWarning, stacklevel=4)
@@ -188,8 +188,22 @@ def _pvalue_text(result):
     return f"p = {result.pvalue:.3g} ({', '.join(parts)}; {rule})"
 
 
+def _degenerate(degenerate, name_or_samples, dist, n):
+    """The ``degenerate`` rule of the test: as given, else "exact" -- except for an estimator name on a problem
+    whose rarest outcome is expected fewer than 5 times in n draws, where a constant coordinate is the
+    missing outcome's doing ("inconclusive", with the InconclusiveWarning that says so)."""
+    if degenerate is not None:
+        if degenerate not in ("exact", "inconclusive"):
+            raise ValueError(f"degenerate must be None, 'exact' or 'inconclusive'; got {describe(degenerate)}")
+        return degenerate
+    if isinstance(name_or_samples, str) and getattr(dist, "family", None) in _DISCRETE and hasattr(dist, "probs"):
+        if n * rarest_outcome(dist) < 5:
+            return "inconclusive"
+    return "exact"
+
+
 def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration, resamples,
-                  options):
+                  options, degenerate=None):
     """(result, label) of the test behind assert_unbiased / assert_biased, tolerance applied."""
     atol, rtol = _check_tolerance(atol, "atol"), _check_tolerance(rtol, "rtol")
     tolerant = atol > 0.0 or rtol > 0.0
@@ -199,14 +213,15 @@ def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, m
         raise ValueError(f"method must be 'holm' (or None) when a tolerance is given (atol = {atol:g}, rtol = "
                          f"{rtol:g}): the tolerance is tested coordinate by coordinate; got {describe(method)}")
     samples, label, _ = _draw(name_or_samples, dist, f, n, rng, options)
+    degenerate = _degenerate(degenerate, name_or_samples, dist, samples.shape[0])
     tgt = _target(target, dist, f, samples)
     if not tolerant:
-        return _test(samples, tgt, alpha, method, calibration, resamples, label), label
+        return _test(samples, tgt, alpha, method, calibration, resamples, label, degenerate), label
     tol = atol + rtol * np.abs(tgt)
     mean = np.asarray(samples, dtype=np.float64).mean(axis=0)
     # the point of the band [target - tol, target + tol] nearest to the sample mean
     nearest = tgt + np.clip(mean - tgt, -tol, tol)
-    result = _test(samples, nearest, alpha, method, calibration, resamples, label)
+    result = _test(samples, nearest, alpha, method, calibration, resamples, label, degenerate)
     note = (f"tolerance atol = {atol:g}, rtol = {rtol:g}: H0 is |E[estimate] - target| <= atol + rtol |target| in "
             "every coordinate; t and p measure the excess of |mean - target| over the tolerance")
     shown = np.array(tgt, dtype=np.float64)  # the table shows the target itself, not the band's nearest point
@@ -215,7 +230,7 @@ def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, m
 
 
 def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, atol=0.0, rtol=0.0, alpha=1e-3,
-                    rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, **options):
+                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, degenerate=None, **options):
     r"""Assert ``E[ĝ] = ∇E_q[f]`` (or within a tolerance of it) with a test of stated level ``alpha``.
 
     Runs :func:`refgrad.stats.unbiasedness_test` (Hotelling T² and Holm-corrected
@@ -265,6 +280,13 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
         default seed).
     resamples : int, optional
         Bootstrap resamples (default: from ``alpha``).
+    degenerate : {None, "exact", "inconclusive"}
+        A coordinate (or direction) in which every estimate is the same: compared exactly with
+        the target within the samples' rounding level (``"exact"``: a deterministic estimate that
+        differs fails, one that agrees passes), or left out and reported (``"inconclusive"``).
+        None (default): ``"exact"``, except for an estimator name on a problem whose rarest
+        outcome is expected fewer than 5 times in n draws (then a constant coordinate is that
+        outcome's absence, and an :class:`InconclusiveWarning` says so).
     **options
         Estimator options, passed to :func:`refgrad.estimate` with a name (e.g.
         ``tau=0.5``); refused with an array of samples.  :func:`assert_variance_less`
@@ -282,7 +304,7 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
         ``err.result``.
     """
     result, label = _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration,
-                                  resamples, options)
+                                  resamples, options, degenerate)
     _warn_heavy(result, label)
     if isinstance(name_or_samples, str):
         _warn_rare(dist, result.n, label)
@@ -295,7 +317,7 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
 
 
 def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, atol=0.0, rtol=0.0, alpha=1e-3,
-                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, **options):
+                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, degenerate=None, **options):
     r"""Assert that the estimates' mean differs from ``target`` (default: the exact gradient).
 
     The complement of :func:`assert_unbiased` at the same level: passes when the
@@ -313,7 +335,7 @@ def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, at
         as ``err.result``.
     """
     result, label = _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration,
-                                  resamples, options)
+                                  resamples, options, degenerate)
     _warn_heavy(result, label)
     if not result.reject:
         err = AssertionError(f"{label}: no bias detected ({_pvalue_text(result)} >= alpha = {alpha:g}, "

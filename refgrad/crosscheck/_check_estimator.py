@@ -1,0 +1,442 @@
+r""":func:`check_estimator`: per-sample gradient estimates of another implementation against refgrad's oracles.
+
+Two parts, each at α/2 (one part, at α, when no estimator is named), Bonferroni-combined by
+:func:`refgrad.crosscheck._verdict.combine`.
+
+**Rounding.**  A float32 (or float16) implementation that is right still differs from the float64
+oracle by its rounding.  Every comparison therefore allows, in coordinate j, the rounding level
+:math:`τ_j = r_f\,\mathrm{scale}_j` with :math:`\mathrm{scale}_j = \max(\max_i |x_{ij}|, \max_k |μ_k|)`
+(the size of the numbers the coordinate is computed from) and :math:`r_f` the level
+:func:`refgrad.stats.unbiasedness_test` uses for the samples' own dtype (1e-12 for float64, 1024 ulps
+= 1.2e-4 for float32).  The dtype is read from the array as given, before any conversion: the
+gradients with respect to one categorical's logits sum to zero, a float32 implementation's row sums
+carry a rounding bias of 1e-10 to 3e-8, and a test at float64 rounding reads that bias, divided by the
+tiny variance of that direction, as a departure (Hotelling p = 2e-8 for a correct float32 REINFORCE).
+
+**Mean part.**  With ``name`` and refgrad's exact moments :math:`(μ, Σ)` the mean is tested with the
+exact covariance, not the sample's:
+
+* per coordinate :math:`z_j = (|\bar x_j − μ_j| − τ_j)_+ / \sqrt{V_j/n}`, :math:`V_j =
+  \max(Σ_{jj}, s_j^2)`, two-sided normal p-values, Holm across coordinates;
+* jointly, over the coordinates that vary in the sample, :math:`χ^2 = δ^\top (Σ/n + \mathrm{diag}(ρ^2))^{-1} δ`
+  with :math:`δ = \bar x − μ` and :math:`ρ_j =` :data:`CHI2_ULPS` :math:`ε_f\,\mathrm{scale}_j` (the rounding of a
+  correct implementation in a direction where the exact variance is 0, such as the sum of one categorical's
+  logit gradients: below 1 ulp in float32 as measured), referred to χ²(rank); the coordinates that do not vary
+  are decided by the per-coordinate band above;
+* combined as :math:`\min(1, 2\min(p_{χ^2}, p_{Holm}))` (the Holm p alone for one coordinate).
+
+The exact variance matters where the sample's does not show it: when a coordinate's variance is
+carried by events rarer than 1/n the sample variance and the t statistics built on it are orders of
+magnitude too small (a correct Binary Concrete gradient at logit −50 was "off by 1e32 standard
+errors"), while :math:`V_j ≥ Σ_{jj}` keeps the level: the rare events' share of the mean is then
+about :math:`\sqrt{np}` standard errors.  A coordinate or direction in which every estimate is
+equal is compared exactly with its target: :math:`V_j = 0` makes :math:`z_j` infinite as soon as
+:math:`|δ_j| > τ_j` (p = 0, "wrong"), and 0 otherwise ("deterministic; equal to the exact value
+within τ").  Without ``name`` (no exact covariance) the mean part is
+:func:`refgrad.stats.unbiasedness_test` at the samples' rounding level, whose default decides
+constant coordinates and directions the same way; a deterministic implementation is never passed
+by leaving its coordinates out.
+
+**Variance part** (with ``name``): per coordinate the z statistic of the sample variance against
+the exact :math:`σ_j^2`, with the standard error :math:`\sqrt{(μ_{4,j} − \frac{n−3}{n−1}σ_j^4)/n}`
+from the **exact** fourth central moment (:mod:`refgrad._moments_fourth`; the sample fourth moment,
+with a note, where no exact one is computable), the deviation measured to the band
+:math:`[σ_j^2, σ_j^2 + τ_j^2]` (rounding adds variance), Holm across coordinates.  Where the
+variance is carried by events of probability :math:`p_j ≈ σ_j^4/μ_{4,j}` with
+:math:`n p_j <` :data:`RARE_EVENTS`, the coordinate is **not testable at this n**: it is reported
+as such and tested only by Markov's bound :math:`P(s_j^2 ≥ t) ≤ σ_j^2/t` (:math:`E s_j^2 = σ_j^2`),
+which rejects a sample variance many times too large and nothing else.  A coordinate whose exact
+variance is 0 must not vary beyond the rounding level ("certain failure").  When refgrad's exact
+moments are refused (a noise dimension too large to integrate, REBAR on a 3-way categorical), the
+variance part compares with ``exact.moments(method="monte_carlo")`` (:data:`MONTE_CARLO_SAMPLES`
+estimates, seed 0) through the two-sample z statistic with the Monte Carlo interval's standard error,
+and says so; a legal problem never raises.  With ``unbiased=False`` and refused exact moments the
+mean target is the Monte Carlo mean, tested per coordinate with both standard errors.
+
+Measured calibration and power: see ``docs/crosscheck.md`` and ``tests/test_crosscheck_estimators.py``.
+"""
+import math
+
+import numpy as np
+from scipy import special, stats as sps
+
+from refgrad import exact, stats
+from refgrad._checks import as_float_array, describe
+from refgrad._stats_common import _resolve_rtol
+from refgrad.estimators import ESTIMATORS, get_spec
+
+from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
+
+__all__ = ["check_estimator", "RARE_EVENTS", "MONTE_CARLO_SAMPLES"]
+
+#: A variance carried by events of probability p is tested only when n p ≥ RARE_EVENTS (the count of
+#: such events is then far enough from 0 for the normal approximation of the sample variance).
+RARE_EVENTS = 10.0
+#: Rounding allowed, in ulps of the foreign dtype times the coordinate's scale, in the χ² of the varying
+#: coordinates (a float32 categorical gradient's row sums carry a bias below 1 ulp; a bias of a few ulps per
+#: coordinate in a direction where the samples barely vary is rejected).
+CHI2_ULPS = 4.0
+#: Estimates behind the Monte Carlo moments used where refgrad's exact moments are refused.
+MONTE_CARLO_SAMPLES = 1 << 17
+
+
+def _dtype_eps(x):
+    raw = x if isinstance(x, np.ndarray) else np.asarray(x)
+    return float(np.finfo(raw.dtype).eps) if raw.dtype.kind == "f" else float(np.finfo(np.float64).eps)
+
+
+def _label(shape, flat):
+    idx = np.unravel_index(flat, shape)
+    return "(" + ", ".join(str(int(i)) for i in idx) + ")"
+
+
+def _check_samples(samples, dist, name="samples", min_rows=2):
+    x = as_float_array(samples, name)
+    shape = tuple(dist.param_shape)
+    if x.ndim != 1 + len(shape) or x.shape[1:] != shape:
+        raise ValueError(f"{name} must have shape (n, {', '.join(map(str, shape))}) = (n, *dist.param_shape) "
+                         f"for dist={describe(dist)}; got shape {x.shape}")
+    if x.shape[0] < min_rows:
+        raise ValueError(f"{name} must hold at least {min_rows} rows (estimates); got {x.shape[0]}")
+    return x
+
+
+def _check_alpha(alpha):
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.floating)) \
+            or not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be a number in (0, 1); got {describe(alpha)}")
+    return float(alpha)
+
+
+def _rounding(x, target, rtol):
+    """τ_j = rtol · max(max_i |x_ij|, max_k |target_k|) per flattened coordinate."""
+    top = float(np.max(np.abs(target))) if target.size else 0.0
+    return rtol * np.maximum(np.abs(x).max(axis=0), top)
+
+
+def _deterministic_text(flat, tau):
+    """A sentence for the coordinates in which every estimate is equal (empty if none)."""
+    spread = flat.max(axis=0) - flat.min(axis=0)
+    const = spread <= tau
+    if not const.any():
+        return const, ""
+    if const.all():
+        return const, (" Every estimate is the same vector (a deterministic implementation): it is compared exactly "
+                       f"with the target, within the rounding level (up to {float(np.max(tau)):.3g}).")
+    return const, (f" {int(const.sum())} of {const.size} coordinates are the same in every estimate: compared exactly "
+                   f"with the target within the rounding level.")
+
+
+# ------------------------------------------------------------------------------------------- mean
+
+
+def _mean_known(x, target, cov, tau, ulps, alpha, exact_grad, what, shape):
+    """The mean against ``target`` with the exact covariance ``cov`` (see the module docstring)."""
+    n, p = x.shape
+    mean = x.mean(axis=0)
+    delta = mean - target
+    s2 = x.var(axis=0, ddof=1)
+    sig = np.maximum(np.diag(cov), 0.0)
+    v = np.maximum(sig, s2)
+    excess = np.maximum(np.abs(delta) - tau, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(v > 0, excess / np.sqrt(v / n), np.where(excess > 0, np.inf, 0.0))
+    z = np.copysign(z, delta)
+    pz = 2.0 * special.ndtr(-np.abs(z))
+    holm = stats.holm_adjust(pz)
+    p_holm = float(np.min(holm))
+    varying = (x.max(axis=0) - x.min(axis=0)) > tau
+    if varying.any():
+        sub = np.ix_(varying, varying)
+        chi2, p_chi = _chi2(x[:, varying], delta[varying], cov[sub], ulps[varying])
+    else:
+        chi2, p_chi = 0.0, 1.0
+    if p == 1:
+        pvalue, rule = p_holm, "the z-test of the one coordinate"
+    else:
+        pvalue, rule = min(1.0, 2.0 * min(p_chi, p_holm)), "min(1, 2 min(p_χ², p_Holm))"
+    reject = pvalue < alpha
+    j = int(np.argmax(np.abs(np.where(np.isfinite(z), z, np.sign(z) * 1e300))))
+    words = (f"mean off by {abs(float(z[j])):.3g} standard errors (beyond the rounding level {float(tau[j]):.3g}) in "
+             f"coordinate {_label(shape, j)}: exact {float(target[j]):.6g}, observed {float(mean[j]):.6g}")
+    const, det = _deterministic_text(x, tau)
+    text = (f"Mean against {what} with refgrad's exact covariance (χ² p = {p_chi:.3g}, Holm p = {p_holm:.3g}, "
+            f"combined as {rule} = {pvalue:.3g} at α = {alpha:g}): "
+            + ("rejected, " if reject else "not rejected; largest deviation: ") + words + "." + det)
+    if det and not reject:
+        text += f" The constant coordinates are deterministic; equal to the exact value within {float(np.max(tau)):.3g}."
+    bias = mean - exact_grad
+    text += f" Bias estimate (mean − exact gradient) up to {float(np.max(np.abs(bias))):.3g}."
+    order = np.argsort(-np.abs(np.where(np.isfinite(z), z, np.sign(z) * 1e300)), kind="stable")[:5]
+    worst = [{"coordinate": _label(shape, int(k)), "expected": float(target[k]), "observed": float(mean[k]),
+              "std. errors": float(z[k]), "p": float(holm[k])} for k in order]
+    return Verdict(check="check_estimator: mean", passed=not reject, diagnosis="wrong" if reject else "agrees",
+                   test="mean against the exact covariance: χ² and per-coordinate z with Holm, rounding allowed",
+                   statistic=chi2, pvalue=float(pvalue), alpha=alpha, n=n,
+                   compared={"target": target.reshape(shape), "mean": mean.reshape(shape),
+                             "bias estimate": bias.reshape(shape), "rounding level": tau.reshape(shape),
+                             "deterministic coordinates": int(const.sum())},
+                   worst=worst, explanation=text)
+
+
+def _chi2(x, delta, cov, rho):
+    """(χ², p) of δ against the exact covariance Σ/n, with the rounding ρ in the directions where Σ vanishes.
+
+    Σ is eigen-decomposed on the correlation scale (entries may span 1e-300..1).  In its range, χ² adds
+    (uᵀD⁻¹δ)² / (w/n); in each null direction v (a sum-to-zero direction, a coordinate of exact variance 0),
+    where only rounding can move a correct implementation, (vᵀδ)² / (Σ_j v_j² ρ_j² + Var(x v)/n) -- the
+    sample's own variation in that direction (rounding noise) and the rounding level ρ.
+    """
+    n, p = x.shape
+    d = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    live = d > 0
+    dirs, var = [], []
+    if live.any():
+        r = cov[np.ix_(live, live)] / np.outer(d[live], d[live])
+        w, u = np.linalg.eigh(0.5 * (r + r.T))
+        null = w <= int(live.sum()) * 64 * np.finfo(float).eps * max(float(np.max(w)), 1.0)
+        for k in range(len(w)):
+            v = np.zeros(p)
+            v[live] = u[:, k] / d[live]
+            dirs.append(v)
+            var.append(None if null[k] else w[k] / n)
+    for j in np.flatnonzero(~live):
+        v = np.zeros(p)
+        v[j] = 1.0
+        dirs.append(v)
+        var.append(None)
+    chi2 = 0.0
+    for v, s2 in zip(dirs, var):
+        if s2 is None:
+            s2 = float(np.sum(v * v * rho * rho) + np.var(x @ v, ddof=1) / n)
+        proj = float(v @ delta)
+        if s2 > 0:
+            chi2 += proj * proj / s2
+        elif proj != 0:
+            return math.inf, 0.0
+    return chi2, float(sps.chi2.sf(chi2, len(dirs))) if dirs else 1.0
+
+
+def _mean_sampled(x, target, rtol, alpha, exact_grad, what, shape):
+    """The mean against ``target`` by :func:`refgrad.stats.unbiasedness_test` (no exact covariance)."""
+    r = stats.unbiasedness_test(x, target, alpha=alpha, rtol=rtol)
+    flat_t = np.where(np.isfinite(r.tstat), r.tstat, np.sign(r.tstat) * 1e300).ravel()
+    j = int(np.argmax(np.abs(flat_t))) if flat_t.size else 0
+    mean = r.mean.ravel()
+    words = (f"mean off by {abs(float(r.tstat.flat[j])):.3g} standard errors in coordinate {_label(shape, j)}: "
+             f"exact {float(target[j]):.6g}, observed {float(mean[j]):.6g}")
+    bias = mean - exact_grad
+    tau = _rounding(x, target, rtol)
+    const, det = _deterministic_text(x, tau)
+    text = (f"Mean against {what} ({r.method} test, calibration {r.calibration}, p = {r.pvalue:.3g} at α = "
+            f"{alpha:g}): " + ("rejected, " if r.reject else "not rejected; largest deviation: ") + words + "." + det)
+    if det and not r.reject:
+        text += f" The constant coordinates are deterministic; equal to the exact value within {float(np.max(tau)):.3g}."
+    text += f" Bias estimate (mean − exact gradient) up to {float(np.max(np.abs(bias))):.3g}."
+    worst = [{"coordinate": _label(shape, int(k)), "expected": float(target[k]), "observed": float(mean[k]),
+              "std. errors": float(r.tstat.flat[k]), "p": float(r.adjusted_pvalues.flat[k])}
+             for k in np.argsort(-np.abs(flat_t), kind="stable")[:5]]
+    return Verdict(check="check_estimator: mean", passed=not r.reject, diagnosis="wrong" if r.reject else "agrees",
+                   test="unbiasedness_test (Hotelling T² and Holm, bootstrap-calibrated; constant coordinates exact)",
+                   statistic=float(r.statistic), pvalue=float(r.pvalue), alpha=alpha, n=x.shape[0],
+                   compared={"target": target.reshape(shape), "mean": mean.reshape(shape),
+                             "bias estimate": bias.reshape(shape), "std. error": r.stderr.reshape(shape),
+                             "rounding level": tau.reshape(shape),
+                             "deterministic coordinates": int(const.sum())},
+                   worst=worst, explanation=text)
+
+
+def _mean_monte_carlo(x, est, alpha, exact_grad, name, shape):
+    """The mean against a Monte Carlo mean: per-coordinate two-sample z with both standard errors, Holm."""
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    target = est.mean.ravel()
+    se_mc = np.asarray(est.mean_halfwidth, dtype=float).ravel() / _z_of(est.confidence)
+    se = np.sqrt(x.var(axis=0, ddof=1) / n + se_mc ** 2)
+    delta = mean - target
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, delta / se, np.where(delta != 0, np.inf, 0.0))
+    holm = stats.holm_adjust(2.0 * special.ndtr(-np.abs(z)))
+    pvalue = float(np.min(holm))
+    reject = pvalue < alpha
+    j = int(np.argmin(holm))
+    text = (f"Mean against the Monte Carlo mean of refgrad's {name!r} ({est.samples} estimates, seed 0; its exact "
+            f"moments are refused here) by per-coordinate z-tests with both standard errors, Holm p = {pvalue:.3g} at "
+            f"α = {alpha:g}: " + ("rejected" if reject else "not rejected") + f"; largest in coordinate "
+            f"{_label(shape, j)}: Monte Carlo {float(target[j]):.6g}, observed {float(mean[j]):.6g}.")
+    worst = [{"coordinate": _label(shape, int(k)), "expected": float(target[k]), "observed": float(mean[k]),
+              "std. errors": float(z[k]), "p": float(holm[k])} for k in np.argsort(holm, kind="stable")[:5]]
+    return Verdict(check="check_estimator: mean", passed=not reject, diagnosis="wrong" if reject else "agrees",
+                   test="mean against a Monte Carlo mean (two-sample z per coordinate, Holm)",
+                   statistic=float(np.max(np.abs(z))), pvalue=pvalue, alpha=alpha, n=n,
+                   compared={"Monte Carlo mean": est.mean, "mean": mean.reshape(shape),
+                             "bias estimate": (mean - exact_grad).reshape(shape)}, worst=worst, explanation=text)
+
+
+def _z_of(confidence):
+    return float(special.ndtri(1.0 - (1.0 - float(confidence)) / 2.0))
+
+
+# --------------------------------------------------------------------------------------- variance
+
+
+def _variance_part(x, sigma2, m4, m4_how, tau, alpha, shape, reference="exact.moments", se_ref=None):
+    """Per-coordinate variance against ``sigma2`` (see the module docstring)."""
+    n, p = x.shape
+    s2 = x.var(axis=0, ddof=1)
+    dev = x - x.mean(axis=0)
+    sample_m4 = np.mean(dev ** 4, axis=0)
+    m4_used = sample_m4 if m4 is None else m4
+    hi = sigma2 + tau ** 2
+    gap = s2 - np.clip(s2, sigma2, hi)
+    se2 = np.maximum(m4_used - (n - 3) / (n - 1) * sigma2 ** 2, 0.0) / n
+    if m4 is None:  # the sample's fourth moment describes the sample's variance, whichever is larger
+        se2 = np.maximum(se2, np.maximum(sample_m4 - (n - 3) / (n - 1) * s2 ** 2, 0.0) / n)
+    if se_ref is not None:
+        se2 = se2 + se_ref ** 2
+    zero = sigma2 <= tau ** 2 * 1e-6
+    spread = x.max(axis=0) - x.min(axis=0)
+    varies = zero & (spread > tau)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se2 > 0, gap / np.sqrt(se2), np.where(gap != 0, np.copysign(np.inf, gap), 0.0))
+        p_event = np.where((m4 is not None) & (m4_used > 0), sigma2 ** 2 / np.where(m4_used > 0, m4_used, 1.0), 1.0)
+    rare = ~zero & (n * p_event < RARE_EVENTS) & (m4 is not None)
+    pz = 2.0 * special.ndtr(-np.abs(z))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        markov = np.where(s2 > hi, np.minimum(1.0, hi / s2), 1.0)
+    pv = np.where(rare, markov, pz)
+    pv = np.where(zero, np.where(varies, 0.0, 1.0), pv)
+    z = np.where(zero, np.where(varies, np.inf, 0.0), z)
+    adj = stats.holm_adjust(pv)
+    reject = bool(np.min(adj) < alpha)
+    j = int(np.argmin(adj))
+    words = (f"variance off by {abs(float(z[j])):.3g} standard errors in coordinate {_label(shape, j)}: "
+             f"{'exact' if se_ref is None else 'Monte Carlo'} {float(sigma2[j]):.6g}, observed {float(s2[j]):.6g}")
+    text = (f"Variance per coordinate against {reference} (z-test, standard error from the {m4_how} fourth moment, "
+            f"Holm, smallest adjusted p = {float(adj[j]):.3g} at α = {alpha:g}): "
+            + ("rejected, " if reject else "not rejected; largest deviation: ") + words + ".")
+    if rare.any():
+        where = ", ".join(f"{_label(shape, int(k))} (p ≈ {float(p_event[k]):.2g})" for k in np.flatnonzero(rare)[:4])
+        text += (f" Not testable at n = {n}: the variance of {int(rare.sum())} coordinate(s) is carried by events of "
+                 f"probability below {RARE_EVENTS:g}/n -- {where}; they count neither for nor against (only Markov's "
+                 f"bound, which rejects a sample variance 1/α times too large).")
+    if varies.any():
+        text += " A coordinate with exact variance 0 varies beyond rounding: impossible for a correct implementation."
+    worst = [{"coordinate": _label(shape, int(k)), "expected": float(sigma2[k]), "observed": float(s2[k]),
+              "std. errors": float(z[k]), "p": float(adj[k]), "testable": "no (rare events)" if rare[k] else "yes"}
+             for k in np.argsort(adj, kind="stable")[:5]]
+    certain = bool(varies.any())
+    diagnosis = "certain failure" if certain else ("wrong" if reject else "agrees")
+    compared = {"exact variance" if se_ref is None else "Monte Carlo variance": sigma2.reshape(shape),
+                "sample variance": s2.reshape(shape), "not testable (rare events)": int(rare.sum())}
+    return Verdict(check="check_estimator: variance", passed=diagnosis == "agrees", diagnosis=diagnosis,
+                   test=f"variance z-test per coordinate ({m4_how} fourth moment), Holm",
+                   statistic=float(np.max(np.abs(z))), pvalue=float(np.min(adj)), alpha=alpha, n=n,
+                   compared=compared, worst=worst, explanation=text)
+
+
+def _moments_or_reason(name, dist, f, options):
+    """(exact Moments, None) or (None, the oracle's refusal in words)."""
+    try:
+        return exact.moments(name, dist, f, **options), None
+    except ValueError as err:
+        return None, str(err)
+
+
+def _monte_carlo(name, dist, f, options):
+    return exact.moments(name, dist, f, method="monte_carlo", samples=MONTE_CARLO_SAMPLES, rng=0, **options)
+
+
+def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT_ALPHA, **options):
+    r"""Test per-sample gradient estimates of another implementation against refgrad's exact moments.
+
+    The tests, their rounding levels and the rare-event rule are in :mod:`refgrad.crosscheck._check_estimator`.
+
+    Parameters
+    ----------
+    samples : array_like, shape (n, *dist.param_shape)
+        Independent single-sample estimates of :math:`∇ E_{q}[f]` (float32 or float64, as computed: the
+        dtype sets the rounding level).  Deterministic estimates (every row the same: an enumerated ELBO, an
+        all-action policy gradient) are compared exactly with the target within that rounding level.
+    dist, f
+        The refgrad distribution and objective the foreign estimator was run on.
+    unbiased : bool
+        True: the mean is tested against :func:`refgrad.exact.gradient`.  False: ``name``
+        is required and the target is the exact mean of refgrad's estimator ``name`` (its Monte Carlo mean,
+        with its interval, where exact moments are refused).
+    name : str, optional
+        The refgrad estimator the foreign one implements; enables the variance part and the exact
+        covariance in the mean part.
+    alpha : float
+        Level of the composite test (each of the m parts at α/m, Bonferroni).
+    **options
+        Options of estimator ``name`` (e.g. ``tau``).
+
+    Returns
+    -------
+    Verdict
+        Composite of the mean part (and the variance part when ``name`` is given).
+    """
+    alpha = _check_alpha(alpha)
+    x = _check_samples(samples, dist, min_rows=4)
+    rtol = _resolve_rtol(None, samples)
+    if not unbiased and name is None:
+        raise ValueError("name must be given when unbiased=False: the target is then the exact mean of refgrad's "
+                         "estimator name (one of " + ", ".join(ESTIMATORS) + ")")
+    if name is not None and name not in ESTIMATORS:
+        raise ValueError(f"name must be one of {', '.join(ESTIMATORS)}; got {describe(name)}")
+    n = x.shape[0]
+    bad = ~np.isfinite(x).reshape(n, -1).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        return Verdict(check="check_estimator", passed=False, diagnosis="wrong", test="finite estimates",
+                       statistic=None, pvalue=None, alpha=None, n=n,
+                       compared={"non-finite rows": int(bad.sum())},
+                       worst=[{"row": int(i), "estimate": x[i].ravel().tolist()} for i in rows[:10]],
+                       explanation=f"{int(bad.sum())} of {n} estimates contain NaN or inf (first at row "
+                                   f"{int(rows[0])}); a gradient estimate of a finite objective is finite.")
+    shape = tuple(dist.param_shape)
+    flat = x.reshape(n, -1)
+    grad = exact.gradient(dist, f)
+    mom, refused = (None, None) if name is None else _moments_or_reason(name, dist, f, options)
+    mc = None if name is None or mom is not None else _monte_carlo(name, dist, f, options)
+    pa = part_alpha(alpha, 2 if name is not None else 1)
+    what = "the exact gradient" if unbiased else f"the exact mean of refgrad's {name!r}"
+    compared = {"exact gradient": grad}
+    if not unbiased and mom is None:
+        target = mc.mean.ravel()
+        mean_part = _mean_monte_carlo(flat, mc, pa, grad.ravel(), name, shape)
+    else:
+        target = (grad if unbiased else mom.mean).ravel()
+        tau = _rounding(flat, target, rtol)
+        if mom is not None:
+            ulps = CHI2_ULPS * _dtype_eps(samples) * tau / rtol
+            mean_part = _mean_known(flat, target, np.asarray(mom.cov, dtype=float), tau, ulps, pa, grad.ravel(), what,
+                                    shape)
+        else:
+            mean_part = _mean_sampled(flat, target, rtol, pa, grad.ravel(), what, shape)
+    parts = [mean_part]
+    note = ""
+    if mom is not None:
+        from refgrad._moments_fourth import fourth_central_moments
+
+        m4, how = fourth_central_moments(get_spec(name), dist, f, mom.options, mom)
+        m4_how = "exact" if m4 is not None else "sample"
+        if m4 is None:
+            note = f" ({how}: the variance part uses the sample fourth moment)"
+        tau = _rounding(flat, mom.mean.ravel(), rtol)
+        parts.append(_variance_part(flat, np.asarray(mom.variance, dtype=float).ravel(),
+                                    None if m4 is None else m4.ravel(), m4_how, tau, pa, shape))
+        compared.update({"exact mean of " + name: mom.mean, "exact variance": mom.variance})
+    elif mc is not None:
+        tau = _rounding(flat, mc.mean.ravel(), rtol)
+        se_ref = np.asarray(mc.variance_halfwidth, dtype=float).ravel() / _z_of(mc.confidence)
+        parts.append(_variance_part(flat, np.asarray(mc.variance, dtype=float).ravel(), None, "sample", tau, pa,
+                                    shape, reference=f"a Monte Carlo variance ({mc.samples} estimates, seed 0)",
+                                    se_ref=se_ref))
+        note = (f" refgrad's exact moments of {name!r} are refused here ({refused.split(';')[0]}); the variance is "
+                "compared with Monte Carlo moments instead, their interval included.")
+        compared.update({"Monte Carlo mean of " + name: mc.mean, "Monte Carlo variance": mc.variance})
+    prefix = (f"{n} estimates of shape {shape}" + (f" (estimator {name!r})" if name else "") + note + ": "
+              + " ".join(p.explanation for p in parts))
+    return combine("check_estimator", parts, n, alpha, explanation_prefix=prefix, compared=compared)
