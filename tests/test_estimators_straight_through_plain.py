@@ -256,6 +256,23 @@ def test_extreme_logits_keep_the_tiny_slope():
     assert 0 < g[0, 0, 0] < 1e-21  # p_0 ≈ 1: kept as p_0 Σ_j p_j (c_0 − c_j), not a cancelled c_0 − ⟨p, c⟩
 
 
+@pytest.mark.parametrize("logits", [[40.0, 0.5, -3.0], [0.5, 40.0, -3.0], [-700.0, 30.0, 29.0], [0.1, 0.2, 0.3]])
+def test_categorical_kernel_to_mpmath(logits):
+    """Every entry to 1e-12 relative against 50-digit arithmetic, also where c_k ≈ c_r and p_r ≈ 1."""
+    mpmath = pytest.importorskip("mpmath")
+    c = np.array([[[1.0, 1.0 + 1e-9, -2.0]], [[3.0, -1.0, 3.0 + 2e-12]], [[0.0, 0.0, 1e-300]]])
+    got = stp.plain_straight_through_categorical(Categorical(np.array([logits])).probs, c)
+    with mpmath.workdps(50):
+        e = [mpmath.exp(mpmath.mpf(x)) for x in logits]
+        p = [x / sum(e) for x in e]
+        for s in range(len(c)):
+            cs = [mpmath.mpf(float(x)) for x in c[s, 0]]
+            mean = sum(pj * cj for pj, cj in zip(p, cs))
+            want = [float(p[k] * (cs[k] - mean)) for k in range(3)]
+            np.testing.assert_allclose(got[s, 0], want, rtol=1e-12, atol=1e-300,  # subnormal p: its own rounding
+                                       err_msg=f"{logits} {c[s]}")
+
+
 # ---------------------------------------------------------------- exact moments
 
 
