@@ -112,6 +112,7 @@ def test_uniforms_from_seed_match_tf_draws(dtype, tol):
     g = -tf.math.log(-tf.math.log(drawn)).numpy()
     np.testing.assert_allclose(refgrad.random.gumbel(u), g, rtol=tol, atol=tol)
     assert not np.allclose(ctf.uniforms_from_seed((7, 12), shape, dtype, minval=tiny), u, atol=0.1)  # seed seen
+    np.testing.assert_array_equal(ctf.uniforms_from_seed(seed, shape, dtype, minval=tiny, alg="philox"), u)  # CPU
     # the mantissa grid: minval = tiny only replaces k = 0, every other value is k 2**-p
     p = np.finfo(dtype.as_numpy_dtype).nmant
     plain = ctf.uniforms_from_seed(seed, shape, dtype)
