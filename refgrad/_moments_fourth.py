@@ -11,7 +11,8 @@ rare point: kurtosis 1/p), which says when a variance cannot be tested at n.
 
 The same oracles as :func:`refgrad.exact.moments` integrate :math:`(ĝ − μ)^{∘2}` (a vector of p
 squares), whose second moment's diagonal is :math:`μ_4`: enumeration of the discrete noise (or of the
-estimator's own outcomes), otherwise tanh-sinh quadrature between the declared break points (also for
+estimator's own outcomes), the latent-space quadrature of :func:`refgrad.exact.moments` for the relaxed
+estimators that have one (accurate at every logit), otherwise tanh-sinh quadrature between the declared break points (also for
 piecewise-linear estimates, whose fourth powers the two-point piecewise rule does not integrate exactly).
 Estimators integrated conditionally on repeated draws (``EstimatorSpec.conditional_draws``), with
 ``eta="optimal"``, or by the separable or Monte Carlo methods get ``None``: the caller then falls back
@@ -60,6 +61,15 @@ def fourth_central_moments(spec, dist, f, opts, moments, max_seconds=_moments.DE
                         fn=lambda b: centred_squares(spec.given_samples(dist, f, b, **opts)))
                     m4 = np.diag(cov_sq) + mean_sq.ravel() ** 2
                 how = "exact (enumeration)"
+            elif method == "quadrature" and _moments._latent_form(spec, dist, opts) is not None:
+                fn, draws = _moments._latent_form(spec, dist, opts)
+                if draws is not None and int(opts[draws]) != 1:
+                    return None, "no exact fourth moment for an average of conditional draws"
+                level = _moments.LATENT_LEVEL.get(_moments._latent_dim(dist), 3)
+                mean_sq, cov_sq, _ = _moments._latent_integrate(
+                    spec, dist, f, opts, lambda *a, **k: centred_squares(fn(*a, **k)), 1.0, level)
+                m4 = np.diag(cov_sq) + mean_sq.ravel() ** 2
+                how = "exact (quadrature over the latent)"
             else:
                 if spec.conditional_draws is not None:
                     return None, "no exact fourth moment for an average of conditional draws"

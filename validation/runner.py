@@ -48,6 +48,7 @@ CASE_MODULES = [
     "validation.cases.crosscheck_torch",
     "validation.cases.crosscheck_jax",
     "validation.cases.field_since_2019",
+    "validation.cases.third_party",
 ]
 
 #: A worker sends at most one "step" message per case and stage this often (seconds).
@@ -401,6 +402,7 @@ TYPICAL_SECONDS = {
     "sobolev_slides_variance": (6.3, 20.0), "optimisation": (6.4, 57.7), "calibration": (13.8, 45.8),
     "crosscheck_torch": (11.7, 58.6), "crosscheck_jax": (3.4, 4.3),
     "field_since_2019": (10.6, 22.8),
+    "third_party": (76.0, 91.0),
 }
 
 

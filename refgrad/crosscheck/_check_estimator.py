@@ -6,7 +6,8 @@ Two parts, each at α/2 (one part, at α, when no estimator is named), Bonferron
 **Rounding.**  A float32 (or float16) implementation that is right still differs from the float64
 oracle by its rounding.  Every comparison therefore allows, in coordinate j, the rounding level
 :math:`τ_j = r_f\,\mathrm{scale}_j` with :math:`\mathrm{scale}_j = \max(\max_i |x_{ij}|, \max_k |μ_k|)`
-(the size of the numbers the coordinate is computed from) and :math:`r_f` the level
+(the size of the numbers the coordinate is computed from), plus the oracle's own stated error
+(``Moments.error``: the target is known to within it), and :math:`r_f` the level
 :func:`refgrad.stats.unbiasedness_test` uses for the samples' own dtype (1e-12 for float64, 1024 ulps
 = 1.2e-4 for float32).  The dtype is read from the array as given, before any conversion: the
 gradients with respect to one categorical's logits sum to zero, a float32 implementation's row sums
@@ -408,9 +409,10 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
         mean_part = _mean_monte_carlo(flat, mc, pa, grad.ravel(), name, shape)
     else:
         target = (grad if unbiased else mom.mean).ravel()
-        tau = _rounding(flat, target, rtol)
+        oracle_error = 0.0 if mom is None else float(mom.error)  # the target is known to within this
+        tau = _rounding(flat, target, rtol) + oracle_error
         if mom is not None:
-            ulps = CHI2_ULPS * _dtype_eps(samples) * tau / rtol
+            ulps = CHI2_ULPS * _dtype_eps(samples) * (tau - oracle_error) / rtol + oracle_error
             mean_part = _mean_known(flat, target, np.asarray(mom.cov, dtype=float), tau, ulps, pa, grad.ravel(), what,
                                     shape)
         else:
@@ -424,7 +426,7 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
         m4_how = "exact" if m4 is not None else "sample"
         if m4 is None:
             note = f" ({how}: the variance part uses the sample fourth moment)"
-        tau = _rounding(flat, mom.mean.ravel(), rtol)
+        tau = _rounding(flat, mom.mean.ravel(), rtol) + np.sqrt(float(mom.error))
         parts.append(_variance_part(flat, np.asarray(mom.variance, dtype=float).ravel(),
                                     None if m4 is None else m4.ravel(), m4_how, tau, pa, shape))
         compared.update({"exact mean of " + name: mom.mean, "exact variance": mom.variance})

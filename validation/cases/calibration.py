@@ -390,6 +390,7 @@ def _power(ctx):
         # simplex edges), so its power setting uses τ = 2; gapped straight-through at its defaults
         ("reinmax", {"tau": 2.0}, "one bit ℓ = 0.7", Bernoulli(np.array([0.7])), TOY),
         ("gapped_straight_through", {}, "one bit ℓ = 0.7", Bernoulli(np.array([0.7])), TOY),
+        ("straight_through_plain", {}, "one bit ℓ = 0.7", Bernoulli(np.array([0.7])), TOY),
     ]
     # intermediate-power settings (GS on the toy at ℓ = 0.3 against τ): analytic vs simulated power
     curve = [("gumbel_softmax", {"tau": t}, f"one bit ℓ = {LOGIT}", Bernoulli(np.array([LOGIT])), TOY)
