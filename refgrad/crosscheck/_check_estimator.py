@@ -54,7 +54,14 @@ estimates, seed 0) through the two-sample z statistic with the Monte Carlo inter
 and says so; a legal problem never raises.  With ``unbiased=False`` and refused exact moments the
 mean target is the Monte Carlo mean, tested per coordinate with both standard errors.
 
-Measured calibration and power: see ``docs/crosscheck.md`` and ``tests/test_crosscheck_estimators.py``.
+Measured false-alarm rates at α = 0.05 on refgrad's own estimators (200 replications, seeds 0..199,
+99 % binomial interval of a rate 0.05: [0.015, 0.095]): the default run of
+``tests/test_crosscheck_estimators.py`` (REINFORCE and DisARM on 2 bits, Gumbel-softmax on one, all within
+the interval) and, on problems with rare outcomes (``tests/test_crosscheck_verdicts.py``), REINFORCE at
+logits (−7, 0.5), n = 2000: 0.015; DisARM at (−6, 1), n = 1000: 0.04; REINFORCE at −12, n = 1000 (the
+rare outcome expected 0.006 times): 0.005; REINFORCE on a categorical row (6, 0, −2), n = 1000: 0.0 -- the
+level holds and is conservative where rare events carry the variance.  Not yet measured: the rates at
+α = 1e-3 over 1000 replications and the power table of a battery of planted bugs.
 """
 import math
 
