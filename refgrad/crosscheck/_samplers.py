@@ -680,8 +680,8 @@ def _tested_entries(values, ell, keep, family):
     return values[:, keep][:, np.isfinite(ell[keep])]
 
 
-#: The two readings of an exact 0 in probability space: (name, zero_high passed to the bounds, bound of the
-#: zero-count part as a function of the dtype).
+#: The two readings of an exact 0 in probability space, as the verdicts name them: below ROUNDING_ULPS smallest
+#: subnormals (the bounds' default), or below the dtype's smallest normal float (``tiny``).
 _ORDINARY = "a value below the smallest subnormals (gradual underflow)"
 _FLUSHED = "the event x < FLT_MIN (flush-to-zero)"
 
