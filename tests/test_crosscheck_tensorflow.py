@@ -80,6 +80,9 @@ def test_to_numpy_rejects(bad, match):
 def test_to_numpy_rejects_symbolic():
     with pytest.raises(TypeError, match="symbolic"):
         tf.function(ctf.to_numpy, autograph=False)(tf.ones(2))
+    v = tf.Variable([1.0, 2.0])
+    with pytest.raises(TypeError, match="symbolic"):
+        tf.function(lambda: ctf.to_numpy(v), autograph=False)()
 
 
 def test_from_numpy():
@@ -113,6 +116,7 @@ def test_uniforms_from_seed_match_tf_draws(dtype, tol):
     np.testing.assert_allclose(refgrad.random.gumbel(u), g, rtol=tol, atol=tol)
     assert not np.allclose(ctf.uniforms_from_seed((7, 12), shape, dtype, minval=tiny), u, atol=0.1)  # seed seen
     np.testing.assert_array_equal(ctf.uniforms_from_seed(seed, shape, dtype, minval=tiny, alg="philox"), u)  # CPU
+    np.testing.assert_array_equal(ctf.uniforms_from_seed(tf.constant(seed, tf.int32), shape, dtype, minval=tiny), u)
     # the mantissa grid: minval = tiny only replaces k = 0, every other value is k 2**-p
     p = np.finfo(dtype.as_numpy_dtype).nmant
     plain = ctf.uniforms_from_seed(seed, shape, dtype)
@@ -240,7 +244,7 @@ def test_per_sample_gradients_rejects():
 # categories (b = argmax(l + G), Concrete softmax((l + G)/tau)).  f is SquaredDistance(t).
 
 BITS, T_BITS = np.array([0.3, -1.0]), np.array([0.45, 0.2])
-CAT, T_CAT = np.array([[0.3, -1.2, 2.0]]), 0.2
+CAT, T_CAT = np.array([[0.3, -1.2, 2.0]]), np.array([[0.1, 0.6, 0.3]])
 TAU = 0.5
 
 
@@ -273,16 +277,25 @@ def straight_through_bits(lg, u, tau=TAU):
     return tf.reduce_sum((st - tf.constant(T_BITS, lg.dtype)) ** 2)
 
 
+def reinforce_cat(lg, u, full_score=True):
+    b = tf.one_hot(tf.argmax(lg + _gumbel(u), axis=-1), lg.shape[-1], dtype=lg.dtype)
+    log_q = tf.reduce_sum(b * tf.nn.log_softmax(lg, axis=-1))
+    if not full_score:  # planted bug: the log-normaliser's term -softmax(l) of the score is missing
+        log_q = tf.reduce_sum(b * lg)
+    f = tf.reduce_sum((b - tf.constant(T_CAT, lg.dtype)) ** 2)
+    return tf.stop_gradient(f) * log_q
+
+
 def gumbel_softmax_cat(lg, u, tau=TAU):
     y = tf.nn.softmax((lg + _gumbel(u)) / tau, axis=-1)
-    return tf.reduce_sum((y - T_CAT) ** 2)
+    return tf.reduce_sum((y - tf.constant(T_CAT, lg.dtype)) ** 2)
 
 
 def straight_through_cat(lg, u, tau=TAU):
     z = lg + _gumbel(u)
     y = tf.nn.softmax(z / tau, axis=-1)
     st = y + tf.stop_gradient(tf.one_hot(tf.argmax(z, axis=-1), z.shape[-1], dtype=lg.dtype) - y)
-    return tf.reduce_sum((st - T_CAT) ** 2)
+    return tf.reduce_sum((st - tf.constant(T_CAT, lg.dtype)) ** 2)
 
 
 def _from_seed(estimator, dtype, **kw):
@@ -299,6 +312,7 @@ CASES = {
     "gumbel_softmax": (Bernoulli(BITS), SquaredDistance(T_BITS), binary_concrete, BITS, {"tau": TAU}, {"tau": 1.0}),
     "straight_through": (Bernoulli(BITS), SquaredDistance(T_BITS), straight_through_bits, BITS, {"tau": TAU},
                          {"tau": 1.0}),
+    "reinforce_cat": (Categorical(CAT), SquaredDistance(T_CAT), reinforce_cat, CAT, {}, {"full_score": False}),
     "gumbel_softmax_cat": (Categorical(CAT), SquaredDistance(T_CAT), gumbel_softmax_cat, CAT, {"tau": TAU},
                            {"tau": 1.0}),
     "straight_through_cat": (Categorical(CAT), SquaredDistance(T_CAT), straight_through_cat, CAT, {"tau": TAU},
@@ -351,7 +365,8 @@ def test_same_estimates_fed_refgrads_uniforms(dtype):
 # biased ones against refgrad's exact mean of the estimator they implement; both with the exact variance.
 @pytest.mark.parametrize("dtype,case", [(tf.float32, "reinforce"), (tf.float64, "reinforce"),
                                         (tf.float32, "gumbel_softmax"), (tf.float64, "gumbel_softmax"),
-                                        (tf.float64, "straight_through"), (tf.float32, "straight_through_cat")])
+                                        (tf.float64, "straight_through"), (tf.float32, "reinforce_cat"),
+                                        (tf.float32, "straight_through_cat")])
 def test_check_estimator_verdicts(case, dtype):
     dist, f, code, logits, opts, bug = CASES[case]
     name, n = _name(case), 4000

@@ -96,13 +96,13 @@ def _tf_to_numpy(x):
     if isinstance(x, (tf.SparseTensor, tf.RaggedTensor)):
         raise InputTypeError(f"x is a {type(x).__name__}; convert it to a dense tensor first (tf.sparse.to_dense, "
                              ".to_tensor())")
-    if isinstance(x, tf.Variable):
-        x = x.read_value() if tf.executing_eagerly() else x
-    if not isinstance(x, tf.Tensor):
+    if not isinstance(x, (tf.Tensor, tf.Variable)):
         return None
     if not hasattr(x, "numpy") or not tf.executing_eagerly():
         raise InputTypeError("x is a symbolic TensorFlow tensor (inside tf.function or vectorized_map); convert "
                              "eager tensors only, outside the function")
+    if isinstance(x, tf.Variable):
+        x = x.read_value()
     if x.dtype in _LOW_PRECISION:
         x = tf.cast(x, tf.float32)
     if x.dtype == tf.string or x.dtype.is_complex:
@@ -167,7 +167,7 @@ def _check_seed(seed):
     if arr.shape != (2,) or arr.dtype.kind not in "iu":
         raise ValueError(f"seed must be a stateless seed: 2 integers, shape (2,) (e.g. (1, 2) or a row of "
                          f"tf.random.experimental.stateless_split); got {describe(seed)}")
-    return tf.constant(arr, dtype=tf.int64 if arr.dtype.kind == "i" or arr.dtype.itemsize > 4 else tf.int32)
+    return tf.constant(arr.astype(np.int64))  # int32 and int64 seeds of equal value draw the same (checked)
 
 
 def _refuse_edges(u, why):
