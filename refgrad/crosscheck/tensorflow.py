@@ -32,8 +32,8 @@ What TF does not allow:
   explicit seed (``tf.random.experimental.stateless_split`` gives one per sample) or from a
   ``tf.random.Generator`` read beforehand, or write the estimator as a function of its noise and feed
   refgrad's uniforms in;
-* ``tf.random.stateless_categorical`` samples inside its kernel from uniforms it does not return (and
-  not by Gumbel-max), so its draws cannot be matched sample by sample; its law can still be tested
+* ``tf.random.stateless_categorical`` samples inside its kernel from uniforms it does not return, so
+  refgrad does not match its draws sample by sample; their law can still be tested
   (:func:`refgrad.crosscheck.check_categorical_sampler`).  Code meant for
   :func:`refgrad.crosscheck.check_same_estimates` draws ``tf.argmax(logits + G, -1)`` with ``G`` from
   a stateless uniform, which is :func:`refgrad.random.categorical_gumbel_max` of the same ``u``.
