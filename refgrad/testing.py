@@ -122,7 +122,12 @@ def rarest_outcome(dist):
                         f"probabilities; got {describe(dist)} of type {type(dist).__name__}")
     probs = np.asarray(dist.probs, dtype=float)
     if dist.family in ("bernoulli", "gaussian_threshold"):
-        probs = np.concatenate([probs, 1.0 - probs])
+        # the complement from the parameter, not 1 - p (which is 0 for a logit beyond 37)
+        from scipy import special
+
+        params = np.asarray(dist.params, dtype=float)
+        other = special.expit(-params) if dist.family == "bernoulli" else special.ndtr(-params)
+        probs = np.concatenate([probs, other])
     probs = probs[probs > 0]
     return float(probs.min()) if probs.size else 1.0
 

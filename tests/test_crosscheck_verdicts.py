@@ -224,3 +224,11 @@ def test_binary_concrete_at_extreme_logits_passes():
     x = refgrad.estimate("gumbel_softmax", dist, f, 10000, rng=0, tau=0.5)
     x[3, 0] += 1e-6
     assert not crosscheck.check_estimator(x, dist, f, unbiased=False, name="gumbel_softmax", tau=0.5).passed
+
+
+def test_rarest_outcome_takes_the_complement_from_the_logit():
+    # 1 - sigma(50) rounds to 0: the rarest outcome was reported as probability 1 (and the rare-outcome
+    # rules of testing and check_estimator never applied at extreme logits)
+    assert testing.rarest_outcome(Bernoulli(np.array([50.0]))) == pytest.approx(np.exp(-50.0), rel=1e-12)
+    assert testing.rarest_outcome(refgrad.GaussianThreshold(np.array([-9.0]))) == pytest.approx(
+        sps.norm.cdf(-9.0), rel=1e-10)

@@ -31,23 +31,13 @@ import numpy as np
 from refgrad._checks import as_float_array, describe
 from refgrad.estimators import ESTIMATORS, estimate
 
-from ._check_estimator import check_estimator  # noqa: F401  (re-exported)
+from ._check_estimator import _dtype_eps, check_estimator  # noqa: F401  (check_estimator re-exported)
 from ._verdict import Verdict
 
 __all__ = ["check_estimator", "check_same_estimates", "SAME_TOLERANCE_FACTOR"]
 
 #: c in the tolerance of :func:`check_same_estimates`.
 SAME_TOLERANCE_FACTOR = 64.0
-
-
-def _dtype_eps(x):
-    raw = x if isinstance(x, np.ndarray) else np.asarray(x)
-    return float(np.finfo(raw.dtype).eps) if raw.dtype.kind == "f" else float(np.finfo(np.float64).eps)
-
-
-# ---------------------------------------------------------------------------
-# check_same_estimates
-# ---------------------------------------------------------------------------
 
 
 def _nudged(noise, delta):
