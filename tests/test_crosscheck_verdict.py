@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refgrad.crosscheck import Verdict
-from refgrad.crosscheck._verdict import combine, part_alpha
+from refgrad.crosscheck._verdict import FLUSH_TO_ZERO, combine, part_alpha
 
 
 def _part(name, passed, p, alpha, diagnosis=None, worst=()):
@@ -34,6 +34,19 @@ def test_verdict_refuses_inconsistent_fields():
         Verdict("x", True, "wrong", "t", None, None, None, 1)
     with pytest.raises(ValueError, match="contradicts"):
         Verdict("x", False, "agrees", "t", None, None, None, 1)
+    with pytest.raises(ValueError, match="contradicts"):
+        Verdict("x", False, FLUSH_TO_ZERO, "t", None, None, None, 1)
+
+
+def test_flush_to_zero_is_a_passing_diagnosis_and_survives_combine():
+    ok = Verdict("x", True, "agrees", "t", None, 0.5, 1e-3, 10)
+    ftz = Verdict("x", True, FLUSH_TO_ZERO, "t", None, None, None, 10)
+    bad = Verdict("x", False, "wrong", "t", None, 1e-9, 1e-3, 10)
+    both = combine("x", [ok, ftz], 10, 1e-3)
+    assert both.passed and both.diagnosis == FLUSH_TO_ZERO and "flush-to-zero" in both.explanation
+    assert combine("x", [ok, ok], 10, 1e-3).diagnosis == "agrees"
+    worse = combine("x", [ok, ftz, bad], 10, 1e-3)
+    assert not worse.passed and worse.diagnosis == "wrong"
 
 
 def test_combine_is_bonferroni_at_the_composite_level():

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["Verdict", "DEFAULT_ALPHA", "DIAGNOSES", "FLUSH_TO_ZERO", "combine", "part_alpha"]
+__all__ = ["Verdict", "DEFAULT_ALPHA", "DIAGNOSES", "FLUSH_TO_ZERO", "PASSING", "combine", "part_alpha"]
 
 #: Default significance level of every statistical cross-check: strict, because a
 #: conformance run makes dozens of checks and a false alarm accuses another project.
@@ -32,9 +32,14 @@ DEFAULT_ALPHA = 1e-3
 #:   smallest normal float of their dtype (FLT_MIN = 1.18e-38 in float32) are exactly 0 and
 #:   which hold no subnormal value, as TensorFlow and JAX produce on CPU: the law is rejected
 #:   when a 0 is read as a value below the smallest subnormal, and not rejected when it is read
-#:   as the censored event "value < FLT_MIN" (:mod:`refgrad.crosscheck._samplers`).
+#:   as the censored event "value < FLT_MIN" (:mod:`refgrad.crosscheck._samplers`).  A passing
+#:   diagnosis: such samples follow the law, written in a float format without subnormals.
 FLUSH_TO_ZERO = "convention: flush-to-zero below FLT_MIN"
 DIAGNOSES = ("agrees", "wrong", "certain failure", "measure", "convention", "shape", FLUSH_TO_ZERO)
+#: The diagnoses of a passing verdict: agreement, and agreement up to the flush-to-zero convention
+#: (the law holds; only the representation of values below FLT_MIN differs).  Every other
+#: diagnosis fails, the other conventions included: they change the values themselves.
+PASSING = ("agrees", FLUSH_TO_ZERO)
 
 
 def _plain(x):
@@ -92,7 +97,8 @@ class Verdict:
         The function that made it, e.g. ``"check_categorical_sampler"``.
     passed : bool
         False when the checked implementation disagrees with refgrad's oracle
-        (``diagnosis`` other than ``"agrees"``).  ``bool(verdict)`` is ``passed``.
+        (``diagnosis`` not in :data:`PASSING`, i.e. neither ``"agrees"`` nor the
+        flush-to-zero convention).  ``bool(verdict)`` is ``passed``.
     diagnosis : str
         One of :data:`DIAGNOSES`.
     test : str
@@ -134,7 +140,7 @@ class Verdict:
     def __post_init__(self):
         if self.diagnosis not in DIAGNOSES:
             raise ValueError(f"diagnosis must be one of {DIAGNOSES}; got {self.diagnosis!r}")
-        if bool(self.passed) != (self.diagnosis == "agrees"):
+        if bool(self.passed) != (self.diagnosis in PASSING):
             raise ValueError(f"passed={self.passed!r} contradicts diagnosis={self.diagnosis!r}")
 
     def __bool__(self):
@@ -228,13 +234,15 @@ def combine(check, parts, n, alpha, explanation_prefix="", test=None, compared=N
     order = {d: i for i, d in enumerate(("certain failure", "shape", "wrong", "measure", "convention",
                                          FLUSH_TO_ZERO))}
     failing.sort(key=lambda p: order.get(p.diagnosis, 9))
-    diagnosis = failing[0].diagnosis if failing else "agrees"
+    diagnosis = failing[0].diagnosis if failing else (
+        FLUSH_TO_ZERO if any(p.diagnosis == FLUSH_TO_ZERO for p in parts) else "agrees")
     worst = list(failing[0].worst) if failing else []
     if failing:
         body = f"{len(failing)} of {len(parts)} parts fail: " + "; ".join(
             f"{p.test} ({p.diagnosis})" for p in failing) + "."
     else:
-        body = f"all {len(parts)} parts pass."
+        body = f"all {len(parts)} parts pass" + (" (up to the flush-to-zero convention)."
+                                                  if diagnosis == FLUSH_TO_ZERO else ".")
     text = (explanation_prefix + " " if explanation_prefix else "") + body
     if stat:
         text += (f" Each of the {len(stat)} statistical parts is tested at α/{len(stat)} (Bonferroni), so the "

@@ -103,12 +103,12 @@ class _Recorder:
     def add(self, library, version, checked, call, correct, truth, function="", smallest="-", convention=None):
         """One row: ``correct`` is the truth (True: the library is right, refgrad should pass).
 
-        ``convention``: a word the diagnosis of a failing verdict may carry instead of a pass when the
-        library is right up to that convention (e.g. ``"flush-to-zero"``)."""
+        ``convention``: a word the diagnosis of the (passing) verdict must carry when the library is
+        right up to that convention (e.g. ``"flush-to-zero"``)."""
         v, vtext = self.verdict(call)
         agree = v is not None and bool(v.passed) == bool(correct)
-        if v is not None and correct and convention and not v.passed:
-            agree = v.diagnosis.startswith("convention") and convention in v.diagnosis
+        if v is not None and correct and convention:
+            agree = bool(v.passed) and convention in v.diagnosis
         truth_text = ("correct: " if correct else "WRONG: ") + truth
         self.rows.append([library, version, checked, vtext, truth_text, "yes" if agree else "MISVERDICT"])
         self.ctx.check(f"verdict = truth: {library}: {checked}", agree,
