@@ -232,3 +232,44 @@ def test_rarest_outcome_takes_the_complement_from_the_logit():
     assert testing.rarest_outcome(Bernoulli(np.array([50.0]))) == pytest.approx(np.exp(-50.0), rel=1e-12)
     assert testing.rarest_outcome(refgrad.GaussianThreshold(np.array([-9.0]))) == pytest.approx(
         sps.norm.cdf(-9.0), rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- precomputed reference
+
+
+@pytest.mark.parametrize("name, dist, f, unbiased, opts", [
+    ("gumbel_softmax", Categorical(np.array([[1.0, 0.0, -1.0]])), SquaredDistance(np.array([[0.3, 0.1, 0.2]])),
+     False, {"tau": 0.5}),
+    ("reinforce", D2, F2, True, {}),
+    (None, D2, F2, True, {}),
+])
+def test_reference_gives_the_same_verdict(name, dist, f, unbiased, opts):
+    # estimator_reference computes the problem's side once; the verdict must be identical with and without it,
+    # on a passing sample (seed 3) and on a failing one (the same estimates shifted by 10 standard errors)
+    from refgrad.crosscheck._check_estimator import estimator_reference
+
+    ref = estimator_reference(dist, f, name=name, **opts)
+    x = refgrad.estimate(name or "reinforce", dist, f, n=1000, rng=3, **opts).astype(np.float32)
+    shifted = (x + 10 * x.std(axis=0) / np.sqrt(len(x))).astype(np.float32)
+    for sample in (x, shifted):
+        a = crosscheck.check_estimator(sample, dist, f, unbiased, name=name, alpha=1e-3, reference=ref, **opts)
+        b = crosscheck.check_estimator(sample, dist, f, unbiased, name=name, alpha=1e-3, **opts)
+        assert (a.passed, a.diagnosis, a.pvalue, a.explanation) == (b.passed, b.diagnosis, b.pvalue, b.explanation)
+    assert crosscheck.check_estimator(x, dist, f, unbiased, name=name, alpha=1e-3, reference=ref, **opts).passed
+    assert not crosscheck.check_estimator(shifted, dist, f, unbiased, name=name, alpha=1e-3, reference=ref,
+                                          **opts).passed
+
+
+def test_reference_for_another_problem_is_refused():
+    from refgrad.crosscheck._check_estimator import estimator_reference
+
+    dist, f = Categorical(np.array([[1.0, 0.0, -1.0]])), SquaredDistance(np.array([[0.3, 0.1, 0.2]]))
+    ref = estimator_reference(dist, f, name="gumbel_softmax", tau=0.5)
+    x = refgrad.estimate("gumbel_softmax", dist, f, n=100, rng=0, tau=0.5)
+    with pytest.raises(ValueError, match="reference must be estimator_reference"):
+        crosscheck.check_estimator(x, dist, f, False, name="gumbel_softmax", tau=0.4, reference=ref)
+    with pytest.raises(ValueError, match="reference must be estimator_reference"):
+        crosscheck.check_estimator(x, Categorical(np.array([[1.0, 0.0, -1.0]])), f, False, name="gumbel_softmax",
+                                   tau=0.5, reference=ref)
+    with pytest.raises(ValueError, match="reference must be an EstimatorReference"):
+        crosscheck.check_estimator(x, dist, f, False, name="gumbel_softmax", tau=0.5, reference={"tau": 0.5})
