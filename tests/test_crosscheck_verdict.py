@@ -64,3 +64,12 @@ def test_combine_is_bonferroni_at_the_composite_level():
     assert only_deterministic.pvalue is None and only_deterministic.alpha is None
     with pytest.raises(ValueError):
         combine("c", [], 1, alpha)
+
+
+def test_summary_names_the_failing_parts_and_a_single_part_keeps_its_own_test():
+    ok = Verdict("x", True, "agrees", "mean test", None, 0.5, 1e-3, 10)
+    bad = Verdict("x", False, "wrong", "variance test", None, 1e-9, 1e-3, 10)
+    line = combine("x", [ok, bad], 10, 1e-3).summary()
+    assert "2 parts, Bonferroni-combined; failing: variance test (" in line, line
+    one = combine("x", [bad], 10, 1e-3)
+    assert one.test == "variance test" and "1 parts" not in one.summary() and "failing" not in one.summary()

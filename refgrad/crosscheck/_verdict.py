@@ -164,7 +164,8 @@ class Verdict:
         }
 
     def summary(self):
-        """One line: ``PASS``/``FAIL (diagnosis)``, the check, the test, and p (or the statistic), α and n."""
+        """One line: ``PASS``/``FAIL (diagnosis)``, the check, the test (and, for a failing composite,
+        the tests of its failing parts), and p (or the statistic), α and n."""
         verdict = "PASS" if self.passed else f"FAIL ({self.diagnosis})"
         if self.pvalue is not None:
             numbers = f"p = {_fmt(self.pvalue)}, α = {_fmt(self.alpha)}"
@@ -172,7 +173,9 @@ class Verdict:
             numbers = f"statistic = {_fmt(self.statistic)}"
         else:
             numbers = "deterministic"
-        return f"{verdict} {self.check}: {self.test} ({numbers}, n = {self.n})"
+        failing = [p.test for p in self.parts if not p.passed]
+        which = f"; failing: {'; '.join(failing)}" if failing and len(self.parts) > 1 else ""
+        return f"{verdict} {self.check}: {self.test}{which} ({numbers}, n = {self.n})"
 
     def summary_row(self):
         """(check, verdict, test, statistic, p-value, α, n) as strings, for tables of many verdicts."""
@@ -248,7 +251,7 @@ def combine(check, parts, n, alpha, explanation_prefix="", test=None, compared=N
         text += (f" Each of the {len(stat)} statistical parts is tested at α/{len(stat)} (Bonferroni), so the "
                  f"composite p-value is min(1, {len(stat)} · min p) and the composite level is α = {alpha:g}.")
     return Verdict(check=check, passed=not failing, diagnosis=diagnosis,
-                   test=test or f"{len(parts)} parts, Bonferroni-combined", statistic=None, pvalue=pvalue,
+                   test=test or (f"{len(parts)} parts, Bonferroni-combined" if len(parts) > 1 else parts[0].test), statistic=None, pvalue=pvalue,
                    alpha=float(alpha) if stat else None, n=int(n), compared=dict(compared or {}), worst=worst,
                    explanation=text, parts=parts)
 
