@@ -19,7 +19,7 @@ Every submodule is an attribute of the package after ``import refgrad``.
 import importlib
 
 from . import distributions, estimators, exact, objectives, random, relaxations, stats, testing
-from .distributions import Bernoulli, Categorical, GaussianThreshold, Normal
+from .distributions import Bernoulli, Categorical, GaussianThreshold, Normal, Product
 from .estimators import ESTIMATORS, estimate, estimate_moments
 
 __version__ = "0.1.0"
@@ -49,6 +49,7 @@ __all__ = [
     "Categorical",
     "GaussianThreshold",
     "Normal",
+    "Product",
     "distributions",
     "exact",
     "objectives",

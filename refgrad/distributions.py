@@ -14,6 +14,9 @@ Every class exposes the same surface: ``params``, ``param_shape``,
 ``score`` (``∂ log q(b) / ∂ params``, hand-derived), ``support_size`` and
 ``enumerate``.
 
+:class:`Product` (:mod:`refgrad._product`) puts instances of the three side by side in one problem
+(a bit, two categoricals of different K, ...), with flat parameters and flat points.
+
 Infinite parameters are legal and mean a deterministic outcome
 (``ℓ = +inf``: the bit is 1 with probability one).  Configurations with
 probability zero have ``log_prob = -inf``; their score is the limit of the
@@ -26,7 +29,7 @@ from scipy import special
 
 from ._checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe, outside_unit_index
 
-__all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
+__all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Product", "Normal", "ENUMERATION_LIMIT"]
 
 #: Largest number of configurations :meth:`enumerate` (and the exact oracles) will visit.
 ENUMERATION_LIMIT = 2**22
@@ -189,10 +192,14 @@ class _ProductDistribution:
         if stop - start > limit:
             raise ValueError(
                 f"cannot enumerate {stop - start} configurations at once: the limit is {limit} "
-                f"(support size {size} = {self._radix}**{self.d}); pass a smaller start/stop range "
+                f"(support size {size} = {self._support_formula()}); pass a smaller start/stop range "
                 f"(refgrad.exact streams in chunks) or raise limit explicitly"
             )
         return int(start), int(stop)
+
+    def _support_formula(self):
+        """The support size as a product of powers, for messages: ``"2**5"``."""
+        return f"{self._radix}**{self.d}"
 
     def _digits(self, start, stop):
         """Digits (m, d) of the indices [start, stop), first variable most significant."""
@@ -683,3 +690,7 @@ class Normal:
 
     def enumerate(self, *args, **kwargs):
         raise ValueError("Normal is continuous and cannot be enumerated; use a closed form or quadrature")
+
+
+# The product of heterogeneous families lives in its own module; imported last, as it builds on the classes above.
+from ._product import Product  # noqa: E402

@@ -245,6 +245,10 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
         return _multisample.expectation(dist, f, limit=limit)
     _check_dist(dist)
     obj = as_objective(f)
+    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: refgrad._product
+        from . import _product
+
+        return _product.expectation(dist, obj, limit, chunk_size)
     separated = _separable_beyond_limit(dist, obj, limit)
     if separated is not None:
         return float(math.fsum(expectation(dj, fj, limit, chunk_size) for dj, fj in separated))
@@ -320,6 +324,10 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
         return _multisample.gradient(dist, f, limit=limit)
     _check_dist(dist)
     obj = as_objective(f)
+    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: refgrad._product
+        from . import _product
+
+        return _product.gradient(dist, obj, limit, chunk_size)
     separated = _separable_beyond_limit(dist, obj, limit)
     if separated is not None:
         return np.concatenate([gradient(dj, fj, limit, chunk_size) for dj, fj in separated], axis=0)
@@ -588,4 +596,8 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
             f"samples={samples!r}, rng={describe(rng)}, confidence={confidence!r}"
         )
     limit = check_count(limit, "limit")
+    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: enumerated in refgrad._product
+        from . import _product
+
+        return _product.moments(spec, dist, f, opts, method=method, level=level, limit=limit)
     return _moments.moments(spec, dist, f, opts, method=method, level=level, limit=limit, max_seconds=max_seconds)

@@ -1,0 +1,329 @@
+"""Product of heterogeneous families: layout, probabilities, scores, sampling, exact oracles, estimators.
+
+Every reference here is computed independently in NumPy/SciPy from the blocks' parameters (itertools over the
+variables' values), not through refgrad's enumeration.
+"""
+import itertools
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+import refgrad
+from refgrad import exact
+from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal, Product
+from refgrad.objectives import FunctionObjective, Linear, SquaredDistance
+from tests.estimator_checks import central_fd
+
+# ------------------------------------------------------------------------------ independent reference
+
+
+def _variables(blocks):
+    """Per variable: (kind, probability vector over its values) from the blocks' parameters, in SciPy."""
+    out = []
+    for block in blocks:
+        if isinstance(block, Categorical):
+            for row in np.asarray(block.logits):
+                out.append(("cat", special.softmax(row) if np.isfinite(row).all() else _inf_softmax(row)))
+        elif isinstance(block, Bernoulli):
+            for ell in np.asarray(block.logits):
+                out.append(("bit", np.array([special.expit(-ell), special.expit(ell)])))
+        else:
+            for mu in np.asarray(block.mu):
+                out.append(("bit", np.array([stats.norm.cdf(-mu), stats.norm.cdf(mu)])))
+    return out
+
+
+def _inf_softmax(row):
+    if np.isposinf(row).any():
+        at = np.isposinf(row)
+        return at / at.sum()
+    finite = np.isfinite(row)
+    p = np.zeros(row.shape)
+    p[finite] = special.softmax(row[finite])
+    return p
+
+
+def reference_support(blocks):
+    """(points (N, P), probabilities (N,)) by itertools over the variables' values, first variable slowest."""
+    variables = _variables(blocks)
+    points, probs = [], []
+    for values in itertools.product(*[range(len(p)) for _, p in variables]):
+        x, q = [], 1.0
+        for (kind, p), v in zip(variables, values):
+            q *= p[v]
+            if kind == "bit":
+                x.append(float(v))
+            else:
+                onehot = [0.0] * len(p)
+                onehot[v] = 1.0
+                x.extend(onehot)
+        points.append(x)
+        probs.append(q)
+    return np.array(points), np.array(probs)
+
+
+def reference_score(blocks, x):
+    """∂ log q(x)/∂ params from the formulas of each family (b − σ(ℓ); b − softmax; ±φ/Φ)."""
+    cols, start = [], 0
+    for block in blocks:
+        size = int(np.prod(block.param_shape))
+        xb = x[:, start:start + size]
+        if isinstance(block, Bernoulli):
+            cols.append(xb - special.expit(np.asarray(block.logits))[None])
+        elif isinstance(block, GaussianThreshold):
+            mu = np.asarray(block.mu)[None]
+            pdf = stats.norm.pdf(mu)
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 at impossible points (dropped by callers)
+                cols.append(np.where(xb == 1.0, pdf / stats.norm.cdf(mu), -pdf / stats.norm.cdf(-mu)))
+        else:
+            p = np.stack([_inf_softmax(r) if not np.isfinite(r).all() else special.softmax(r)
+                          for r in np.asarray(block.logits)])
+            cols.append(xb - p.ravel()[None])
+        start += size
+    return np.concatenate(cols, axis=1)
+
+
+def rebuild(template, flat):
+    """A Product of the template's families with flat parameters ``flat``."""
+    blocks, start = [], 0
+    for block in template.blocks:
+        size = int(np.prod(block.param_shape))
+        blocks.append(type(block)(flat[start:start + size].reshape(block.param_shape)))
+        start += size
+    return Product(*blocks)
+
+
+def mixed():
+    return (Bernoulli([0.3, -1.2]), Categorical([[0.0, 1.0, -0.5]]), GaussianThreshold([0.4]),
+            Categorical([[0.2, -0.3, 0.9, 0.1, -1.0], [1.0, 0.0, 0.5, -0.5, 0.3]]))
+
+
+def mixed_objective():
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=16)
+    M = rng.normal(size=(16, 16)) * 0.3
+
+    def value(x):
+        return np.sin(x @ w) + np.einsum("ni,ij,nj->n", x, M, x)
+
+    return FunctionObjective(value, name="mixed"), value
+
+
+# ------------------------------------------------------------------------------ layout and distribution
+
+
+def test_layout_params_slices_and_unflatten():
+    blocks = mixed()
+    dist = Product(*blocks)
+    expected = np.concatenate([np.ravel(b.params) for b in blocks])
+    assert dist.param_shape == (16,) and dist.event_shape == (16,)
+    np.testing.assert_array_equal(dist.params, expected)
+    assert [(s.start, s.stop) for s in dist.block_slices] == [(0, 2), (2, 5), (5, 6), (6, 16)]
+    parts = dist.unflatten(dist.params)
+    for part, block in zip(parts, blocks):
+        np.testing.assert_array_equal(part, block.params)
+    assert dist.family == "product" and dist.d == 2 + 1 + 1 + 2
+    assert dist.support_size == 2 * 2 * 3 * 2 * 5 * 5
+    assert isinstance(refgrad.Product(Bernoulli([0.0])), Product)
+    with pytest.raises(ValueError, match="read-only"):
+        dist.params[0] = 1.0
+    with pytest.raises(ValueError, match=r"a must have shape \(\.\.\., 16\)"):
+        dist.unflatten(np.zeros(12))
+
+
+def test_enumeration_matches_itertools_reference():
+    blocks = mixed()
+    dist = Product(*blocks)
+    points, probs = dist.enumerate()
+    ref_points, ref_probs = reference_support(blocks)
+    np.testing.assert_array_equal(points, ref_points)
+    np.testing.assert_allclose(probs, ref_probs, rtol=1e-13, atol=0)
+    # any sub-range is the same rows
+    sub, sub_probs = dist.enumerate(37, 211)
+    np.testing.assert_array_equal(sub, ref_points[37:211])
+    np.testing.assert_array_equal(sub_probs, probs[37:211])
+    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-14)
+
+
+def test_log_prob_and_score_against_reference_and_finite_differences():
+    blocks = mixed()
+    dist = Product(*blocks)
+    points, probs = reference_support(blocks)
+    np.testing.assert_allclose(dist.log_prob(points), np.log(probs), rtol=1e-13)
+    np.testing.assert_allclose(dist.score(points), reference_score(blocks, points), rtol=1e-12, atol=1e-14)
+    x = points[[0, 17, 255, 599]]
+    fd = central_fd(lambda flat: rebuild(dist, flat).log_prob(x), dist.params)
+    np.testing.assert_allclose(dist.score(x), fd, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(dist.probs, (probs[:, None] * points).sum(axis=0), rtol=1e-13)
+
+
+def test_single_block_product_is_that_family():
+    """One block: the same enumeration, probabilities, log-probabilities and scores, bit for bit."""
+    for block in (Bernoulli([0.3, -40.0, np.inf]), GaussianThreshold([0.2, -9.0]),
+                  Categorical([[0.0, 2.0, -np.inf], [1.0, 1.0, 3.0]])):
+        dist = Product(block)
+        points, probs = dist.enumerate()
+        own_points, own_probs = block.enumerate()
+        n = own_points.shape[0]
+        np.testing.assert_array_equal(points, own_points.reshape(n, -1))
+        np.testing.assert_array_equal(probs, own_probs)
+        keep = probs > 0
+        np.testing.assert_array_equal(dist.log_prob(points), block.log_prob(own_points))
+        np.testing.assert_array_equal(dist.score(points[keep]), block.score(own_points[keep]).reshape(keep.sum(), -1))
+        u = refgrad.random.uniform(np.random.default_rng(3), (50,) + block.event_shape)
+        np.testing.assert_array_equal(dist.from_uniforms(u.reshape(50, -1)), block.from_uniforms(u).reshape(50, -1))
+
+
+def test_infinite_parameters_behave_as_in_their_family():
+    blocks = (Bernoulli([np.inf, 0.5]), Categorical([[-np.inf, 0.0, 1.0]]), GaussianThreshold([-np.inf, 0.3]),
+              Categorical([[np.inf, np.inf, 0.0]]))
+    dist = Product(*blocks)
+    points, probs = dist.enumerate()
+    ref_points, ref_probs = reference_support(blocks)
+    np.testing.assert_array_equal(points, ref_points)
+    np.testing.assert_allclose(probs, ref_probs, rtol=1e-13, atol=0)
+    lp = dist.log_prob(points)
+    assert np.array_equal(np.isneginf(lp), probs == 0.0)
+    score = dist.score(points)
+    for s, block in zip(dist.block_slices, blocks):
+        own = block.score(points[:, s].reshape((-1,) + block.event_shape)).reshape(len(points), -1)
+        np.testing.assert_array_equal(score[:, s], own)
+    x = dist.sample(2000, rng=1)
+    assert np.all(np.isfinite(dist.log_prob(x)))  # never an impossible point
+    assert np.all(x[:, 0] == 1.0) and np.all(x[:, 2] == 0.0) and np.all(x[:, 5] == 0.0)
+    assert np.all(x[:, 9] == 0.0) and np.all(x[:, 7] + x[:, 8] == 1.0)
+
+
+def test_sampling_frequencies_match_probabilities():
+    """Chi-square goodness of fit of 200,000 points (seed 0) over the 600 configurations; alpha = 1e-3."""
+    blocks = mixed()
+    dist = Product(*blocks)
+    points, probs = dist.enumerate()
+    x = dist.sample(200_000, rng=0)
+    strides = np.array([int(np.prod([len(p) for _, p in _variables(blocks)][v + 1:]))
+                        for v in range(dist.d)])
+    digits = []
+    for _, first, radix, _, categorical in dist._variables:
+        digits.append(np.argmax(x[:, first:first + radix], axis=1) if categorical else x[:, first].astype(int))
+    index = np.stack(digits, axis=1) @ strides
+    counts = np.bincount(index, minlength=len(probs))
+    assert stats.chisquare(counts, 200_000 * probs).pvalue > 1e-3
+    np.testing.assert_array_equal(dist.sample(100, rng=5), dist.sample(100, rng=np.random.default_rng(5)))
+    u = refgrad.random.uniform(np.random.default_rng(5), (100, 16))
+    np.testing.assert_array_equal(dist.sample(100, rng=5), dist.from_uniforms(u))
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="blocks must be one or more"):
+        Product()
+    with pytest.raises(ValueError, match=r"blocks\[1\] must be a Bernoulli, Categorical or GaussianThreshold"):
+        Product(Bernoulli([0.0]), Normal([0.0]))
+    with pytest.raises(ValueError, match=r"blocks\[0\] must be"):
+        Product(Product(Bernoulli([0.0])))
+    with pytest.raises(ValueError, match=r"blocks\[0\] must be"):
+        Product(np.zeros(3))
+    dist = Product(*mixed())
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 16\)"):
+        dist.log_prob(np.zeros((2, 12)))
+    with pytest.raises(ValueError, match="x must contain only 0 and 1"):
+        dist.score(np.full((1, 16), 0.5))
+    bad = dist.enumerate(0, 1)[0].copy()
+    bad[0, 2:5] = [1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match=r"x must be one-hot in each categorical row; sample 0, block 1"):
+        dist.log_prob(bad)
+    with pytest.raises(ValueError, match=r"u must have shape \(n, 16\)"):
+        dist.from_uniforms(np.full((2, 12), 0.5))
+    with pytest.raises(ValueError, match="u must contain uniforms strictly inside"):
+        dist.from_uniforms(np.zeros((2, 16)))
+    with pytest.raises(ValueError, match="n must"):
+        dist.sample(0)
+    with pytest.raises(ValueError, match=r"cannot enumerate 600 configurations at once: the limit is 10 \(support "
+                                         r"size 600 = 2\*\*2 \* 3\*\*1 \* 2\*\*1 \* 5\*\*2\)"):
+        dist.enumerate(limit=10)
+
+
+# ------------------------------------------------------------------------------ exact oracles
+
+
+def reference_oracles(blocks, value):
+    points, probs = reference_support(blocks)
+    fx = value(points)
+    keep = probs > 0
+    return (np.sum(probs * fx),
+            np.sum((probs * fx)[keep, None] * reference_score(blocks, points[keep]), axis=0))
+
+
+def test_exact_expectation_and_gradient_against_numpy_and_finite_differences():
+    blocks = mixed()
+    dist = Product(*blocks)
+    obj, value = mixed_objective()
+    ref_value, ref_grad = reference_oracles(blocks, value)
+    np.testing.assert_allclose(exact.expectation(dist, obj), ref_value, rtol=1e-13)
+    np.testing.assert_allclose(exact.expectation(dist, value), ref_value, rtol=1e-13)  # a plain callable
+    grad = exact.gradient(dist, obj)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-11, atol=1e-14)
+    fd = central_fd(lambda flat: exact.expectation(rebuild(dist, flat), obj), dist.params)
+    np.testing.assert_allclose(grad, fd, rtol=1e-7, atol=1e-9)
+    # the chunk size changes only rounding (flips leaving the chunk are evaluated, not looked up)
+    np.testing.assert_allclose(exact.gradient(dist, obj, chunk_size=7), grad, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(exact.expectation(dist, obj, chunk_size=7), ref_value, rtol=1e-13)
+    # built-in objectives on the flat point
+    t = np.linspace(0.1, 0.9, 16)
+    ref_value, ref_grad = reference_oracles(blocks, lambda x: ((x - t) ** 2).sum(axis=1))
+    np.testing.assert_allclose(exact.expectation(dist, SquaredDistance(t)), ref_value, rtol=1e-13)
+    np.testing.assert_allclose(exact.gradient(dist, SquaredDistance(t)), ref_grad, rtol=1e-11, atol=1e-14)
+    w = np.linspace(-1.0, 2.0, 16)
+    ref_value, ref_grad = reference_oracles(blocks, lambda x: x @ w)
+    np.testing.assert_allclose(exact.gradient(dist, Linear(w)), ref_grad, rtol=1e-11, atol=1e-14)
+
+
+def test_exact_oracles_with_infinite_parameters():
+    blocks = (Bernoulli([np.inf, 0.5]), Categorical([[-np.inf, 0.0, 1.0]]), GaussianThreshold([-np.inf, 0.3]),
+              Categorical([[np.inf, np.inf, 0.0]]))
+    dist = Product(*blocks)
+    w = np.arange(1.0, 11.0)
+
+    def value(x):
+        return np.cos(x @ w)
+
+    ref_value, ref_grad = reference_oracles(blocks, value)
+    np.testing.assert_allclose(exact.expectation(dist, value), ref_value, rtol=1e-13)
+    grad = exact.gradient(dist, value)
+    assert np.all(np.isfinite(grad))
+    # deterministic variables and impossible categories have derivative 0, as in their own families
+    assert grad[0] == 0.0 and grad[2] == 0.0 and grad[5] == 0.0 and grad[9] == 0.0
+    np.testing.assert_allclose(grad, np.where(np.isfinite(ref_grad), ref_grad, 0.0), rtol=1e-11, atol=1e-14)
+
+
+def test_single_block_oracles_equal_the_family_oracles():
+    """Plain callables share the chunked path: bit-identical; the Gray-code walk of SquaredDistance: 1e-14."""
+    for block in (Bernoulli([0.3, -2.0, 1.1]), GaussianThreshold([0.2, -1.0]),
+                  Categorical([[0.0, 2.0, -1.0], [1.0, 1.0, 3.0]])):
+        dist = Product(block)
+        event = tuple(block.event_shape)
+
+        def own(z):
+            return np.sin(3.0 * z.reshape(len(z), -1) @ np.arange(1.0, z[0].size + 1.0))
+
+        def flat(x):
+            return own(x.reshape((len(x),) + event))
+
+        assert exact.expectation(dist, flat) == exact.expectation(block, own)
+        np.testing.assert_array_equal(exact.gradient(dist, flat), exact.gradient(block, own).ravel())
+        t = np.full(event, 0.3)
+        np.testing.assert_allclose(exact.expectation(dist, SquaredDistance(t.ravel())),
+                                   exact.expectation(block, SquaredDistance(t)), rtol=1e-14)
+        np.testing.assert_allclose(exact.gradient(dist, SquaredDistance(t.ravel())),
+                                   exact.gradient(block, SquaredDistance(t)).ravel(), rtol=1e-14, atol=1e-16)
+
+
+def test_exact_oracles_refuse_beyond_limit_with_the_family_wording():
+    dist = Product(Bernoulli(np.zeros(3)), Categorical(np.zeros((2, 3))))
+    with pytest.raises(ValueError, match=r"cannot enumerate the support of Product with event shape \(9,\): support "
+                                         r"size 72 exceeds limit=50; pass a larger limit= \(e\.g\. limit=72\)"):
+        exact.expectation(dist, lambda x: x.sum(axis=1), limit=50)
+    with pytest.raises(ValueError, match="support size 72 exceeds limit=50"):
+        exact.gradient(dist, SquaredDistance(np.zeros(9)), limit=50)
+    np.testing.assert_allclose(exact.gradient(dist, SquaredDistance(np.zeros(9)), limit=72),
+                               exact.gradient(dist, SquaredDistance(np.zeros(9))))
