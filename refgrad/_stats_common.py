@@ -221,6 +221,19 @@ def _holm(p):
     return out
 
 
+def _unit(magnitude):
+    r"""Powers of two :math:`u = 2^{e}` with ``magnitude / u`` in [1, 2) (1 where the magnitude is 0).
+
+    Dividing samples by ``u`` is exact (a change of exponent, unless a result falls below the
+    smallest normal double, 2⁻¹⁰²², i.e. more than 10³⁰⁷ times smaller than the magnitude), so the
+    statistics computed from the scaled samples are those of the samples themselves, bit for bit,
+    wherever the unscaled computation neither overflowed nor underflowed -- and stay correct where it
+    would have: squares of samples near 10²⁰⁰ overflow and squares near 10⁻²⁰⁰ underflow, while the
+    scaled samples are at most 2 in magnitude."""
+    mant, expo = np.frexp(np.asarray(magnitude, dtype=np.float64))
+    return np.where(mant == 0.0, 1.0, np.ldexp(1.0, expo - 1))
+
+
 def _constant_columns(x, scale, rtol):
     """Columns whose spread (max - min) is at most ``rtol * scale``."""
     spread = x.max(axis=0) - x.min(axis=0)

@@ -17,6 +17,7 @@ from ._stats_common import (
     _frozen,
     _index_labels,
     _table,
+    _unit,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -134,6 +135,9 @@ def _heavy_tail(x, shape, n_eff=None):
     n = x.shape[0]
     n_eff = n if n_eff is None else n_eff
     magnitude = np.abs(x).max(axis=0)
+    unit = _unit(magnitude)
+    x = x / unit  # exact: every coordinate's largest magnitude in [1, 2), so its moments cannot overflow or underflow
+    magnitude = magnitude / unit
     constant = _constant_columns(x, magnitude, _DEFAULT_RTOL)
     dev = x - x.mean(axis=0)
     dev[:, constant] = 0.0

@@ -18,6 +18,7 @@ from ._stats_common import (
     _holm,
     _index_labels,
     _table,
+    _unit,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -198,6 +199,14 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
     notes = []
 
     scale = np.maximum(np.abs(xa).max(axis=0), np.abs(xb).max(axis=0))
+    # each coordinate of both samples in units of a power of two near its largest magnitude (exact, see
+    # _unit), so that squares and fourth powers neither overflow nor underflow at any scale; the trace is
+    # in the units of the largest coordinate, each coordinate weighted by (unit_j / unit_max)² ≤ 1
+    unit = _unit(scale)
+    weight = (unit / unit.max()) ** 2
+    xa = xa / unit
+    xb = xb / unit
+    scale = scale / unit
     const_a = _constant_columns(xa, scale, rtol)
     const_b = _constant_columns(xb, scale, rtol)
     da = xa - xa.mean(axis=0)
@@ -207,8 +216,8 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
     qa = da * da
     qb = db * db
     # trace as an extra column
-    qa = np.concatenate([qa, qa.sum(axis=1, keepdims=True)], axis=1)
-    qb = np.concatenate([qb, qb.sum(axis=1, keepdims=True)], axis=1)
+    qa = np.concatenate([qa, (qa * weight).sum(axis=1, keepdims=True)], axis=1)
+    qb = np.concatenate([qb, (qb * weight).sum(axis=1, keepdims=True)], axis=1)
     const_a = np.append(const_a, const_a.all())
     const_b = np.append(const_b, const_b.all())
     m2a = qa.mean(axis=0)
@@ -225,14 +234,14 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
     ea = qa / safe_a
     eb = qb / safe_b
     # Σ_j s_j⁴ / (Σ_j s_j²)² (1 for a single coordinate; the value is irrelevant when the trace is 0)
-    frac_a = np.append(np.ones(p), np.sum(sa2**2) / var_a[p] ** 2 if var_a[p] > 0 else 1.0)
-    frac_b = np.append(np.ones(p), np.sum(sb2**2) / var_b[p] ** 2 if var_b[p] > 0 else 1.0)
+    frac_a = np.append(np.ones(p), np.sum((sa2 * weight) ** 2) / var_a[p] ** 2 if var_a[p] > 0 else 1.0)
+    frac_b = np.append(np.ones(p), np.sum((sb2 * weight) ** 2) / var_b[p] ** 2 if var_b[p] > 0 else 1.0)
     if paired:
         cross = np.einsum("ij,ij->j", da, db) / (n_a - 1)
         denom = np.where((const_a | const_b)[:p], 1.0, sa2 * sb2)
         rho2 = np.where((const_a | const_b)[:p], 0.0, cross**2 / denom)
         trace_den = var_a[p] * var_b[p]
-        rho2 = np.append(rho2, np.sum(cross**2) / trace_den if trace_den > 0 else 0.0)
+        rho2 = np.append(rho2, np.sum((cross * weight) ** 2) / trace_den if trace_den > 0 else 0.0)
         e = ea - eb
         var_e = np.einsum("ij,ij->j", e - e.mean(axis=0), e - e.mean(axis=0)) / (n_a - 1)
         se2 = (var_e + 2.0 * (frac_a + frac_b - 2.0 * rho2) / (n_a - 1)) / n_a
@@ -263,6 +272,12 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(equal & (var_b == 0), 1.0, var_a / var_b)
 
+    # variances back in the units of the samples (inf where they are not representable, e.g. samples
+    # near 1e200; the ratios, statistics and p-values above do not depend on that)
+    with np.errstate(over="ignore"):
+        full = np.append(unit, unit.max())
+        var_a = var_a * full * full
+        var_b = var_b * full * full
     coord_p = pvals[:p]
     family = ~equal[:p]
     adjusted = np.ones(p)

@@ -65,6 +65,16 @@ departure and reports as inconclusive).  Such coordinates and directions are dec
 a discrete estimator whose rare outcomes simply did not occur in the sample looks
 the same, so use a sample size that makes every outcome likely to appear (the
 heavy-tail diagnostic flags the case where a rare outcome appeared once or twice).
+
+Scale
+-----
+Every test and diagnostic here gives the same decision and p-value (to rounding) for samples
+and target multiplied by any positive double: each coordinate is divided by a power of two near
+its largest magnitude before a moment is formed (exact, a change of exponent), so squares and
+fourth powers of samples near 1e300 or 1e-300 neither overflow nor underflow
+(``tests/test_scale_invariance.py`` checks 1e-300 ... 1e300).  The moments reported in the
+results (``mean``, ``stderr``, ``var_a``, ...) are in the units of the samples, and are ``inf`` or
+0 where such a moment is not representable as a double (the variance of samples near 1e200).
 """
 import math
 import warnings
@@ -112,6 +122,7 @@ from ._stats_common import (
     _index_labels,
     _first,
     _table,
+    _unit,
     as_real_array,
     holm_adjust,
 )
@@ -456,7 +467,14 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     exact_degenerate = degenerate == "exact"
     notes = []
 
-    c = _coordinate_tests(x, mu0, rtol, exact_degenerate, shape, notes)
+    # each coordinate in units of a power of two near its largest magnitude (exact, see _unit): moments of
+    # samples near 1e200 or 1e-200 neither overflow nor underflow, and every statistic is scale invariant
+    magnitude = np.abs(x).max(axis=0)
+    unit = _unit(np.maximum(magnitude, np.abs(mu0)))
+    with np.errstate(over="ignore"):
+        # the rounding scale of each coordinate: its largest sample magnitude or the largest target entry
+        scale = np.minimum(np.maximum(magnitude, np.abs(mu0).max()) / unit, np.finfo(np.float64).max)
+    c = _coordinate_tests(x / unit, mu0 / unit, scale, rtol, exact_degenerate, shape, notes)
     h = _hotelling_part(c, n, exact_degenerate, notes)
     normal_hot, normal_holm = h.hot_p, float(c.adjusted.min())
     single = _single_test(method, c, h, exact_degenerate)
@@ -464,6 +482,8 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     holm_p = float(c.adjusted.min())
     hot_p = h.hot_p
     inconclusive = not exact_degenerate and bool(c.off.any() or h.violated)
+    with np.errstate(over="ignore"):
+        mean, stderr = c.mean * unit, c.se * unit  # back in the units of the samples
 
     pvalue, statistic, combination = _decision(method, c, h, hot_p, holm_p, single, cal.used, notes)
     for text in cal.warnings:
@@ -483,8 +503,8 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
         rank=h.rank,
         holm_pvalue=holm_p,
         target=_frozen(mu0, shape),
-        mean=_frozen(c.mean, shape),
-        stderr=_frozen(c.se, shape),
+        mean=_frozen(mean, shape),
+        stderr=_frozen(stderr, shape),
         tstat=_frozen(c.tstat, shape),
         pvalues=_frozen(c.pvals, shape),
         adjusted_pvalues=_frozen(c.adjusted, shape),
@@ -525,11 +545,13 @@ def _decision(method, c, h, hot_p, holm_p, single, used, notes):
     return holm_p, float(np.max(np.abs(c.tstat))), COMBINATIONS["holm"].format(step=step)
 
 
-def _coordinate_tests(x, mu0, rtol, exact_degenerate, shape, notes):
-    """Per-coordinate means, deviations, t statistics and Student-t / Holm p-values."""
+def _coordinate_tests(x, mu0, scale, rtol, exact_degenerate, shape, notes):
+    """Per-coordinate means, deviations, t statistics and Student-t / Holm p-values.
+
+    ``x`` and ``mu0`` are in the units of :func:`_unit` (entries at most 2 in magnitude); ``scale`` is
+    each coordinate's rounding scale (its largest sample magnitude or the largest target entry) in the
+    same units."""
     n, p = x.shape
-    # numerical scale of each coordinate: its largest sample magnitude or the largest target entry
-    scale = np.maximum(np.abs(x).max(axis=0), np.abs(mu0).max())
     tol = rtol * scale
     constant = _constant_columns(x, scale, rtol)
     mean = x.mean(axis=0)
