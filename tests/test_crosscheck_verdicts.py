@@ -116,10 +116,37 @@ def test_float32_real_bias_still_caught():
     assert not v.passed and not v.parts[0].passed and v.parts[1].passed
 
 
-def test_float32_cast_to_float64_is_judged_at_float64_rounding():
-    # the contract: pass the array in the dtype it was computed in (documented in check_estimator)
-    g = _float32_reinforce(20000, 0).astype(np.float64)
+def test_float32_handed_over_as_float64_is_judged_at_float32_rounding():
+    # crosscheck.torch / crosscheck.jax per_sample_gradients return float64 whatever the computation's dtype; a
+    # correct float32 categorical REINFORCE handed over that way failed with a name (chi2 p = 0 on the
+    # sum-to-zero direction, every coordinate within 1.4 standard errors).  Seeds 0..3, alpha = 0.05 (default).
+    for seed in range(4):
+        g = _float32_reinforce(20000, seed).astype(np.float64)
+        for name in (None, "reinforce"):
+            v = crosscheck.check_estimator(g, DC, FC, name=name)
+            assert v.passed, (seed, name, v)
+            assert "judged at float32 rounding" in v.explanation
+    # a real bias is still caught that way
+    g = _float32_reinforce(20000, 0, scale=1.5).astype(np.float64)
     assert not crosscheck.check_estimator(g, DC, FC, name="reinforce").passed
+
+
+def test_float64_computation_is_judged_at_float64_rounding():
+    # values off the float32 grid (a float64 computation) keep float64 rounding: 1e-9 of the scale off the
+    # sum-to-zero hyperplane in every row fails; short dyadic values on the grid (np.tile of 0.5, -0.25) too
+    g = _float32_reinforce(20000, 0).astype(np.float64) * (1 + 1e-12)
+    assert "float32 rounding" not in crosscheck.check_estimator(g, DC, FC, name="reinforce").explanation
+    off = g + 1e-9 * np.abs(g).max() * np.array([1.0, 0.0, 0.0, 0.0])
+    assert not crosscheck.check_estimator(off, DC, FC, name="reinforce").passed
+    dyadic = np.tile([0.5, -0.25], (100, 1))
+    grad = exact.gradient(D2, F2)
+    v = crosscheck.check_estimator(dyadic, D2, F2)
+    assert not v.passed and "float32 rounding" not in v.explanation
+    from refgrad.crosscheck._check_estimator import _computed_dtype
+
+    assert _computed_dtype(dyadic, dyadic) == np.float64
+    assert _computed_dtype(np.float32(grad).astype(np.float64)[None], np.float32(grad).astype(np.float64)[None]) \
+        == np.float32
 
 
 # ----------------------------------------------------------------------------- rare events

@@ -13,6 +13,11 @@ oracle by its rounding.  Every comparison therefore allows, in coordinate j, the
 gradients with respect to one categorical's logits sum to zero, a float32 implementation's row sums
 carry a rounding bias of 1e-10 to 3e-8, and a test at float64 rounding reads that bias, divided by the
 tiny variance of that direction, as a departure (Hotelling p = 2e-8 for a correct float32 REINFORCE).
+A float64 array every value of which is a float32 number (at least one with more than
+:data:`GRID_BITS` significant bits) is a float32 computation handed over as float64 -- as
+``crosscheck.torch.per_sample_gradients`` and ``crosscheck.jax.per_sample_gradients`` return it -- and is
+judged at float32 rounding, with a note in the verdict (measured with ``python -m validation.crosscheck_battery``:
+a float32 categorical REINFORCE from torch or JAX otherwise failed every replication at α = 1e-3).
 
 **Mean part.**  With ``name`` and refgrad's exact moments :math:`(μ, Σ)` the mean is tested with the
 exact covariance, not the sample's:
@@ -75,7 +80,8 @@ from refgrad.estimators import ESTIMATORS, get_spec
 
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
 
-__all__ = ["check_estimator", "estimator_reference", "EstimatorReference", "RARE_EVENTS", "MONTE_CARLO_SAMPLES"]
+__all__ = ["check_estimator", "estimator_reference", "EstimatorReference", "RARE_EVENTS", "MONTE_CARLO_SAMPLES",
+           "GRID_BITS"]
 
 #: A variance carried by events of probability p is tested only when n p ≥ RARE_EVENTS (the count of
 #: such events is then far enough from 0 for the normal approximation of the sample variance).
@@ -91,6 +97,38 @@ MONTE_CARLO_SAMPLES = 1 << 17
 def _dtype_eps(x):
     raw = x if isinstance(x, np.ndarray) else np.asarray(x)
     return float(np.finfo(raw.dtype).eps) if raw.dtype.kind == "f" else float(np.finfo(np.float64).eps)
+
+
+#: Significant bits a float64 value on the float32 grid must exceed, in at least one entry, for the samples to be
+#: read as float32 computations (values with this few bits -- 0.5, 0.25, small integers -- are exact in either).
+GRID_BITS = 12
+
+
+def _computed_dtype(samples, x):
+    """The dtype whose rounding the samples carry: their own, or float32 for float64 values on the float32 grid.
+
+    ``crosscheck.torch.per_sample_gradients`` and ``crosscheck.jax.per_sample_gradients`` return float64 arrays
+    whatever the dtype of the computation; a float32 computation handed over that way has every value exactly
+    representable in float32, which a float64 computation has only for short dyadic values.  Such samples (every
+    finite value a float32 number within float32's normal range or 0, at least one with more than
+    :data:`GRID_BITS` significant bits) are judged at float32 rounding: at float64 rounding a correct float32
+    categorical REINFORCE from torch or JAX failed at α = 1e-3 on every replication (the sum-to-zero
+    direction, χ² p = 0, every coordinate within 1.4 standard errors).
+    """
+    raw = samples if isinstance(samples, np.ndarray) else np.asarray(samples)
+    if raw.dtype != np.float64:
+        return raw.dtype if raw.dtype.kind == "f" else np.dtype(np.float64)
+    v = x[np.isfinite(x)]
+    v = v[v != 0]
+    if v.size == 0:
+        return np.dtype(np.float64)
+    f32 = np.finfo(np.float32)
+    with np.errstate(over="ignore", under="ignore"):
+        on_grid = np.all(v.astype(np.float32).astype(np.float64) == v) and np.abs(v).min() >= f32.tiny
+    if not on_grid:
+        return np.dtype(np.float64)
+    mant = np.ldexp(np.frexp(v)[0], GRID_BITS)
+    return np.dtype(np.float32) if np.any(mant != np.round(mant)) else np.dtype(np.float64)
 
 
 def _label(shape, flat):
@@ -488,7 +526,8 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
     """
     alpha = _check_alpha(alpha)
     x = _check_samples(samples, dist, min_rows=4)
-    rtol = _resolve_rtol(None, samples)
+    computed = _computed_dtype(samples, x)
+    rtol = _resolve_rtol(None, np.empty(0, dtype=computed))
     if not unbiased and name is None:
         raise ValueError("name must be given when unbiased=False: the target is then the exact mean of refgrad's "
                          "estimator name (one of " + ", ".join(ESTIMATORS) + ")")
@@ -523,7 +562,7 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
         oracle_error = 0.0 if mom is None else float(mom.error)  # the target is known to within this
         tau = _rounding(flat, target, rtol) + oracle_error
         if mom is not None:
-            ulps = CHI2_ULPS * _dtype_eps(samples) * (tau - oracle_error) / rtol + oracle_error
+            ulps = CHI2_ULPS * float(np.finfo(computed).eps) * (tau - oracle_error) / rtol + oracle_error
             mean_part = _mean_known(flat, target, np.asarray(mom.cov, dtype=float), tau, ulps, pa, grad.ravel(), what,
                                     shape)
         else:
@@ -552,6 +591,9 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
         note = (f" refgrad's exact moments of {name!r} are refused here ({refused.split(';')[0]}); the variance is "
                 "compared with Monte Carlo moments instead, their interval included.")
         compared.update({"Monte Carlo mean of " + name: mc.mean, "Monte Carlo variance": mc.variance})
+    if computed != (samples.dtype if isinstance(samples, np.ndarray) else np.asarray(samples).dtype):
+        note += (" Every value is a float32 number (a float32 computation handed over as float64, as the torch and "
+                 "JAX per-sample-gradient helpers return it): judged at float32 rounding.")
     prefix = (f"{n} estimates of shape {shape}" + (f" (estimator {name!r})" if name else "") + note + ": "
               + " ".join(p.explanation for p in parts))
     return combine("check_estimator", parts, n, alpha, explanation_prefix=prefix, compared=compared)
