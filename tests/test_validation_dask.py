@@ -43,8 +43,12 @@ def test_dask_executor_checks_its_arguments():
     with pytest.raises(TypeError, match="scheduler must be a str"):
         with runner.dask_executor(8786):
             pass
-    with pytest.raises(ValueError, match="jobs must be an integer >= 1 or None; got 0"):
-        with runner.dask_executor("local", jobs=0):
+    for jobs in (0, 2**31):
+        with pytest.raises(ValueError, match=rf"jobs must be an integer in \[1, 1024\] or None; got {jobs}"):
+            with runner.dask_executor("local", jobs=jobs):
+                pass
+    with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+        with runner.dask_executor("tcp://127.0.0.1:1", timeout=0):
             pass
 
 

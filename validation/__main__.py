@@ -1,8 +1,15 @@
 """``python -m validation``: refgrad's validation suite.  See ``--help``."""
 import argparse
+import contextlib
+import os
 import sys
+import tempfile
+from pathlib import Path
 
-from .runner import case_names, run
+from .runner import MAX_JOBS, case_names, run
+
+#: Seconds ``--scheduler ADDRESS`` waits for the scheduler before the run is refused (``--connect-timeout``).
+CONNECT_TIMEOUT = 10.0
 
 
 def main(argv=None):
@@ -16,11 +23,15 @@ def main(argv=None):
     parser.add_argument("--case", nargs="+", metavar="NAME", help="run only these cases (see --list)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--out", default="validation-report", help="output folder (default validation-report/)")
-    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: number of CPUs; 1 = inline)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help=f"worker processes, 1 to {MAX_JOBS} (default: number of CPUs; 1 = inline)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the cases on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for "
                              "a LocalCluster of --jobs worker processes (default: number of CPUs); needs the dask "
                              'extra: pip install -e ".[dask]"')
+    parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
+                        help=f"with --scheduler ADDRESS: how long to wait for the scheduler before giving up "
+                             f"(default {CONNECT_TIMEOUT:g})")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
                         help="without a terminal, print a progress line per running case at most this often "
@@ -33,12 +44,21 @@ def main(argv=None):
             case = load_case(mod)
             print(f"{name:<20} {case.title}  [{case.source}]")
         return 0
-    if args.jobs is not None and args.jobs < 1:
-        parser.error("--jobs must be >= 1")
+    # every argument and the output folder are checked before any work (argparse's usage message, exit status 2)
+    if args.jobs is not None and not 1 <= args.jobs <= MAX_JOBS:
+        parser.error(f"--jobs must be an integer in [1, {MAX_JOBS}]; got {args.jobs}")
     if args.seed < 0:
         parser.error("--seed must be >= 0")
     if not args.progress_every >= 0:
         parser.error(f"--progress-every must be >= 0 seconds; got {args.progress_every}")
+    if not 0 < args.connect_timeout <= 3600:
+        parser.error(f"--connect-timeout must be in (0, 3600] seconds; got {args.connect_timeout}")
+    unknown = [n for n in args.case or () if n not in case_names()]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; available: {', '.join(case_names())}")
+    _check_out(parser, args.out)
+    if args.scheduler is not None and not args.scheduler.strip():
+        parser.error("--scheduler must be a scheduler address (tcp://host:8786) or 'local'; got ''")
     command = "python -m validation " + " ".join(argv if argv is not None else sys.argv[1:])
     options = dict(quick=args.quick, seed=args.seed, out_dir=args.out, command=command.strip(),
                    progress_interval=args.progress_every)
@@ -52,18 +72,37 @@ def main(argv=None):
     return 0 if passed else 1
 
 
-def _run_on_dask(parser, args, options):
-    from .runner import DASK_INSTALL, dask_executor
+def _check_out(parser, out):
+    """Refuse an ``--out`` that is empty, a file, or a folder that cannot be created or written, before any work."""
+    if not out.strip():
+        parser.error("--out must name a folder (it is created if missing); got an empty string")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        parser.error(f"--out {out!r} is a file, not a folder; name a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        parser.error(f"--out {out!r}: cannot create or write this folder ({exc.strerror or exc}); "
+                     f"name a writable folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        parser.error(f"--out {out!r}: this folder is not writable; name a writable folder")
 
-    unknown = [n for n in args.case or () if n not in case_names()]
-    if unknown:  # before starting a cluster
-        parser.error(f"unknown case(s) {unknown}; available: {', '.join(case_names())}")
+
+def _run_on_dask(parser, args, options):
+    from .runner import DASK_INSTALL, SchedulerUnreachable, dask_executor
+
     try:
         import distributed  # noqa: F401
     except ImportError as exc:
         parser.error(f"--scheduler needs dask.distributed, which is not installed ({exc}); install it with: "
                      f"{DASK_INSTALL}")
-    with dask_executor(args.scheduler, args.jobs) as executor:
+    with contextlib.ExitStack() as stack:
+        try:  # connecting is the last check before any work
+            executor = stack.enter_context(dask_executor(args.scheduler, args.jobs, timeout=args.connect_timeout))
+        except SchedulerUnreachable as exc:
+            parser.error(str(exc))
         _, passed = run(args.case, executor=executor, **options)
     return passed
 

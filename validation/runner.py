@@ -9,19 +9,28 @@ tqdm bars on a terminal, plain throttled lines otherwise.
 
 On a Dask cluster (:func:`dask_executor`, ``python -m validation --scheduler ADDRESS|local``) the cases
 are the cluster's tasks, and a case's own replication tasks (:meth:`validation.core.Context.map`) are
-submitted from its worker to the same cluster; progress messages reach this process only where the
-workers can reach its manager (a ``LocalCluster``); elsewhere they are dropped and only the
-"queued" and result lines are printed.
+submitted from its worker to the same cluster.  The workers need refgrad installed, not this checkout:
+:func:`dask_executor` uploads the ``validation`` package to them as a zip (``Client.upload_file``, which
+also reaches workers that join later), so every case module, helper and result class is importable by
+name there exactly as here.  A worker runs its case in a scratch folder and returns the figures' bytes
+with the result; this process writes them into the report folder.  Progress messages travel as the
+scheduler's events (``Worker.log_event`` / ``Client.subscribe_topic``), so "started" and progress lines
+arrive from any worker that can reach the scheduler.
 """
 import contextlib
+import hashlib
 import importlib
+import io
 import json
 import multiprocessing
 import os
 import pickle
 import queue as _queue
 import sys
+import tempfile
 import time
+import uuid
+import zipfile
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -29,7 +38,7 @@ from .core import run_case
 from .report import write_report
 
 __all__ = ["CASE_MODULES", "load_case", "run", "case_names", "dask_executor", "PlainDisplay", "BarDisplay",
-           "DASK_INSTALL"]
+           "DASK_INSTALL", "MAX_JOBS", "SchedulerUnreachable", "package_zip"]
 
 #: What to install for ``--scheduler``.
 DASK_INSTALL = 'pip install -e ".[dask]"'  # dask[distributed]
@@ -50,6 +59,10 @@ CASE_MODULES = [
     "validation.cases.field_since_2019",
     "validation.cases.third_party",
 ]
+
+#: Most worker processes ``jobs`` may ask for (a process pool or a LocalCluster never needs more than one per
+#: case; far larger values overflowed a C int inside multiprocessing).
+MAX_JOBS = 1024
 
 #: A worker sends at most one "step" message per case and stage this often (seconds).
 SEND_EVERY = 0.2
@@ -91,8 +104,29 @@ def _init_worker(q, threads=None):
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
 
 
+_COMPILE_TIMER = None  # numba's compile timer in this process, installed by _compile_seconds()
+
+
+def _compile_seconds():
+    """Seconds this process has spent compiling with Numba so far (cache loads excluded: they do not fire
+    ``numba:compile``).  A "step" message carries it, so that the display can tell a cold cache's compilation
+    from the steady rate."""
+    global _COMPILE_TIMER
+    if _COMPILE_TIMER is None:
+        try:
+            from numba.core import event
+        except ImportError:  # pragma: no cover - numba is a dependency of refgrad
+            return 0.0
+        _COMPILE_TIMER = event.TimingListener()
+        event.register("numba:compile", _COMPILE_TIMER)
+    return float(_COMPILE_TIMER.duration) if _COMPILE_TIMER.done else 0.0
+
+
 class _Sender:
-    """Context reporter in a worker: forwards progress events as tuples, steps throttled to SEND_EVERY."""
+    """Context reporter in a worker: forwards progress events as tuples, steps throttled to SEND_EVERY.
+
+    A "step" message's value is ``[steps done, seconds this process has compiled with Numba]``.
+    """
 
     def __init__(self, sink, name):
         self.sink, self.name, self.done, self.last = sink, name, {}, {}
@@ -105,14 +139,14 @@ class _Sender:
 
     def begin(self, case, label, total):
         self.done[label], self.last[label] = 0, time.monotonic()
-        self.put("begin", self.name, label, total)
+        self.put("begin", self.name, label, [total, _compile_seconds()])
 
     def step(self, case, label):
         self.done[label] = self.done.get(label, 0) + 1
         now = time.monotonic()
         if now - self.last.get(label, 0.0) >= SEND_EVERY:
             self.last[label] = now
-            self.put("step", self.name, label, self.done[label])
+            self.put("step", self.name, label, [self.done[label], _compile_seconds()])
 
     def end(self, case, label):
         self.put("end", self.name, label, self.done.pop(label, 0))
@@ -137,6 +171,19 @@ class _PortableSink:
     def put(self, msg):
         if self.q is not None:
             self.q.put(msg)
+
+
+class _EventSink:
+    """Progress messages from a Dask worker, logged as the scheduler's events of ``topic`` (the client
+    subscribes to them): they reach the client wherever the worker runs, as long as it reaches the scheduler."""
+
+    def __init__(self, topic):
+        self.topic = topic
+
+    def put(self, msg):
+        from distributed import get_worker
+
+        get_worker().log_event(self.topic, list(msg))
 
 
 def _dask_mapper():
@@ -167,6 +214,28 @@ def _run_module(module_name, quick, seed, out_dir, sink=None):
     if sender is not None:
         sender.put("start", case.name, "", None)
     return run_case(case, quick, seed, out_dir, reporter=sender, mapper=_dask_mapper())
+
+
+def _run_module_shipped(module_name, quick, seed, sink=None):
+    """Dask entry point: run the case in a scratch folder of the worker and return ``(result, files)``, the
+    files it wrote (figures) as ``{relative path: bytes}``, for the client to write into its report folder
+    (a remote worker cannot write there)."""
+    with tempfile.TemporaryDirectory(prefix="refgrad-validation-") as scratch:
+        result = _run_module(module_name, quick, seed, scratch, sink)
+        root = Path(scratch)
+        files = {f.relative_to(root).as_posix(): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+    return result, files
+
+
+def _write_shipped(out_dir, files):
+    """Write a shipped case's files under ``out_dir`` (relative paths inside it only)."""
+    root = Path(out_dir).resolve()
+    for rel, data in files.items():
+        target = (root / rel).resolve()
+        if root not in target.parents:
+            raise ValueError(f"a worker returned a file outside the report folder: {rel!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 class _InlineExecutor:
@@ -200,39 +269,61 @@ def _seconds(s):
 
 class PlainDisplay:
     """Plain lines: "started NAME", at most one progress line per running case every ``interval`` seconds,
-    and the result lines (for pipes, CI logs and tests)."""
+    and the result lines (for pipes, CI logs and tests).
 
-    def __init__(self, stream, interval=10.0):
-        self.stream, self.interval = stream, float(interval)
+    The remaining-time estimate is printed only once it can be trusted: a stage's first steps on a cold Numba
+    cache include compilation, and later steps may compile again (a new estimator, a new shape), which made a
+    plain rate extrapolation 2-5 times optimistic.  So no estimate is given while the worker compiled since the
+    previous line of that stage (the line says so instead), and otherwise the estimate extrapolates the slower
+    of the stage's average rate and its rate since that line.  ``clock`` (default ``time.monotonic``) is for tests.
+    """
+
+    def __init__(self, stream, interval=10.0, clock=time.monotonic):
+        self.stream, self.interval, self.clock = stream, float(interval), clock
         self.stages, self.last = {}, {}
 
     def write(self, text):
         print(text, file=self.stream, flush=True)
 
     def start(self, name):
-        self.last[name] = time.monotonic()
+        self.last[name] = self.clock()
         self.write(f"  started  {name}")
 
-    def begin(self, name, label, total):
-        self.stages.setdefault(name, []).append([label, total, 0, time.monotonic()])
+    def begin(self, name, label, total, compile_s=None):
+        now = self.clock()
+        # [label, total, done, t0, compile at t0, (time, done, compile) at the previous line]
+        self.stages.setdefault(name, []).append([label, total, 0, now, compile_s, (now, 0, compile_s)])
 
-    def step(self, name, label, done):
+    def _estimate(self, stage, now, compile_s):
+        """The remaining-time text of a stage, or why there is none yet."""
+        label, total, done, t0, c0, (t_prev, done_prev, c_prev) = stage
+        if not total or not 0 < done < total:
+            return ""
+        if compile_s is not None and c_prev is not None and compile_s > c_prev:
+            return ", compiling (cold Numba cache): no estimate yet"
+        rates = [(now - t0) / done]  # seconds per step, whole stage
+        if done > done_prev:
+            rates.append((now - t_prev) / (done - done_prev))  # since the previous line
+        return f", ~{_seconds(max(rates) * (total - done))} left"
+
+    def step(self, name, label, done, compile_s=None):
         stack = self.stages.get(name)
         if not stack:
             return
         stage = stack[-1]
         stage[2] = done
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last.get(name, 0.0) < self.interval:
             return
         self.last[name] = now
-        label, total, done, t0 = stage
+        label, total, done, t0 = stage[:4]
         elapsed = now - t0
         if total:
-            eta = f", ~{_seconds(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+            eta = self._estimate(stage, now, compile_s)
             self.write(f"  {name}: {label} {done}/{total}, {_seconds(elapsed)} elapsed{eta}")
         else:
             self.write(f"  {name}: {label} {done} steps, {_seconds(elapsed)} elapsed")
+        stage[5] = (now, done, compile_s)
 
     def end(self, name, label, done):
         stack = self.stages.get(name)
@@ -271,11 +362,11 @@ class BarDisplay(PlainDisplay):
         self.write(f"  started  {name}")
         self._bar(name, "starting", None)
 
-    def begin(self, name, label, total):
-        super().begin(name, label, total)
+    def begin(self, name, label, total, compile_s=None):
+        super().begin(name, label, total, compile_s)
         self._bar(name, label, total)
 
-    def step(self, name, label, done):
+    def step(self, name, label, done, compile_s=None):
         bar = self.bars.get(name)
         if bar is not None and done > bar.n:
             bar.update(done - bar.n)
@@ -284,7 +375,7 @@ class BarDisplay(PlainDisplay):
         super().end(name, label, done)
         stack = self.stages.get(name)
         if stack:  # back to the enclosing stage
-            lab, total, d, _ = stack[-1]
+            lab, total, d = stack[-1][:3]
             self._bar(name, lab, total).update(d)
 
     def finish(self, name):
@@ -348,7 +439,10 @@ class _Progress:
                 self.started.add(name)
                 self.display.start(name)
         elif name in self.started:
-            getattr(self.display, kind)(name, label, value)
+            if kind in ("begin", "step") and isinstance(value, (list, tuple)):  # [total or done, compile seconds]
+                getattr(self.display, kind)(name, label, value[0], value[1])
+            else:
+                getattr(self.display, kind)(name, label, value)
 
     def drain(self, q):
         while q is not None:
@@ -373,23 +467,38 @@ def _mp_context():
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _executor(executor, jobs, n, progress):
-    """(executor, owned, sink_for_submit, queue_to_drain, manager)"""
+def _dask_client(executor):
+    """The ``distributed.Client`` behind a Dask executor (``Client.get_executor()``), else None."""
+    client = getattr(executor, "_client", None)
+    distributed = sys.modules.get("distributed")
+    return client if distributed is not None and isinstance(client, distributed.Client) else None
+
+
+def _executor(executor, jobs, n, progress, stack):
+    """(executor, sink_for_submit, queue_to_drain, ship); what must be closed is entered on ``stack``."""
     if executor is not None:
+        client = _dask_client(executor)
+        if client is not None:  # progress as the scheduler's events; figures shipped back with the result
+            q, topic = _queue.SimpleQueue(), f"refgrad-validation-{uuid.uuid4().hex}"
+            client.subscribe_topic(topic, lambda event: q.put(event[1]))
+            stack.callback(client.unsubscribe_topic, topic)
+            return executor, _EventSink(topic), q, True
         try:
             manager = _mp_context().Manager()
             q = manager.Queue()
         except Exception:  # noqa: BLE001 - no progress then, but the run goes on
-            return executor, False, None, None, None
-        return executor, False, _PortableSink(q), q, manager
-    jobs = jobs or min(n, os.cpu_count() or 1)
+            return executor, None, None, False
+        stack.callback(manager.shutdown)
+        return executor, _PortableSink(q), q, False
+    jobs = min(jobs or os.cpu_count() or 1, n)
     if jobs == 1:
-        return _InlineExecutor(), True, _Direct(progress.handle), None, None
+        return _InlineExecutor(), _Direct(progress.handle), None, False
     mp = _mp_context()
     q = mp.Queue()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp, initializer=_init_worker, initargs=(q, threads))
-    return pool, True, None, q, None
+    stack.callback(pool.shutdown)
+    return pool, None, q, False
 
 
 #: Typical seconds of each case on 2 cores with a warm Numba cache, (quick, full), measured with
@@ -412,7 +521,7 @@ def start_order(names, quick):
     return sorted(names, key=lambda n: -TYPICAL_SECONDS.get(n, (float("inf"),) * 2)[col])
 
 
-def _collect(names, quick, seed, out_dir, available, executor, sink, q, progress, foreign):
+def _collect(names, quick, seed, out_dir, available, executor, sink, q, progress, foreign, ship):
     results, pending = {}, {}
 
     def harvest(block):
@@ -420,12 +529,20 @@ def _collect(names, quick, seed, out_dir, available, executor, sink, q, progress
         progress.drain(q)
         for fut in done:
             name = pending.pop(fut)
-            results[name] = res = fut.result()
+            res = fut.result()
+            if ship:
+                res, files = res
+                _write_shipped(out_dir, files)
+            results[name] = res
+            progress.drain(q)  # the worker's last messages before its result line
             progress.result(name, res, announce_missing=not foreign)
 
     for name in start_order(names, quick):
-        args = (available[name], quick, seed, str(out_dir)) + ((sink,) if sink is not None else ())
-        fut = executor.submit(_run_module, *args)
+        if ship:
+            fut = executor.submit(_run_module_shipped, available[name], quick, seed, sink)
+        else:
+            args = (available[name], quick, seed, str(out_dir)) + ((sink,) if sink is not None else ())
+            fut = executor.submit(_run_module, *args)
         pending[fut] = name
         if foreign:
             progress.display.write(f"  queued   {name}")
@@ -453,23 +570,22 @@ def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None,
         raise ValueError(f"unknown case(s) {unknown}; available: {', '.join(available)}")
     if not isinstance(progress_interval, (int, float)) or not progress_interval >= 0:
         raise ValueError(f"progress_interval must be a number >= 0 (seconds); got {progress_interval!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS):
+        raise ValueError(f"jobs must be an integer in [1, {MAX_JOBS}] or None; got {jobs!r}")
+    if not str(out_dir).strip():
+        raise ValueError("out_dir must name a folder; got an empty string")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     display = _display(stream, progress_interval, bars)
     progress = _Progress(display, len(names))
     foreign = executor is not None
-    executor, own, sink, q, manager = _executor(executor, jobs, len(names), progress)
     start = time.perf_counter()
-    display.write(f"refgrad validation: {len(names)} case(s), {'quick' if quick else 'full'}, seed {seed}, "
-                  f"output {out_dir}/")
-    try:
-        results = _collect(names, quick, seed, out_dir, available, executor, sink, q, progress, foreign)
-    finally:
-        display.close()
-        if own and hasattr(executor, "shutdown"):
-            executor.shutdown()
-        if manager is not None:
-            manager.shutdown()
+    with contextlib.ExitStack() as stack:
+        stack.callback(display.close)
+        executor, sink, q, ship = _executor(executor, jobs, len(names), progress, stack)
+        display.write(f"refgrad validation: {len(names)} case(s), {'quick' if quick else 'full'}, seed {seed}, "
+                      f"output {out_dir}/")
+        results = _collect(names, quick, seed, out_dir, available, executor, sink, q, progress, foreign, ship)
     ordered = [results[n] for n in names]
     elapsed = time.perf_counter() - start
     passed = all(r.passed for r in ordered)
@@ -484,10 +600,47 @@ def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None,
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
+class SchedulerUnreachable(OSError):
+    """No Dask scheduler answered at the given address within the timeout (raised before any work)."""
+
+
+def package_zip(folder):
+    """The ``validation`` package (its ``.py`` files) as a zip in ``folder``, named by a hash of its content
+    (a worker that already imported one version never reads a changed file under the same name).
+    Returns the zip's path."""
+    root = Path(__file__).resolve().parent
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(root.rglob("*.py")):
+            if "__pycache__" not in f.parts:
+                info = zipfile.ZipInfo(f"validation/{f.relative_to(root).as_posix()}", (1980, 1, 1, 0, 0, 0))
+                zf.writestr(info, f.read_bytes(), zipfile.ZIP_DEFLATED)
+    data = buf.getvalue()
+    path = Path(folder) / f"refgrad_validation_{hashlib.sha256(data).hexdigest()[:16]}.zip"
+    path.write_bytes(data)
+    return path
+
+
+def _upload_package(client):
+    """Make ``validation`` importable on every worker of ``client``'s cluster, present and future (only refgrad
+    needs to be installed there): ``Client.upload_file`` registers the zip as a worker plugin, which puts it
+    first on the workers' ``sys.path``.
+
+    Shipping the code (rather than pickling the case functions by value) keeps every import working on the
+    workers: the case modules import each other and ``validation.core`` by name, the results are instances of
+    ``validation.core`` classes, and a case's replication tasks are submitted from the worker by reference."""
+    with tempfile.TemporaryDirectory(prefix="refgrad-validation-") as tmp:
+        client.upload_file(str(package_zip(tmp)), load=True)
+
+
 @contextlib.contextmanager
-def dask_executor(scheduler, jobs=None):
+def dask_executor(scheduler, jobs=None, timeout=10.0):
     """A ``concurrent.futures.Executor`` on a Dask cluster, closed (with its client and any cluster started
     here) on exit.
+
+    With a scheduler address, the ``validation`` package is uploaded to the workers (:func:`_upload_package`):
+    they need ``refgrad`` (``pip install refgrad`` or the checkout's ``pip install .``) and its dependencies,
+    not this checkout.
 
     Parameters
     ----------
@@ -496,6 +649,8 @@ def dask_executor(scheduler, jobs=None):
         of worker processes, one thread each.
     jobs : int, optional
         Workers of the local cluster (default: the CPU count); ignored with an address.
+    timeout : float, optional
+        Seconds to wait for the scheduler at ``scheduler`` (default 10).
 
     Raises
     ------
@@ -503,14 +658,18 @@ def dask_executor(scheduler, jobs=None):
         ``distributed`` is not installed (the message says: ``pip install -e ".[dask]"``).
     TypeError, ValueError
         ``scheduler`` is not a non-empty string, or ``jobs`` is not a positive integer.
+    SchedulerUnreachable
+        No scheduler answered at ``scheduler`` within ``timeout`` seconds (before any work).
     """
     if not isinstance(scheduler, str):
         raise TypeError(f"scheduler must be a str (an address or 'local'); got {type(scheduler).__name__} "
                         f"{scheduler!r}")
     if not scheduler.strip():
         raise ValueError(f"scheduler must be a scheduler address or 'local'; got {scheduler!r}")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise ValueError(f"jobs must be an integer >= 1 or None; got {jobs!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS):
+        raise ValueError(f"jobs must be an integer in [1, {MAX_JOBS}] or None; got {jobs!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise ValueError(f"timeout must be a number of seconds in (0, 3600]; got {timeout!r}")
     try:
         import distributed
     except ImportError as exc:
@@ -531,7 +690,14 @@ def dask_executor(scheduler, jobs=None):
                 dashboard_address=None))
             client = stack.enter_context(distributed.Client(cluster))
         else:
-            client = stack.enter_context(distributed.Client(scheduler))
+            try:
+                client = stack.enter_context(distributed.Client(scheduler, timeout=timeout))
+            except (OSError, ValueError, TypeError) as exc:  # refused, timed out, or not an address
+                raise SchedulerUnreachable(
+                    f"--scheduler {scheduler!r}: no Dask scheduler answered within {timeout:g} s "
+                    f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); start one with 'dask scheduler' "
+                    f"and workers with 'dask worker {scheduler}', or use --scheduler local") from exc
+            _upload_package(client)
         yield client.get_executor(pure=False)
 
 
