@@ -327,3 +327,158 @@ def test_exact_oracles_refuse_beyond_limit_with_the_family_wording():
         exact.gradient(dist, SquaredDistance(np.zeros(9)), limit=50)
     np.testing.assert_allclose(exact.gradient(dist, SquaredDistance(np.zeros(9)), limit=72),
                                exact.gradient(dist, SquaredDistance(np.zeros(9))))
+
+
+# ------------------------------------------------------------------------------ estimators
+
+
+SCORE_ESTIMATORS = [("reinforce", {}), ("reinforce", {"baseline": 0.7}), ("reinforce", {"baseline": "optimal"}),
+                    ("rloo", {"m": 2}), ("rloo", {"m": 3}), ("muprop", {})]
+
+
+def small_mixed():
+    return (Bernoulli([0.4]), Categorical([[0.3, -0.6, 1.0]]), GaussianThreshold([-0.5]))
+
+
+def reference_estimates(blocks, name, options, t):
+    """Every outcome of the estimator by itertools, each estimate from its textbook formula: (weights, estimates)."""
+    points, probs = reference_support(blocks)
+    keep = probs > 0
+    points, probs = points[keep], probs[keep]
+    fx = ((points - t) ** 2).sum(axis=1)
+    score = reference_score(blocks, points)
+    if name == "reinforce":
+        baseline = options.get("baseline")
+        if baseline is None:
+            c = np.zeros(score.shape[1])
+        elif baseline == "optimal":  # E[f s_j²] / E[s_j²] (Weaver & Tao 2001)
+            c = (probs[:, None] * fx[:, None] * score**2).sum(0) / (probs[:, None] * score**2).sum(0)
+        else:
+            c = np.full(score.shape[1], baseline)
+        return probs, (fx[:, None] - c[None]) * score
+    if name == "rloo":
+        m = options["m"]
+        weights, estimates = [], []
+        for tup in itertools.product(range(len(probs)), repeat=m):
+            tup = list(tup)
+            g = np.zeros(score.shape[1])
+            for j, i in enumerate(tup):
+                others = [fx[r] for jj, r in enumerate(tup) if jj != j]
+                g += (fx[i] - np.mean(others)) * score[i] / m
+            weights.append(np.prod(probs[tup]))
+            estimates.append(g)
+        return np.array(weights), np.array(estimates)
+    # muprop: z̄ = E[x] from the enumeration, ∂z̄/∂φ by central differences of it, f = Σ (z − t)²
+    zbar = (probs[:, None] * points).sum(0)
+    grad0 = 2.0 * (zbar - t)
+    jac = central_fd(lambda flat: (lambda P, Q: (Q[:, None] * P).sum(0))(*reference_support(rebuild(
+        Product(*blocks), flat).blocks)), Product(*blocks).params)
+    h = ((zbar - t) ** 2).sum() + (points - zbar) @ grad0
+    return probs, (fx - h)[:, None] * score + (grad0 @ jac)[None]
+
+
+@pytest.mark.parametrize("name, options", SCORE_ESTIMATORS)
+def test_exact_moments_of_score_estimators_against_numpy(name, options):
+    blocks = small_mixed()
+    dist = Product(*blocks)
+    t = np.array([0.2, 0.9, 0.1, 0.4, 0.6])
+    f = SquaredDistance(t)
+    mom = exact.moments(name, dist, f, **options)
+    w, g = reference_estimates(blocks, name, options, t)
+    mean = (w[:, None] * g).sum(0)
+    cov = ((w[:, None] * (g - mean)).T @ (g - mean))
+    tol = 1e-6 if name == "muprop" else 1e-12  # muprop's reference Jacobian is a central difference
+    assert mom.method == "enumeration" and mom.mean.shape == (5,)
+    np.testing.assert_allclose(w.sum(), 1.0, rtol=1e-13)
+    np.testing.assert_allclose(mom.mean, mean, rtol=tol, atol=tol * 1e-2)
+    np.testing.assert_allclose(mom.cov, cov, rtol=tol, atol=tol * 1e-2)
+    np.testing.assert_allclose(mom.mean, exact.gradient(dist, f), rtol=1e-12, atol=1e-15)  # unbiased
+
+
+@pytest.mark.parametrize("name, options", SCORE_ESTIMATORS)
+def test_score_estimators_sample_what_the_formula_says(name, options):
+    """Estimates on given noise equal the textbook formula at the points dist.from_uniforms(u) (same rows)."""
+    blocks = small_mixed()
+    dist = Product(*blocks)
+    t = np.array([0.2, 0.9, 0.1, 0.4, 0.6])
+    f = SquaredDistance(t)
+    noise = refgrad.ESTIMATORS[name].draw_noise(dist, 400, rng=2, **options)
+    g = refgrad.estimate(name, dist, f, noise=noise, **options)
+    m = options.get("m", 1)
+    x = dist.from_uniforms(noise["u"].reshape(-1, 5)).reshape(400, m, 5)
+    points, _ = reference_support(blocks)
+    w, ref = reference_estimates(blocks, name, options, t)
+    index = {tuple(p): i for i, p in enumerate(points)}
+    rows = np.array([[index[tuple(xi)] for xi in xs] for xs in x])
+    flat = rows @ (len(points) ** np.arange(m - 1, -1, -1)) if name == "rloo" else rows[:, 0]
+    tol = 1e-6 if name == "muprop" else 1e-12
+    np.testing.assert_allclose(g, ref[flat], rtol=tol, atol=tol * 1e-2)
+
+
+@pytest.mark.parametrize("name, options", SCORE_ESTIMATORS)
+def test_score_estimators_are_unbiased_on_a_mixed_problem(name, options):
+    """assert_unbiased at alpha = 1e-3, seed 0, n = 20,000 on four blocks."""
+    dist = Product(Bernoulli([0.4, -1.0]), Categorical([[0.3, -0.6, 1.0]]), GaussianThreshold([-0.5]),
+                   Categorical([[0.0, 0.5, -0.5, 1.0]]))
+    f = SquaredDistance(np.linspace(0.0, 1.0, 10))
+    refgrad.testing.assert_unbiased(name, dist, f, n=20_000, alpha=1e-3, rng=0, **options)
+
+
+@pytest.mark.parametrize("block", [Bernoulli([0.3, -2.0]), GaussianThreshold([0.2, -1.0]),
+                                   Categorical([[0.0, 2.0, -1.0], [1.0, 1.0, 3.0]])])
+@pytest.mark.parametrize("name, options", SCORE_ESTIMATORS)
+def test_single_block_product_estimates_and_moments_equal_the_family(block, name, options):
+    """Same uniforms, same estimates; the same exact moments (1e-14; the family's fused kernel rounds differently)."""
+    dist = Product(block)
+    event = tuple(block.event_shape)
+    t = np.full(event, 0.35)
+    f_block, f_dist = SquaredDistance(t), SquaredDistance(t.ravel())
+    noise = refgrad.ESTIMATORS[name].draw_noise(block, 300, rng=4, **options)
+    flat_noise = {"u": noise["u"].reshape(300, -1) if name != "rloo" else noise["u"].reshape(300, options["m"], -1)}
+    np.testing.assert_allclose(refgrad.estimate(name, dist, f_dist, noise=flat_noise, **options),
+                               refgrad.estimate(name, block, f_block, noise=noise, **options).reshape(300, -1),
+                               rtol=1e-14, atol=1e-15)
+    a = exact.moments(name, dist, f_dist, **options)
+    b = exact.moments(name, block, f_block, **options)
+    np.testing.assert_allclose(a.mean, b.mean.ravel(), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(a.cov, b.cov, rtol=1e-13, atol=1e-15)
+
+
+def test_other_estimators_refuse_a_product_naming_their_families():
+    dist = Product(*small_mixed())
+    f = SquaredDistance(np.zeros(5))
+    supported = {"reinforce", "rloo", "muprop"}
+    for name, spec in refgrad.ESTIMATORS.items():
+        assert spec.product == (name in supported)
+        if name in supported:
+            assert spec.product
+            continue
+        with pytest.raises(ValueError, match=rf"estimator '{name}' does not support family 'product' .*supported "
+                                             rf"families: {', '.join(spec.families)}"):
+            refgrad.estimate(name, dist, f, 10, rng=0)
+        with pytest.raises(ValueError, match="does not support family 'product'"):
+            exact.moments(name, dist, f)
+
+
+def test_exact_moments_refusals_on_a_product():
+    dist = Product(Bernoulli(np.zeros(3)), Categorical(np.zeros((2, 3))))
+    f = SquaredDistance(np.zeros(9))
+    with pytest.raises(ValueError, match=r"exact moments of 'rloo' by enumeration need 72\*\*2 = 5184 sample tuples, "
+                                         r"beyond limit=5000"):
+        exact.moments("rloo", dist, f, m=2, limit=5000)
+    assert exact.moments("rloo", dist, f, m=2, limit=5184).evaluations == 5184
+    with pytest.raises(ValueError, match="method must be 'auto', 'enumeration' or 'monte_carlo' for a Product"):
+        exact.moments("reinforce", dist, f, method="quadrature")
+    with pytest.raises(ValueError, match="level applies to quadrature only"):
+        exact.moments("reinforce", dist, f, level=4)
+    mc = exact.moments("reinforce", dist, f, method="monte_carlo", samples=30 * 1024)
+    assert mc.exact is False
+
+
+def test_sample_breakpoints_of_a_product():
+    from refgrad.estimators.score import sample_breakpoints
+
+    bits = Product(Bernoulli([0.3, np.inf]), GaussianThreshold([-0.4]))
+    np.testing.assert_array_equal(sample_breakpoints(bits)[:, 0],
+                                  [special.expit(-0.3), np.nan, special.ndtr(0.4)])
+    assert sample_breakpoints(Product(Bernoulli([0.3]), Categorical([[0.0, 1.0]]))) == "argmax"

@@ -152,6 +152,10 @@ class EstimatorSpec:
         ``given_samples``).  ``features=None``: the estimate of variable ``j`` depends
         on its own noise and term only (relaxation-based estimators, whose pathwise
         gradient of a separable f has no cross terms).
+    product : bool
+        Whether the estimator also accepts a :class:`refgrad.distributions.Product` (family
+        ``"product"``: blocks of the discrete families side by side, flat points and parameters).
+        Declared apart from ``families``, which name the families of single variables.
     noise_rule : callable or None
         For estimators integrated through ``outcomes``: ``noise_rule(dist, **options)``
         yields ``(weights (N,), noise dict)`` batches, an exact rule for the estimate and
@@ -213,6 +217,7 @@ class EstimatorSpec:
     outcomes: Optional[Callable] = None
     separable: Optional[Callable] = None
     noise_rule: Optional[Callable] = None
+    product: bool = False
 
     # ------------------------------------------------------------------ options
     def options(self, dist, **options):
@@ -230,6 +235,8 @@ class EstimatorSpec:
 
     def check_family(self, dist):
         family = getattr(dist, "family", None)
+        if family == "product" and self.product:
+            return
         if family not in self.families:
             raise ValueError(
                 f"estimator {self.name!r} does not support family {family!r} "

@@ -157,6 +157,8 @@ def _reinforce_categorical(U, out, start, stop, lg, s1, s0, c, kind, par):
 
 def reinforce_plan(dist, obj, row, shared, baseline):
     """Fused REINFORCE for Bernoulli and Categorical (any baseline option)."""
+    if dist.family not in ("bernoulli", "categorical"):  # before the optimal baseline: the batched path computes it
+        return None
     size = int(np.prod(dist.param_shape))
     if baseline is None:
         c = np.zeros(size)

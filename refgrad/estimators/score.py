@@ -1,7 +1,9 @@
 """Score-function (REINFORCE) estimators and their baselines.
 
 All three are unbiased for every family with a ``score``; their noise is the one
-block of uniforms ``u`` that produces the discrete sample(s) ``b``.
+block of uniforms ``u`` that produces the discrete sample(s) ``b``.  All three also take a
+:class:`refgrad.distributions.Product` of heterogeneous blocks (flat points and parameters, its score the
+blocks' scores side by side; MuProp's ``z̄`` and ``∂z̄/∂φ`` block by block).
 """
 import numbers
 
@@ -59,9 +61,13 @@ def sample_breakpoints(dist):
     """Where ``b = dist.from_uniforms(u)`` jumps, per coordinate of ``u``.
 
     Bernoulli: ``u_i = σ(−ℓ_i)``; GaussianThreshold: ``u_i = Φ(−μ_i)``; Categorical:
-    the Gumbel-max regions are not axis-aligned, reported as ``"argmax"``.
+    the Gumbel-max regions are not axis-aligned, reported as ``"argmax"``; a Product: its blocks' points
+    side by side, or ``"argmax"`` when it has a categorical block.
     Points at 0 or 1 (infinite parameters) are dropped (replaced by NaN).
     """
+    if dist.family == "product":
+        parts = [sample_breakpoints(block) for block in dist.blocks]
+        return "argmax" if any(isinstance(part, str) for part in parts) else np.concatenate(parts, axis=0)
     if dist.family == "categorical":
         return "argmax"
     if dist.family == "bernoulli":
@@ -190,6 +196,7 @@ register(
         name="reinforce",
         doc=_reinforce_doc,
         families=DISCRETE + ("normal",),
+        product=True,
         unbiased=True,
         compute=_reinforce,
         given_samples=_reinforce_given,
@@ -237,6 +244,7 @@ register(
         name="rloo",
         doc=_rloo_doc,
         families=DISCRETE,
+        product=True,
         unbiased=True,
         compute=_rloo,
         given_samples=_rloo_given,
@@ -265,6 +273,14 @@ register(
 
 def _mean_and_vjp(dist):
     """The mean z̄ = E[b] (event shape) and a function mapping ∂h/∂z̄ to ∂E_q[linear h]/∂φ."""
+    if dist.family == "product":  # block by block on the flat point (z̄ and ∂z̄/∂φ are block-diagonal)
+        pairs = [_mean_and_vjp(block) for block in dist.blocks]
+        zbar = np.concatenate([np.ravel(z) for z, _ in pairs])
+
+        def vjp(gz):
+            return np.concatenate([np.ravel(v(g)) for (_, v), g in zip(pairs, dist.unflatten(gz))], axis=-1)
+
+        return zbar, vjp
     if dist.family == "bernoulli":
         p = dist.probs
         # σ(ℓ)σ(−ℓ), not p(1 − p): 1 − fl(σ(ℓ)) cancels for large ℓ (and is 0 from ℓ ≈ 37)
@@ -283,6 +299,10 @@ def _mean_and_vjp(dist):
 
 def _centred(dist, b):
     """``b − E[b]`` in non-cancelling form: for bits ``P(b_i = 0)`` at ``b_i = 1`` and ``−P(b_i = 1)`` at 0."""
+    if dist.family == "product":
+        n = b.shape[0]
+        return np.concatenate([_centred(block, part).reshape(n, -1)
+                               for block, part in zip(dist.blocks, dist.unflatten(b))], axis=1)
     if dist.family == "gaussian_threshold":
         mu = dist.params
         return np.where(b == 1.0, special.ndtr(-mu), -special.ndtr(mu))
@@ -331,6 +351,7 @@ register(
         name="muprop",
         doc=_muprop_doc,
         families=DISCRETE,
+        product=True,
         unbiased=True,
         compute=_muprop,
         given_samples=_muprop_given,
