@@ -92,3 +92,22 @@ def test_unreachable_scheduler_is_a_usage_error_within_the_timeout(tmp_path):
 def test_other_bad_arguments_are_refused(tmp_path, args, needle):
     proc, _ = _cli("--quick", "--out", str(tmp_path / "r"), *args)
     _refused(proc, needle)
+
+
+def test_a_folder_named_refgrad_hiding_the_install_is_explained(tmp_path):
+    """A clone named ``refgrad`` in the current folder (no ``__init__.py`` at its top) is a namespace package that
+    hides the editable install: ``from refgrad import Categorical`` fails with '(unknown location)'.  The command
+    says what happened and what to do (usage error, exit status 2).  ``validation`` is reached through a link."""
+    (tmp_path / "refgrad" / "docs").mkdir(parents=True)  # the clone's top level: no __init__.py
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "validation").symlink_to(ROOT / "validation", target_is_directory=True)
+    env = dict(os.environ, PYTHONPATH=str(site))
+    probe = subprocess.run([sys.executable, "-c", "from refgrad import Categorical"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "unknown location" in probe.stderr  # the trap is real here
+    proc = subprocess.run([sys.executable, "-m", "validation", "--list"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"finds the folder(s) {tmp_path / 'refgrad'}, without an __init__.py" in proc.stderr
+    assert "hides the installed package" in proc.stderr and "Run from inside the clone" in proc.stderr

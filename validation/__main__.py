@@ -1,12 +1,41 @@
 """``python -m validation``: refgrad's validation suite.  See ``--help``."""
 import argparse
 import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from .runner import MAX_JOBS, case_names, run
+
+def refgrad_import_problem():
+    """Why ``import refgrad`` would not give the installed package, or None.
+
+    A folder named ``refgrad`` without an ``__init__.py`` (typically a clone of the repository) in the current
+    directory or on ``PYTHONPATH`` is a namespace package, found before the editable install's finder: the
+    import "succeeds" and then fails with "cannot import name ... from 'refgrad' (unknown location)".
+    """
+    try:
+        spec = importlib.util.find_spec("refgrad")
+    except (ImportError, ValueError) as exc:
+        return f"'import refgrad' fails ({type(exc).__name__}: {exc})"
+    if spec is None:
+        return "refgrad is not installed: run 'pip install -e .' in the repository's folder"
+    if spec.origin is None or spec.origin == "namespace":  # a namespace package: a folder, not the package
+        where = ", ".join(str(p) for p in (spec.submodule_search_locations or ()))
+        return (f"'import refgrad' finds the folder(s) {where}, without an __init__.py: a folder named "
+                f"'refgrad' (a clone of the repository?) in the current directory or on PYTHONPATH hides the "
+                f"installed package. Run from inside the clone (cd into it) or from another folder, or rename "
+                f"that folder")
+    return None
+
+
+_PROBLEM = refgrad_import_problem()
+if _PROBLEM is not None and __name__ == "__main__":
+    print(f"usage: python -m validation [-h] ...\npython -m validation: error: {_PROBLEM}", file=sys.stderr)
+    sys.exit(2)
+
+from .runner import MAX_JOBS, case_names, run  # noqa: E402 - after the check above, which must come first
 
 #: Seconds ``--scheduler ADDRESS`` waits for the scheduler before the run is refused (``--connect-timeout``).
 CONNECT_TIMEOUT = 10.0
