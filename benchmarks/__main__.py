@@ -1,10 +1,10 @@
 """``python -m benchmarks [--quick] [--json PATH] [--only estimators|enumeration|compile] [--threads N]``.
 
-Prints one table per section and writes the results as JSON (default
-``benchmarks.json``) with the keys ``machine`` (cpu_count, numba_threads,
-torch_threads, versions, date, command), ``settings`` and one key per section run:
-``estimators``, ``enumeration``, ``compile``.  See :mod:`benchmarks` for what each
-section measures.
+Prints one table per section and, with ``--json PATH``, writes the results as JSON
+with the keys ``machine`` (cpu_count, numba_threads, torch_threads, versions, date,
+command), ``settings`` and one key per section run: ``estimators``, ``enumeration``,
+``compile``.  Without ``--json`` nothing is written.  The path is checked before any
+section runs.  See :mod:`benchmarks` for what each section measures.
 """
 import argparse
 import datetime
@@ -12,6 +12,12 @@ import json
 import os
 import platform
 import sys
+import tempfile
+
+#: ``--help`` text (plain, not reStructuredText).
+DESCRIPTION = ("Time refgrad's estimators against NumPy and PyTorch implementations, exact enumeration against a "
+               "NumPy enumeration, and import/compile times in fresh processes; print one table per section and, "
+               "with --json PATH, write the results as JSON (nothing is written without --json).")
 
 SECTIONS = ("estimators", "enumeration", "compile")
 
@@ -23,13 +29,35 @@ QUICK = {"n_start": 2000, "min_seconds": 0.05, "repeats": 2, "sizes": (10, 14, 1
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=DESCRIPTION)
     parser.add_argument("--quick", action="store_true", help="a subset: two families, shorter runs (< 1 min)")
-    parser.add_argument("--json", default="benchmarks.json", metavar="PATH", help="where to write the results")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="write the results to this JSON file (checked before any section runs; default: "
+                             "write nothing)")
     parser.add_argument("--only", choices=SECTIONS, help="run one section")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="Numba (and torch) threads; default: Numba's default")
     return parser
+
+
+def _check_json_path(parser, path):
+    """Refuse a ``--json`` path that cannot be written, before any section runs (usage error, exit status 2)."""
+    if not path.strip():
+        parser.error("--json must name a file; got an empty string")
+    if os.path.isdir(path):
+        parser.error(f"--json {path!r} is a folder; name a file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        parser.error(f"--json {path!r}: the folder {folder!r} does not exist")
+    try:
+        if os.path.exists(path):
+            with open(path, "a", encoding="utf-8"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+    except OSError as exc:
+        parser.error(f"--json {path!r}: cannot write there ({exc.strerror or exc})")
 
 
 def _versions():
@@ -119,11 +147,15 @@ ENUMERATION_COLUMNS = [
 
 
 def _notes(rows, keys):
+    """One line per note: ``  <estimator> <family>: [<implementation>: ]<text>`` (a row's own ``note`` has no
+    prefix; ``numpy_note`` is prefixed ``numpy:``; other keys by their name)."""
     lines = []
     for r in rows:
+        where = " ".join(str(x) for x in (r.get("estimator", r.get("d")), r.get("family")) if x not in (None, ""))
         for k in keys:
             if r.get(k):
-                lines.append(f"  {r.get('estimator', r.get('d'))} {r.get('family', '')}: {k[:-5] if k.endswith('_note') else k}: {r[k]}")
+                prefix = "" if k == "note" else (k[:-5] if k.endswith("_note") else k) + ": "
+                lines.append(f"  {where}: {prefix}{r[k]}")
     return "\n".join(lines)
 
 
@@ -174,7 +206,10 @@ def _section_compile(settings, out):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.json is not None:
+        _check_json_path(parser, args.json)
     settings = dict(QUICK if args.quick else FULL)
     numba_threads, torch_threads = _set_threads(args.threads)
     out = {"machine": machine(argv, numba_threads, torch_threads),
@@ -185,9 +220,10 @@ def main(argv=None):
     for section in sections:
         {"estimators": _section_estimators, "enumeration": _section_enumeration,
          "compile": _section_compile}[section](settings, out)
-    with open(args.json, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, indent=1, default=str)
-    print(f"\nwrote {args.json}")
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(out, fh, indent=1, default=str)
+        print(f"\nwrote {args.json}")
     return out
 
 

@@ -78,7 +78,8 @@ def one(name, label, n_start, min_seconds, repeats, seed=0):
     p = problem(name, label, seed)
     row = {"estimator": name, "family": label}
     if not p.supported:
-        row["note"] = "n/a"
+        row["note"] = (f"not run: refgrad's {name} supports {', '.join(sorted(p.spec.families))} "
+                       f"variables, not {p.family}")
         return row
     n = max(CHECK_ROWS, min(n_start, NOISE_CAP // p.bytes_per_sample()))
     rng = np.random.default_rng(seed)
