@@ -7,6 +7,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import special, stats
 
 import refgrad
@@ -531,3 +533,48 @@ def test_check_estimator_on_a_numpy_reinforce_over_a_product(bug):
     verdict = refgrad.crosscheck.check_estimator(numpy_reinforce(20_000, 0, t, bug), dist, f, name="reinforce",
                                                  alpha=1e-3)
     assert verdict.passed == (bug is None), verdict.explanation
+
+
+# ------------------------------------------------------------------------------ random products, extreme parameters
+
+_values = st.one_of(st.sampled_from([-np.inf, -40.0, -3.0, 0.0, 2.5, 40.0, np.inf]), st.floats(-4.0, 4.0))
+
+
+@st.composite
+def random_blocks(draw):
+    blocks = []
+    for _ in range(draw(st.integers(1, 3))):
+        family = draw(st.sampled_from(["bernoulli", "categorical", "gaussian_threshold"]))
+        d = draw(st.integers(1, 2))
+        if family == "categorical":
+            K = draw(st.integers(2, 3))
+            rows = [draw(st.lists(_values, min_size=K, max_size=K).filter(lambda r: max(r) > -np.inf))
+                    for _ in range(d)]
+            blocks.append(Categorical(rows))
+        else:
+            values = draw(st.lists(_values, min_size=d, max_size=d))
+            blocks.append(Bernoulli(values) if family == "bernoulli" else GaussianThreshold(values))
+    return tuple(blocks)
+
+
+@given(random_blocks())
+def test_random_products_with_extreme_parameters_against_the_reference(blocks):
+    """Enumeration, log q, score and both oracles against the itertools/SciPy reference, ±inf included."""
+    dist = Product(*blocks)
+    points, probs = dist.enumerate()
+    ref_points, ref_probs = reference_support(blocks)
+    np.testing.assert_array_equal(points, ref_points)
+    np.testing.assert_allclose(probs, ref_probs, rtol=1e-12, atol=0)
+    keep = probs > 0
+    normal = ref_probs > 1e-290  # log q of configurations whose probability is a normal float
+    np.testing.assert_allclose(dist.log_prob(points[normal]), np.log(ref_probs[normal]), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dist.score(points[keep]), reference_score(blocks, points[keep]), rtol=1e-9, atol=1e-15)
+    w = np.linspace(-1.0, 1.5, points.shape[1])
+
+    def value(x):
+        return np.sin(2.0 * x @ w) + x @ w
+
+    ref_value, ref_grad = reference_oracles(blocks, value)
+    scale = np.abs(value(points)).max()
+    np.testing.assert_allclose(exact.expectation(dist, value), ref_value, rtol=1e-12, atol=1e-14 * scale)
+    np.testing.assert_allclose(exact.gradient(dist, value), ref_grad, rtol=1e-9, atol=1e-13 * scale)
