@@ -23,6 +23,10 @@ __all__ = [
     "check_shape",
     "describe",
     "MAX_ARRAY_BYTES",
+    "WORK_LIMIT",
+    "check_work",
+    "check_seed",
+    "check_distribution",
 ]
 
 
@@ -297,3 +301,99 @@ def outside_unit_index(arr):
     if k < 0:
         return None
     return tuple(int(i) for i in np.unravel_index(k, arr.shape)) if arr.ndim else ()
+
+
+#: Largest amount of work one call may do, in elementary operations: 10¹¹.  What one operation is
+#: depends on the call and is stated where the budget is checked -- one feature of one resampled row
+#: in the bootstrap of :func:`refgrad.stats.unbiasedness_test` (resamples x rows x features, about
+#: 1-4 ns each), :data:`MULTINOMIAL_COST` for one cell of one multinomial draw in the Monte Carlo G
+#: test of the sampler checks (resamples x categories x coordinates).  The budget is a few minutes
+#: of one core; like :data:`MAX_ARRAY_BYTES` it is fixed, so the outcome does not depend on the
+#: machine.  A call whose work would exceed it is refused before it starts, with what it would cost;
+#: pass ``max_work=`` (a number of operations) to such a call to run it anyway.
+WORK_LIMIT = 10**11
+
+#: Elementary operations counted for one cell of one multinomial draw (numpy's multinomial costs
+#: 240-400 ns a cell, against 1-4 ns for one resampled feature in a matrix product).
+MULTINOMIAL_COST = 100
+
+
+def check_max_work(max_work, name="max_work"):
+    """``max_work`` as a float: None gives :data:`WORK_LIMIT`; else a real number >= 1 (inf allowed)."""
+    if max_work is None:
+        return float(WORK_LIMIT)
+    if isinstance(max_work, (bool, np.bool_)) or not isinstance(max_work, numbers.Real):
+        raise InputTypeError(f"{name} must be None (the budget WORK_LIMIT = {WORK_LIMIT:.3g} operations) or a number "
+                             f">= 1 of elementary operations; got {describe(max_work)} of type "
+                             f"{type(max_work).__name__}")
+    value = float(max_work)
+    if not value >= 1.0:  # NaN too
+        raise ValueError(f"{name} must be None or a number >= 1 of elementary operations (inf: no bound); got "
+                         f"{value!r}")
+    return value
+
+
+def check_work(work, what, unit, max_work=None, name="max_work", advice=""):
+    """Refuse, before it starts, work of ``work`` elementary operations beyond the budget.
+
+    ``what`` names the work (``"the bootstrap of 10**12 resamples"``), ``unit`` says how it was
+    counted; the budget is ``max_work`` (checked by :func:`check_max_work`; None:
+    :data:`WORK_LIMIT`).  The ``ValueError`` says what the work would cost, the budget, how
+    to run it anyway (``name=`` a larger budget) and ``advice``.  Returns the budget."""
+    budget = check_max_work(max_work, name)
+    if work > budget:
+        extra = f"; {advice}" if advice else ""
+        raise ValueError(
+            f"{what} would take about {float(work):.3g} elementary operations ({unit}), more than the budget of "
+            f"one call, {name} = {budget:.3g} (default refgrad._checks.WORK_LIMIT = {WORK_LIMIT:.0e}, a few "
+            f"minutes of one core){extra}; to run it deliberately pass {name}={float(work):.3g} or more "
+            f"(max_work=float('inf') lifts the bound)"
+        )
+    return budget
+
+
+def check_seed(seed, name="seed"):
+    """A non-negative integer seed from ``seed``: what :func:`refgrad.random.as_generator` accepts.
+
+    A non-negative int (Python or NumPy, not bool) is returned as is; ``None`` gives fresh OS
+    entropy; a ``numpy.random.Generator`` its next 63-bit integer; a ``numpy.random.SeedSequence``
+    a 63-bit integer of its state.  The integer is what the caller reports, so its result can be
+    reproduced.  Anything else (floats, bools, strings, negative ints) is a ``ValueError``
+    (an :class:`InputTypeError` for a wrong type) naming ``name`` and what is accepted.
+    """
+    accepted = "None, a non-negative int, a numpy.random.Generator or a numpy.random.SeedSequence"
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63))
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        if int(seed) < 0:
+            raise ValueError(f"{name} must be {accepted}; got the negative integer {int(seed)}")
+        return int(seed)
+    raise InputTypeError(f"{name} must be {accepted}; got {describe(seed)} of type {type(seed).__name__}")
+
+
+_DIST_ATTRIBUTES = ("family", "param_shape", "event_shape")
+
+
+def check_distribution(dist, name="dist"):
+    """``dist`` itself if it is a refgrad distribution, else a ``ValueError`` naming ``name``.
+
+    A refgrad distribution has the attributes ``family``, ``param_shape`` and
+    ``event_shape`` (:class:`refgrad.Bernoulli`, :class:`refgrad.Categorical`,
+    :class:`refgrad.GaussianThreshold`, their products and the continuous ones of
+    :mod:`refgrad.distributions`).  A string (``"bernoulli"``), None, an array or any other object
+    is refused with an :class:`InputTypeError` (a ``TypeError`` and a ``ValueError``) that names
+    the argument and the accepted types, instead of an ``AttributeError`` deeper down.
+    """
+    if all(hasattr(dist, a) for a in _DIST_ATTRIBUTES):
+        return dist
+    hint = ""
+    if isinstance(dist, str):
+        hint = " (a family name is not a distribution: build one, e.g. refgrad.Bernoulli(logits))"
+    raise InputTypeError(
+        f"{name} must be a refgrad distribution (refgrad.Bernoulli, refgrad.Categorical, refgrad.GaussianThreshold, "
+        f"or another class of refgrad.distributions); got {describe(dist)} of type {type(dist).__name__}{hint}"
+    )

@@ -14,6 +14,8 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from ._checks import MULTINOMIAL_COST
+
 __all__ = [
     "CalibrationWarning",
     "BOOTSTRAP_SEED",
@@ -57,6 +59,22 @@ BOOTSTRAP_SIZE_LIMIT = 20.0
 MAX_BOOTSTRAP_RANK = 30
 
 _CHUNK_ENTRIES = 2_000_000  # resample counts held at once (16 MB)
+
+#: How :func:`bootstrap_work` counts, for the refusal's message.
+BOOTSTRAP_WORK_UNIT = ("resamples x distinct rows x (2 x coordinates + rank (rank + 3) / 2 features), plus the draw of "
+                       "each resampled row, a multinomial cell counting refgrad._checks.MULTINOMIAL_COST")
+
+
+def bootstrap_work(n, k, compressed, m, rank, resamples):
+    """Elementary operations of :func:`bootstrap_t` (see :data:`refgrad._checks.WORK_LIMIT`).
+
+    Each resample forms ``c @ features`` over the k rows resampled (``2 m + r (r + 3) / 2``
+    features: ``u``, ``u²``, the whitened coordinates and their products), after drawing its
+    multiplicities: n uniform indices, or one multinomial over the k distinct rows of a
+    discrete sample (``compressed``), at :data:`refgrad._checks.MULTINOMIAL_COST` a cell."""
+    features = 2 * m + rank * (rank + 3) // 2
+    draw = k * MULTINOMIAL_COST if compressed else n
+    return float(resamples) * (float(k) * features + draw)
 
 
 class CalibrationWarning(UserWarning):

@@ -84,7 +84,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import special, stats
 
-from ._checks import check_count, check_finite
+from ._checks import WORK_LIMIT, check_count, check_finite, check_max_work, check_work
 from ._stats_calibration import (
     AUTO_BUDGET,
     BOOTSTRAP_SEED,
@@ -98,8 +98,10 @@ from ._stats_calibration import (
     MIN_RESAMPLES,
     RESOLUTION,
     SIZE_TOLERANCE,
+    BOOTSTRAP_WORK_UNIT,
     CalibrationWarning,
     bootstrap_t,
+    bootstrap_work,
     default_resamples,
     distinct_rows,
     estimated_size,
@@ -288,7 +290,7 @@ class UnbiasednessResult:
 
 
 def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, degenerate="exact",
-                      calibration="auto", resamples=None, rng=BOOTSTRAP_SEED):
+                      calibration="auto", resamples=None, rng=BOOTSTRAP_SEED, max_work=None):
     r"""Test ``E[ĝ] = target`` from n independent estimates ĝ_1..ĝ_n.
 
     The parameter shape is flattened to p coordinates; :math:`\bar x` is the sample
@@ -433,6 +435,14 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     rng : None, int or numpy.random.Generator, keyword-only
         Randomness of the bootstrap (default :data:`BOOTSTRAP_SEED`: the p-values are
         a deterministic function of the samples).
+    max_work : float or None, keyword-only
+        Budget of the bootstrap in elementary operations (one feature of one resampled row:
+        resamples x distinct rows x (2 m + r (r + 3) / 2 features, m coordinates, r the
+        bootstrapped rank of T²), plus the draws of the rows); default None:
+        :data:`refgrad._checks.WORK_LIMIT` (10¹¹, a few minutes).  ``calibration="bootstrap"``
+        beyond it is refused with a ``ValueError`` before any resampling (e.g.
+        ``resamples=10**12``); ``"auto"`` uses the F / t references instead.  Pass a larger
+        number (or ``float("inf")``) to run a larger bootstrap deliberately.
 
     Returns
     -------
@@ -464,6 +474,7 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     if resamples is not None:
         resamples = check_count(resamples, "resamples", minimum=1)
     gen = as_generator(rng)
+    max_work = check_max_work(max_work)
     exact_degenerate = degenerate == "exact"
     notes = []
 
@@ -478,7 +489,7 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     h = _hotelling_part(c, n, exact_degenerate, notes)
     normal_hot, normal_holm = h.hot_p, float(c.adjusted.min())
     single = _single_test(method, c, h, exact_degenerate)
-    cal = _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes, single)
+    cal = _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes, single, max_work)
     holm_p = float(c.adjusted.min())
     hot_p = h.hot_p
     inconclusive = not exact_degenerate and bool(c.off.any() or h.violated)
@@ -629,7 +640,8 @@ def _hotelling_part(c, n, exact_degenerate, notes):
     return h
 
 
-def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes, single=False):
+def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degenerate, notes, single=False,
+               max_work=float(WORK_LIMIT)):
     """Choose the reference distribution; with the bootstrap, overwrite the p-values in ``c`` and ``h``."""
     live = c.live
     m = int(live.sum())
@@ -645,14 +657,22 @@ def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degene
         notes.append(f"Hotelling's T² (rank {h.rank} > {MAX_BOOTSTRAP_RANK}) keeps its F reference (bootstrap cost)")
     out.estimated_size = size = estimated_size(u, None if h.whiten is None else u @ h.whiten, parts, m)
     b = default_resamples(min(parts.values())) if resamples is None else resamples
-    used, k, compressed = "asymptotic", n, None
+    used, k, compressed, work = "asymptotic", n, None, 0.0
     if calibration == "bootstrap" or (calibration == "auto" and n >= MIN_BOOTSTRAP_N):
         k, compressed = distinct_rows(u)
-        over = size > (1.0 + SIZE_TOLERANCE) * alpha
-        if calibration == "bootstrap" or k * b <= AUTO_BUDGET or (over and k * b <= MAX_BUDGET):
+        work = bootstrap_work(n, k, compressed[1] is not None, m, 0 if whiten is None else whiten.shape[1], b)
+        if calibration == "bootstrap":
+            check_work(work, f"the bootstrap calibration (resamples={b} of {k} distinct rows, {m} coordinates)",
+                       BOOTSTRAP_WORK_UNIT, max_work,
+                       advice="pass fewer resamples= (the default puts 10 resampled statistics beyond the critical "
+                              "value) or calibration='asymptotic'")
             used = "bootstrap"
+        else:
+            over = size > (1.0 + SIZE_TOLERANCE) * alpha
+            if work <= max_work and (k * b <= AUTO_BUDGET or (over and k * b <= MAX_BUDGET)):
+                used = "bootstrap"
     shown = f"estimated size {size:.3g} of the normal-theory test at alpha = {alpha:g}"
-    out.warnings = _level_warnings(used, calibration, n, alpha, size, shown, k, b, parts)
+    out.warnings = _level_warnings(used, calibration, n, alpha, size, shown, k, b, parts, work, max_work)
     if used == "asymptotic":
         out.used = "asymptotic"
         notes.append(f"calibration: F / t references ({shown})")
@@ -668,7 +688,7 @@ def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degene
     return out
 
 
-def _level_warnings(used, calibration, n, alpha, size, shown, k, b, parts):
+def _level_warnings(used, calibration, n, alpha, size, shown, k, b, parts, work=0.0, max_work=float("inf")):
     """The texts of the CalibrationWarnings: where the level of the chosen test cannot be guaranteed."""
     out = []
     if used == "asymptotic":
@@ -677,9 +697,14 @@ def _level_warnings(used, calibration, n, alpha, size, shown, k, b, parts):
                        f"{MIN_BOOTSTRAP_N}): the F / t references are exact only for normal estimates ({shown}, "
                        "rough at this n)")
         elif n >= MIN_BOOTSTRAP_N and size > (1.0 + SIZE_TOLERANCE) * alpha:
-            how = ("pass calibration='bootstrap'" if calibration == "asymptotic" else
-                   f"the bootstrap would cost {k} x {b} resampled rows (> MAX_BUDGET = {MAX_BUDGET:g}); pass "
-                   "calibration='bootstrap' to force it")
+            if calibration == "asymptotic":
+                how = "pass calibration='bootstrap'"
+            elif work > max_work:
+                how = (f"the bootstrap would take about {work:.3g} elementary operations, more than max_work = "
+                       f"{max_work:.3g}; pass calibration='bootstrap' with a larger max_work= to force it")
+            else:
+                how = (f"the bootstrap would cost {k} x {b} resampled rows (> MAX_BUDGET = {MAX_BUDGET:g}); pass "
+                       "calibration='bootstrap' to force it")
             out.append(f"the level is not guaranteed: {shown} (Edgeworth expansion with the sample skewness and kurtosis, "
                        f"over {1 + SIZE_TOLERANCE:g} x alpha); {how}")
         return out

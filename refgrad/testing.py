@@ -44,7 +44,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import exact, stats
-from ._checks import check_count, check_positive_scalar, describe
+from ._checks import InputTypeError, check_count, check_distribution, check_positive_scalar, describe
 from ._stats_common import as_real_array
 from .estimators import estimate, get_spec
 from .random import as_generator
@@ -114,11 +114,12 @@ def rarest_outcome(dist):
     Raises
     ------
     TypeError
-        If ``dist`` is not a discrete refgrad distribution (Bernoulli,
+        (an :class:`refgrad._checks.InputTypeError`, also a ``ValueError``) If ``dist`` is not a
+        discrete refgrad distribution (Bernoulli,
         GaussianThreshold, Categorical): a continuous one has no outcome probabilities.
     """
     if getattr(dist, "family", None) not in _DISCRETE or not hasattr(dist, "probs"):
-        raise TypeError(f"dist must be a discrete refgrad distribution ({', '.join(_DISCRETE)}) with outcome "
+        raise InputTypeError(f"dist must be a discrete refgrad distribution ({', '.join(_DISCRETE)}) with outcome "
                         f"probabilities; got {describe(dist)} of type {type(dist).__name__}")
     probs = np.asarray(dist.probs, dtype=float)
     if dist.family in ("bernoulli", "gaussian_threshold"):
@@ -155,12 +156,12 @@ def _warn_heavy(result, label):
         warnings.warn(f"{label}: {notes}", InconclusiveWarning, stacklevel=3)
 
 
-def _test(samples, target, alpha, method, calibration, resamples, label, degenerate="exact"):
+def _test(samples, target, alpha, method, calibration, resamples, label, degenerate="exact", max_work=None):
     """stats.unbiasedness_test, its CalibrationWarnings re-issued with ``label`` at the caller of the assertion."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CalibrationWarning)
         result = stats.unbiasedness_test(samples, target, alpha=alpha, method=method, calibration=calibration,
-                                         resamples=resamples, degenerate=degenerate)
+                                         resamples=resamples, degenerate=degenerate, max_work=max_work)
     for w in caught:
         if issubclass(w.category, CalibrationWarning):
             warnings.warn(f"{label}: {w.message}", CalibrationWarning, stacklevel=4)
@@ -207,9 +208,19 @@ def _degenerate(degenerate, name_or_samples, dist, n):
     return "exact"
 
 
+def _refuse_n(name_or_samples, n, what="name_or_samples"):
+    """``n`` counts the estimates drawn for an estimator name; with an array of samples it would be ignored."""
+    if n is not None and not isinstance(name_or_samples, str):
+        raise ValueError(f"n = {describe(n)} is the number of estimates to draw for an estimator name, but {what} is "
+                         "an array of samples (its rows are the estimates): leave n out, or pass samples[:n]")
+
+
 def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration, resamples,
-                  options, degenerate=None):
+                  options, degenerate=None, max_work=None):
     """(result, label) of the test behind assert_unbiased / assert_biased, tolerance applied."""
+    _refuse_n(name_or_samples, n)
+    if dist is not None:
+        check_distribution(dist)
     atol, rtol = _check_tolerance(atol, "atol"), _check_tolerance(rtol, "rtol")
     tolerant = atol > 0.0 or rtol > 0.0
     if method is None:
@@ -221,12 +232,12 @@ def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, m
     degenerate = _degenerate(degenerate, name_or_samples, dist, samples.shape[0])
     tgt = _target(target, dist, f, samples)
     if not tolerant:
-        return _test(samples, tgt, alpha, method, calibration, resamples, label, degenerate), label
+        return _test(samples, tgt, alpha, method, calibration, resamples, label, degenerate, max_work), label
     tol = atol + rtol * np.abs(tgt)
     mean = np.asarray(samples, dtype=np.float64).mean(axis=0)
     # the point of the band [target - tol, target + tol] nearest to the sample mean
     nearest = tgt + np.clip(mean - tgt, -tol, tol)
-    result = _test(samples, nearest, alpha, method, calibration, resamples, label, degenerate)
+    result = _test(samples, nearest, alpha, method, calibration, resamples, label, degenerate, max_work)
     note = (f"tolerance atol = {atol:g}, rtol = {rtol:g}: H0 is |E[estimate] - target| <= atol + rtol |target| in "
             "every coordinate; t and p measure the excess of |mean - target| over the tolerance")
     shown = np.array(tgt, dtype=np.float64)  # the table shows the target itself, not the band's nearest point
@@ -235,7 +246,8 @@ def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, m
 
 
 def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, atol=0.0, rtol=0.0, alpha=1e-3,
-                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, degenerate=None, **options):
+                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, degenerate=None, max_work=None,
+                  **options):
     r"""Assert ``E[ĝ] = ∇E_q[f]`` (or within a tolerance of it) with a test of stated level ``alpha``.
 
     Runs :func:`refgrad.stats.unbiasedness_test` (Hotelling T² and Holm-corrected
@@ -267,7 +279,8 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
     dist, f
         Needed with a name, or to compute the default target.
     n : int, optional
-        Number of estimates drawn for a name (default 10000).
+        Number of estimates drawn for a name (default 10000); refused with an array of
+        samples (whose rows are the estimates: it would be ignored).
     target : array_like, optional
         The value ``E[ĝ]`` should equal.
     atol, rtol : float >= 0
@@ -285,6 +298,9 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
         default seed).
     resamples : int, optional
         Bootstrap resamples (default: from ``alpha``).
+    max_work : float, optional
+        Budget of the bootstrap calibration in elementary operations (see
+        :func:`refgrad.stats.unbiasedness_test`; default :data:`refgrad._checks.WORK_LIMIT`).
     degenerate : {None, "exact", "inconclusive"}
         A coordinate (or direction) in which every estimate is the same: compared exactly with
         the target within the samples' rounding level (``"exact"``: a deterministic estimate that
@@ -309,7 +325,7 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
         ``err.result``.
     """
     result, label = _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration,
-                                  resamples, options, degenerate)
+                                  resamples, options, degenerate, max_work)
     _warn_heavy(result, label)
     if isinstance(name_or_samples, str):
         _warn_rare(dist, result.n, label)
@@ -322,7 +338,8 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
 
 
 def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, atol=0.0, rtol=0.0, alpha=1e-3,
-                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, degenerate=None, **options):
+                  rng=DEFAULT_SEED, method=None, calibration="auto", resamples=None, degenerate=None, max_work=None,
+                  **options):
     r"""Assert that the estimates' mean differs from ``target`` (default: the exact gradient).
 
     The complement of :func:`assert_unbiased` at the same level: passes when the
@@ -340,7 +357,7 @@ def assert_biased(name_or_samples, dist=None, f=None, *, n=None, target=None, at
         as ``err.result``.
     """
     result, label = _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, method, calibration,
-                                  resamples, options, degenerate)
+                                  resamples, options, degenerate, max_work)
     _warn_heavy(result, label)
     if not result.reject:
         err = AssertionError(f"{label}: no bias detected ({_pvalue_text(result)} >= alpha = {alpha:g}, "
@@ -449,6 +466,10 @@ def assert_variance_less(a, b, dist=None, f=None, *, n=None, alpha=1e-3, rng=DEF
     opts = _check_options(a, b, options_a, options_b, options)
     gen = as_generator(rng)
     rng_a, rng_b = gen.spawn(2)
+    if n is not None and not isinstance(a, str) and not isinstance(b, str):
+        _refuse_n(a, n, "a (and b)")
+    if dist is not None:
+        check_distribution(dist)
     sa, label_a, cost_a = _draw(a, dist, f, n, rng_a, opts["options_a"], "a")
     sb, label_b, cost_b = _draw(b, dist, f, n, rng_b, opts["options_b"], "b")
     if sa.shape[1:] != sb.shape[1:]:

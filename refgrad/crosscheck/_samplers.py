@@ -64,10 +64,13 @@ fixed-seed tests: a hit on a -inf logit and values off the support are certain f
 refgrad's samples rounded to float32 at τ = 0.01 and 0.1 (probability and log space) pass,
 while zeros put where the law has mass (τ = 1) fail.
 """
+import math
+
 import numpy as np
 from scipy import special, stats
 
-from refgrad._checks import InputTypeError, as_float_array, check_no_nan, describe
+from refgrad._checks import (MULTINOMIAL_COST, InputTypeError, as_float_array, check_max_work, check_no_nan,
+                             check_seed, check_work, describe)
 from refgrad.distributions import Categorical
 
 from ._gof import (binomial_pvalues, g_test_monte_carlo, holm, ks_interval, monte_carlo_budget,
@@ -241,7 +244,7 @@ def check_bernoulli_sampler(samples, logits, *, alpha=DEFAULT_ALPHA):
 # ---------------------------------------------------------------------------
 
 
-def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="samples"):
+def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="samples", max_work=None):
     """Holm-combined Monte Carlo G tests of category indices ``idx`` (n, d) against ``probs`` (d, K)."""
     n, d = idx.shape
     K = probs.shape[1]
@@ -263,6 +266,14 @@ def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="sample
     free = [j for j in range(d) if np.count_nonzero(probs[j]) > 1]
     level = alpha / max(len(free), 1)
     budget = monte_carlo_budget(resamples, level)
+    cells = int(sum(np.count_nonzero(probs[j]) for j in free))
+    check_work(float(budget) * cells * MULTINOMIAL_COST,
+               f"the Monte Carlo G test of {check} (up to {budget} multinomial draws over {cells} cells in "
+               f"{len(free)} coordinate(s))",
+               "draws x cells, a multinomial cell counting refgrad._checks.MULTINOMIAL_COST = "
+               f"{MULTINOMIAL_COST}", max_work,
+               advice=f"pass fewer resamples= (at least {math.ceil(1 / level)} at the per-coordinate level "
+                      f"{level:.3g}), or check fewer coordinates per call")
     stats_, pvals, draws = np.zeros(d), np.ones(d), np.zeros(d, dtype=np.int64)
     for j in free:
         cells = probs[j] > 0
@@ -320,7 +331,7 @@ def _category_indices(raw, d, K, one_hot):
     return _exact_integers(raw, "category indices", 0, K - 1).reshape(raw.shape[0], d)
 
 
-def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples=None, seed=0):
+def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples=None, seed=0, max_work=None):
     r"""Check categorical samples against the exact pmf :math:`\mathrm{softmax}(\ell)`.
 
     Per coordinate, the likelihood-ratio statistic :math:`G = 2\sum_k O_k \log(O_k / E_k)`
@@ -345,11 +356,20 @@ def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples
     resamples : int or None
         Largest number of Monte Carlo draws ``R`` per coordinate.  None (default):
         ``max(9999, ceil(20 d / α))``, so the smallest p-value is at most α / (20 d).
-    seed : int
-        Seed of the Monte Carlo draws: coordinate ``j`` with counts ``O`` uses
+    seed : None, int, numpy.random.Generator or numpy.random.SeedSequence
+        Seed of the Monte Carlo draws (default 0): coordinate ``j`` with counts ``O`` uses
         ``default_rng([seed, j, *O])``, so an input always gets the same p-value while
         different inputs get effectively independent draws (with one fixed stream for all
-        inputs the level would be α times a Monte Carlo error of about 1/sqrt(50)).
+        inputs the level would be α times a Monte Carlo error of about 1/sqrt(50)).  A
+        non-negative int is used as is; None, a Generator or a SeedSequence give one
+        (:func:`refgrad._checks.check_seed`), which the verdict's ``test`` reports.
+        Anything else (a float, a bool, a string, a negative int) is a ``ValueError``.
+    max_work : float, optional
+        Budget of the Monte Carlo draws in elementary operations, ``R`` x the cells of
+        positive probability x :data:`refgrad._checks.MULTINOMIAL_COST` (off the null every
+        one of the ``R`` draws is made); default :data:`refgrad._checks.WORK_LIMIT`
+        (10¹¹, a few minutes).  Beyond it the call is refused before any draw, with what it
+        would cost (e.g. ``resamples=10**15``); pass a larger number to run it anyway.
 
     Returns
     -------
@@ -373,10 +393,10 @@ def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples
     if not ok:
         raise ValueError(f"samples of shape {raw.shape} do not match logits of shape {ell.shape} (allowed: indices "
                          f"(n,) / one-hot (n, K) for logits (K,); indices (n, d) / one-hot (n, d, K) for (d, K))")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)):
-        raise InputTypeError(f"seed must be an int; got {describe(seed)}")
+    seed = check_seed(seed)
+    check_max_work(max_work)
     idx = _category_indices(raw, d, K, one_hot)
-    return _categorical_verdict(idx, probs, alpha, resamples, seed, "check_categorical_sampler")
+    return _categorical_verdict(idx, probs, alpha, resamples, seed, "check_categorical_sampler", max_work=max_work)
 
 
 # ---------------------------------------------------------------------------
@@ -687,7 +707,7 @@ _FLUSHED = "the event x < FLT_MIN (flush-to-zero)"
 
 
 def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="probability", alpha=DEFAULT_ALPHA,
-                          resamples=None, seed=0, marginals="auto"):
+                          resamples=None, seed=0, marginals="auto", max_work=None):
     r"""Check Concrete or Binary Concrete samples against the exact law.
 
     With :math:`G_k` i.i.d. standard Gumbel, a Concrete sample is
@@ -752,8 +772,9 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         See ``samples``.
     alpha : float
         Composite level, default :data:`DEFAULT_ALPHA`.
-    resamples, seed
-        Monte Carlo budget and seed of part (a) (see :func:`check_categorical_sampler`).
+    resamples, seed, max_work
+        Monte Carlo budget, seed and work budget of part (a) (see
+        :func:`check_categorical_sampler`; a bad ``seed`` is refused with a ``ValueError``).
     marginals : "auto", bool
         Whether to run part (c) (Concrete only).  ``"auto"``: for K <= 3, where the exact
         marginal CDF is a one-dimensional quadrature (about 10 µs a point); for K = 4 it is
@@ -767,7 +788,18 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     alpha = _check_alpha(alpha)
     if not (isinstance(marginals, (bool, np.bool_)) or (isinstance(marginals, str) and marginals == "auto")):
         raise InputTypeError(f"marginals must be 'auto', True or False; got {describe(marginals)}")
+    seed = check_seed(seed)
+    check_max_work(max_work)
     values, dtype, ell, tau = _relaxed_inputs(samples, logits, tau, family, space)
+    if family == "concrete" and resamples is not None and not isinstance(resamples, (bool, np.bool_)) and \
+            isinstance(resamples, (int, np.integer)):
+        # refused before any part runs; part (a) checks its exact count again (cells of positive probability)
+        cells = int(np.count_nonzero(np.isfinite(ell)))
+        check_work(float(resamples) * cells * MULTINOMIAL_COST,
+                   f"the Monte Carlo G test of check_relaxed_sampler's part (a) (up to {resamples} multinomial draws "
+                   f"over {cells} cells)",
+                   f"draws x cells, a multinomial cell counting refgrad._checks.MULTINOMIAL_COST = {MULTINOMIAL_COST}",
+                   max_work, advice="pass fewer resamples=, or None for the automatic budget")
     n, d = values.shape[0], ell.shape[0]
     support = _support_verdict(values, dtype, ell, tau, family, space)
     head = f"{family} samples in {space} space, n = {n}, d = {d}, dtype {dtype}, tau = {describe(tau)}:"
@@ -809,7 +841,7 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
                                     "check_relaxed_sampler", what="events x > 1/2")
     else:
         argmax = _categorical_verdict(np.argmax(values[:, keep], axis=-1), Categorical(ell[keep]).probs, level,
-                                      resamples, seed, "check_relaxed_sampler", what="argmaxes")
+                                      resamples, seed, "check_relaxed_sampler", what="argmaxes", max_work=max_work)
     names = ["exact Logistic law of tempered log-ratios" if family == "concrete" else
              "exact Logistic law of tau logit(x) - logit (the marginal CDF)", "marginal CDFs against concrete_marginal_cdf"]
 

@@ -4,7 +4,9 @@ A verdict is plain data (numbers, strings, lists and dicts of them, small NumPy
 arrays), so it prints as a table, converts to a JSON-ready dict with
 :meth:`Verdict.to_dict`, and pickles.
 """
+import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -59,7 +61,27 @@ def _plain(x):
     if isinstance(x, (float, np.floating)):
         v = float(x)
         return v if math.isfinite(v) else repr(v)
-    return x
+    if isinstance(x, (complex, np.complexfloating)):
+        raise TypeError(f"a complex number {x!r} has no JSON form (pass its real part, or abs, explicitly)")
+    if x is None or isinstance(x, (str, int)):
+        return x
+    raise TypeError(f"{x!r} of type {type(x).__name__} has no JSON form")
+
+
+def _describe(value):
+    text = repr(value)
+    return (text if len(text) <= 60 else text[:57] + "...") + f" of type {type(value).__name__}"
+
+
+def _check_real(value, name, accepted, ok, allow_nan=False):
+    """None, or a real number (not bool, not complex, not NaN unless allowed) for which ``ok`` holds."""
+    if value is None:
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {accepted}; got {_describe(value)}")
+    v = float(value)
+    if (math.isnan(v) and not allow_nan) or not (math.isnan(v) or ok(v)):
+        raise ValueError(f"{name} must be {accepted}; got {v!r}")
 
 
 def _fmt(value):
@@ -138,10 +160,34 @@ class Verdict:
     parts: tuple = ()
 
     def __post_init__(self):
-        if self.diagnosis not in DIAGNOSES:
-            raise ValueError(f"diagnosis must be one of {DIAGNOSES}; got {self.diagnosis!r}")
+        for name in ("check", "test", "explanation"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a str; got {_describe(getattr(self, name))}")
+        if not isinstance(self.diagnosis, str) or self.diagnosis not in DIAGNOSES:
+            raise ValueError(f"diagnosis must be one of {DIAGNOSES}; got {_describe(self.diagnosis)}")
+        if not isinstance(self.passed, (bool, np.bool_)):
+            raise ValueError(f"passed must be True or False (a bool); got {_describe(self.passed)}")
         if bool(self.passed) != (self.diagnosis in PASSING):
             raise ValueError(f"passed={self.passed!r} contradicts diagnosis={self.diagnosis!r}")
+        _check_real(self.statistic, "statistic", "None or a real number (inf and nan allowed)", lambda v: True,
+                    allow_nan=True)
+        _check_real(self.pvalue, "pvalue", "None or a real number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+        _check_real(self.alpha, "alpha", "None or a real number in the open interval (0, 1)", lambda v: 0.0 < v < 1.0)
+        if isinstance(self.n, (bool, np.bool_)) or not isinstance(self.n, numbers.Integral) or int(self.n) < 0:
+            raise ValueError(f"n must be an integer >= 0 (the number of samples, points or rows checked); got "
+                             f"{_describe(self.n)}")
+        if not isinstance(self.compared, dict):
+            raise ValueError(f"compared must be a dict; got {_describe(self.compared)}")
+        if not isinstance(self.worst, list) or not all(isinstance(w, dict) for w in self.worst):
+            raise ValueError(f"worst must be a list of dicts; got {_describe(self.worst)}")
+        if not isinstance(self.parts, tuple) or not all(isinstance(p, Verdict) for p in self.parts):
+            raise ValueError(f"parts must be a tuple of Verdicts; got {_describe(self.parts)}")
+        for name in ("compared", "worst"):  # the promise of to_dict: always valid JSON
+            try:
+                json.dumps(_plain(getattr(self, name)), allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} must hold only numbers (real), strings, bools, None and lists, dicts or "
+                                 f"arrays of them, so that to_dict() is valid JSON; {exc}") from None
 
     def __bool__(self):
         return bool(self.passed)
