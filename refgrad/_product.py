@@ -56,6 +56,7 @@ from .distributions import (
 __all__ = ["Product"]
 
 _BLOCK_TYPES = (Bernoulli, Categorical, GaussianThreshold)
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 class Product(_ProductDistribution):
@@ -226,30 +227,36 @@ class Product(_ProductDistribution):
 
     # ------------------------------------------------------------------ enumeration
     def _digits(self, start, stop):
-        """Mixed-radix digits (m, V) of the indices [start, stop), first variable most significant."""
-        if stop <= np.iinfo(np.int64).max:
-            idx = np.arange(start, stop, dtype=np.int64)
-            cols = [(idx // s) % v[2] if s <= np.iinfo(np.int64).max else np.zeros_like(idx)
-                    for s, v in zip(self._strides, self._variables)]
-        else:  # indices beyond int64 (a support larger than 2**63): Python integers
-            idx = np.arange(start, stop, dtype=object)
-            cols = [((idx // s) % v[2]).astype(np.int64) for s, v in zip(self._strides, self._variables)]
-        return np.stack(cols, axis=1) if cols else np.zeros((stop - start, 0), dtype=np.int64)
+        """Mixed-radix digits (m, V) of the indices [start, stop), first variable most significant.
+
+        A transposed view of a variable-major array, so that each variable's digits are contiguous.
+        """
+        big = stop > _INT64_MAX  # indices beyond int64 (a support larger than 2**63): Python integers
+        idx = np.arange(start, stop, dtype=object if big else np.int64)
+        out = np.empty((len(self._variables), stop - start), dtype=np.int64)
+        for v, (stride, variable) in enumerate(zip(self._strides, self._variables)):
+            if not big and stride > _INT64_MAX:
+                out[v] = 0  # every index is below this variable's stride
+            else:
+                out[v] = (idx // stride) % variable[2]
+        return out.T
 
     def _configs_from_digits(self, digits):
         out = np.zeros((digits.shape[0], self._params.shape[0]))
-        rows = np.arange(digits.shape[0])
-        for v, (_, first, _, _, categorical) in enumerate(self._variables):
-            if not categorical:
-                out[:, first] = digits[:, v]
-            else:
-                out[rows, first + digits[:, v]] = 1.0
+        categorical = np.array([v[4] for v in self._variables], dtype=bool)
+        first = np.array([v[1] for v in self._variables], dtype=np.int64)
+        # a bit's column holds its digit; a categorical row's column first + digit holds 1 (variable-major)
+        digits = digits.T
+        where = first[:, None] + np.where(categorical[:, None], digits, 0)
+        where += np.arange(digits.shape[1], dtype=np.int64)[None, :] * out.shape[1]
+        out.reshape(-1)[where.reshape(-1)] = np.where(categorical[:, None], 1.0, digits).reshape(-1)
         return out
 
     def _probs_of_digits(self, digits):
         q = np.ones(digits.shape[0])
+        digits = digits.T  # variable-major (contiguous rows from _digits)
         for v, (_, _, _, table, _) in enumerate(self._variables):  # variable by variable, as the single families do
-            q *= table[digits[:, v]]
+            q *= table[digits[v]]
         return q
 
     def _flip_weights(self):
@@ -274,19 +281,26 @@ def flip_differences(dist, obj, x, index, active):
     """
     n = x.shape[0]
     base = obj.value(x)
-    out = np.zeros(x.shape)
+    columns = np.ascontiguousarray(x.T)  # variable-major: each column of x contiguous
+    out = np.zeros(columns.shape)  # (P, n), transposed on return
     lo, width = int(index[0]), int(index[-1]) - int(index[0]) + 1
     position = np.full(width, -1, dtype=np.int64)
     position[index - lo] = np.arange(n)
+    every = np.arange(n)
 
     def partners(rows, offset, set_value):
+        """f at the flipped configurations: looked up in the chunk where there, else evaluated."""
         inside = (offset >= 0) & (offset < width)
         found_at = position[np.where(inside, offset, 0)]
         found = inside & (found_at >= 0)
         other = base[found_at]
+        if not found.any():
+            flipped = x.copy() if rows is every else x[rows]
+            set_value(flipped)
+            return obj.value(flipped)
         if not found.all():
             missing = ~found
-            flipped = x[rows[missing]].copy()
+            flipped = x[rows[missing]]  # a copy (advanced indexing)
             set_value(flipped)
             other[missing] = obj.value(flipped)
         return other
@@ -296,16 +310,16 @@ def flip_differences(dist, obj, x, index, active):
         if not categorical:
             if not active[first]:
                 continue
-            cur = x[:, first]
+            cur = columns[first]
             offset = index - lo + (1 - 2 * cur.astype(np.int64)) * stride
 
             def flip_bit(rows_x, c=first):
                 rows_x[:, c] = 1.0 - rows_x[:, c]
 
-            other = partners(np.arange(n), offset, flip_bit)
-            out[:, first] = (other - base) * (1.0 - 2.0 * cur)
+            other = partners(every, offset, flip_bit)
+            out[first] = (other - base) * (1.0 - 2.0 * cur)
             continue
-        chosen = np.argmax(x[:, first:first + radix], axis=1)
+        chosen = np.argmax(columns[first:first + radix], axis=0)
         for k in range(radix):
             if not active[first + k]:
                 continue
@@ -319,8 +333,8 @@ def flip_differences(dist, obj, x, index, active):
                 rows_x[:, c + kk] = 1.0
 
             other = partners(rows, offset, set_category)
-            out[rows, first + k] = other - base[rows]
-    return out
+            out[first + k, rows] = other - base[rows]
+    return out.T
 
 
 def gradient(dist, obj, limit, chunk_size):
