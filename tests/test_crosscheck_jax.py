@@ -38,7 +38,8 @@ def test_to_numpy_float64_zero_d_nested_keys():
 
 
 def test_from_numpy():
-    assert cj.from_numpy(np.ones(2)).dtype == jnp.float32  # x64 off: JAX stores float32
+    with pytest.warns(UserWarning, match="a of dtype float64 is stored as float32: jax_enable_x64 is off"):
+        assert cj.from_numpy(np.ones(2)).dtype == jnp.float32  # x64 off: JAX stores float32
     with x64(True):
         assert cj.from_numpy(np.ones(2)).dtype == jnp.float64
         assert cj.from_numpy(np.ones(2), like=jnp.ones(1, dtype=jnp.float32)).dtype == jnp.float32

@@ -81,19 +81,62 @@ def _jax_to_numpy(x):
     return arr.astype(np.float32) if arr.dtype in _LOW_PRECISION else arr
 
 
+def _dtype_arg(dtype, name="dtype"):
+    """A real NumPy/JAX dtype (bool, integer or float) from ``dtype``; a ValueError naming ``name`` otherwise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputTypeError(f"{name} must be a real dtype (bool, integer or float, e.g. jnp.float32) or None; got "
+                             f"{dtype!r}") from None
+    if dt.kind not in "biuf" and dt != np.dtype(jnp.bfloat16):
+        raise InputTypeError(f"{name} must be a real dtype (bool, integer or float, e.g. jnp.float32) or None; got "
+                             f"{dt}")
+    return dt
+
+
 def from_numpy(a, like=None, dtype=None):
     """JAX array from an array: dtype ``dtype`` if given, else ``like``'s, else the array's own.
 
-    float64 needs ``jax_enable_x64`` (otherwise JAX itself stores float32 and warns).
+    With ``jax_enable_x64`` off, JAX stores 64-bit dtypes in 32 bits (float64 as float32, int64 as
+    int32, uint64 as uint32); a ``UserWarning`` naming ``a`` and the two dtypes says so whenever the
+    result's dtype is narrower than the one asked for (``dtype``, ``like``'s, or the array's own).
+    The result never shares memory with ``a``: it is made from a private copy, so writing to the array
+    afterwards leaves it unchanged (JAX arrays are immutable the other way).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from refgrad.crosscheck.jax import from_numpy
+    >>> a = np.array([0.25, 0.5])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     x = from_numpy(a)          # jax_enable_x64 off (JAX's default)
+    >>> str(x.dtype), [str(w.message)[:44] for w in caught]
+    ('float32', ['a of dtype float64 is stored as float32: jax'])
+    >>> a[0] = 7.0                     # x is a copy
+    >>> x.tolist()
+    [0.25, 0.5]
     """
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise InputTypeError(f"a must hold real numbers; got {describe(a)} (dtype {arr.dtype})")
+    if dtype is not None:
+        dtype = _dtype_arg(dtype)
     if like is not None:
-        if not isinstance(like, jax.Array):
-            raise InputTypeError(f"like must be a JAX array or None; got {describe(like)} of type {type(like).__name__}")
+        if not isinstance(like, jax.Array) or _is_key(like):
+            raise InputTypeError(f"like must be a JAX array of numbers or None; got {describe(like)} of type "
+                                 f"{type(like).__name__}")
         dtype = like.dtype if dtype is None else dtype
-    return jnp.asarray(arr, dtype=dtype)
+    wanted = arr.dtype if dtype is None else np.dtype(dtype)
+    stored = np.dtype(jax.dtypes.canonicalize_dtype(wanted))
+    if stored != wanted:
+        import warnings
+
+        warnings.warn(f"a of dtype {wanted} is stored as {stored}: jax_enable_x64 is off, so JAX has no {wanted} "
+                      "(turn it on with jax.config.update('jax_enable_x64', True) or inside jax.enable_x64(True))",
+                      UserWarning, stacklevel=2)
+    return jnp.asarray(np.array(arr, order="C", copy=True), dtype=stored)
 
 
 # ----------------------------------------------------------------------------- noise
@@ -105,7 +148,13 @@ def _check_key(key):
             raise ValueError(f"key must be a single PRNG key (shape ()); got a key array of shape {key.shape}")
         return key
     if isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32 and key.ndim == 1:
-        return key  # a raw key (jax.random.PRNGKey); JAX checks its length for the PRNG implementation
+        try:  # a raw key (jax.random.PRNGKey): its length must be the default PRNG implementation's
+            jax.random.wrap_key_data(key)
+        except (TypeError, ValueError) as e:
+            raise InputTypeError(f"key is raw key data of shape {key.shape} that JAX's default PRNG implementation "
+                                 f"does not accept ({str(e).split(' for impl=')[0]}); pass jax.random.key(seed) or "
+                                 "jax.random.PRNGKey(seed)") from None
+        return key
     raise InputTypeError(f"key must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)); got "
                          f"{describe(key)} of type {type(key).__name__}")
 
@@ -117,6 +166,22 @@ def _check_shape(shape):
             isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in shape):
         raise ValueError(f"shape must be a tuple of non-negative ints; got {shape!r}")
     return tuple(int(s) for s in shape)
+
+
+def _check_draw_size(shape, dt, blocks):
+    """Refuse a draw whose uniforms (in ``dt``, ``blocks`` of them) and float64 result exceed the 4 GiB budget."""
+    from .._checks import MAX_ARRAY_BYTES, _format_bytes
+
+    size = 1
+    for s in shape:
+        size *= s
+    need = size * (8 + blocks * dt.itemsize)
+    if need > MAX_ARRAY_BYTES:
+        raise ValueError(
+            f"shape={shape} asks for {size:.3g} uniforms ({_format_bytes(need)} for JAX's {dt} draw and the float64 "
+            f"result), more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
+            "(refgrad._checks.MAX_ARRAY_BYTES); draw in several calls with keys from jax.random.split"
+        )
 
 
 def _float_dtype(dtype):
@@ -159,7 +224,8 @@ def uniforms_from_key(key, shape, dtype=None, kind="gumbel", mode=None):
     Returns
     -------
     ndarray of float64, shape ``shape``
-        With ``jax.random.gumbel(key, shape, dtype)`` equal to :math:`-\log(-\log u)` computed in
+        At most :data:`refgrad._checks.MAX_ARRAY_BYTES` (4 GiB) for JAX's draw and the result together:
+        a larger ``shape`` is refused before anything is drawn.  With ``jax.random.gumbel(key, shape, dtype)`` equal to :math:`-\log(-\log u)` computed in
         ``dtype``, and ``jax.random.categorical(key, logits)`` equal to
         :func:`refgrad.random.categorical_gumbel_max` ``(logits, u)`` for finite logits (up to
         near-ties that float32 rounding breaks differently).
@@ -167,6 +233,7 @@ def uniforms_from_key(key, shape, dtype=None, kind="gumbel", mode=None):
     key = _check_key(key)
     shape = _check_shape(shape)
     dt = _float_dtype(dtype)
+    _check_draw_size(shape, dt, 2 if mode == "high" or (mode is None and _default_mode() == "high") else 1)
     if kind not in ("gumbel", "categorical", "uniform"):
         raise ValueError(f"kind must be 'gumbel', 'categorical' or 'uniform'; got {kind!r}")
     mode = _default_mode() if mode is None else mode
@@ -211,6 +278,17 @@ def gumbel_from_uniforms(u, dtype=None):
 # ----------------------------------------------------------------------------- per-sample gradients
 
 
+def _check_output_size(n, entries):
+    from .._checks import MAX_ARRAY_BYTES, _format_bytes
+
+    need = n * entries * 8
+    if need > MAX_ARRAY_BYTES:
+        raise ValueError(f"keys_or_noise holds n = {n} samples: {n} rows of {entries} float64 gradients need "
+                         f"{_format_bytes(need)}, more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
+                         f"(refgrad._checks.MAX_ARRAY_BYTES); pass at most {max(1, MAX_ARRAY_BYTES // (8 * entries))} "
+                         "samples per call")
+
+
 def per_sample_gradients(surrogate, params, keys_or_noise):
     """Per-sample gradients ``jax.vmap(jax.grad(surrogate), in_axes=(None, 0))(params, keys_or_noise)``.
 
@@ -226,6 +304,15 @@ def per_sample_gradients(surrogate, params, keys_or_noise):
     Returns
     -------
     ndarray of float64, shape ``(n, *params.shape)`` (a pytree of them for pytree ``params``)
+        Each row is computed from its own sample only (``vmap`` of a per-sample ``grad``): a NaN or
+        inf in one sample's loss or gradient leaves every other row untouched (tested).
+
+    Raises
+    ------
+    ValueError
+        Naming ``surrogate`` when it returns anything but a real float scalar, ``params`` for
+        complex or non-float leaves, ``keys_or_noise`` without a common leading axis, and ``n`` when
+        the float64 result would exceed :data:`refgrad._checks.MAX_ARRAY_BYTES` (4 GiB).
     """
     if not callable(surrogate):
         raise InputTypeError(f"surrogate must be callable; got {describe(surrogate)}")
@@ -233,11 +320,25 @@ def per_sample_gradients(surrogate, params, keys_or_noise):
     if not leaves:
         raise ValueError(f"params must be an array or a non-empty pytree of arrays; got {describe(params)}")
     for i, leaf in enumerate(leaves):
-        if not jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact):
-            raise InputTypeError(f"params leaf {i} must be a float array; got dtype {jnp.asarray(leaf).dtype}")
+        dt = jnp.asarray(leaf).dtype
+        if not jnp.issubdtype(dt, jnp.floating):
+            kind = "complex" if jnp.issubdtype(dt, jnp.complexfloating) else "not a float"
+            raise InputTypeError(f"params leaf {i} must be a real float array; got dtype {dt} ({kind}: per-sample "
+                                 "gradients are returned for real parameters only; pass the real and imaginary parts "
+                                 "of a complex parameter as two real arrays)")
     sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(keys_or_noise)}
     if not sizes or None in sizes or len(sizes) != 1:
         raise ValueError("keys_or_noise must have a leading sample axis n, the same in every leaf; got leading "
                          f"sizes {sorted(s for s in sizes if s is not None)} (0-d leaves: {None in sizes})")
+    n = sizes.pop()
+    _check_output_size(n, sum(int(np.prod(jnp.shape(leaf), dtype=np.int64)) for leaf in leaves))
+    if n:
+        row = jax.tree_util.tree_map(lambda x: x[0], keys_or_noise)
+        out = jax.eval_shape(surrogate, params, row)
+        if not (isinstance(out, jax.ShapeDtypeStruct) and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
+            got = (f"shape {out.shape}, dtype {out.dtype}" if isinstance(out, jax.ShapeDtypeStruct)
+                   else f"a {type(out).__name__}")
+            raise ValueError(f"surrogate(params, noise_i) must return a real float scalar (the surrogate loss of one "
+                             f"estimate, shape ()); got {got}")
     grads = jax.vmap(jax.grad(surrogate), in_axes=(None, 0))(params, keys_or_noise)
     return jax.tree_util.tree_map(lambda g: to_numpy(g).astype(np.float64), grads)

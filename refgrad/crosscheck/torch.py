@@ -276,14 +276,15 @@ def feed_exponential(e):
 
     Examples
     --------
-    >>> import torch, refgrad
+    >>> import numpy as np, torch, refgrad
     >>> from refgrad.crosscheck.torch import feed_uniforms, to_numpy
     >>> u = refgrad.random.uniform(0, (5, 3))
     >>> with feed_uniforms(u) as feed:
     ...     y = torch.nn.functional.gumbel_softmax(torch.zeros(5, 3, dtype=torch.float64), tau=0.5)
     >>> feed.calls, feed.remaining
     ([(5, 3)], 0)
-    >>> bool(abs(to_numpy(y) - refgrad.relaxations.concrete_sample(0.0, 0.5, u)).max() < 1e-14)
+    >>> # refgrad's Gumbel-softmax sample of the same uniforms, to float64 rounding
+    >>> bool(np.abs(to_numpy(y) - refgrad.relaxations.concrete_sample(np.zeros(3), 0.5, u)).max() < 1e-14)
     True
     """
     feed = Feed(_check_exponential(e), "e")
