@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-__all__ = ["verdict_text", "key_numbers", "add_finding", "control", "smallest_failing", "call_foreign"]
+__all__ = ["verdict_text", "key_numbers", "add_finding", "control", "smallest_failing", "call_foreign", "bracket",
+           "listing"]
 
 
 def verdict_text(verdict):
@@ -96,6 +97,23 @@ def smallest_failing(fails, lo, hi, log=True, steps=40):
         else:
             a = m
     return b, a, evals
+
+
+def bracket(failing, passing, digits=4):
+    """The two ends of a bisection bracket as text, with the fewest significant digits (at least ``digits``)
+    that tell them apart: 10 fixed digits printed the two ends of a bracket near FLT_MAX both as
+    3.402823435e+36.  Two different doubles always differ at 17 digits."""
+    for p in range(digits, 18):
+        a, b = f"{failing:.{p}g}", f"{passing:.{p}g}"
+        if a != b:
+            return a, b
+    return repr(float(failing)), repr(float(passing))
+
+
+def listing(items, empty="none"):
+    """``", ".join(items)``, or ``empty`` when there is nothing to list (a table cell never ends in ': ')."""
+    items = list(items)
+    return ", ".join(items) if items else empty
 
 
 def call_foreign(fn, *args, **kwargs):

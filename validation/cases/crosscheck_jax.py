@@ -16,7 +16,7 @@ from refgrad import random as rr
 from refgrad.distributions import Categorical
 
 from ..core import Case
-from ._findings import add_finding, control, key_numbers, smallest_failing
+from ._findings import add_finding, bracket, control, key_numbers, smallest_failing
 
 ALPHA = 1e-3
 TAUS = (1e-2, 1e-1, 1.0, 10.0)
@@ -143,7 +143,7 @@ def _gs_extremes(ctx, jax, jnp, version):
                     f"logits [L, 0, −0.5] with L = +inf (τ = 1) and large finite L (τ = 1e-2), {name}",
                     "FAIL (wrong)" if at_inf > 0 or big else "agrees",
                     f"NaN gradient rows at L = +inf: {at_inf:.3g}"
-                    + (f"; at τ = 1e-2 NaN from L = {big[0]:.10g} (finite up to {big[1]:.10g})" if big else
+                    + ("; at τ = 1e-2 NaN from L = {} (finite up to {})".format(*bracket(*big[:2])) if big else
                        "; finite for every finite L at τ = 1e-2")
                     + "; refgrad: gradient 0 (a +inf logit wins whatever the noise)",
                     (f"logit {big[0]:.4g} at τ = 1e-2" if big else "logit +inf"))

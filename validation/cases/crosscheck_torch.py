@@ -21,7 +21,7 @@ from refgrad import relaxations as rx
 from refgrad.distributions import Bernoulli, Categorical
 
 from ..core import Case
-from ._findings import add_finding, call_foreign, control, key_numbers, smallest_failing
+from ._findings import add_finding, bracket, call_foreign, control, key_numbers, listing, smallest_failing
 from ._torch_edges import relaxed_edges
 
 ALPHA = 1e-3
@@ -149,19 +149,21 @@ def _gs_nan_reports(ctx, torch, version):
                     f"NaN rows at τ = 0: {frac0:.3g}; refgrad refuses τ = 0 (ValueError: τ must be > 0)",
                     "τ = 0" if frac0 > 0 else "-", nan_edge=edge)
         if found is not None:
+            tau_fail, tau_pass = bracket(found[1], found[0])
             add_finding(ctx, "torch", version, "nn.functional.gumbel_softmax",
                         f"NaN at tiny τ > 0 ({name})", "FAIL (wrong)",
-                        f"NaN fraction {nan_fraction(base, found[1], dt):.3g} at τ = {found[1]:.10g}; "
+                        f"NaN fraction {nan_fraction(base, found[1], dt):.3g} at τ = {tau_fail}; "
                         f"refgrad's concrete_sample is finite for every τ > 0",
-                        f"τ = {found[1]:.10g} (largest failing τ; passes at {found[0]:.10g})")
+                        f"τ = {tau_fail} (largest failing τ; passes at {tau_pass})")
         rows = {L: nan_fraction(np.array([L, 0.0, -0.5]), 1.0, dt) for L in (50.0, 1e4, 1e30, np.inf)}
         low = smallest_failing(lambda L: nan_fraction(np.array([L, 0.0, -0.5]), 1e-2, dt) > 0, 1.0,
                                float(np.finfo(np.float32 if name == "float32" else np.float64).max))
         if low is not None:
+            l_fail, l_pass = bracket(*low[:2])
             add_finding(ctx, "torch", version, "nn.functional.gumbel_softmax",
                         f"NaN at large finite logits, τ = 1e-2 ({name}, logits [L, 0, −0.5])", "FAIL (wrong)",
-                        f"NaN from L = {low[0]:.10g} (finite at {low[1]:.10g}): (L + G)/τ overflows to inf",
-                        f"logit {low[0]:.10g} at τ = 1e-2")
+                        f"NaN from L = {l_fail} (finite at {l_pass}): (L + G)/τ overflows to inf",
+                        f"logit {l_fail} at τ = 1e-2")
         big = smallest_failing(lambda L: nan_fraction(np.array([L, 0.0, -0.5]), 1.0, dt) > 0, 1.0,
                                float(np.finfo(np.float32 if name == "float32" else np.float64).max))
         smallest = "+inf" if rows[np.inf] > 0 and big is None else ("-" if big is None else f"logit {big[0]:.3g}")
@@ -272,14 +274,20 @@ def _relaxed(ctx, torch, cc, version):
                       f"{fam} law in {space} space, logits {logits.tolist()}, n = {n}", samp_rows)
         _grid_finding(ctx, version, f"distributions.{label}.log_prob",
                       f"own rsample fed back into log_prob vs refgrad's {lp_family} log-density", lp_rows,
-                      extra="non-finite log_prob fraction: " + ", ".join(
-                          f"{k[0]} τ={k[1]:g}: {v:.3g}" for k, v in nonfinite.items() if v > 0)
-                      + "; samples on the simplex boundary (rounded to 0 or 1, left out of the density check): "
-                      + ", ".join(f"{k[0]} τ={k[1]:g}: {v:.3g}" for k, v in dropped.items() if v > 0)
-                      + ("; points refused by check_log_prob: " + "; ".join(
-                          f"{k[0]} τ={k[1]:g}: {v}" for k, v in refused.items()) if refused else ""))
+                      extra=_log_prob_extra(nonfinite, dropped, refused))
         if any(v > 0 for v in nonfinite.values()):
             _low_temperature_edge(ctx, torch, cls, logits, version)
+
+
+def _log_prob_extra(nonfinite, dropped, refused):
+    """The extra cell of a log_prob finding: non-finite fractions, boundary samples and refused points, each
+    keyed by (dtype name, τ); an empty list reads 'none' (not an empty value)."""
+    return ("non-finite log_prob fraction: "
+            + listing(f"{k[0]} τ={k[1]:g}: {v:.3g}" for k, v in nonfinite.items() if v > 0)
+            + "; samples on the simplex boundary (rounded to 0 or 1, left out of the density check): "
+            + listing(f"{k[0]} τ={k[1]:g}: {v:.3g}" for k, v in dropped.items() if v > 0)
+            + ("; points refused by check_log_prob: " + "; ".join(
+                f"{k[0]} τ={k[1]:g}: {v}" for k, v in refused.items()) if refused else ""))
 
 
 def _interior_rows(xs, family):
@@ -306,10 +314,11 @@ def _low_temperature_edge(ctx, torch, cls, logits, version):
         found = smallest_failing(lambda t: bad(1.0 / t), 1.0 / 10.0, 1.0 / 1e-3)
         if found is None:
             continue
+        tau_fail, tau_pass = bracket(1 / found[0], 1 / found[1], 3)
         add_finding(ctx, "torch", version, f"distributions.{cls.__name__}.log_prob",
                     f"report 'NaN log-densities at low temperature' ({name}, own samples, n = 1000)", "reproduced",
-                    f"non-finite log_prob appears for τ ≤ {1 / found[0]:.3g} (finite at τ = {1 / found[1]:.3g})",
-                    f"τ = {1 / found[0]:.3g} (largest failing τ)")
+                    f"non-finite log_prob appears for τ ≤ {tau_fail} (finite at τ = {tau_pass})",
+                    f"τ = {tau_fail} (largest failing τ)")
 
 
 def _batched_temperature(ctx, torch, cc, version):
