@@ -211,8 +211,9 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
 
     Parameters
     ----------
-    dist : Bernoulli, Categorical or GaussianThreshold
-        The distribution ``q``.
+    dist : Bernoulli, Categorical, GaussianThreshold or Product
+        The distribution ``q`` (a :class:`~refgrad.distributions.Product` is enumerated in
+        :mod:`refgrad._product`, without the Gray-code walk or the separable decomposition).
     f : Objective or callable
         Evaluated on batches of configurations (shape ``(m, *event_shape)``),
         returning ``(m,)`` finite values.  Not evaluated where ``q(b) = 0``.
@@ -286,8 +287,10 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
 
     Parameters
     ----------
-    dist : Bernoulli, Categorical or GaussianThreshold
-        The distribution ``q_φ``; ``φ`` is ``dist.params``.
+    dist : Bernoulli, Categorical, GaussianThreshold or Product
+        The distribution ``q_φ``; ``φ`` is ``dist.params`` (flat for a
+        :class:`~refgrad.distributions.Product`, whose variables are flipped block by block from the
+        values of ``f``: :func:`refgrad._product.flip_differences`).
     f : Objective or callable
         As for :func:`expectation`.
     limit, chunk_size : int
@@ -531,6 +534,10 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
       (``refgrad.estimate(name, dist, f, samples, rng=rng)``, streamed): the sample
       mean and covariance with per-coordinate ``confidence`` intervals of the mean and
       the variance by batch means.  Its ``exact`` attribute is False.
+
+    A :class:`~refgrad.distributions.Product` (estimators declared with ``product=True``: reinforce,
+    rloo, muprop) takes ``"enumeration"`` only (or ``"monte_carlo"``); ``level`` must then be None
+    (:func:`refgrad._product.moments`).
 
     For estimators affine in a coefficient η with ``eta="optimal"`` (rebar), the
     joint moments of the two parts ``ĝ = a + η c`` are integrated and the exact
