@@ -38,7 +38,18 @@ The exact oracles (:func:`refgrad.exact.expectation`, :func:`refgrad.exact.gradi
 :func:`refgrad.exact.gradient` per variable (``∂L/∂φ = c E_q[f(x^{i←1}) − f(x^{i←0})]`` for a bit,
 ``∂L/∂ℓ_{ik} = p_{ik} E_q[f(x^{i←k}) − f(x)]`` for a categorical row), with ``f`` evaluated by its
 values (an objective's closed-form flip differences assume a layout of bits or of one-hot rows of
-one K, which a product is not).
+one K, which a product is not).  ``f`` is evaluated once per configuration of positive probability
+plus once per flip whose partner lies outside the current chunk of ``chunk_size`` configurations
+(the flips of the variables whose stride in the mixed radix reaches the chunk size), as for a single
+family with a plain callable.
+
+Estimators
+----------
+The score-function estimators -- ``reinforce`` (every baseline), ``rloo`` and ``muprop`` -- accept a
+Product (declared by ``EstimatorSpec.product``); their estimate is built from ``f(x)``, the product's
+score and, for MuProp, ``z̄ = E[x]`` and ``∂z̄/∂φ`` block by block.  Every other estimator refuses a
+Product with a ``ValueError`` naming the families it supports.  Their exact moments enumerate the
+``support**k`` sample tuples (:func:`moments`).
 """
 import numpy as np
 
