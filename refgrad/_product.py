@@ -181,7 +181,8 @@ class Product(_ProductDistribution):
 
     @property
     def probs(self):
-        """``E[x]`` per coordinate, shape ``(P,)``: ``P(bit = 1)`` for a bit, ``softmax(ℓ_i)`` for a categorical row."""
+        """``E[x]`` per coordinate, shape ``(P,)``: ``P(bit = 1)`` for a bit, ``softmax(ℓ_i)`` for a categorical
+        row."""
         return np.concatenate([np.ravel(block.probs) for block in self.blocks])
 
     # ------------------------------------------------------------------ points
@@ -271,7 +272,7 @@ class Product(_ProductDistribution):
         return q
 
     def _flip_weights(self):
-        """``(c, active)``, shape ``(P,)``: the blocks' flip weights side by side (see :func:`refgrad.exact.gradient`)."""
+        """``(c, active)``, shape ``(P,)``: the blocks' flip weights side by side (:func:`refgrad.exact.gradient`)."""
         pairs = [block._flip_weights() for block in self.blocks]
         return (np.concatenate([np.ravel(c) for c, _ in pairs]),
                 np.concatenate([np.ravel(a) for _, a in pairs]))

@@ -507,7 +507,8 @@ def numpy_reinforce(n, seed, t, bug=None):
             mu = -0.5
             b = (mu + rng.standard_normal((n, 1)) >= 0.0).astype(float)
             xs.append(b)
-            score = np.where(b == 1.0, stats.norm.pdf(mu) / stats.norm.cdf(mu), -stats.norm.pdf(mu) / stats.norm.cdf(-mu))
+            ratio_up, ratio_down = stats.norm.pdf(mu) / stats.norm.cdf(mu), stats.norm.pdf(mu) / stats.norm.cdf(-mu)
+            score = np.where(b == 1.0, ratio_up, -ratio_down)
             ss.append(0.0 * score if bug == "drop" else score)
             continue
         logits = np.array(logits)
