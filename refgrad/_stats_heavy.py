@@ -114,8 +114,10 @@ def heavy_tail_diagnostic(samples, n_eff=None):
         Per-sample estimates, finite; ``n ≥ 2``.
     n_eff : int, optional
         The number of samples that will be averaged (default ``n``).  Rules 1 and 2
-        use it, so a pilot sample can be diagnosed for a larger final run; rule 3
-        always uses the sample at hand.
+        use it, so a pilot sample can be diagnosed for a larger final run (``n_eff > n``
+        is that use, and is allowed; the significance conditions stay those of the
+        pilot's n); rule 3 always uses the sample at hand.  The ``message`` states
+        both sizes when they differ.
 
     Returns
     -------
@@ -175,6 +177,9 @@ def _heavy_tail(x, shape, n_eff=None):
         )
     else:
         message = "no sign of heavy tails at this n (skewness, kurtosis and largest-share rules all quiet)"
+    if n_eff != n:  # a pilot sample judged for a mean of another size: say so, rules 1 and 2 depend on it
+        message += (f" [rules 1 and 2 judged for a mean of n_eff = {n_eff} samples from these n = {n}; rule 3 "
+                    f"for the n = {n} at hand]")
     return HeavyTailDiagnostic(
         n=n,
         n_eff=n_eff,

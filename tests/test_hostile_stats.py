@@ -190,3 +190,15 @@ def test_verdict_to_dict_is_always_valid_json():
     assert back["parts"][0]["compared"]["x"] == [1.0, "nan", "-inf"]
     for ok in (dict(pvalue=None, alpha=None), dict(pvalue=0.0), dict(pvalue=1.0), dict(n=0), dict(n=np.int64(5))):
         json.dumps(_verdict(**ok).to_dict(), allow_nan=False)
+
+
+def test_heavy_tail_n_eff_beyond_n_is_the_documented_pilot_use_and_is_said():
+    """n_eff > n diagnoses a pilot sample for a larger final run (documented): allowed, and the message says
+    which sizes each rule used.  Bernoulli(0.05) samples, skewness 4.1: a mean of 100 is flagged, of 10^6 not
+    (no single sample dominates at n = 2000, so rule 3 is quiet)."""
+    x = (np.random.default_rng(127).random((2000, 1)) < 0.05).astype(float)
+    pilot_small = stats.heavy_tail_diagnostic(x, n_eff=100)
+    pilot_large = stats.heavy_tail_diagnostic(x, n_eff=10**6)
+    assert pilot_small.unreliable and not pilot_large.unreliable
+    assert "n_eff = 1000000 samples from these n = 2000" in pilot_large.message
+    assert "n_eff" not in stats.heavy_tail_diagnostic(x).message
