@@ -132,6 +132,19 @@ def from_numpy(a, like=None, dtype=None):
     like : tf.Tensor or tf.Variable, optional
         Template giving the dtype.
     dtype : tf.DType or NumPy dtype, optional
+
+    The result never shares memory with ``a``: it is made from a private copy, so writing to the
+    array afterwards leaves the tensor unchanged (tested).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refgrad.crosscheck.tensorflow import from_numpy
+    >>> a = np.array([0.25, 0.5])
+    >>> t = from_numpy(a)
+    >>> a[0] = 7.0                  # the tensor is a copy
+    >>> t.numpy().tolist(), t.dtype.name
+    ([0.25, 0.5], 'float64')
     """
     if like is not None and not isinstance(like, (tf.Tensor, tf.Variable)):
         raise InputTypeError(f"like must be a tf.Tensor, a tf.Variable or None; got {describe(like)} of type "
@@ -147,7 +160,8 @@ def from_numpy(a, like=None, dtype=None):
                                  f"got {dtype!r}") from None
     elif like is not None:
         dtype = like.dtype
-    return tf.constant(arr, dtype=dtype)
+    # a private copy: TF may share memory with the array it is given, but with nothing the caller holds
+    return tf.constant(np.array(arr, order="C", copy=True), dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- noise
@@ -160,6 +174,23 @@ def _check_shape(shape):
             isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in shape):
         raise ValueError(f"shape must be a tuple of non-negative ints; got {shape!r}")
     return tuple(int(s) for s in shape)
+
+
+def _check_draw_size(shape, dt):
+    """Refuse a draw whose values (in ``dt``) and float64 result exceed the 4 GiB budget of one call."""
+    from .._checks import MAX_ARRAY_BYTES, _format_bytes
+
+    size = 1
+    for s in shape:
+        size *= s
+    need = size * (8 + dt.size)
+    if need > MAX_ARRAY_BYTES:
+        raise ValueError(
+            f"shape={shape} asks for {size:.3g} uniforms ({_format_bytes(need)} for TF's {dt.name} draw and the "
+            f"float64 result), more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
+            "(refgrad._checks.MAX_ARRAY_BYTES); draw in several calls (seeds from "
+            "tf.random.experimental.stateless_split)"
+        )
 
 
 def _check_seed(seed):
@@ -201,12 +232,14 @@ def uniforms_from_seed(seed, shape, dtype=None, minval=0.0, maxval=1.0, alg="aut
     Returns
     -------
     ndarray of float64, shape ``shape``
-        The values TF computed, widened exactly to float64: ``-tf.math.log(-tf.math.log(u))`` of them in
+        At most :data:`refgrad._checks.MAX_ARRAY_BYTES` (4 GiB) for TF's draw and the result together:
+        a larger ``shape`` is refused before anything is drawn.  The values TF computed, widened exactly to float64: ``-tf.math.log(-tf.math.log(u))`` of them in
         ``dtype`` equals the same expression on TF's draw bitwise, and refgrad fed them computes the
         noise TF used up to TF's rounding of its transform.
     """
     shape = _check_shape(shape)
     dt = _tf_float_dtype(dtype)
+    _check_draw_size(shape, dt)
     lo, hi = _check_bounds(minval, maxval)
     u = tf.random.stateless_uniform(shape, _check_seed(seed), minval=lo, maxval=hi, dtype=dt, alg=alg)
     return _refuse_edges(np.asarray(to_numpy(u), dtype=np.float64),
@@ -237,6 +270,7 @@ def uniforms_from_generator(generator, shape, dtype=None, minval=0.0, maxval=1.0
                              f"{type(generator).__name__}")
     shape = _check_shape(shape)
     dt = _tf_float_dtype(dtype)
+    _check_draw_size(shape, dt)
     lo, hi = _check_bounds(minval, maxval)
     copy = tf.random.Generator.from_state(generator.state.numpy(), generator.algorithm)
     u = copy.uniform(shape, minval=lo, maxval=hi, dtype=dt)
@@ -342,10 +376,23 @@ def _as_noise(noise):
 
 
 def _scalar(loss):
-    if not isinstance(loss, tf.Tensor) or loss.shape.num_elements() != 1:
-        raise ValueError(f"surrogate must return a scalar tensor (the surrogate loss of one estimate); got "
-                         f"{describe(loss)}")
+    if not isinstance(loss, tf.Tensor) or loss.shape.num_elements() != 1 or not loss.dtype.is_floating:
+        got = (f"a tensor of shape {loss.shape}, dtype {loss.dtype.name}" if isinstance(loss, tf.Tensor)
+               else describe(loss))
+        raise ValueError(f"surrogate must return a real float scalar tensor (the surrogate loss of one estimate); "
+                         f"got {got}")
     return tf.reshape(loss, ())
+
+
+def _check_output_size(n, plist):
+    from .._checks import MAX_ARRAY_BYTES, _format_bytes
+
+    row = sum(int(p.shape.num_elements()) * p.dtype.size for p in plist)
+    if n * row > MAX_ARRAY_BYTES:
+        raise ValueError(f"noise holds n = {n} samples: {n} rows of {row} bytes of gradients need "
+                         f"{_format_bytes(n * row)}, more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
+                         f"(refgrad._checks.MAX_ARRAY_BYTES); pass at most {max(1, MAX_ARRAY_BYTES // row)} samples per "
+                         "call")
 
 
 def per_sample_gradients(surrogate, params, noise, method="vectorized"):
@@ -373,7 +420,10 @@ def per_sample_gradients(surrogate, params, noise, method="vectorized"):
         one row, which TF turns into batched ops (and a while-loop for ops it cannot batch, with its own
         warning); ``"jacobian"``: the ``n`` surrogates from ``tf.vectorized_map`` and their Jacobian by
         ``GradientTape.jacobian``; ``"loop"``: one eager ``GradientTape`` per row, for code neither
-        transformation accepts.  All three give the same rows up to rounding (see Notes).
+        transformation accepts.  All three give the same rows up to rounding (see Notes).  Each row
+        depends on its own sample only: a NaN or inf in one sample leaves the other rows untouched
+        (``"jacobian"``, whose one-hot output gradients would spread it through the shared graph,
+        recomputes its rows as ``"vectorized"`` does when any entry is not finite; tested).
 
     Returns
     -------
@@ -396,6 +446,7 @@ def per_sample_gradients(surrogate, params, noise, method="vectorized"):
         raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}")
     single, plist = _as_params(params)
     noise, n = _as_noise(noise)
+    _check_output_size(n, plist)
     arg = plist[0] if single else type(params)(plist)
 
     def one(row):
@@ -412,6 +463,14 @@ def per_sample_gradients(surrogate, params, noise, method="vectorized"):
             losses = tf.vectorized_map(lambda row: _scalar(surrogate(arg, row)), noise)
         grads = [tape.jacobian(losses, p, unconnected_gradients=tf.UnconnectedGradients.ZERO) for p in plist]
         del tape
+        if not all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads):
+            # the Jacobian's rows come from one-hot output gradients through the shared graph, where 0 times a
+            # NaN or inf of one sample reaches every row: recompute row by row
+            try:
+                grads = tf.function(lambda: tf.vectorized_map(one, noise), autograph=False)()
+            except Exception:  # noqa: BLE001 - code vectorized_map does not accept: one tape per row
+                rows = [one(tf.nest.map_structure(lambda x, i=i: x[i], noise)) for i in range(n)]
+                grads = [tf.stack([r[j] for r in rows]) for j in range(len(plist))]
     else:
         rows = [one(tf.nest.map_structure(lambda x, i=i: x[i], noise)) for i in range(n)]
         grads = [tf.stack([r[j] for r in rows]) for j in range(len(plist))]
