@@ -271,6 +271,15 @@ class Product(_ProductDistribution):
             q *= table[digits[v]]
         return q
 
+    def index_of(self, x):
+        """Enumeration indices (``int64``, or Python ints beyond 2**63) of the points ``x`` of shape ``(n, P)``."""
+        x = self._check_points(x)
+        total = np.zeros(x.shape[0], dtype=object if self._size > _INT64_MAX else np.int64)
+        for stride, (_, first, radix, _, categorical) in zip(self._strides, self._variables):
+            digit = np.argmax(x[:, first:first + radix], axis=1) if categorical else x[:, first].astype(np.int64)
+            total += digit.astype(total.dtype) * stride
+        return total
+
     def _flip_weights(self):
         """``(c, active)``, shape ``(P,)``: the blocks' flip weights side by side (:func:`refgrad.exact.gradient`)."""
         pairs = [block._flip_weights() for block in self.blocks]
@@ -430,3 +439,24 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
                          "range); rescale the objective f")
     error = 64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(s2))))
     return Moments(spec.name, opts, s1, cov, "enumeration", error, int(spec.cost(dist, **opts)), total)
+
+
+def multisample_gradient(dist, f, limit):
+    r"""``∇_φ E[L(x^1, …, x^k)]`` for a multi-sample objective over a :class:`Product`.
+
+    As :func:`refgrad.multisample.gradient`: ``Σ_j`` the exact gradient of the single-sample function
+    ``M_j(x) = E[L | x^j = x]`` (:func:`refgrad.multisample.conditional_tables`), ``k`` times that of ``M_1``
+    for the symmetric :class:`~refgrad.multisample.LogMeanExp`; ``M_j`` is looked up by the enumeration
+    index of ``x`` (:meth:`Product.index_of`) and differentiated by :func:`gradient`.
+    """
+    from .multisample import LogMeanExp, conditional_tables
+    from .objectives import FunctionObjective
+
+    _, M = conditional_tables(dist, f, limit)
+    rows = M[:1] if isinstance(f, LogMeanExp) else M
+    total = None
+    for j, row in enumerate(rows):
+        table = FunctionObjective(lambda x, row=row: row[dist.index_of(x)], name=f"E[{f.name} | x^{j + 1} = x]")
+        part = gradient(dist, table, limit, 65536)
+        total = part if total is None else total + part
+    return f.k * total if isinstance(f, LogMeanExp) else total

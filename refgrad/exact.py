@@ -324,6 +324,10 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     differences (:func:`_gray_gradient`): the same bound.
     """
     if isinstance(f, _multisample.MultiSampleObjective):  # a function of k samples: refgrad.multisample
+        if getattr(dist, "family", None) == "product" and not isinstance(f, _multisample.IWAEBound):
+            from . import _product
+
+            return _product.multisample_gradient(dist, f, limit)
         return _multisample.gradient(dist, f, limit=limit)
     _check_dist(dist)
     obj = as_objective(f)
