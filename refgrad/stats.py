@@ -675,7 +675,9 @@ def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degene
     out.warnings = _level_warnings(used, calibration, n, alpha, size, shown, k, b, parts, work, max_work)
     if used == "asymptotic":
         out.used = "asymptotic"
-        notes.append(f"calibration: F / t references ({shown})")
+        why = (f"; the bootstrap would take about {work:.3g} elementary operations, more than max_work = "
+               f"{max_work:.3g}" if calibration == "auto" and work > max_work else "")
+        notes.append(f"calibration: F / t references ({shown}{why})")
         return out
     out.used, out.resamples = "bootstrap", b
     p_hot, p_marg, p_step = bootstrap_t(u, c.tstat[live], whiten, compressed, b, gen)

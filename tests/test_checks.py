@@ -200,3 +200,35 @@ def test_sample_count_budget():
         check_sample_count(3, 16, name="m", budget=40)
     with pytest.raises(TypeError, match="n must be an integer"):
         check_sample_count(1.5, 8)
+
+
+# ----------------------------------------------------------------------------------------------
+# work budget, seeds, distributions
+# ----------------------------------------------------------------------------------------------
+
+
+def test_check_work_refuses_beyond_the_budget_with_cost_and_way_out():
+    from refgrad._checks import WORK_LIMIT, check_max_work, check_work
+
+    assert check_work(WORK_LIMIT, "w", "units") == WORK_LIMIT  # at the budget: runs
+    with pytest.raises(ValueError, match=r"(?s)the thing would take about 1e\+12 elementary operations \(units\).*"
+                                         r"max_work = 1e\+11.*fewer please.*max_work=1e\+12 or more"):
+        check_work(1e12, "the thing", "units", advice="fewer please")
+    assert check_work(1e300, "w", "units", max_work=float("inf")) == float("inf")
+    with pytest.raises(ValueError, match="budget_name = 10"):
+        check_work(11, "w", "units", max_work=10, name="budget_name")
+    assert check_max_work(None) == WORK_LIMIT and check_max_work(np.int64(5)) == 5.0
+    for bad in (0, 0.5, -1, float("nan"), "1", True, [1]):
+        with pytest.raises(ValueError, match="max_work must be"):
+            check_max_work(bad)
+
+
+def test_check_seed_accepts_what_as_generator_accepts():
+    from refgrad._checks import check_seed
+
+    assert check_seed(7) == 7 and check_seed(np.uint8(7)) == 7 and check_seed(0) == 0
+    assert 0 <= check_seed(None) < 2**63
+    assert check_seed(np.random.default_rng(1)) == check_seed(np.random.default_rng(1))
+    for bad in (0.5, True, np.bool_(False), "7", -3, np.int64(-1), 1.0, object()):
+        with pytest.raises(ValueError, match=r"seed must be None, a non-negative int"):
+            check_seed(bad)
