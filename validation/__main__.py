@@ -57,7 +57,8 @@ def main(argv=None):
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the cases on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for "
                              "a LocalCluster of --jobs worker processes (default: number of CPUs); needs the dask "
-                             'extra: pip install -e ".[dask]"')
+                             'extra: pip install -e ".[dask]". Workers of an address need refgrad and dask installed, '
+                             "not this checkout: the validation code is uploaded to them")
     parser.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="SECONDS",
                         help=f"with --scheduler ADDRESS: how long to wait for the scheduler before giving up "
                              f"(default {CONNECT_TIMEOUT:g})")

@@ -630,7 +630,20 @@ def _upload_package(client):
     workers: the case modules import each other and ``validation.core`` by name, the results are instances of
     ``validation.core`` classes, and a case's replication tasks are submitted from the worker by reference."""
     with tempfile.TemporaryDirectory(prefix="refgrad-validation-") as tmp:
-        client.upload_file(str(package_zip(tmp)), load=True)
+        path = package_zip(tmp)
+        client.upload_file(str(path), load=True)
+    try:  # best effort: a worker holding an older validation.runner may not know this function
+        client.run(_forget_stale_modules, path.name)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _forget_stale_modules(zip_name):
+    """On a worker after an upload: drop the ``validation`` submodules imported from an earlier upload (the
+    upload reloads the package itself only), so that the next import reads this run's code."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("validation.") and zip_name not in str(getattr(module, "__file__", "") or ""):
+            del sys.modules[name]
 
 
 @contextlib.contextmanager
