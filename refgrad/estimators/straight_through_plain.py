@@ -145,6 +145,15 @@ def _given(dist, f, b, backward):
     c = np.asarray(differentiable_objective(f, NAME).grad(b), dtype=np.float64)
     if backward == "identity":
         return np.array(c, dtype=np.float64, copy=True)
+    return _probs_backward(dist, c)
+
+
+def _probs_backward(dist, c):
+    """``Jᵀ c`` of the probability map; a Product block by block on its flat layout."""
+    if dist.family == "product":
+        n = c.shape[0]
+        return np.concatenate([_probs_backward(block, cb).reshape(n, -1)
+                               for block, cb in zip(dist.blocks, dist.unflatten(c))], axis=1)
     if dist.family == "categorical":
         return plain_straight_through_categorical(dist.probs, c)
     return plain_straight_through_bits(dist._dp1(), c)
@@ -167,6 +176,7 @@ register(
         name=NAME,
         doc=__doc__,
         families=FAMILIES,
+        product=True,
         unbiased=False,
         compute=_compute,
         given_samples=_given,
