@@ -59,12 +59,11 @@ def _stop(proc):
             proc.wait(timeout=10)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """A scheduler and one worker process, started in ``tmp_path/cluster`` outside the checkout."""
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler and one worker process, started in a temporary folder outside the checkout."""
     pytest.importorskip("distributed", reason='dask.distributed is not installed: pip install -e ".[dask]"')
-    home = tmp_path / "cluster"
-    home.mkdir()
+    home = tmp_path_factory.mktemp("cluster")
     env = _outside_env()
     check = subprocess.run([sys.executable, "-c", "import validation"], cwd=home, env=env, capture_output=True,
                            timeout=60)
@@ -109,3 +108,32 @@ def test_validation_on_a_separately_started_cluster(cluster, tmp_path):
     figures = list((out / "figures").glob(f"{FAST_CASE}-*.png"))
     assert figures and all(f.stat().st_size > 1000 for f in figures)  # written here from the worker's bytes
     assert not (home / "report").exists() and not (home / "worker-space" / "report").exists()
+
+
+def test_a_second_upload_replaces_the_first_on_a_long_lived_worker(cluster, tmp_path):
+    """Two uploads of the package whose gumbel_concrete module differs (a marker): after each, the worker imports
+    that upload's case module, not the one it imported before (the upload itself reloads only the package)."""
+    import shutil
+
+    import distributed
+
+    from validation import runner
+
+    address, _ = cluster
+
+    def title():  # runs on the worker (pickled by value: a local function)
+        import importlib
+
+        return importlib.import_module("validation.cases.gumbel_concrete").UPLOAD_MARK
+
+    with distributed.Client(address, timeout=30) as client:
+        client.wait_for_workers(1, timeout=30)
+        seen = []
+        for version in ("first", "second"):
+            copy = tmp_path / version / "validation"
+            shutil.copytree(ROOT / "validation", copy, ignore=shutil.ignore_patterns("__pycache__"))
+            case = copy / "cases" / "gumbel_concrete.py"
+            case.write_text(case.read_text() + f"\nUPLOAD_MARK = {version!r}\n")
+            runner._upload_package(client, root=copy)
+            seen.append(set(client.run(title).values()))
+    assert seen == [{"first"}, {"second"}]

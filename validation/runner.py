@@ -604,11 +604,11 @@ class SchedulerUnreachable(OSError):
     """No Dask scheduler answered at the given address within the timeout (raised before any work)."""
 
 
-def package_zip(folder):
-    """The ``validation`` package (its ``.py`` files) as a zip in ``folder``, named by a hash of its content
-    (a worker that already imported one version never reads a changed file under the same name).
-    Returns the zip's path."""
-    root = Path(__file__).resolve().parent
+def package_zip(folder, root=None):
+    """The ``validation`` package (its ``.py`` files; ``root``: the package folder, default this one) as a zip in
+    ``folder``, named by a hash of its content (a worker that already imported one version never reads a changed
+    file under the same name).  Returns the zip's path."""
+    root = Path(__file__).resolve().parent if root is None else Path(root)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(root.rglob("*.py")):
@@ -621,7 +621,7 @@ def package_zip(folder):
     return path
 
 
-def _upload_package(client):
+def _upload_package(client, root=None):
     """Make ``validation`` importable on every worker of ``client``'s cluster, present and future (only refgrad
     needs to be installed there): ``Client.upload_file`` registers the zip as a worker plugin, which puts it
     first on the workers' ``sys.path``.
@@ -630,7 +630,7 @@ def _upload_package(client):
     workers: the case modules import each other and ``validation.core`` by name, the results are instances of
     ``validation.core`` classes, and a case's replication tasks are submitted from the worker by reference."""
     with tempfile.TemporaryDirectory(prefix="refgrad-validation-") as tmp:
-        path = package_zip(tmp)
+        path = package_zip(tmp, root)
         client.upload_file(str(path), load=True)
     try:  # best effort: a worker holding an older validation.runner may not know this function
         client.run(_forget_stale_modules, path.name)
