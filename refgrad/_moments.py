@@ -605,6 +605,9 @@ def _full_feasible(spec, dist, opts, limit):
             return spec.noise_rule is None or _rule_product_size(spec, dist, opts, limit) <= limit
         size = dist.support_size
         return size <= limit and size ** int(spec.draws(**opts)) <= limit
+    form = _latent_form(spec, dist, opts) if method == "quadrature" else None
+    if form is not None:
+        return _latent_dim(form[1]) <= MAX_QUADRATURE_DIM
     fields = [nf for nf in spec.layout(dist, **opts) if nf.per_sample]
     if spec.conditional_draws is not None:
         fields = [nf for nf in spec.layout(dist, **dict(opts, **{spec.conditional_draws[0]: 1}))
@@ -618,8 +621,10 @@ def _moments(spec, dist, f, opts, method, level, limit, max_seconds=None):
         level = _check_level(level)
     method, discrete = _pick_method(spec, dist, method)
     form = _latent_form(spec, dist, opts) if method == "quadrature" else None
+    if form is not None and form[2] is not None and _latent_dim(form[1]) > MAX_QUADRATURE_DIM:
+        form = None  # REBAR, RELAX: the uniforms' path says what is feasible (its integral is larger still)
     if form is not None:
-        default_level = LATENT_LEVEL.get(_latent_dim(dist), 3)
+        default_level = LATENT_LEVEL.get(_latent_dim(form[1]), 3)
         return _checked(spec, dist, f, _latent_moments(spec, dist, f, opts, form, default_level if level is None
                                                        else level, max_seconds, default_level))
     default_level = _default_level(spec, dist, opts)
@@ -702,15 +707,15 @@ LATENT_LEVEL = {1: 6, 2: 5, 3: 4, 4: 3}
 
 
 def _latent_form(spec, dist, opts):
-    """``(fn, draws_option)`` when the moments are integrated over the latent (see above), else None."""
-    from .estimators.relaxed import LATENT_FORMS
+    """``(parts, latent_dist)`` when the moments are integrated over the latent (see above), else None.
 
-    form = LATENT_FORMS.get(spec.name)
-    if form is None or dist.family not in ("bernoulli", "categorical"):
-        return None
-    if spec.name == "gumbel_rao" and opts.get("derivative") != "identity":
-        return None
-    return form
+    ``parts``: ``(fn, kappa)`` per term of the estimate, ``fn(dist, f, z, b)`` depending on the noise through
+    one latent ``z ~ z | b``, the terms conditionally independent given ``b``
+    (:func:`refgrad.estimators.relaxed.latent_form`).
+    """
+    from .estimators.relaxed import latent_form
+
+    return latent_form(spec.name, dist, opts)
 
 
 def _log_logistic_density(x):
@@ -847,63 +852,125 @@ def _latent_dim(dist):
     return max(sum(len(c[2]) for c in combo) for combo in _latent_configs(dist))
 
 
-def _latent_integrate(spec, dist, f, opts, fn, kappa, level):
-    """Mean, covariance and evaluation count of the estimate integrated over the latent at ``level``."""
+def _latent_pieces(spec, dist, f, form, level):
+    """``([(w, [g per term], g_mean or None) per sample value b], evaluations)`` over the latent rule at ``level``.
+
+    ``w`` (N,) are the weights times the density (summing to P(b)), ``g`` (N, p) each term's values at the
+    same nodes and ``g_mean`` the form's conditional-mean integrand there; ``f`` and the real ``dist`` go to
+    the terms, the rule comes from ``form``'s latent distribution.  A configuration whose weights all
+    underflow is left out.
+    """
+    parts, ldist, mean_fn = form
+    fns = [fn for fn, _ in parts] + ([] if mean_fn is None else [mean_fn])
     label = f"estimator {spec.name!r} with f={_objective_text(f)}"
     p = int(np.prod(dist.param_shape))
-    mean = np.zeros(p)
-    parts = []
+    out = []
     count = 0
-    for combo in _latent_configs(dist):
+    for combo in _latent_configs(ldist):
         rules = _latent_rules(combo, level)
         _check_node_count(spec, [len(r[2]) for r in rules] or [1], level)
-        ws, gs = [], []
-        for logw, z in _latent_chunks(dist, combo, rules):
+        ws, gs = [], [[] for _ in fns]
+        for logw, z in _latent_chunks(ldist, combo, rules):
             w = np.exp(logw)
             keep = w > 0
             if not keep.any():
                 continue
             z = np.ascontiguousarray(z[keep])
-            g = np.asarray(fn(dist, f, z, _latent_sample(dist, combo, len(z)), **opts), dtype=float).reshape(len(z), p)
-            bad = ~np.isfinite(g)
-            if bad.any():
-                row, col = (int(i) for i in np.argwhere(bad)[0])
-                raise ValueError(
-                    f"{label} returned a non-finite estimate ({float(g[row, col])!r}, coordinate {col}) at a point "
-                    "of its noise domain: the objective's values overflow in the estimator's arithmetic or are "
-                    "undefined there; rescale the objective f"
-                )
+            b = _latent_sample(ldist, combo, len(z))
+            for i, fn in enumerate(fns):
+                g = np.asarray(fn(dist, f, z, b), dtype=float).reshape(len(z), p)
+                bad = ~np.isfinite(g)
+                if bad.any():
+                    row, col = (int(i) for i in np.argwhere(bad)[0])
+                    raise ValueError(
+                        f"{label} returned a non-finite estimate ({float(g[row, col])!r}, coordinate {col}) at a "
+                        "point of its noise domain: the objective's values overflow in the estimator's arithmetic "
+                        "or are undefined there; rescale the objective f"
+                    )
+                gs[i].append(g)
             ws.append(w[keep])
-            gs.append(g)
-            count += len(z)
+            count += len(z) * len(fns)
         if not ws:
             continue
         w = np.concatenate(ws)
-        g = np.concatenate(gs)
-        q = float(np.sum(w))
-        if q <= 0.0:
+        if float(np.sum(w)) <= 0.0:
             continue
-        j = np.einsum("n,np->p", w, g)
-        m = j / q
-        c = g - m
-        a = np.einsum("np,nq->pq", c * w[:, None], c)
-        mean += j
+        gs = [np.concatenate(g) for g in gs]
+        out.append((w, gs[:len(parts)], gs[len(parts)] if mean_fn is not None else None))
+    return out, count
+
+
+def _latent_integrate(spec, dist, f, form, level):
+    """Mean, covariance and evaluation count of the estimate integrated over the latent at ``level``.
+
+    Per ``b``: ``q = Σ w``, per term ``m_i = Σ w g_i / q`` and ``A_i = Σ w (g_i − m_i)(g_i − m_i)ᵀ``;
+    ``m_b = Σ w g_mean / q`` (or ``Σ_i m_i``), mean ``= Σ_b q m_b``,
+    cov ``= Σ_b [q (m_b − mean)(m_b − mean)ᵀ + Σ_i κ_i A_i]``.
+    """
+    pieces, count = _latent_pieces(spec, dist, f, form, level)
+    kappas = [k for _, k in form[0]]
+    p = int(np.prod(dist.param_shape))
+    mean = np.zeros(p)
+    parts = []
+    for w, gs, gm in pieces:
+        q = float(np.sum(w))
+        m = np.zeros(p)
+        a = np.zeros((p, p))
+        for g, kappa in zip(gs, kappas):
+            mi = np.einsum("n,np->p", w, g) / q
+            c = g - mi
+            a += kappa * np.einsum("np,nq->pq", c * w[:, None], c)
+            m += mi
+        if gm is not None:
+            m = np.einsum("n,np->p", w, gm) / q
+        mean += q * m
         parts.append((q, m, a))
     cov = np.zeros((p, p))
     for q, m, a in parts:
         dm = m - mean
-        cov += q * np.outer(dm, dm) + kappa * a
+        cov += q * np.outer(dm, dm) + a
     cov = 0.5 * (cov + cov.T)
     return mean, cov, count
+
+
+def latent_fourth_moments(spec, dist, f, form, mean, level):
+    """``E[(ĝ_j − mean_j)^4]`` per coordinate over the latent, or None for averages of several draws.
+
+    Per ``b``, with ``δ = m_b − mean`` and the terms' conditional central moments ``M2_i, M3_i, M4_i``
+    (independent given ``b``): ``E[(δ + Σ X_i)^4] = δ⁴ + 6 δ² Σ M2_i + 4 δ Σ M3_i + Σ M4_i
+    + 3 [(Σ M2_i)² − Σ M2_i²]``.
+    """
+    if any(k != 1.0 for _, k in form[0]):
+        return None
+    pieces, _ = _latent_pieces(spec, dist, f, form, level)
+    mean = np.asarray(mean, dtype=float).ravel()
+    m4 = np.zeros(mean.size)
+    for w, gs, gm in pieces:
+        q = float(np.sum(w))
+        ms, m2, m3, m4s, m2sq = np.zeros(mean.size), 0.0, 0.0, 0.0, 0.0
+        for g in gs:
+            mi = np.einsum("n,np->p", w, g) / q
+            c = g - mi
+            c2 = c * c
+            a2 = np.einsum("n,np->p", w, c2) / q
+            m2 = m2 + a2
+            m2sq = m2sq + a2 * a2
+            m3 = m3 + np.einsum("n,np->p", w, c2 * c) / q
+            m4s = m4s + np.einsum("n,np->p", w, c2 * c2) / q
+            ms += mi
+        if gm is not None:
+            ms = np.einsum("n,np->p", w, gm) / q
+        d = ms - mean
+        m4 += q * (d ** 4 + 6.0 * d * d * m2 + 4.0 * d * m3 + m4s + 3.0 * (m2 * m2 - m2sq))
+    return m4
 
 
 def _latent_moments(spec, dist, f, opts, form, level, max_seconds, default_level):
     """:class:`Moments` of ``spec`` integrated over its latent (see the notes above)."""
     from ._moments_cost import check_run_time
 
-    fn, draws = form
-    kappa = 1.0 / int(opts[draws]) if draws is not None else 1.0
-    dim = _latent_dim(dist)
+    parts, ldist, mean_fn = form
+    dim = _latent_dim(ldist)
     if dim > MAX_QUADRATURE_DIM:
         raise ValueError(
             f"exact moments of {spec.name!r} on dist={_dist_text(dist)} need a {dim}-dimensional integral over its "
@@ -915,19 +982,22 @@ def _latent_moments(spec, dist, f, opts, form, level, max_seconds, default_level
     def timer():
         import time
 
-        combo = max(_latent_configs(dist), key=lambda c: sum(len(x[2]) for x in c))
-        logw, z = next(_latent_chunks(dist, combo, _latent_rules(combo, level)))
+        combo = max(_latent_configs(ldist), key=lambda c: sum(len(x[2]) for x in c))
+        logw, z = next(_latent_chunks(ldist, combo, _latent_rules(combo, level)))
         z = np.ascontiguousarray(z[:2048])
-        b = _latent_sample(dist, combo, len(z))
-        fn(dist, f, z[:16], b[:16], **opts)
+        b = _latent_sample(ldist, combo, len(z))
+        fns = [fn for fn, _ in parts] + ([] if mean_fn is None else [mean_fn])
+        for fn in fns:
+            fn(dist, f, z[:16], b[:16])
         start = time.perf_counter()
-        fn(dist, f, z, b, **opts)
+        for fn in fns:
+            fn(dist, f, z, b)
         return max(time.perf_counter() - start, 1e-9) / len(z)
 
     check_run_time(spec, dist, opts, "quadrature", level, None, max_seconds, default_level,
-                   count=lambda lvl: _latent_count(dist, lvl) + _latent_count(dist, lvl - 1), timer=timer)
-    mean, cov, count = _latent_integrate(spec, dist, f, opts, fn, kappa, level)
-    cmean, ccov, _ = _latent_integrate(spec, dist, f, opts, fn, kappa, level - 1)
+                   count=lambda lvl: _latent_count(ldist, lvl) + _latent_count(ldist, lvl - 1), timer=timer)
+    mean, cov, count = _latent_integrate(spec, dist, f, form, level)
+    cmean, ccov, _ = _latent_integrate(spec, dist, f, form, level - 1)
     err = max(float(np.max(np.abs(mean - cmean))), float(np.max(np.abs(cov - ccov))))
     cost = int(spec.cost(dist, **opts))
     return Moments(spec.name, opts, mean.reshape(tuple(dist.param_shape)), cov, "quadrature", err, cost, count)

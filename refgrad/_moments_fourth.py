@@ -62,13 +62,11 @@ def fourth_central_moments(spec, dist, f, opts, moments, max_seconds=_moments.DE
                     m4 = np.diag(cov_sq) + mean_sq.ravel() ** 2
                 how = "exact (enumeration)"
             elif method == "quadrature" and _moments._latent_form(spec, dist, opts) is not None:
-                fn, draws = _moments._latent_form(spec, dist, opts)
-                if draws is not None and int(opts[draws]) != 1:
+                form = _moments._latent_form(spec, dist, opts)
+                level = _moments.LATENT_LEVEL.get(_moments._latent_dim(form[1]), 3)
+                m4 = _moments.latent_fourth_moments(spec, dist, f, form, mu, level)
+                if m4 is None:
                     return None, "no exact fourth moment for an average of conditional draws"
-                level = _moments.LATENT_LEVEL.get(_moments._latent_dim(dist), 3)
-                mean_sq, cov_sq, _ = _moments._latent_integrate(
-                    spec, dist, f, opts, lambda *a, **k: centred_squares(fn(*a, **k)), 1.0, level)
-                m4 = np.diag(cov_sq) + mean_sq.ravel() ** 2
                 how = "exact (quadrature over the latent)"
             else:
                 if spec.conditional_draws is not None:

@@ -245,29 +245,30 @@ def test_worst_errors_table():
 # ------------------------------------------------------------------ the uniforms' quadrature refuses what it cannot resolve
 
 
-@pytest.mark.parametrize("name", ["rebar", "relax"])
-def test_uniform_quadrature_refused_beyond_its_limit(name):
+def test_uniform_quadrature_refused_beyond_its_limit():
     # Before: REBAR's exact mean at logit 50 came out 92 % low (9.6e-24 against 1.157e-22) with a stated error
-    # of 1.9e-33.  Now refused by name; at 15 it stays within 1e-9 relative of the exact gradient.
+    # of 1.9e-33.  REBAR and RELAX are now integrated over their latent (tests/test_extremes_rebar.py); REBAR with
+    # eta="optimal" (the pilot's η is integrated with (a, c) jointly over the uniforms) is still refused by name,
+    # and at 15 it stays within 1e-9 relative of the exact gradient.
     from refgrad import exact
     from refgrad._moments import UNIFORM_QUADRATURE_LOGIT_LIMIT
 
     f = SquaredDistance(np.array([0.2]))
     for ell in (50.0, -30.0, UNIFORM_QUADRATURE_LOGIT_LIMIT * 1.01):
         with pytest.raises(ValueError, match="UNIFORM_QUADRATURE_LOGIT_LIMIT"):
-            exact.moments(name, Bernoulli(np.array([ell])), f)
+            exact.moments("rebar", Bernoulli(np.array([ell])), f, eta="optimal")
     d = Bernoulli(np.array([15.0]))
-    m, g = exact.moments(name, d, f), exact.gradient(d, f)
+    m, g = exact.moments("rebar", d, f, eta="optimal"), exact.gradient(d, f)
     assert abs(m.mean[0] - g[0]) <= 1e-9 * abs(g[0])
     fc = SquaredDistance(np.array([[0.2, 0.5, 0.3]]))
     with pytest.raises(ValueError, match="spread of the finite logits"):
-        exact.moments(name, Categorical(np.array([[25.0, 0.0, -np.inf]])), fc, method="quadrature")
+        exact.moments("rebar", Categorical(np.array([[25.0, 0.0, -np.inf]])), fc, method="quadrature", eta="optimal")
 
 
 def test_refused_quadrature_leaves_check_estimator_to_monte_carlo():
     from refgrad import crosscheck, estimate
 
     d, f = Bernoulli(np.array([50.0])), SquaredDistance(np.array([0.2]))
-    x = estimate("rebar", d, f, 4000, rng=0)
-    v = crosscheck.check_estimator(x, d, f, name="rebar")
+    x = estimate("rebar", d, f, 4000, rng=0, eta="optimal")
+    v = crosscheck.check_estimator(x, d, f, name="rebar", eta="optimal")
     assert v.passed and "Monte Carlo" in v.parts[1].explanation, v

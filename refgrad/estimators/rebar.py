@@ -496,3 +496,117 @@ register(
         "Tucker et al. 2017, eq. 6; η a float, per-parameter array or pilot-estimated optimum",
     )
 )
+
+
+# ---------------------------------------------------------------------------- latent form (exact moments only)
+#
+# Given the sample b, the latent z (from u) and the conditional latent z̃ (from v) are independent, each with
+# the law of z | b, and REBAR's estimate splits into a term of (z, b) and a term of (z̃, b):
+#
+#     ĝ = [f(b) s + η ⊙ ∂_φ f(σ_τ(z))] − η ⊙ [∂_φ f(σ_τ(z̃)) + f(σ_τ(z̃)) s],    s = ∂_φ log q(b).
+#
+# refgrad.exact.moments integrates each term over the law of z | b in the variables where its mass lies
+# (refgrad._moments); these functions give the terms as functions of the latent.  ∂z̃/∂φ, which compute()
+# takes from the uniforms v, is written here in terms of z̃ itself (hand-derived; tests/test_latent_rebar.py
+# checks both against compute() on the same noise):
+#
+# * a bit, b = 1 (z̃ > 0): z̃ = log(1 + v e^ℓ) − log(1 − v), so e^{z̃} − 1 = v (e^ℓ + e^{z̃}) and
+#   ∂z̃/∂ℓ = v e^ℓ/(1 + v e^ℓ) = σ(ℓ)(1 − e^{−z̃});  b = 0 (z̃ < 0): ∂z̃/∂ℓ = σ(−ℓ)(1 − e^{z̃});
+# * a categorical row with top z̃_b = T and d_k = z̃_k − T < 0: the untruncated Gumbel y_k of
+#   refgrad.random.conditional_gumbel_vjp has σ(y_k − T) = e^{d_k}, so its VJP is
+#   out_j = [j ≠ b] c_j (1 − e^{d_j}) + p_j Σ_k c_k e^{d_k}  (d_b = 0, p = softmax(ℓ)).
+
+
+def _latent_slope(dist, b, zt):
+    """``∂z̃/∂ℓ`` of the conditional logistic as a function of ``z̃`` and the bit ``b`` (see above)."""
+    from scipy import special
+
+    sign = np.where(b > 0.5, 1.0, -1.0)
+    with np.errstate(invalid="ignore"):
+        return special.expit(sign * dist.params[None]) * -np.expm1(-np.abs(zt))
+
+
+def _latent_gumbel_pull(logits, index, zt, cotangent):
+    """``(∂z̃/∂ℓ)ᵀ c`` of the conditional Gumbel as a function of ``z̃`` (any shift per row) and the argmax."""
+    from scipy import special
+
+    top = np.take_along_axis(zt, index[..., None], axis=-1)
+    with np.errstate(invalid="ignore"):
+        d = zt - top
+    a = np.exp(d)
+    p = special.softmax(logits, axis=-1)[None]
+    p = np.where(np.isfinite(logits)[None], p, 0.0)
+    inner = np.sum(np.where(a > 0.0, cotangent * a, 0.0), axis=-1, keepdims=True)
+    own = np.zeros(zt.shape, dtype=bool)
+    np.put_along_axis(own, index[..., None], True, axis=-1)
+    return np.where(own, 0.0, -np.expm1(d) * cotangent) + p * inner
+
+
+def _latent_pull(dist, b, zt, cotangent):
+    """``(∂z̃/∂φ)ᵀ c`` from the conditional latent ``z̃`` (Bernoulli or Categorical; effective logits)."""
+    if dist.family == "categorical":
+        return _latent_gumbel_pull(_effective_logits(dist.params), b.argmax(axis=-1), zt, cotangent)
+    return _latent_slope(dist, b, zt) * cotangent
+
+
+def _latent_residual(dist, b, z, cotangent):
+    """``c − (∂z̃/∂φ)ᵀ c`` at ``z̃ = z``, without cancellation: the integrand of ``E[c | b]``.
+
+    A bit: ``(1 − ∂z̃/∂ℓ) c`` with ``1 − ∂z̃/∂ℓ = σ(−ℓ) + σ(ℓ) e^{−z}`` (b = 1) or ``σ(ℓ) + σ(−ℓ) e^{z}``
+    (b = 0).  A categorical row: with ``a_k = e^{d_k}`` (``a_b = 1``), ``c − Dᵀc = (I − p 1ᵀ)(a ⊙ c)``, its
+    diagonal ``1 − p_j`` formed as the sum of the other probabilities.
+    """
+    from scipy import special
+
+    if dist.family == "categorical":
+        logits = _effective_logits(dist.params)
+        index = b.argmax(axis=-1)
+        top = np.take_along_axis(z, index[..., None], axis=-1)
+        with np.errstate(invalid="ignore"):
+            a = np.exp(z - top)
+        ac = np.where(a > 0.0, a * cotangent, 0.0)
+        p = np.where(np.isfinite(logits), special.softmax(logits, axis=-1), 0.0)[None]
+        total = np.sum(ac, axis=-1, keepdims=True)
+        rest = np.zeros_like(p)
+        for j in range(p.shape[-1]):  # 1 − p_j = Σ_{k≠j} p_k: accurate when p_j ≈ 1
+            rest[..., j] = np.sum(np.delete(p, j, axis=-1), axis=-1)
+        return rest * ac - p * (total - ac)
+    sign = np.where(b > 0.5, 1.0, -1.0)
+    ell = dist.params[None] * sign
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (special.expit(-ell) + special.expit(ell) * np.exp(-np.abs(z))) * cotangent
+
+
+def _rebar_latent_mean(dist, f, z, b, tau, eta, **_):
+    """The integrand of REBAR's conditional mean ``E[ĝ | b]`` at one latent ``z ~ z | b``:
+    ``f(b) s + η ⊙ [(I − ∂z̃/∂φ)ᵀ ∂_z f(σ_τ(z)) − f(σ_τ(z)) s]`` (z and z̃ have one law given b)."""
+    obj = _differentiable(f, "rebar")
+    nd = len(dist.param_shape)
+    s = dist.score(b)
+    x = _relax(dist, z, tau)
+    resid = _latent_residual(dist, b, z, _relax_vjp(dist, z, tau, obj.grad(x)))
+    return _bcast(obj.value(b), nd) * s + np.asarray(eta, dtype=np.float64) * (resid - _bcast(obj.value(x), nd) * s)
+
+
+def _rebar_latent_z(dist, f, z, b, tau, eta, **_):
+    """REBAR's term of ``z`` given ``b``, less the constant ``f(b) s``: ``η ⊙ ∂_φ f(σ_τ(z))``."""
+    obj = _differentiable(f, "rebar")
+    return np.asarray(eta, dtype=np.float64) * _relax_vjp(dist, z, tau, obj.grad(_relax(dist, z, tau)))
+
+
+def _rebar_latent_zt(dist, f, zt, b, tau, eta, **_):
+    """REBAR's term of ``(z̃, b)``: ``−η ⊙ [∂_φ f(σ_τ(z̃)) + f(σ_τ(z̃)) s]``."""
+    obj = _differentiable(f, "rebar")
+    nd = len(dist.param_shape)
+    s = dist.score(b)
+    xt = _relax(dist, zt, tau)
+    path = _latent_pull(dist, b, zt, _relax_vjp(dist, zt, tau, obj.grad(xt)))
+    return -np.asarray(eta, dtype=np.float64) * (path + _bcast(obj.value(xt), nd) * s)
+
+
+def latent_dist(dist):
+    """The distribution whose latent the moments integrate over: the effective logits of a categorical
+    (a row's ``+inf`` entries 0, the others ``−inf``; the convention of :mod:`refgrad.random`)."""
+    if dist.family != "categorical" or not np.isposinf(dist.params).any():
+        return dist
+    return type(dist)(_effective_logits(dist.params))

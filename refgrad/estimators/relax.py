@@ -591,6 +591,61 @@ register(
 )
 
 
+# ---------------------------------------------------------------------------- latent form (exact moments only)
+#
+# As REBAR's (refgrad.estimators.rebar, "latent form"): given b the estimate is a term of (z, b) plus a term of
+# (z̃, b), z and z̃ independent with the law of z | b; ĝ = a + η c + c_r splits as
+#   [f(b) s + η ∂_φ f(σ_τ(z)) + ∂_φ r(σ_τ(z))] − [η (∂_φ f(σ_τ(z̃)) + f(σ_τ(z̃)) s) + ∂_φ r(σ_τ(z̃)) + r(σ_τ(z̃)) s].
+
+
+def _network_path(dist, sur, z):
+    """``∂_φ r_ψ(σ_τ(z))`` at fixed latent derivative ``∂z/∂φ = I``, and ``σ_τ(z)``."""
+    from .rebar import _relax
+
+    x = _relax(dist, z, sur.tau)
+    X = _flat(x)
+    grad = _mlp_grad(X, sur.w1, sur.b1, sur.w2).reshape(x.shape)
+    return _relax_vjp(dist, z, sur.tau, grad), X
+
+
+def _relax_latent_z(dist, f, z, b, surrogate, **_):
+    """RELAX's term of ``z`` given ``b`` (less the constant ``f(b) s``): REBAR's plus ``∂_φ r_ψ(σ_τ(z))``."""
+    from .rebar import _rebar_latent_z
+
+    path_r, _ = _network_path(dist, surrogate, z)
+    return _rebar_latent_z(dist, f, z, b, surrogate.tau, surrogate.eta) + path_r
+
+
+def _relax_latent_mean(dist, f, z, b, surrogate, **_):
+    """The integrand of RELAX's ``E[ĝ | b]`` at one latent: REBAR's plus
+    ``(I − ∂z̃/∂φ)ᵀ ∂_z r_ψ(σ_τ(z)) − r_ψ(σ_τ(z)) s``."""
+    from .rebar import _latent_residual, _rebar_latent_mean, _relax
+
+    sur = surrogate
+    x = _relax(dist, z, sur.tau)
+    X = _flat(x)
+    grad = _mlp_grad(X, sur.w1, sur.b1, sur.w2).reshape(x.shape)
+    resid = _latent_residual(dist, b, z, _relax_vjp(dist, z, sur.tau, grad))
+    r_x = _mlp_value(X, sur.w1, sur.b1, sur.w2, sur.b2)
+    return (_rebar_latent_mean(dist, f, z, b, sur.tau, sur.eta)
+            + resid - _bcast(r_x, len(dist.param_shape)) * dist.score(b))
+
+
+def _relax_latent_zt(dist, f, zt, b, surrogate, **_):
+    """RELAX's term of ``(z̃, b)``: REBAR's plus ``−[∂_φ r_ψ(σ_τ(z̃)) + r_ψ(σ_τ(z̃)) s]``."""
+    from .rebar import _latent_pull, _rebar_latent_zt, _relax
+
+    sur = surrogate
+    xt = _relax(dist, zt, sur.tau)
+    Xt = _flat(xt)
+    grad = _mlp_grad(Xt, sur.w1, sur.b1, sur.w2).reshape(xt.shape)
+    path_rt = _latent_pull(dist, b, zt, _relax_vjp(dist, zt, sur.tau, grad))
+    r_xt = _mlp_value(Xt, sur.w1, sur.b1, sur.w2, sur.b2)
+    s = dist.score(b)
+    return (_rebar_latent_zt(dist, f, zt, b, sur.tau, sur.eta)
+            - (path_rt + _bcast(r_xt, len(dist.param_shape)) * s))
+
+
 # ---------------------------------------------------------------------------- training
 
 _TRAIN = ("psi", "eta", "tau")

@@ -380,3 +380,63 @@ LATENT_FORMS = {
     "straight_through": (_straight_through_latent, None),
     "gumbel_rao": (_straight_through_latent, "k"),
 }
+
+
+def _gumbel_rao_total_latent(dist, f, zt, b, tau, **_):
+    """One conditional draw of gumbel_rao with ``derivative="total"`` as a function of ``z̃`` and ``b``:
+    ``(∂z̃/∂φ)ᵀ J_τ(z̃)ᵀ ∇f(b)``, with ``∂z̃/∂φ`` written in terms of ``z̃`` (see
+    :mod:`refgrad.estimators.rebar`, latent form); rows with ``+inf`` logits give 0, as in ``compute``."""
+    from .rebar import _latent_gumbel_pull, _latent_slope
+
+    c = _grad_f(f, b, "gumbel_rao")
+    with np.errstate(invalid="ignore"):
+        inner = _relaxed_vjp(dist, zt, tau, c)
+        if dist.family == "categorical":
+            out = _latent_gumbel_pull(dist.params, b.argmax(axis=-1), zt, inner)
+            out[:, np.isposinf(dist.params).any(axis=1), :] = 0.0
+            return out
+        return _latent_slope(dist, b, zt) * inner
+
+
+def latent_form(name, dist, opts):
+    """How :func:`refgrad.exact.moments` integrates estimator ``name`` over its latent, or None.
+
+    Returns ``(parts, latent_dist, mean_fn)``: ``parts`` a tuple of ``(fn, kappa)``, ``fn(dist, f, z, b)`` a
+    term of the estimate that depends on the noise through one latent ``z`` with the law of ``z | b`` (the
+    terms are conditionally independent given ``b``, so their conditional covariances add; a term constant
+    given ``b`` may be left out of them), ``kappa`` the factor of its conditional covariance (``1/k`` for an
+    average of ``k`` i.i.d. conditional draws); ``latent_dist`` the distribution whose latent is integrated
+    over (REBAR's effective logits for rows with ``+inf``); ``mean_fn(dist, f, z, b)`` (or None: the sum of
+    the parts) the integrand of ``E[ĝ | b]`` at one latent ``z ~ z | b``, written without the cancellation
+    of terms that are equal in law (REBAR's ``E[c] = 0`` cancels to ``e^{−|ℓ|}`` of its terms' size).  None for
+    families without a latent here (GaussianThreshold) and options the latent form does not cover (REBAR's
+    ``eta="optimal"``, whose pilot batch is shared by the estimates).
+    """
+    import functools
+
+    if dist.family not in ("bernoulli", "categorical"):
+        return None
+    if name in LATENT_FORMS:
+        fn, draws = LATENT_FORMS[name]
+        if name == "gumbel_rao" and opts.get("derivative") != "identity":
+            return ((functools.partial(_gumbel_rao_total_latent, tau=opts["tau"]), 1.0 / int(opts["k"])),), dist, None
+        kappa = 1.0 / int(opts[draws]) if draws is not None else 1.0
+        return ((functools.partial(fn, **opts), kappa),), dist, None
+    if name == "rebar":
+        from .rebar import _rebar_latent_mean, _rebar_latent_z, _rebar_latent_zt, latent_dist
+
+        if isinstance(opts.get("eta"), str):
+            return None
+        kw = {"tau": opts["tau"], "eta": opts["eta"]}
+        return ((functools.partial(_rebar_latent_z, **kw), 1.0),
+                (functools.partial(_rebar_latent_zt, **kw), 1.0)), latent_dist(dist), \
+            functools.partial(_rebar_latent_mean, **kw)
+    if name == "relax":
+        from .rebar import latent_dist
+        from .relax import _relax_latent_mean, _relax_latent_z, _relax_latent_zt
+
+        kw = {"surrogate": opts["surrogate"]}
+        return ((functools.partial(_relax_latent_z, **kw), 1.0),
+                (functools.partial(_relax_latent_zt, **kw), 1.0)), latent_dist(dist), \
+            functools.partial(_relax_latent_mean, **kw)
+    return None
