@@ -340,6 +340,8 @@ def test_odd_tensors_refused_by_name(kind):
         ct.to_numpy({"a": [t]})
     with pytest.raises(ValueError, match=rf"^like is .*{accepted}"):
         ct.from_numpy(np.ones(2), like=t)
+    with pytest.raises(ValueError, match=rf"^a is .*{accepted}"):
+        ct.from_numpy(t)
     with pytest.raises(ValueError, match=rf"^e is .*{accepted}"):
         ct.uniforms_from_exponential(t)
     for f in (ct.exponential_from_uniforms, ct.rsample_uniforms, lambda u: ct.feed_rand(u).__enter__(),

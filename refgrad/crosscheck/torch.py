@@ -132,7 +132,7 @@ def from_numpy(a, like=None, dtype=None):
         _check_dense(like, "like")
     if dtype is not None and not isinstance(dtype, torch.dtype):
         raise InputTypeError(f"dtype must be a torch.dtype (e.g. torch.float32) or None; got {dtype!r}")
-    arr = np.asarray(a)
+    arr = _tensor_to_numpy(a, "a") if isinstance(a, torch.Tensor) else np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise InputTypeError(f"a must hold real numbers; got {describe(a)} (dtype {arr.dtype})")
     if dtype is None and like is not None:
@@ -528,17 +528,19 @@ def per_sample_gradients(surrogate, params, n=None):
       backward pass per sample (a ``RuntimeWarning`` says so; time :math:`\propto n^2`, and a
       non-finite sample then spreads as above).
 
-    The rows equal those of one backward pass per sample up to rounding (bitwise on the REINFORCE
-    surrogate of the tests, within 4.2e-16 absolute on torch's ``gumbel_softmax``: the products of
-    the chain rule are taken in the opposite order).
+    The rows equal those of one backward pass per sample up to rounding, not always bitwise: the
+    products of the chain rule are taken in the opposite order (``tests/test_adapters_torch.py``
+    checks bitwise equality on a float64 REINFORCE surrogate and 1e-15 absolute on torch's
+    ``gumbel_softmax``, soft and hard, against one graph per sample).
 
-    Measured (the batched form, 3 parameters, a REINFORCE surrogate on 3 bits, float64, 2-core shared
-    CPU, best of 3 calls after a warm-up, peak resident memory of a fresh process above its level
-    before the call): n = 10^3: 0.0004 s, +0.0 MiB; n = 10^4: 0.002 s, +1.5 MiB; n = 10^5: 0.059 s,
-    +11.5 MiB; n = 10^6: 0.69 s, +38 MiB (the result itself 23 MiB).  Redo with
-    ``python -m refgrad.crosscheck.torch``.  The form used before (one vmapped backward pass per
-    sample, with an ``n x n`` identity as ``grad_outputs``) took 0.12 s at n = 10^3 and 2.9 s with a
-    peak of 1.2 GiB resident at n = 4,000 on the same machine.
+    Measured (the batched form, 3 parameters, a REINFORCE surrogate on 3 bits, float64, one torch
+    thread on the shared 2-core development machine at load average 9; best of 5 calls after a
+    warm-up; peak resident memory of the call above the level before it, freed heap handed back
+    first): n = 10^3: 0.00059 s, +0.3 MiB; n = 10^4: 0.0023 s, +2.5 MiB; n = 10^5: 0.099 s,
+    +25 MiB; n = 10^6: 0.86 s, +227 MiB (about 230 bytes a sample; the result itself is 24 bytes a
+    sample).  Redo with ``python -m refgrad.crosscheck.torch``.  The form used before (one vmapped
+    backward pass per sample, an ``n x n`` identity as ``grad_outputs``), measured the same way:
+    0.12 s and +53 MiB at n = 10^3, 1.5 s and +855 MiB at n = 4,000.
 
     Parameters
     ----------
@@ -598,10 +600,14 @@ def _measure_cost(sizes=(10**3, 10**4, 10**5)):  # pragma: no cover - the comman
     import sys
 
     code = r"""
-import resource, sys, time
+import sys, time
 import numpy as np, torch
 import refgrad.crosscheck.torch as ct
 n = int(sys.argv[1])
+torch.set_num_threads(1)  # one thread: timings on a shared machine vary less
+def status(field):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field))  # KiB
 def surrogate_losses():
     u = torch.as_tensor(np.random.default_rng(0).random((n, 3)))
     lg = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
@@ -610,14 +616,20 @@ def surrogate_losses():
     return lg, ((b - 0.45) ** 2).sum(-1).detach() * log_prob
 lg, losses = surrogate_losses()
 ct.per_sample_gradients(lambda: losses[:10], lg)  # warm-up: torch's first backward pass loads its kernels
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import ctypes, gc
+gc.collect()
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so the call's own allocations show in the peak
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")  # reset the peak resident size (VmHWM) to the current one
+before = status("VmRSS:")
+g = ct.per_sample_gradients(lambda: losses, lg)
+peak = status("VmHWM:") - before
 times = []
-for _ in range(3):
+for _ in range(5):
     t0 = time.perf_counter()
-    g = ct.per_sample_gradients(lambda: losses, lg)
+    ct.per_sample_gradients(lambda: losses, lg)
     times.append(time.perf_counter() - t0)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print(f"n = {n:>7}: {min(times):.3f} s (best of 3), peak memory +{peak / 1024:.1f} MiB (result {g.nbytes / 2**20:.1f} MiB)")
+print(f"n = {n:>7}: {min(times):.2g} s (best of 5), peak memory +{peak / 1024:.1f} MiB (result {g.nbytes / 2**20:.1f} MiB)")
 """
     for n in sizes:
         out = subprocess.run([sys.executable, "-c", code, str(n)], capture_output=True, text=True, check=True)
