@@ -210,6 +210,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.json is not None:
         _check_json_path(parser, args.json)
+    if args.threads is not None:
+        import numba
+
+        if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
+            parser.error(f"--threads must be in [1, {numba.config.NUMBA_NUM_THREADS}]; got {args.threads}")
     settings = dict(QUICK if args.quick else FULL)
     numba_threads, torch_threads = _set_threads(args.threads)
     out = {"machine": machine(argv, numba_threads, torch_threads),

@@ -37,6 +37,12 @@ def test_unwritable_json_path_fails_before_any_section(tmp_path, where, needle):
     assert proc.stdout == ""  # no machine line, no section ran
 
 
+@pytest.mark.parametrize("threads", ["0", "-1", str(2**31)])
+def test_threads_out_of_range_is_a_usage_error(threads):
+    proc = _cli("--quick", "--only", "enumeration", "--threads", threads)
+    assert proc.returncode == 2 and "--threads must be in [1, " in proc.stderr and proc.stdout == "", proc.stderr
+
+
 def test_help_is_plain_text():
     proc = _cli("--help")
     assert proc.returncode == 0
