@@ -111,3 +111,15 @@ def test_a_folder_named_refgrad_hiding_the_install_is_explained(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert f"finds the folder(s) {tmp_path / 'refgrad'}, without an __init__.py" in proc.stderr
     assert "hides the installed package" in proc.stderr and "Run from inside the clone" in proc.stderr
+
+
+def test_a_case_named_twice_runs_once(tmp_path):
+    import io
+    import json
+
+    from validation.runner import run
+
+    results, passed = run(["gumbel_concrete", "gumbel_concrete"], quick=True, out_dir=tmp_path, jobs=1,
+                          stream=io.StringIO())
+    assert passed and [r.name for r in results] == ["gumbel_concrete"]
+    assert [c["name"] for c in json.loads((tmp_path / "results.json").read_text())["cases"]] == ["gumbel_concrete"]

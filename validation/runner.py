@@ -564,7 +564,7 @@ def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None,
     when its worker reports that it started (progress needs a ``multiprocessing.Manager``).
     """
     available = case_names()
-    names = list(available) if not names else list(names)
+    names = list(available) if not names else list(dict.fromkeys(names))  # a case named twice runs once
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; available: {', '.join(available)}")
