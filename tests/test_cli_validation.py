@@ -56,6 +56,7 @@ def test_empty_out_is_refused_and_writes_nothing_into_the_current_folder(tmp_pat
 def test_jobs_out_of_range_is_refused(tmp_path, jobs):
     proc, _ = _cli("--quick", "--case", "gumbel_concrete", "--out", str(tmp_path / "r"), "--jobs", jobs)
     _refused(proc, "--jobs must be an integer in [1, 1024]", f"got {jobs}")
+    assert not (tmp_path / "r").exists()  # nothing created
 
 
 def test_jobs_run_helper_refuses_out_of_range_values(tmp_path):
@@ -81,7 +82,7 @@ def test_unreachable_scheduler_is_a_usage_error_within_the_timeout(tmp_path):
                          address, "--connect-timeout", "1")
     _refused(proc, f"--scheduler {address!r}: no Dask scheduler answered within 1 s", "dask scheduler")
     assert seconds < 25  # not Dask's 30 s default, and no case ran
-    assert not (tmp_path / "r" / "report.md").exists()
+    assert not (tmp_path / "r").exists()  # nothing created
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -2,7 +2,6 @@
 import argparse
 import contextlib
 import importlib.util
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -103,21 +102,24 @@ def main(argv=None):
 
 
 def _check_out(parser, out):
-    """Refuse an ``--out`` that is empty, a file, or a folder that cannot be created or written, before any work."""
+    """Refuse an ``--out`` that is empty, a file, or a folder that cannot be created or written, before any work
+    (nothing is created here: the run creates the folder)."""
     if not out.strip():
         parser.error("--out must name a folder (it is created if missing); got an empty string")
     path = Path(out)
     if path.exists() and not path.is_dir():
         parser.error(f"--out {out!r} is a file, not a folder; name a folder (it is created if missing)")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, f"{existing} is a file")
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         parser.error(f"--out {out!r}: cannot create or write this folder ({exc.strerror or exc}); "
                      f"name a writable folder")
-    if not os.access(path, os.W_OK | os.X_OK):
-        parser.error(f"--out {out!r}: this folder is not writable; name a writable folder")
 
 
 def _run_on_dask(parser, args, options):
