@@ -45,7 +45,7 @@ import numpy as np
 
 from . import exact, stats
 from ._checks import InputTypeError, check_count, check_distribution, check_positive_scalar, describe
-from ._stats_common import as_real_array
+from ._stats_common import _unit, as_real_array
 from .estimators import estimate, get_spec
 from .random import as_generator
 from .stats import CalibrationWarning
@@ -234,7 +234,9 @@ def _unbiasedness(name_or_samples, dist, f, n, target, atol, rtol, alpha, rng, m
     if not tolerant:
         return _test(samples, tgt, alpha, method, calibration, resamples, label, degenerate, max_work), label
     tol = atol + rtol * np.abs(tgt)
-    mean = np.asarray(samples, dtype=np.float64).mean(axis=0)
+    x = np.asarray(samples, dtype=np.float64)
+    unit = _unit(np.abs(x).max(axis=0))  # a power of two per coordinate: the sum of n samples near 1e308 stays finite
+    mean = (x / unit).mean(axis=0) * unit
     # the point of the band [target - tol, target + tol] nearest to the sample mean
     nearest = tgt + np.clip(mean - tgt, -tol, tol)
     result = _test(samples, nearest, alpha, method, calibration, resamples, label, degenerate, max_work)

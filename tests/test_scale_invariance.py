@@ -21,7 +21,9 @@ P_RTOL = 1e-7
 
 
 def _quiet(fn, *args, **kwargs):
+    """``fn`` without its CalibrationWarnings; an overflow or underflow warning is an error."""
     with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         warnings.simplefilter("ignore", stats.CalibrationWarning)
         return fn(*args, **kwargs)
 
@@ -158,3 +160,17 @@ def test_required_samples_is_scale_invariant(scale):
     """Variance scales as c², the effect as c: the sample size is unchanged wherever both are representable."""
     ref = stats.required_samples(4.0, 0.1)
     assert stats.required_samples(4.0 * scale * scale, 0.1 * scale) == ref
+
+
+@pytest.mark.parametrize("scale", SCALES + [1.7e308 / 8])
+def test_assert_unbiased_with_a_tolerance_is_scale_invariant(scale):
+    """The band null of testing.assert_unbiased (atol) at any scale, up to samples near the largest double
+    (whose plain sum overflows).  Bias 0.25 in coordinate 0, atol 0.05: rejected at alpha = 1e-3."""
+    from refgrad import testing
+
+    x = _biased_sample()[:, :2] + np.array([4.0, 0.0])  # positive coordinate 0: its plain sum overflows near 1e308
+    target = np.array([4.0, 0.0])
+    ref = _quiet(testing.assert_biased, x, target=target, atol=0.05)
+    got = _quiet(testing.assert_biased, x * scale, target=target * scale, atol=0.05 * scale)
+    _close(got.pvalue, ref.pvalue, "pvalue")
+    assert got.reject and ref.reject
