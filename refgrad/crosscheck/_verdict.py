@@ -144,6 +144,14 @@ class Verdict:
         One paragraph: what was checked, what was found, and what it means.
     parts : tuple of Verdict
         Sub-verdicts of a composite check; the composite fails when one part does.
+
+    The constructor checks these promises and raises a ``ValueError`` naming the field
+    otherwise: ``passed`` a bool agreeing with ``diagnosis``; ``pvalue`` None or in
+    [0, 1] (not NaN); ``alpha`` None or in (0, 1); ``n`` an integer >= 0; ``statistic``
+    None or a real number; ``compared`` and ``worst`` made only of real numbers, strings,
+    bools, None and lists, tuples, dicts or arrays of them, so that
+    ``json.dumps(v.to_dict(), allow_nan=False)`` always works (a complex entry is refused:
+    pass its real part or modulus explicitly).
     """
 
     check: str
