@@ -134,6 +134,10 @@ def test_non_scalar_and_oversized_refused_by_name():
         ct.per_sample_gradients(lambda: a * torch.ones(2, 1), a)
     with pytest.raises(ValueError, match=r"surrogate\(0\) must return .*got 'x'"):
         ct.per_sample_gradients(lambda i: "x", a, n=1)
+    with pytest.raises(ValueError, match=r"surrogate\(\) returned a tensor that does not require grad"):
+        ct.per_sample_gradients(lambda: a.detach() * torch.ones(3), a)
+    with pytest.raises(ValueError, match=r"surrogate\(0\) returned a tensor that does not require grad"):
+        ct.per_sample_gradients(lambda i: a.sum().detach(), a, n=2)
     big = torch.ones(10**6, dtype=torch.float64, requires_grad=True)
     with pytest.raises(ValueError, match=r"n=1000 would need 7.45 GiB.*4 GiB budget"):
         ct.per_sample_gradients(lambda i: big.sum(), big, n=1000)

@@ -425,6 +425,9 @@ def _loss_tensor(loss, what, need):
     if not loss.dtype.is_floating_point:
         raise ValueError(f"{what} must return {need}, of a real float dtype; got dtype "
                          f"{str(loss.dtype).replace('torch.', '')}")
+    if not loss.requires_grad:
+        raise ValueError(f"{what} returned a tensor that does not require grad: it was computed from no parameter in "
+                         "params (or under torch.no_grad / after .detach()), so it has no gradient to take")
     return loss
 
 
