@@ -221,8 +221,9 @@ def test_level_holds_with_rare_outcomes(name, logits, n):
 
 
 def test_refused_exact_moments_fall_back_to_monte_carlo():
-    dist = Categorical(np.array([[0.5, -0.3, 1.0]]))
-    f = SquaredDistance(np.array([[0.2, 0.5, 0.1]]))
+    # REBAR on two 3-way categoricals: ~4e9 evaluations for the quadrature, refused (one 3-way row is integrated now)
+    dist = Categorical(np.array([[0.5, -0.3, 1.0], [0.1, 0.2, -0.4]]))
+    f = SquaredDistance(np.array([[0.2, 0.5, 0.1], [0.3, 0.3, 0.3]]))
     with pytest.raises(ValueError):
         exact.moments("rebar", dist, f)
     x = refgrad.estimate("rebar", dist, f, 4000, rng=2)

@@ -499,7 +499,8 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
     ----------
     samples : array_like, shape (n, *dist.param_shape)
         Independent single-sample estimates of :math:`∇ E_{q}[f]` (float32 or float64, as computed: the
-        dtype sets the rounding level).  Deterministic estimates (every row the same: an enumerated ELBO, an
+        dtype sets the rounding level; float64 values that are all float32 numbers, as the torch and JAX
+        per-sample-gradient helpers return a float32 computation, are judged at float32 rounding).  Deterministic estimates (every row the same: an enumerated ELBO, an
         all-action policy gradient) are compared exactly with the target within that rounding level.
     dist, f
         The refgrad distribution and objective the foreign estimator was run on.
