@@ -202,3 +202,16 @@ def test_heavy_tail_n_eff_beyond_n_is_the_documented_pilot_use_and_is_said():
     assert pilot_small.unreliable and not pilot_large.unreliable
     assert "n_eff = 1000000 samples from these n = 2000" in pilot_large.message
     assert "n_eff" not in stats.heavy_tail_diagnostic(x).message
+
+
+def test_categorical_sampler_default_budget_shrinks_to_the_work_budget_or_refuses():
+    """resamples=None: the automatic R = max(9999, 20 d / alpha) = 60000 draws (d = 3 coordinates of 3 cells,
+    alpha = 1e-3) is lowered to max_work / (9 cells x 100) while R >= 2 d / alpha = 6000, refused below."""
+    rng = np.random.default_rng(RNG_SEED)
+    idx = rng.choice(3, size=(300, 3), p=[0.6, 0.2, 0.2])  # off the uniform law: every coordinate runs its R draws
+    full = check_categorical_sampler(idx, np.zeros((3, 3)))
+    assert "up to 60000 multinomial draws" in full.test and not full.passed
+    small = check_categorical_sampler(idx, np.zeros((3, 3)), max_work=2e7)
+    assert "up to 22222 multinomial draws" in small.test and not small.passed
+    with pytest.raises(ValueError, match="max_work"):
+        check_categorical_sampler(idx, np.zeros((3, 3)), max_work=1e6)

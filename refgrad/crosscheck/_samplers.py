@@ -267,6 +267,13 @@ def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="sample
     level = alpha / max(len(free), 1)
     budget = monte_carlo_budget(resamples, level)
     cells = int(sum(np.count_nonzero(probs[j]) for j in free))
+    cap = check_max_work(max_work)
+    if resamples is None and cells and float(budget) * cells * MULTINOMIAL_COST > cap:
+        # the automatic budget shrinks to the work budget while the test can still reject with margin
+        # (smallest p-value 1/(R + 1) at most half the per-coordinate level); below that it is refused
+        fit = int(cap // (cells * MULTINOMIAL_COST))
+        if fit >= math.ceil(2.0 / level):
+            budget = fit
     check_work(float(budget) * cells * MULTINOMIAL_COST,
                f"the Monte Carlo G test of {check} (up to {budget} multinomial draws over {cells} cells in "
                f"{len(free)} coordinate(s))",
@@ -355,7 +362,9 @@ def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples
         Family-wise level, default :data:`DEFAULT_ALPHA`.
     resamples : int or None
         Largest number of Monte Carlo draws ``R`` per coordinate.  None (default):
-        ``max(9999, ceil(20 d / α))``, so the smallest p-value is at most α / (20 d).
+        ``max(9999, ceil(20 d / α))``, so the smallest p-value is at most α / (20 d),
+        lowered to what ``max_work`` allows (down to ``ceil(2 d / α)``, below which the
+        call is refused); the verdict's ``test`` states the ``R`` used.
     seed : None, int, numpy.random.Generator or numpy.random.SeedSequence
         Seed of the Monte Carlo draws (default 0): coordinate ``j`` with counts ``O`` uses
         ``default_rng([seed, j, *O])``, so an input always gets the same p-value while
