@@ -135,7 +135,7 @@ def test_non_scalar_and_oversized_refused_by_name():
     with pytest.raises(ValueError, match=r"surrogate\(0\) must return .*got 'x'"):
         ct.per_sample_gradients(lambda i: "x", a, n=1)
     with pytest.raises(ValueError, match=r"surrogate\(\) returned a tensor that does not require grad"):
-        ct.per_sample_gradients(lambda: a.detach() * torch.ones(3), a)
+        ct.per_sample_gradients(lambda: a.detach() * torch.ones(2), a)
     with pytest.raises(ValueError, match=r"surrogate\(0\) returned a tensor that does not require grad"):
         ct.per_sample_gradients(lambda i: a.sum().detach(), a, n=2)
     big = torch.ones(10**6, dtype=torch.float64, requires_grad=True)
