@@ -20,7 +20,7 @@ def test_from_numpy_warns_when_jax_narrows(dtype, stored):
     with pytest.warns(UserWarning, match=rf"^a of dtype {np.dtype(dtype)} is stored as {stored}: jax_enable_x64 is off"):
         x = cj.from_numpy(a)
     assert x.dtype == np.dtype(stored)
-    with pytest.warns(UserWarning, match="stored as float32"):
+    with pytest.warns(UserWarning, match="^a of dtype float32, asked as float64, is stored as float32"):
         cj.from_numpy(np.ones(2, dtype=np.float32), dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -133,7 +133,8 @@ def from_numpy(a, like=None, dtype=None):
     if stored != wanted:
         import warnings
 
-        warnings.warn(f"a of dtype {wanted} is stored as {stored}: jax_enable_x64 is off, so JAX has no {wanted} "
+        asked = f"a of dtype {wanted}" if wanted == arr.dtype else f"a of dtype {arr.dtype}, asked as {wanted},"
+        warnings.warn(f"{asked} is stored as {stored}: jax_enable_x64 is off, so JAX has no {wanted} "
                       "(turn it on with jax.config.update('jax_enable_x64', True) or inside jax.enable_x64(True))",
                       UserWarning, stacklevel=2)
     return jnp.asarray(np.array(arr, order="C", copy=True), dtype=stored)
