@@ -169,7 +169,30 @@ def _enumeration(spec, dist, f, opts, limit, fn=None):
         acc.add(w, g)
     mean, cov = acc.result(tuple(dist.param_shape) if fn is None else (-1,))
     scale = max(1.0, float(np.max(np.abs(acc.s2))))
+    if np.any(np.diag(cov) < CANCELLATION_RATIO * np.diag(acc.s2)):
+        # E[ĝ²] − E[ĝ]² lost more than 4 digits (a nearly constant coordinate, a variance carried by an outcome of
+        # probability e^-50): a second pass sums Σ w (ĝ − mean)(ĝ − mean)ᵀ, terms of one sign on the diagonal
+        cov = _centred_enumeration(spec, dist, f, opts, fn, configs, probs, k, acc.s1)
     return mean, cov, 64 * np.finfo(float).eps * scale, acc.count
+
+
+#: Where ``Var = E[ĝ²] − E[ĝ]²`` is below this fraction of ``E[ĝ²]`` the enumeration sums centred squares instead.
+CANCELLATION_RATIO = 1e-4
+
+
+def _centred_enumeration(spec, dist, f, opts, fn, configs, probs, k, mean):
+    """``Σ_b P(b) (ĝ(b) − mean)(ĝ(b) − mean)ᵀ`` over the ``s**k`` sample tuples (second pass of :func:`_enumeration`)."""
+    s = len(probs)
+    cov = np.zeros((mean.size, mean.size))
+    for start in range(0, s**k, _CHUNK):
+        idx = np.arange(start, min(start + _CHUNK, s**k))
+        digits = (idx[:, None] // (s ** np.arange(k - 1, -1, -1))[None, :]) % s
+        b = np.ascontiguousarray(configs[digits])
+        w = np.prod(probs[digits], axis=1)
+        g = spec.given_samples(dist, f, b, **opts) if fn is None else fn(b)
+        c = np.asarray(g, dtype=float).reshape(len(w), -1) - mean
+        cov += np.einsum("np,nq->pq", c * w[:, None], c)
+    return 0.5 * (cov + cov.T)
 
 
 def _outcome_enumeration(spec, dist, f, opts, limit):
