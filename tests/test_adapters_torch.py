@@ -111,6 +111,20 @@ def test_non_finite_sample_leaves_the_others_untouched():
     assert not np.isfinite(g[[1, 4]]).any()
 
 
+def test_fewer_samples_than_parameters_isolated_too():
+    """n <= P takes n reverse passes; a non-finite entry sends it to the column-by-column form."""
+    a = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.arange(1.0, 7.0, dtype=torch.float64)[:, None]
+    w[2], w[3] = float("nan"), float("-inf")
+    g = ct.per_sample_gradients(lambda: ((a * w) ** 2).sum(-1), a)
+    expected = 2 * w.numpy() ** 2 * a.detach().numpy()
+    np.testing.assert_array_equal(g[[0, 1, 4, 5]], expected[[0, 1, 4, 5]])
+    assert not np.isfinite(g[[2, 3]]).any()
+    fine = torch.arange(1.0, 7.0, dtype=torch.float64)[:, None]
+    g = ct.per_sample_gradients(lambda: ((a * fine) ** 2).sum(-1), a)
+    np.testing.assert_allclose(g, 2 * fine.numpy() ** 2 * a.detach().numpy(), rtol=1e-15)
+
+
 def test_complex_refused_by_name_without_a_warning():
     c = torch.ones(2, dtype=torch.complex128, requires_grad=True)
     with warnings.catch_warnings():

@@ -510,6 +510,21 @@ def _rows_forward(losses, plist):
     return grads
 
 
+def _rows_reverse(losses, plist):
+    """The Jacobian's rows by one backward pass per sample: ``grad_outputs`` the rows of the ``n x n``
+    identity, batched (``is_grads_batched``), or a loop where an operation has no batching rule."""
+    n = losses.shape[0]
+    eye = torch.eye(n, dtype=losses.dtype, device=losses.device)
+    try:
+        batched = torch.autograd.grad(losses, plist, grad_outputs=eye, is_grads_batched=True, allow_unused=True,
+                                      retain_graph=True)
+        return [torch.zeros((n,) + tuple(p.shape), dtype=p.dtype, device=p.device) if g is None else g
+                for g, p in zip(batched, plist)]
+    except RuntimeError:  # an operation without a batching rule
+        rows = [torch.autograd.grad(losses[i], plist, retain_graph=True, allow_unused=True) for i in range(n)]
+        return [_stack([r[j] for r in rows], p) for j, p in enumerate(plist)]
+
+
 def per_sample_gradients(surrogate, params, n=None):
     r"""Per-sample gradients of a surrogate loss, as float64 arrays of shape ``(n, *param.shape)``.
 
@@ -522,14 +537,18 @@ def per_sample_gradients(surrogate, params, n=None):
       (time :math:`\propto n^2`) and lets a NaN of one sample reach the others (0 times NaN in the
       shared backward): use the other form for that;
     * ``n`` None: ``surrogate()`` returns an ``(n,)`` tensor whose entry ``i`` depends on sample
-      ``i`` only.  Row ``i`` of its Jacobian :math:`J` is computed column by column, :math:`J e_k`
-      for each of the P parameter entries, as the gradient with respect to :math:`v` of
-      :math:`e_k^\top J^\top v` (one backward pass with ``create_graph``, then P backward passes
-      of the same size): time and memory linear in n (P + 1 passes over the graph, plus the
-      ``n x P`` result).  No pass mixes samples, so a NaN or inf in one sample's loss or gradient
-      leaves every other row untouched.  An operation without a double backward falls back to one
-      backward pass per sample (a ``RuntimeWarning`` says so; time :math:`\propto n^2`, and a
-      non-finite sample then spreads as above).
+      ``i`` only.  With more samples than parameter entries (n > P), row ``i`` of its Jacobian
+      :math:`J` is computed column by column, :math:`J e_k` for each of the P parameter entries,
+      as the gradient with respect to :math:`v` of :math:`e_k^\top J^\top v` (one backward pass
+      with ``create_graph``, then P backward passes of the same size): time and memory linear in n
+      (P + 1 passes over the graph, plus the ``n x P`` result).  No pass mixes samples, so a NaN or
+      inf in one sample's loss or gradient leaves every other row untouched.  An operation without
+      a double backward falls back to one backward pass per sample (a ``RuntimeWarning`` says so;
+      time :math:`\propto n^2`, and a non-finite sample then spreads as above).  With n <= P, the
+      rows come from n backward passes (one vmapped pass with the ``n x n`` identity as
+      ``grad_outputs``, no larger than the ``n x P`` result); if any entry is then not finite (0
+      times one sample's NaN reaches every row there), they are recomputed column by column as
+      above.
 
     The rows equal those of one backward pass per sample up to rounding, not always bitwise: the
     products of the chain rule are taken in the opposite order (``tests/test_adapters_torch.py``
@@ -585,15 +604,19 @@ def per_sample_gradients(surrogate, params, n=None):
             raise ValueError(f"surrogate() must return {need}; got a tensor of shape {tuple(losses.shape)}")
         n = losses.shape[0]
         _check_output_size(n, plist)
-        grads = _rows_forward(losses, plist)
-        if grads is None:  # an operation without a double backward: one backward pass per sample
-            import warnings
+        if n <= sum(p.numel() for p in plist):  # no more samples than parameters: n reverse passes are fewer
+            grads = _rows_reverse(losses, plist)
+            if not all(bool(torch.isfinite(g).all()) for g in grads):  # 0 * NaN may have spread: isolate
+                grads = _rows_forward(losses, plist) or grads
+        else:
+            grads = _rows_forward(losses, plist)
+            if grads is None:  # an operation without a double backward: one backward pass per sample
+                import warnings
 
-            warnings.warn("per_sample_gradients: the surrogate's graph has an operation without a double backward; "
-                          "falling back to one backward pass per sample (time grows with n**2, and a NaN in one "
-                          "sample can reach the others)", RuntimeWarning, stacklevel=2)
-            rows = [torch.autograd.grad(losses[i], plist, retain_graph=True, allow_unused=True) for i in range(n)]
-            grads = [_stack([r[j] for r in rows], p) for j, p in enumerate(plist)]
+                warnings.warn("per_sample_gradients: the surrogate's graph has an operation without a double "
+                              "backward; falling back to one backward pass per sample (time grows with n**2, and a "
+                              "NaN in one sample can reach the others)", RuntimeWarning, stacklevel=2)
+                grads = _rows_reverse(losses, plist)
     out = [to_numpy(g).astype(np.float64) for g in grads]
     return out[0] if single else out
 
