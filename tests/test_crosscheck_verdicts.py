@@ -301,3 +301,30 @@ def test_reference_for_another_problem_is_refused():
                                    tau=0.5, reference=ref)
     with pytest.raises(ValueError, match="reference must be an EstimatorReference"):
         crosscheck.check_estimator(x, dist, f, False, name="gumbel_softmax", tau=0.5, reference={"tau": 0.5})
+
+
+def _all_action_float32(logits, target):
+    """All-action policy gradient p_k (f_k - sum_j p_j f_j) per row, in float32 (f separable over rows)."""
+    ell, t = logits.astype(np.float32), target.astype(np.float32)
+    p = np.exp(ell - ell.max(axis=-1, keepdims=True))
+    p = (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
+    fk = ((np.eye(ell.shape[-1], dtype=np.float32)[None] - t[:, None, :]) ** 2).sum(axis=-1)
+    return p * (fk - (p * fk).sum(axis=-1, keepdims=True))
+
+
+def test_deterministic_float32_rounding_of_f_passes():
+    # found by the battery (det-allaction-f32, 1 of 1000 random problems): at p = 0.9995 the float32 row mean
+    # sum_j p_j f_j carries the rounding of f (size 1.5), 1.7e-7 in a coordinate of 1.5e-5, beyond the rounding
+    # level of the output scale (1.4e-7); the deterministic comparison failed a correct implementation
+    logits = np.array([[-1.0381669683, -0.1080175466, 7.6434162595, -4.8429579877],
+                       [5.5911854568, -1.1907584511, -1.6306438751, -0.8495319377]])
+    target = np.array([[0.2198359636, 0.2645921929, 0.2685365415, 0.924571258],
+                       [0.704460717, 0.867631654, 0.4269133837, 0.3437877955]])
+    dist, f = Categorical(logits), SquaredDistance(target)
+    g = _all_action_float32(logits, target)
+    assert np.abs(g - exact.gradient(dist, f)).max() > 1.5e-7  # the rounding is there
+    v = crosscheck.check_estimator(np.tile(g, (100, 1, 1)), dist, f, alpha=1e-3)
+    assert v.passed, v
+    # 1e-3 relative off in every coordinate is still caught (the largest coordinate is 1.1e-3, E|f| = 2.9)
+    v = crosscheck.check_estimator(np.tile(g * np.float32(1 + 1e-3), (100, 1, 1)), dist, f, alpha=1e-3)
+    assert not v.passed and v.diagnosis == "wrong", v

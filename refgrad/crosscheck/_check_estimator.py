@@ -7,7 +7,11 @@ Two parts, each at α/2 (one part, at α, when no estimator is named), Bonferron
 oracle by its rounding.  Every comparison therefore allows, in coordinate j, the rounding level
 :math:`τ_j = r_f\,\mathrm{scale}_j` with :math:`\mathrm{scale}_j = \max(\max_i |x_{ij}|, \max_k |μ_k|)`
 (the size of the numbers the coordinate is computed from), plus the oracle's own stated error
-(``Moments.error``: the target is known to within it), and :math:`r_f` the level
+(``Moments.error``: the target is known to within it), plus :data:`OBJECTIVE_ULPS` :math:`ε_f\,E_q|f|`
+(a gradient is computed from values of f, whose rounding stays in a coordinate much smaller than f:
+a float32 all-action policy gradient at a category of probability 0.9995 was 1.7e-7 off in a
+coordinate of 1.5e-5, about half an ulp of :math:`E_q|f| ≈ 2.9`; without this term the deterministic
+comparison failed it), and :math:`r_f` the level
 :func:`refgrad.stats.unbiasedness_test` uses for the samples' own dtype (1e-12 for float64, 1024 ulps
 = 1.2e-4 for float32).  The dtype is read from the array as given, before any conversion: the
 gradients with respect to one categorical's logits sum to zero, a float32 implementation's row sums
@@ -81,7 +85,7 @@ from refgrad.estimators import ESTIMATORS, get_spec
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
 
 __all__ = ["check_estimator", "estimator_reference", "EstimatorReference", "RARE_EVENTS", "MONTE_CARLO_SAMPLES",
-           "GRID_BITS"]
+           "GRID_BITS", "OBJECTIVE_ULPS"]
 
 #: A variance carried by events of probability p is tested only when n p ≥ RARE_EVENTS (the count of
 #: such events is then far enough from 0 for the normal approximation of the sample variance).
@@ -90,6 +94,11 @@ RARE_EVENTS = 10.0
 #: coordinates (a float32 categorical gradient's row sums carry a bias below 1 ulp; a bias of a few ulps per
 #: coordinate in a direction where the samples barely vary is rejected).
 CHI2_ULPS = 4.0
+#: Rounding allowed, in ulps of the computed dtype times E_q|f|, in every coordinate: a correct implementation
+#: computes the gradient from values of f (the all-action form p_k (f_k − Σ_j p_j f_j), the enumeration
+#: Σ_b q(b) f(b) ∂ log q(b)), and their rounding, of size ε E|f|, stays in a coordinate far smaller than f
+#: (a float32 all-action gradient at p_k ≈ 1: 1.7e-7 off in a coordinate of 1.5e-5, about 0.5 ulp of E|f|).
+OBJECTIVE_ULPS = 2.0
 #: Estimates behind the Monte Carlo moments used where refgrad's exact moments are refused.
 MONTE_CARLO_SAMPLES = 1 << 17
 
@@ -414,14 +423,17 @@ class EstimatorReference:
     Attributes: ``dist``, ``f``, ``name``, ``options`` (as given), ``gradient`` (the exact gradient),
     ``moments`` (refgrad's exact moments of ``name``, or None), ``refused`` (the oracle's refusal in words, or
     None), ``monte_carlo`` (the Monte Carlo moments used where the exact ones are refused, or None),
-    ``fourth`` (the exact fourth central moments, or None) and ``fourth_how`` (how, or why not).
+    ``fourth`` (the exact fourth central moments, or None), ``fourth_how`` (how, or why not) and
+    ``objective_scale`` (:math:`E_q|f|`, the size of the values the gradient is computed from).
     """
 
     __slots__ = ("dist", "f", "name", "options", "gradient", "moments", "refused", "monte_carlo", "fourth",
-                 "fourth_how")
+                 "fourth_how", "objective_scale")
 
-    def __init__(self, dist, f, name, options, gradient, moments, refused, monte_carlo, fourth, fourth_how):
+    def __init__(self, dist, f, name, options, gradient, moments, refused, monte_carlo, fourth, fourth_how,
+                 objective_scale=0.0):
         self.dist, self.f, self.name, self.options = dist, f, name, dict(options)
+        self.objective_scale = float(objective_scale)
         self.gradient, self.moments, self.refused, self.monte_carlo = gradient, moments, refused, monte_carlo
         self.fourth, self.fourth_how = fourth, fourth_how
 
@@ -454,6 +466,7 @@ def estimator_reference(dist, f, *, name=None, **options):
     if name is not None and name not in ESTIMATORS:
         raise ValueError(f"name must be one of {', '.join(ESTIMATORS)}; got {describe(name)}")
     grad = exact.gradient(dist, f)
+    scale = _objective_scale(dist, f)
     mom, refused = (None, None) if name is None else _moments_or_reason(name, dist, f, options)
     mc = None if name is None or mom is not None else _monte_carlo(name, dist, f, options)
     m4, how = None, None
@@ -461,7 +474,19 @@ def estimator_reference(dist, f, *, name=None, **options):
         from refgrad._moments_fourth import fourth_central_moments
 
         m4, how = fourth_central_moments(get_spec(name), dist, f, mom.options, mom)
-    return EstimatorReference(dist, f, name, options, grad, mom, refused, mc, m4, how)
+    return EstimatorReference(dist, f, name, options, grad, mom, refused, mc, m4, how, scale)
+
+
+def _objective_scale(dist, f):
+    """:math:`E_q|f(b)|` by enumeration (0 where the objective's values cannot be enumerated)."""
+    from refgrad.objectives import evaluate
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            val = float(exact.expectation(dist, lambda z: np.abs(evaluate(f, z))))
+    except (ValueError, TypeError):
+        return 0.0
+    return val if np.isfinite(val) else 0.0
 
 
 def _same_options(a, b):
@@ -552,6 +577,7 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
     flat = x.reshape(n, -1)
     grad = reference.gradient
     mom, refused, mc = reference.moments, reference.refused, reference.monte_carlo
+    f_round = OBJECTIVE_ULPS * float(np.finfo(computed).eps) * reference.objective_scale
     pa = part_alpha(alpha, 2 if name is not None else 1)
     what = "the exact gradient" if unbiased else f"the exact mean of refgrad's {name!r}"
     compared = {"exact gradient": grad}
@@ -561,16 +587,20 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
     else:
         target = (grad if unbiased else mom.mean).ravel()
         oracle_error = 0.0 if mom is None else float(mom.error)  # the target is known to within this
-        tau = _rounding(flat, target, rtol) + oracle_error
+        tau = _rounding(flat, target, rtol) + oracle_error + f_round
         if mom is not None:
-            ulps = CHI2_ULPS * float(np.finfo(computed).eps) * (tau - oracle_error) / rtol + oracle_error
+            ulps = CHI2_ULPS * float(np.finfo(computed).eps) * (tau - oracle_error - f_round) / rtol + oracle_error \
+                + f_round
             mean_part = _mean_known(flat, target, np.asarray(mom.cov, dtype=float), tau, ulps, pa, grad.ravel(), what,
                                     shape)
         else:
             # a named (random) estimator without exact moments: a constant coordinate on a problem with an
             # outcome too rare for n is that outcome's absence, not evidence (as testing.assert_unbiased does)
             rare = name is not None and _rare_outcome(dist, n)
-            mean_part = _mean_sampled(flat, target, rtol, pa, grad.ravel(), what, shape,
+            # unbiasedness_test takes a relative level only: f_round relative to the smallest scale it uses
+            top = float(np.max(np.abs(target))) if target.size else 0.0
+            rtol_mean = min(rtol + (f_round / top if top > 0 else 0.0), 0.5)
+            mean_part = _mean_sampled(flat, target, rtol_mean, pa, grad.ravel(), what, shape,
                                       "inconclusive" if rare else "exact")
     parts = [mean_part]
     note = ""
@@ -579,12 +609,12 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
         m4_how = "exact" if m4 is not None else "sample"
         if m4 is None:
             note = f" ({how}: the variance part uses the sample fourth moment)"
-        tau = _rounding(flat, mom.mean.ravel(), rtol) + np.sqrt(float(mom.error))
+        tau = _rounding(flat, mom.mean.ravel(), rtol) + np.sqrt(float(mom.error)) + f_round
         parts.append(_variance_part(flat, np.asarray(mom.variance, dtype=float).ravel(),
                                     None if m4 is None else m4.ravel(), m4_how, tau, pa, shape))
         compared.update({"exact mean of " + name: mom.mean, "exact variance": mom.variance})
     elif mc is not None:
-        tau = _rounding(flat, mc.mean.ravel(), rtol)
+        tau = _rounding(flat, mc.mean.ravel(), rtol) + f_round
         se_ref = np.asarray(mc.variance_halfwidth, dtype=float).ravel() / _z_of(mc.confidence)
         parts.append(_variance_part(flat, np.asarray(mc.variance, dtype=float).ravel(), None, "sample", tau, pa,
                                     shape, reference=f"a Monte Carlo variance ({mc.samples} estimates, seed 0)",
