@@ -24,6 +24,8 @@ __all__ = [
     "describe",
     "MAX_ARRAY_BYTES",
     "WORK_LIMIT",
+    "MULTINOMIAL_COST",
+    "check_max_work",
     "check_work",
     "check_seed",
     "check_distribution",
