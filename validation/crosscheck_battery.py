@@ -402,6 +402,8 @@ def tf_gumbel_softmax(logits, target, tau):
 
 
 # ------------------------------------------------------------------------------------------ the list
+# REBAR runs on two bits: on three, exact.moments refuses (an 8-minute quadrature) and the Monte Carlo fallback's
+# bootstrap-calibrated mean test costs about 0.3 s per check.
 
 def _cases():
     f32, f64 = np.float32, np.float64
@@ -430,8 +432,8 @@ def _cases():
         own("reinmax", *_bern(*PB3), tau=1.0), unbiased=False, name="reinmax", tau=1.0)
     add("own-stplain-cat", PC2, "refgrad straight_through_plain, cast", "refgrad", f32, 1000, "null",
         own("straight_through_plain", *_cat(*PC2)), unbiased=False, name="straight_through_plain")
-    add("own-rebar", PB3, "refgrad rebar, cast", "refgrad", f32, 1000, "null",
-        own("rebar", *_bern(*PB3), tau=0.5, eta=1.0), name="rebar", tau=0.5, eta=1.0)
+    add("own-rebar", PB2, "refgrad rebar, cast", "refgrad", f32, 1000, "null",
+        own("rebar", *_bern(*PB2), tau=0.5, eta=1.0), name="rebar", tau=0.5, eta=1.0)
     px100 = ([100.0, -100.0], [0.45, 0.2])
     add("own-gs-100", px100, "refgrad gumbel_softmax, cast", "refgrad", f32, 1000, "null",
         own("gumbel_softmax", *_bern(*px100), tau=0.5), unbiased=False, name="gumbel_softmax", tau=0.5)
@@ -457,7 +459,7 @@ def _cases():
         np_concrete(*PB2, f32, 0.5, hard=True), unbiased=False, name="straight_through", tau=0.5)
     add("np-stplain", PB3, "plain straight-through (backward through σ)", "NumPy", f32, 1000, "null",
         np_plain_straight_through(*PB3, f32), unbiased=False, name="straight_through_plain")
-    add("np-rebar", PB3, "REBAR (conditional z̃ | b)", "NumPy", f64, 1000, "null", np_rebar(*PB3, f64, 0.5),
+    add("np-rebar", PB2, "REBAR (conditional z̃ | b)", "NumPy", f64, 1000, "null", np_rebar(*PB2, f64, 0.5),
         name="rebar", tau=0.5, eta=1.0)
     # extreme logits
     for logits in ([30.0, -30.0], [50.0, -50.0], [100.0, -100.0], [np.inf, -np.inf, 0.5]):
@@ -510,8 +512,8 @@ def _cases():
         np_concrete(*PB2, f64, 0.5, tau_used=0.7), unbiased=False, name="gumbel_softmax", tau=0.5)
     add("bug-tau-torch", PC1, "F.gumbel_softmax at τ' = 1, claiming τ = 0.5", "torch", f32, 200, "bug",
         torch_gumbel_softmax(*PC1, 0.5, tau_used=1.0), unbiased=False, name="gumbel_softmax", tau=0.5, block=10)
-    add("bug-rebar-unconditional", PB3, "REBAR with z̃ from the unconditional law", "NumPy", f64, 1000, "bug",
-        np_rebar(*PB3, f64, 0.5, conditional=False), name="rebar", tau=0.5, eta=1.0)
+    add("bug-rebar-unconditional", PB2, "REBAR with z̃ from the unconditional law", "NumPy", f64, 1000, "bug",
+        np_rebar(*PB2, f64, 0.5, conditional=False), name="rebar", tau=0.5, eta=1.0)
     return cases
 
 
