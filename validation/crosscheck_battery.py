@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special, stats as sps
 
-from refgrad import Bernoulli, Categorical, crosscheck, estimate, exact
+from refgrad import Bernoulli, Categorical, crosscheck, estimate
 from refgrad.crosscheck._check_estimator import estimator_reference
 from refgrad.objectives import SquaredDistance
 
@@ -153,7 +153,7 @@ def np_concrete(logits, target, dt, tau, tau_used=None, scale=1.0, naive=False, 
 
 
 def np_plain_straight_through(logits, target, dt):
-    """Plain straight-through: ∇f at the hard sample b ~ Bernoulli(σ(ℓ)), times σ'(ℓ) (no noise in the backward)."""
+    """Plain straight-through: ∇f at the hard sample b ~ Bernoulli(σ(ℓ)) times σ'(ℓ) (no noise backward)."""
     def draw(seed, m):
         rng = _rng(seed)
         ell, t = np.asarray(logits, dt), np.asarray(target, dt)
@@ -164,7 +164,9 @@ def np_plain_straight_through(logits, target, dt):
 
 
 def np_rebar(logits, target, dt, tau, eta=1.0, conditional=True):
-    r"""REBAR for bits (eq. 6 of the REBAR paper): [f(b) − η f(σ_τ(z̃))](b − θ) + η[∂f(σ_τ(z)) − ∂f(σ_τ(z̃))].
+    r"""REBAR for bits (Tucker et al. 2017, eq. 6).
+
+    ĝ = [f(b) − η f(σ_τ(z̃))](b − θ) + η[∂f(σ_τ(z)) − ∂f(σ_τ(z̃))], with
 
     z = ℓ + logistic(u), b = 1[z > 0]; z̃ ~ z | b from v' = v(1 − θ) (b = 0) or (1 − θ) + vθ (b = 1),
     z̃ = ℓ + log v' − log(1 − v'), ∂z̃/∂ℓ = 1 + (∂v'/∂ℓ)/(v'(1 − v')).  ``conditional=False`` is the planted

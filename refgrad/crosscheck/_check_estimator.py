@@ -71,12 +71,13 @@ logits (−7, 0.5), n = 2000: 0.015; DisARM at (−6, 1), n = 1000: 0.04; REINFO
 rare outcome expected 0.006 times): 0.005; REINFORCE on a categorical row (6, 0, −2), n = 1000: 0.0 -- the
 level holds and is conservative where rare events carry the variance.
 
-The battery ``python -m validation.crosscheck_battery`` (table in ``docs/crosscheck.md``) measures 40 correct implementations (refgrad's own cast to float32; NumPy, torch, JAX and TensorFlow
-code; deterministic ones; logits ±30, ±50, ±100, ±inf; τ from 0.01 to 10) over 1000 replications each:
-every false-alarm rate is compatible with α at α = 1e-3 and 1e-2 (99 % Clopper-Pearson), pooled 28 of
-40000 at α = 1e-3 and 202 of 40000 at α = 1e-2; each of 9 planted bugs (a constant gradient 1e-3 off, 1.5×
-the gradient, NaN samples, a missing score term, a wrong temperature, REBAR's z̃ from the unconditional
-law) failed 200 of 200 replications.
+The battery ``python -m validation.crosscheck_battery`` (table in ``docs/crosscheck.md``) measures 40
+correct implementations (refgrad's own cast to float32; NumPy, torch, JAX and TensorFlow code;
+deterministic ones; logits ±30, ±50, ±100, ±inf; τ from 0.01 to 10) over 1000 replications each: every
+false-alarm rate is compatible with α at α = 1e-3 and 1e-2 (99 % Clopper-Pearson), pooled 28 of 40000 at
+α = 1e-3 and 202 of 40000 at α = 1e-2; each of 9 planted bugs (a constant gradient 1e-3 off, 1.5× the
+gradient, NaN samples, a missing score term, a wrong temperature, REBAR's z̃ from the unconditional law)
+failed 200 of 200 replications.
 """
 import math
 
