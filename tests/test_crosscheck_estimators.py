@@ -144,7 +144,13 @@ def test_same_estimates_accepts_a_flip_from_float32_rounding():
     foreign = _numpy_reinforce(noise["u"].astype(np.float32), D2.logits, F2.target, np.float32)
     v = check_same_estimates(foreign, "reinforce", D2, F2, noise)
     assert v.passed, v  # accepted: the noise moved by its float32 rounding flips the row
-    assert not check_same_estimates(foreign.astype(np.float64), "reinforce", D2, F2, noise).passed
+    # the same float32 results handed over as float64 (as the torch and JAX per-sample-gradient helpers
+    # return them) are still float32 computations: accepted too
+    assert check_same_estimates(foreign.astype(np.float64), "reinforce", D2, F2, noise).passed
+    # a float64 computation that flips the row is wrong
+    flipped = _numpy_reinforce(noise["u"], D2.logits, F2.target, np.float64)
+    flipped[0] = foreign[0]
+    assert not check_same_estimates(flipped, "reinforce", D2, F2, noise).passed
 
 
 def test_same_estimates_accepts_rounding_of_a_tiny_coordinate_at_the_row_scale():

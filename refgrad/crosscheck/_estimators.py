@@ -31,7 +31,7 @@ import numpy as np
 from refgrad._checks import as_float_array, describe
 from refgrad.estimators import ESTIMATORS, estimate
 
-from ._check_estimator import _dtype_eps, check_estimator  # noqa: F401  (check_estimator re-exported)
+from ._check_estimator import _computed_dtype, check_estimator  # noqa: F401  (check_estimator re-exported)
 from ._verdict import Verdict
 
 __all__ = ["check_estimator", "check_same_estimates", "SAME_TOLERANCE_FACTOR"]
@@ -139,8 +139,9 @@ def check_same_estimates(foreign, name, dist, f, noise, *, rtol=None, **options)
     """
     if name not in ESTIMATORS:
         raise ValueError(f"name must be one of {', '.join(ESTIMATORS)}; got {describe(name)}")
-    eps = _dtype_eps(foreign)
     y = as_float_array(foreign, "foreign")
+    computed = _computed_dtype(foreign, y)  # float32 results handed over as float64 are judged as float32
+    eps = float(np.finfo(computed).eps)
     ref = estimate(name, dist, f, noise=noise, **options)
     check, test = "check_same_estimates", f"row-by-row comparison with refgrad.estimate({name!r}) on the same noise"
     if y.shape != ref.shape:
@@ -155,7 +156,7 @@ def check_same_estimates(foreign, name, dist, f, noise, *, rtol=None, **options)
     tol = _same_tolerance(ref, others, eps, rtol) * _temperature_factor(options)
     rounded = None
     if eps > np.finfo(np.float64).eps:
-        rounded = estimate(name, dist, f, noise=_rounded(noise, np.asarray(foreign).dtype), **options)
+        rounded = estimate(name, dist, f, noise=_rounded(noise, computed), **options)
     axes = tuple(range(1, ref.ndim))
     with np.errstate(invalid="ignore"):
         err = np.abs(y - ref)
