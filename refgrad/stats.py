@@ -607,7 +607,8 @@ def _hotelling_part(c, n, exact_degenerate, notes):
     """Hotelling's T² on the non-degenerate subspace, with its F p-value and whitening basis."""
     live = c.live
     m = int(live.sum())
-    h = SimpleNamespace(t2=0.0, f_stat=0.0, rank=0, df=None, hot_p=1.0, available=True, violated=False, whiten=None)
+    h = SimpleNamespace(t2=0.0, f_stat=0.0, rank=0, df=None, hot_p=1.0, available=True, violated=False, whiten=None,
+                        decided=False)
     if m > 0 and n <= m:
         if not (c.off.any() and exact_degenerate):
             h.available, h.hot_p = False, None
@@ -636,7 +637,7 @@ def _hotelling_part(c, n, exact_degenerate, notes):
             h.f_stat = (n - h.rank) / (h.rank * (n - 1)) * h.t2
             h.hot_p = float(stats.f.sf(h.f_stat, h.rank, n - h.rank))
     if exact_degenerate and (c.off.any() or math.isinf(h.t2)):
-        h.t2, h.f_stat, h.df, h.hot_p = math.inf, math.inf, None, 0.0
+        h.t2, h.f_stat, h.df, h.hot_p, h.decided = math.inf, math.inf, None, 0.0, True
     return h
 
 
@@ -646,8 +647,13 @@ def _calibrate(x, c, h, alpha, method, calibration, resamples, gen, exact_degene
     live = c.live
     m = int(live.sum())
     out = SimpleNamespace(used="exact", resamples=0, estimated_size=None, warnings=[])
-    if m == 0 or (exact_degenerate and h.hot_p == 0.0):
+    if m == 0 or (exact_degenerate and h.decided):
         return out  # nothing random left to calibrate: decided exactly
+    if exact_degenerate and h.hot_p == 0.0:  # the F p-value underflowed: no calibration changes the decision
+        out.used = "asymptotic"
+        notes.append("calibration: the F reference's Hotelling p-value is below the smallest double (T² = "
+                     f"{h.t2:.3g}); no calibration changes a rejection that strong, so none is run")
+        return out
     n = x.shape[0]
     parts = _parts("holm" if single else method, alpha, h.available)
     u = c.dev[:, live] / c.sd[live]

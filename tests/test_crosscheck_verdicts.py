@@ -328,3 +328,29 @@ def test_deterministic_float32_rounding_of_f_passes():
     # 1e-3 relative off in every coordinate is still caught (the largest coordinate is 1.1e-3, E|f| = 2.9)
     v = crosscheck.check_estimator(np.tile(g * np.float32(1 + 1e-3), (100, 1, 1)), dist, f, alpha=1e-3)
     assert not v.passed and v.diagnosis == "wrong", v
+
+
+def test_a_constant_coordinate_of_a_random_estimator_is_not_called_deterministic():
+    """REINFORCE with one coordinate's score dropped (constant 0 there): the mean part's text must not
+    claim an exact comparison for it (its exact variance is positive); the variance part rejects it."""
+    dist, f = refgrad.Bernoulli([0.4, -0.7]), refgrad.objectives.SquaredDistance([0.45, 0.45])
+    g = refgrad.estimate("reinforce", dist, f, 400, rng=3)
+    g[:, 1] = 0.0
+    v = crosscheck.check_estimator(g, dist, f, name="reinforce")
+    mean = next(p for p in v.parts if p.check == "check_estimator: mean")
+    assert "deterministic; equal to the exact value" not in mean.explanation, mean.explanation
+    assert "exact variance there is positive" in mean.explanation
+    assert not v.passed and "variance" in v.summary()
+    assert set(mean.worst[0]) >= {"exact mean", "sample mean"}
+
+
+def test_argument_checks_of_check_estimator():
+    dist, f = refgrad.Bernoulli([0.4, -0.7]), refgrad.objectives.SquaredDistance([0.45, 0.45])
+    g = refgrad.estimate("reinforce", dist, f, 50, rng=3)
+    with pytest.raises(ValueError, match="unbiased must be True or False"):
+        crosscheck.check_estimator(g, dist, f, unbiased="no")
+    with pytest.raises(ValueError, match=r"estimator options \(tau\) apply to a named estimator only"):
+        crosscheck.check_estimator(g, dist, f, tau=0.5)
+    for bad in ("bernoulli", None):
+        with pytest.raises(ValueError, match="dist"):
+            crosscheck.check_estimator(g, bad, f)

@@ -16,7 +16,7 @@ EXAMPLE = ROOT / "examples" / "elbo_example.py"
 
 def _section():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("### Checking an ELBO from a probabilistic-programming library")
+    start = text.index("## Checking an ELBO from a probabilistic-programming library")
     return text[start:text.index("\n## ", start)]
 
 

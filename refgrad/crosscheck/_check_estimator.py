@@ -85,7 +85,7 @@ import numpy as np
 from scipy import special, stats as sps
 
 from refgrad import exact, stats
-from refgrad._checks import as_float_array, describe
+from refgrad._checks import as_float_array, check_distribution, describe
 from refgrad._stats_common import _resolve_rtol
 from refgrad.estimators import ESTIMATORS, get_spec
 
@@ -222,15 +222,25 @@ def _mean_known(x, target, cov, tau, ulps, alpha, exact_grad, what, shape):
     words = (f"mean off by {abs(float(z[j])):.3g} standard errors (beyond the rounding level {float(tau[j]):.3g}) in "
              f"coordinate {_label(shape, j)}: exact {float(target[j]):.6g}, observed {float(mean[j]):.6g}")
     const, det = _deterministic_text(x, tau)
+    random_const = const & (sig > 0)  # constant here, random by the oracle: not an exact comparison
+    if random_const.any():
+        det = (" Every estimate is the same vector," if const.all() else "") + (
+               f" {int(random_const.sum())} of {const.size} coordinates are the same in every estimate although the "
+               f"estimator's exact variance there is positive (coordinate {_label(shape, int(np.argmax(random_const)))}"
+               f": {float(sig[np.argmax(random_const)]):.3g}): their mean is tested with the exact variance, and "
+               f"the missing spread is the variance part's to judge.")
+        if (const & (sig == 0)).any():
+            det += (f" {int((const & (sig == 0)).sum())} coordinate(s) of exact variance 0 are compared exactly with "
+                    f"the target within the rounding level.")
     text = (f"Mean against {what} with refgrad's exact covariance (χ² p = {p_chi:.3g}, Holm p = {p_holm:.3g}, "
             f"combined as {rule} = {pvalue:.3g} at α = {alpha:g}): "
             + ("rejected, " if reject else "not rejected; largest deviation: ") + words + "." + det)
-    if det and not reject:
+    if det and not reject and not random_const.any():
         text += f" The constant coordinates are deterministic; equal to the exact value within {float(np.max(tau)):.3g}."
     bias = mean - exact_grad
     text += f" Bias estimate (mean − exact gradient) up to {float(np.max(np.abs(bias))):.3g}."
     order = np.argsort(-np.abs(np.where(np.isfinite(z), z, np.sign(z) * 1e300)), kind="stable")[:5]
-    worst = [{"coordinate": _label(shape, int(k)), "expected": float(target[k]), "observed": float(mean[k]),
+    worst = [{"coordinate": _label(shape, int(k)), "exact mean": float(target[k]), "sample mean": float(mean[k]),
               "std. errors": float(z[k]), "p": float(holm[k])} for k in order]
     return Verdict(check="check_estimator: mean", passed=not reject, diagnosis="wrong" if reject else "agrees",
                    test="mean against the exact covariance: χ² and per-coordinate z with Holm, rounding allowed",
@@ -300,11 +310,12 @@ def _mean_sampled(x, target, rtol, alpha, exact_grad, what, shape, degenerate="e
     elif det and not r.reject:
         text += f" The constant coordinates are deterministic; equal to the exact value within {float(np.max(tau)):.3g}."
     text += f" Bias estimate (mean − exact gradient) up to {float(np.max(np.abs(bias))):.3g}."
-    worst = [{"coordinate": _label(shape, int(k)), "expected": float(target[k]), "observed": float(mean[k]),
+    worst = [{"coordinate": _label(shape, int(k)), "exact mean": float(target[k]), "sample mean": float(mean[k]),
               "std. errors": float(r.tstat.flat[k]), "p": float(r.adjusted_pvalues.flat[k])}
              for k in np.argsort(-np.abs(flat_t), kind="stable")[:5]]
     return Verdict(check="check_estimator: mean", passed=not r.reject, diagnosis="wrong" if r.reject else "agrees",
-                   test="unbiasedness_test (Hotelling T² and Holm, bootstrap-calibrated; constant coordinates exact)",
+                   test=f"unbiasedness_test (Hotelling T² and Holm, calibration {r.calibration}; constant coordinates "
+                        "exact)",
                    statistic=float(r.statistic), pvalue=float(r.pvalue), alpha=alpha, n=x.shape[0],
                    compared={"target": target.reshape(shape), "mean": mean.reshape(shape),
                              "bias estimate": bias.reshape(shape), "std. error": r.stderr.reshape(shape),
@@ -331,7 +342,7 @@ def _mean_monte_carlo(x, est, alpha, exact_grad, name, shape):
             f"moments are refused here) by per-coordinate z-tests with both standard errors, Holm p = {pvalue:.3g} at "
             f"α = {alpha:g}: " + ("rejected" if reject else "not rejected") + f"; largest in coordinate "
             f"{_label(shape, j)}: Monte Carlo {float(target[j]):.6g}, observed {float(mean[j]):.6g}.")
-    worst = [{"coordinate": _label(shape, int(k)), "expected": float(target[k]), "observed": float(mean[k]),
+    worst = [{"coordinate": _label(shape, int(k)), "exact mean": float(target[k]), "sample mean": float(mean[k]),
               "std. errors": float(z[k]), "p": float(holm[k])} for k in np.argsort(holm, kind="stable")[:5]]
     return Verdict(check="check_estimator: mean", passed=not reject, diagnosis="wrong" if reject else "agrees",
                    test="mean against a Monte Carlo mean (two-sample z per coordinate, Holm)",
@@ -389,7 +400,7 @@ def _variance_part(x, sigma2, m4, m4_how, tau, alpha, shape, reference="exact.mo
                  f"bound, which rejects a sample variance 1/α times too large).")
     if varies.any():
         text += " A coordinate with exact variance 0 varies beyond rounding: impossible for a correct implementation."
-    worst = [{"coordinate": _label(shape, int(k)), "expected": float(sigma2[k]), "observed": float(s2[k]),
+    worst = [{"coordinate": _label(shape, int(k)), "exact variance": float(sigma2[k]), "sample variance": float(s2[k]),
               "std. errors": float(z[k]), "p": float(adj[k]), "testable": "no (rare events)" if rare[k] else "yes"}
              for k in np.argsort(adj, kind="stable")[:5]]
     certain = bool(varies.any())
@@ -558,6 +569,12 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
         Composite of the mean part (and the variance part when ``name`` is given).
     """
     alpha = _check_alpha(alpha)
+    check_distribution(dist)
+    if not isinstance(unbiased, (bool, np.bool_)):
+        raise ValueError(f"unbiased must be True or False; got {describe(unbiased)}")
+    if options and name is None:
+        raise ValueError(f"estimator options ({', '.join(sorted(options))}) apply to a named estimator only: pass "
+                         f"name= (one of {', '.join(ESTIMATORS)}) or drop them")
     x = _check_samples(samples, dist, min_rows=4)
     computed = _computed_dtype(samples, x)
     rtol = _resolve_rtol(None, np.empty(0, dtype=computed))
