@@ -151,7 +151,9 @@ def _enumeration(spec, dist, f, opts, limit, fn=None):
     if size > limit or size**k > limit:
         raise ValueError(
             f"exact moments of {spec.name!r} by enumeration need {_count_text(size)}**{k} = "
-            f"{_count_text(size ** k)} sample tuples, beyond limit={limit}; pass a larger limit= or a smaller problem"
+            f"{_count_text(size ** k)} sample tuples, beyond limit={limit}; use method='monte_carlo' (an estimate "
+            f"with its interval, in seconds) or a smaller problem; a larger limit= enumerates them all with no time "
+            f"guard"
         )
     configs, probs = dist.enumerate(limit=limit)
     keep = np.flatnonzero(probs > 0)

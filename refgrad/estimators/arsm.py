@@ -336,7 +336,7 @@ def _rule(dist, limit):
     if total > limit:
         raise ValueError(
             f"exact moments of 'arsm' enumerate {total} points (cells x degree-2 rule, per variable "
-            f"{sizes}), beyond limit={limit}; pass a larger limit= or a smaller problem"
+            f"{sizes}), beyond limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller problem; a larger limit= enumerates them all with no time guard"
         )
     chunk = max(1, 2**16 // max(1, d))
     for start in range(0, total, chunk):

@@ -225,7 +225,7 @@ def _outcomes(dist, f, limit, k, baseline):
     if count > limit:
         raise ValueError(
             f"exact moments of 'unordered_set' enumerate the {count} sets of k = {k} of the {possible.size} "
-            f"possible outcomes, beyond limit={limit}; pass a larger limit= or a smaller k or problem"
+            f"possible outcomes, beyond limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller k or problem; a larger limit= enumerates them all with no time guard"
         )
     combos = itertools.combinations(possible.tolist(), k)
     while True:

@@ -1,0 +1,37 @@
+"""A refusal for too much enumeration advises what answers: method='monte_carlo', not a larger limit.
+
+A larger ``limit=`` enumerates every tuple with no time guard (rloo with m = 4 on ten bits: 1.1e12
+tuples); the Monte Carlo moments answer the same question with an interval in seconds.  Each case
+here is refused with that advice, and following the advice answers."""
+import numpy as np
+import pytest
+
+from refgrad import exact
+from refgrad.distributions import Bernoulli, Categorical, Product
+from refgrad.objectives import FunctionObjective, SquaredDistance
+
+ADVICE = r"use method='monte_carlo' \(an estimate with its interval, in seconds\)"
+
+
+def _sin_sum(b):
+    return np.sin(1.3 * b.reshape(b.shape[0], -1).sum(axis=1))
+
+
+CASES = {
+    "rloo m=4 on ten bits": ("rloo", Bernoulli(np.linspace(-1, 1, 10)), FunctionObjective(_sin_sum), {"m": 4}),
+    "arsm": ("arsm", Categorical(np.zeros((6, 4))), FunctionObjective(_sin_sum), {}),
+    "unordered_set": ("unordered_set", Categorical(np.zeros((4, 6))), SquaredDistance(np.full((4, 6), 0.2)),
+                      {"k": 3}),
+    "rloo on a Product": ("rloo", Product(Bernoulli(np.zeros(6)), Categorical(np.zeros((1, 3)))),
+                          SquaredDistance(np.full(9, 0.3)), {"m": 3}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_refusal_advises_monte_carlo_and_the_advice_answers(case):
+    name, dist, f, opts = CASES[case]
+    with pytest.raises(ValueError, match=ADVICE) as info:
+        exact.moments(name, dist, f, limit=1000, **opts)
+    assert "no time guard" in str(info.value)
+    mc = exact.moments(name, dist, f, method="monte_carlo", samples=30720, limit=1000, **opts)
+    assert np.all(np.isfinite(mc.mean)) and mc.method == "monte_carlo"
