@@ -17,12 +17,7 @@ from sweep_cases_extreme import extreme_cases
 from sweep_cases_issue20 import issue20_cases
 
 #: Case id -> reason (issues 8 and 20).  Maintained by hand from the sweep's output.
-KNOWN_FAILURES = {
-    "crosscheck.check_same_estimates:rtol:range":
-        "rtol=-1 / nan / ±inf accepted (a failing verdict) instead of a ValueError naming rtol",
-    "crosscheck.check_same_estimates:rtol:str":
-        "rtol='tight' raises float()'s ValueError, which does not name rtol",
-}
+KNOWN_FAILURES = {}
 
 
 def _assign_ids(cases):

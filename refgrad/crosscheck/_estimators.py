@@ -26,6 +26,8 @@ Gumbel-softmax (``tests/test_crosscheck_estimators.py``) and one written with ``
 differ from refgrad by up to 24 and 28 ε times the row scale (ratios 0.37 and 0.43 of the
 tolerance); a relative change of 1e-10 in one coordinate is still rejected.
 """
+import math
+
 import numpy as np
 
 from refgrad._checks import as_float_array, describe
@@ -139,6 +141,11 @@ def check_same_estimates(foreign, name, dist, f, noise, *, rtol=None, **options)
     """
     if name not in ESTIMATORS:
         raise ValueError(f"name must be one of {', '.join(ESTIMATORS)}; got {describe(name)}")
+    if rtol is not None:
+        if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, (int, float, np.integer, np.floating)):
+            raise ValueError(f"rtol must be None or a finite number > 0; got {describe(rtol)}")
+        if not (math.isfinite(float(rtol)) and float(rtol) > 0):
+            raise ValueError(f"rtol must be None or a finite number > 0; got {float(rtol)!r}")
     y = as_float_array(foreign, "foreign")
     computed = _computed_dtype(foreign, y)  # float32 results handed over as float64 are judged as float32
     eps = float(np.finfo(computed).eps)
