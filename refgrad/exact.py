@@ -615,6 +615,10 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
     if isinstance(method, str) and method == "monte_carlo":
         from ._moments_mc import DEFAULT_SAMPLES, monte_carlo_moments
 
+        if level is not None:
+            raise ValueError(f"level applies to method='quadrature' (and 'auto'), not to method='monte_carlo' (whose "
+                             f"accuracy is set by samples=); got level={level!r}")
+
         n_est = DEFAULT_SAMPLES if samples is None else check_count(samples, "samples")
         p = int(np.prod(dist.param_shape))
         check_work(n_est * (p * p + p + MC_ESTIMATE_OVERHEAD),

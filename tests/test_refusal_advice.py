@@ -35,3 +35,9 @@ def test_refusal_advises_monte_carlo_and_the_advice_answers(case):
     assert "no time guard" in str(info.value)
     mc = exact.moments(name, dist, f, method="monte_carlo", samples=30720, limit=1000, **opts)
     assert np.all(np.isfinite(mc.mean)) and mc.method == "monte_carlo"
+
+
+def test_monte_carlo_refuses_a_level():
+    dist, f = Bernoulli(np.array([0.3, -0.8])), SquaredDistance(np.array([0.45, 0.45]))
+    with pytest.raises(ValueError, match="level applies to method='quadrature'.*got level=3"):
+        exact.moments("reinforce", dist, f, method="monte_carlo", level=3)
