@@ -5,6 +5,7 @@ progress lines that came from the remote worker, and put the worker's figure int
 
 About 15-25 s on 2 cores (process start-up dominates); every wait has a timeout and every process is stopped.
 """
+import importlib.util
 import os
 import re
 import signal
@@ -106,7 +107,10 @@ def test_validation_on_a_separately_started_cluster(cluster, tmp_path):
     assert "PASSED: 1/1" in out_text
     assert (out / "report.md").is_file() and (out / "results.json").is_file()
     figures = list((out / "figures").glob(f"{FAST_CASE}-*.png"))
-    assert figures and all(f.stat().st_size > 1000 for f in figures)  # written here from the worker's bytes
+    if importlib.util.find_spec("matplotlib") is not None:  # figures need the plot extra (absent in CI's tests)
+        assert figures and all(f.stat().st_size > 1000 for f in figures)  # written here from the worker's bytes
+    else:
+        assert not figures
     assert not (home / "report").exists() and not (home / "worker-space" / "report").exists()
 
 

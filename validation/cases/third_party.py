@@ -45,9 +45,9 @@ from ._findings import key_numbers
 
 ALPHA = 1e-3
 INSTALL = "pip install -e '.[peers]' (then pip install --no-deps tf-keras==2.21.0 for TFP's TensorFlow substrate)"
-#: import name -> (distribution name, import that must succeed)
+#: import name -> (distribution name, import(s) that must succeed; numpyro's TraceEnum_ELBO needs funsor)
 LIBRARIES = {
-    "numpyro": ("numpyro", "numpyro.infer"),
+    "numpyro": ("numpyro", ("numpyro.infer", "funsor")),
     "tfp": ("tfp-nightly", "tensorflow_probability"),
     "distrax": ("distrax", "distrax"),
     "rlax": ("rlax", "rlax"),
@@ -73,7 +73,8 @@ def _available():
     present, absent = {}, {}
     for key, (dist_name, module) in LIBRARIES.items():
         try:
-            importlib.import_module(module)
+            for name in (module,) if isinstance(module, str) else module:
+                importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - an import that fails for any reason means "absent here"
             absent[key] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
             continue
