@@ -41,3 +41,18 @@ def test_monte_carlo_refuses_a_level():
     dist, f = Bernoulli(np.array([0.3, -0.8])), SquaredDistance(np.array([0.45, 0.45]))
     with pytest.raises(ValueError, match="level applies to method='quadrature'.*got level=3"):
         exact.moments("reinforce", dist, f, method="monte_carlo", level=3)
+
+
+def test_arsm_exact_moments_are_refused_beyond_their_accurate_spread():
+    """Within EXACT_SPREAD_LIMIT the exact mean is the exact gradient to 1e-10 relative in every
+    coordinate; beyond it (an AssertionError at a spread of 720, 4e0 relative error at 40) it is refused."""
+    from refgrad.estimators.arsm import EXACT_SPREAD_LIMIT
+
+    f = FunctionObjective(lambda z: np.sin(z[:, 0, :] @ np.array([0.1, 0.7, -0.3])))
+    inside = Categorical(np.array([[EXACT_SPREAD_LIMIT / 2, 0.0, -EXACT_SPREAD_LIMIT / 2]]))
+    np.testing.assert_allclose(exact.moments("arsm", inside, f).mean, exact.gradient(inside, f), rtol=1e-10)
+    for s in (40.0, 720.0):
+        with pytest.raises(ValueError, match=r"EXACT_SPREAD_LIMIT.*spread " + f"{s:g}" + r".*method='monte_carlo'"):
+            exact.moments("arsm", Categorical(np.array([[s / 2, 0.0, -s / 2]])), f)
+    with pytest.raises(ValueError, match="EXACT_SPREAD_LIMIT"):
+        exact.moments("arsm", Bernoulli(np.array([30.0, -1.0])), FunctionObjective(lambda z: np.sin(z @ [0.7, -0.3])))
