@@ -29,7 +29,7 @@ Fast path.  For :class:`~refgrad.distributions.Bernoulli` and
 :class:`~refgrad.objectives.SquaredDistance` or :class:`~refgrad.objectives.Linear`
 objective (exactly those classes, not subclasses), :func:`expectation`,
 :func:`gradient` and :func:`expect` walk the support in (mixed-radix) Gray-code
-order in a jitted, block-parallel kernel instead (:mod:`refgrad._gray`): the
+order in a jitted, block-parallel kernel instead (:mod:`refgrad._oracle.gray`): the
 same weights ``q(b)`` bit for bit, compensated sums, a result independent of the
 thread count and equal to the chunked path to ``1e-13`` relative to the
 objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
@@ -38,19 +38,19 @@ never visited.  Should the walk give a non-finite number (an objective that
 overflows), the chunked path runs and reports it.  Smoke timing on 2 shared
 cores, ``Bernoulli(d=20)`` with ``SquaredDistance(0.45)``: expectation 0.02-0.035 s,
 gradient 0.02-0.043 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07-0.085 s each
-(0.62 s / 0.69 s); command in :mod:`refgrad._gray`.  The module flag ``_GRAY``
+(0.62 s / 0.69 s); command in :mod:`refgrad._oracle.gray`.  The module flag ``_GRAY``
 (default True) switches the fast path off.
 """
 import math
 
 import numpy as np
 
-from ._checks import as_float_array, check_count, check_work, describe
-from ._gray import _neumaier
-from ._jit import jit
+from ._core.checks import as_float_array, check_count, check_work, describe
+from ._oracle.gray import _neumaier
+from ._core.jit import jit
 from .distributions import ENUMERATION_LIMIT
 from .objectives import Objective, as_objective
-from ._moments import Moments
+from ._moments.engine import Moments
 from . import multisample as _multisample
 
 #: Work counted per Monte Carlo estimate of :func:`moments` beyond the ``p² + p`` of its mean and
@@ -60,7 +60,7 @@ from . import multisample as _multisample
 #: 108 ns per estimate at p = 2 (4-8 ns per counted operation), 1.6 and 1.4 µs at p = 30 (1.5-1.7 ns).
 MC_ESTIMATE_OVERHEAD = 8
 
-#: Use the Gray-code kernels of :mod:`refgrad._gray` where they apply (Bernoulli or Categorical with a
+#: Use the Gray-code kernels of :mod:`refgrad._oracle.gray` where they apply (Bernoulli or Categorical with a
 #: SquaredDistance or Linear objective); False forces the general chunked path (tests compare the two).
 _GRAY = True
 
@@ -196,7 +196,7 @@ def _separable_beyond_limit(dist, obj, limit):
     """Per-variable (distribution, term) pairs of a separable objective whose support exceeds ``limit``, else None.
 
     ``E[Σ_j f_j(b_j)] = Σ_j E[f_j(b_j)]`` and the gradient of variable j's parameters is that of its own term,
-    so a support too large to enumerate is not enumerated (:mod:`refgrad._separable`).
+    so a support too large to enumerate is not enumerated (:mod:`refgrad._moments.separable`).
     A ``limit`` raised above :data:`~refgrad.distributions.ENUMERATION_LIMIT` does not turn the
     decomposition off: beyond that default it is taken all the same (a raised limit once turned
     the instant answer for 61 separable bits into a 2**61-step walk).
@@ -208,7 +208,7 @@ def _separable_beyond_limit(dist, obj, limit):
     event = tuple(dist.event_shape)
     if event[0] < 2 or (event[1] if len(event) == 2 else 2) > limit:
         return None  # one variable, or even one variable's support exceeds the limit: refused as before
-    from ._separable import coordinate_dist, coordinate_terms
+    from ._moments.separable import coordinate_dist, coordinate_terms
 
     terms = coordinate_terms(obj, dist)
     if terms is None:
@@ -223,7 +223,7 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     ----------
     dist : Bernoulli, Categorical, GaussianThreshold or Product
         The distribution ``q`` (a :class:`~refgrad.distributions.Product` is enumerated in
-        :mod:`refgrad._product`, without the Gray-code walk or the separable decomposition).
+        :mod:`refgrad.distributions.product`, without the Gray-code walk or the separable decomposition).
     f : Objective or callable
         Evaluated on batches of configurations (shape ``(m, *event_shape)``),
         returning ``(m,)`` finite values.  Not evaluated where ``q(b) = 0``.
@@ -256,8 +256,8 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
         return _multisample.expectation(dist, f, limit=limit)
     _check_dist(dist)
     obj = as_objective(f)
-    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: refgrad._product
-        from . import _product
+    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: refgrad.distributions.product
+        from .distributions import product as _product
 
         return _product.expectation(dist, obj, limit, chunk_size)
     separated = _separable_beyond_limit(dist, obj, limit)
@@ -300,7 +300,7 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     dist : Bernoulli, Categorical, GaussianThreshold or Product
         The distribution ``q_φ``; ``φ`` is ``dist.params`` (flat for a
         :class:`~refgrad.distributions.Product`, whose variables are flipped block by block from the
-        values of ``f``: :func:`refgrad._product.flip_differences`).
+        values of ``f``: :func:`refgrad.distributions.product.flip_differences`).
     f : Objective or callable
         As for :func:`expectation`.
     limit, chunk_size : int
@@ -335,14 +335,14 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     """
     if isinstance(f, _multisample.MultiSampleObjective):  # a function of k samples: refgrad.multisample
         if getattr(dist, "family", None) == "product" and not isinstance(f, _multisample.IWAEBound):
-            from . import _product
+            from .distributions import product as _product
 
             return _product.multisample_gradient(dist, f, limit)
         return _multisample.gradient(dist, f, limit=limit)
     _check_dist(dist)
     obj = as_objective(f)
-    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: refgrad._product
-        from . import _product
+    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: refgrad.distributions.product
+        from .distributions import product as _product
 
         return _product.gradient(dist, obj, limit, chunk_size)
     separated = _separable_beyond_limit(dist, obj, limit)
@@ -382,7 +382,7 @@ def _gray_tables(dist, obj, limit, chunk_size):
     """Walk tables when the Gray-code kernels apply (arguments checked as the general path does), else None."""
     if not _GRAY:
         return None
-    from . import _gray
+    from ._oracle import gray as _gray
 
     limit = check_count(limit, "limit")
     check_count(chunk_size, "chunk_size")
@@ -395,7 +395,7 @@ def _gray_expectation(dist, obj, limit, chunk_size):
     found = _gray_tables(dist, obj, limit, chunk_size)
     if found is None:
         return None
-    from ._gray import walk_sums
+    from ._oracle.gray import walk_sums
 
     value = walk_sums(found[0], marginals=False)[0]
     return value if np.isfinite(value) else None
@@ -408,14 +408,14 @@ def _gray_gradient(dist, obj, limit, chunk_size):
     :class:`~refgrad.objectives.Linear` depend on ``b`` through variable ``j`` only: for bits ``D_j`` is the
     constant ``1 − 2t_j`` or ``w_j`` and ``E_q[D_j] = D_j Σ_b q(b)``; for categorical variables
     ``D_{jk}(c) = 2(t_{jc} − t_{jk})`` or ``w_{jk} − w_{jc}`` and ``E_q[D_{jk}] = Σ_c D_{jk}(c) M_{j,c}`` with
-    ``M_{j,c} = Σ_{b: b_j = c} q(b)`` (compensated, :mod:`refgrad._gray`).
+    ``M_{j,c} = Σ_{b: b_j = c} q(b)`` (compensated, :mod:`refgrad._oracle.gray`).
     """
     found = _gray_tables(dist, obj, limit, chunk_size)
     if found is None:
         return None
     import math
 
-    from ._gray import walk_sums
+    from ._oracle.gray import walk_sums
 
     tables, kind, param, choices = found
     categorical = dist.family == "categorical"
@@ -524,7 +524,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
       Gumbel noise (whose argmax regions are not axis-aligned) is integrated
       conditionally on the sample, ``Σ_b q(b) ∫ g(u(b, v)) dv``, with ``u(b, v)``
       the conditional Gumbel of ``v``.  Limited to noise dimension
-      :data:`refgrad._moments.MAX_QUADRATURE_DIM` (one Bernoulli or
+      :data:`refgrad._moments.engine.MAX_QUADRATURE_DIM` (one Bernoulli or
       GaussianThreshold variable with two noise blocks; one categorical with
       K ≤ 3 and one noise block, or K ≤ 2 with two; ...); beyond it a
       ``ValueError`` is raised rather than a Monte Carlo guess.  The reported error
@@ -536,7 +536,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
       any dimension: the estimate of variable j is its one-variable estimate plus
       ``A_jᵀ Σ_{r≠j} F_r`` (each estimator declares ``F`` and ``A``), so the exact mean and
       full covariance follow from integrals over one variable's noise at a time, by the
-      methods above (:mod:`refgrad._separable`; REBAR on 100 bits in a few seconds).
+      methods above (:mod:`refgrad._moments.separable`; REBAR on 100 bits in a few seconds).
       ``"auto"`` chooses it where the full-dimensional methods exceed their limits;
       ``max_seconds`` is then shared by the variables.  Refused, with the reason, for
       estimators defined on the joint support (sum_and_sample, unordered_set), vimco and
@@ -544,14 +544,14 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
 
     * ``"monte_carlo"`` -- **not exact**, and never chosen by ``"auto"``: where the
       methods above refuse (noise dimension too large to integrate), an
-      :class:`refgrad._moments_mc.EstimatedMoments` from ``samples`` estimates
+      :class:`refgrad._moments.monte_carlo.EstimatedMoments` from ``samples`` estimates
       (``refgrad.estimate(name, dist, f, samples, rng=rng)``, streamed): the sample
       mean and covariance with per-coordinate ``confidence`` intervals of the mean and
       the variance by batch means.  Its ``exact`` attribute is False.
 
     A :class:`~refgrad.distributions.Product` (estimators declared with ``product=True``: reinforce,
     rloo, muprop) takes ``"enumeration"`` only (or ``"monte_carlo"``); ``level`` must then be None
-    (:func:`refgrad._product.moments`).
+    (:func:`refgrad.distributions.product.moments`).
 
     For estimators affine in a coefficient η with ``eta="optimal"`` (rebar), the
     joint moments of the two parts ``ĝ = a + η c`` are integrated and the exact
@@ -570,7 +570,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
     level : int, optional
         Quadrature level (step ``2**-level``), an integer in [2, 16]; by default
         6, 5, 4, 3 for noise dimension 1, 2, 3, 4.  A rule with more than
-        ``refgrad._moments.MAX_QUADRATURE_NODES`` (2**32) evaluations is refused.
+        ``refgrad._moments.engine.MAX_QUADRATURE_NODES`` (2**32) evaluations is refused.
     limit : int
         Largest number of sample tuples enumerated.
     max_seconds : float > 0 or None, default 60
@@ -580,9 +580,9 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         the number of estimator evaluations (nodes per axis multiplied over the noise
         dimensions, pieces and both levels) times the seconds per evaluation, timed on
         a few thousand nodes; a plan of at most
-        ``refgrad._moments_cost.UNTIMED_EVALUATIONS`` (10⁶) evaluations runs without
+        ``refgrad._moments.cost.UNTIMED_EVALUATIONS`` (10⁶) evaluations runs without
         timing, and one beyond ``max_seconds`` even at the floor
-        ``refgrad._moments_cost.MIN_SECONDS_PER_EVALUATION`` (1e-7 s) is refused without
+        ``refgrad._moments.cost.MIN_SECONDS_PER_EVALUATION`` (1e-7 s) is refused without
         timing.  Measured on 2 shared cores: 0.16-1.1 µs per evaluation (REBAR on two
         bits at its default level 3: 2.7·10⁷ evaluations, 9 s; at level 4: 4.6·10⁸).
     samples : int, optional
@@ -595,7 +595,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         ``method="monte_carlo"`` only: level of the per-coordinate intervals.
     max_work : float, optional
         ``method="monte_carlo"`` only: the work budget (default
-        :data:`refgrad._checks.WORK_LIMIT`), counted as ``samples x (p² + p + 8)`` for ``p``
+        :data:`refgrad._core.checks.WORK_LIMIT`), counted as ``samples x (p² + p + 8)`` for ``p``
         parameter entries (:data:`MC_ESTIMATE_OVERHEAD`); a larger ``samples`` is refused
         before any estimate is drawn, saying what it would cost.
     **options
@@ -608,12 +608,12 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         ``"monte_carlo"`` also ``mean_interval``, ``variance_interval`` and ``exact = False``.
     """
     from .estimators import get_spec
-    from . import _moments
+    from ._moments import engine as _moments
 
     spec = get_spec(name)
     opts = spec.options(dist, **options)
     if isinstance(method, str) and method == "monte_carlo":
-        from ._moments_mc import DEFAULT_SAMPLES, monte_carlo_moments
+        from ._moments.monte_carlo import DEFAULT_SAMPLES, monte_carlo_moments
 
         if level is not None:
             raise ValueError(f"level applies to method='quadrature' (and 'auto'), not to method='monte_carlo' (whose "
@@ -632,8 +632,8 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
             f"samples={samples!r}, rng={describe(rng)}, confidence={confidence!r}"
         )
     limit = check_count(limit, "limit")
-    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: enumerated in refgrad._product
-        from . import _product
+    if getattr(dist, "family", None) == "product":  # heterogeneous blocks: enumerated in refgrad.distributions.product
+        from .distributions import product as _product
 
         return _product.moments(spec, dist, f, opts, method=method, level=level, limit=limit)
     return _moments.moments(spec, dist, f, opts, method=method, level=level, limit=limit, max_seconds=max_seconds)

@@ -46,7 +46,7 @@ loops over the tuples in ``tests/test_multisample.py``).
 import numpy as np
 from scipy import special
 
-from ._checks import InputTypeError, as_float_array, check_count, describe
+from ._core.checks import InputTypeError, as_float_array, check_count, describe
 from .distributions import ENUMERATION_LIMIT
 from .objectives import Objective, Table, as_objective
 

@@ -44,8 +44,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import exact, stats
-from ._checks import InputTypeError, check_count, check_distribution, check_positive_scalar, describe
-from ._stats_common import _unit, as_real_array
+from ._core.checks import InputTypeError, check_count, check_distribution, check_positive_scalar, describe
+from .stats._common import _unit, as_real_array
 from .estimators import estimate, get_spec
 from .random import as_generator
 from .stats import CalibrationWarning
@@ -114,7 +114,7 @@ def rarest_outcome(dist):
     Raises
     ------
     TypeError
-        (an :class:`refgrad._checks.InputTypeError`, also a ``ValueError``) If ``dist`` is not a
+        (an :class:`refgrad._core.checks.InputTypeError`, also a ``ValueError``) If ``dist`` is not a
         discrete refgrad distribution (Bernoulli,
         GaussianThreshold, Categorical): a continuous one has no outcome probabilities.
     """
@@ -302,7 +302,7 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
         Bootstrap resamples (default: from ``alpha``).
     max_work : float, optional
         Budget of the bootstrap calibration in elementary operations (see
-        :func:`refgrad.stats.unbiasedness_test`; default :data:`refgrad._checks.WORK_LIMIT`).
+        :func:`refgrad.stats.unbiasedness_test`; default :data:`refgrad._core.checks.WORK_LIMIT`).
     degenerate : {None, "exact", "inconclusive"}
         A coordinate (or direction) in which every estimate is the same: compared exactly with
         the target within the samples' rounding level (``"exact"``: a deterministic estimate that

@@ -1,4 +1,4 @@
-"""The shared input checks of refgrad._checks: the float64 converter, counts, scalars, describe."""
+"""The shared input checks of refgrad._core.checks: the float64 converter, counts, scalars, describe."""
 import fractions
 import warnings
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refgrad import Bernoulli, Categorical
-from refgrad._checks import (
+from refgrad._core.checks import (
     MAX_ARRAY_BYTES,
     InputTypeError,
     as_float_array,
@@ -208,7 +208,7 @@ def test_sample_count_budget():
 
 
 def test_check_work_refuses_beyond_the_budget_with_cost_and_way_out():
-    from refgrad._checks import WORK_LIMIT, check_max_work, check_work
+    from refgrad._core.checks import WORK_LIMIT, check_max_work, check_work
 
     assert check_work(WORK_LIMIT, "w", "units") == WORK_LIMIT  # at the budget: runs
     with pytest.raises(ValueError, match=r"(?s)the thing would take about 1e\+12 elementary operations \(units\).*"
@@ -224,7 +224,7 @@ def test_check_work_refuses_beyond_the_budget_with_cost_and_way_out():
 
 
 def test_check_seed_accepts_what_as_generator_accepts():
-    from refgrad._checks import check_seed
+    from refgrad._core.checks import check_seed
 
     assert check_seed(7) == 7 and check_seed(np.uint8(7)) == 7 and check_seed(0) == 0
     assert 0 <= check_seed(None) < 2**63

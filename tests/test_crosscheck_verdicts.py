@@ -174,7 +174,7 @@ def test_rare_events_markov_bound_rejects_gross_excess():
 
 
 def test_exact_fourth_moment_against_monte_carlo():
-    from refgrad._moments_fourth import fourth_central_moments
+    from refgrad._moments.fourth import fourth_central_moments
     from refgrad.estimators import get_spec
 
     for name, dist, f, opts in [("reinforce", D2, F2, {}), ("disarm", D2, F2, {}),
@@ -191,7 +191,7 @@ def test_exact_fourth_moment_against_monte_carlo():
 
 
 def test_fourth_moment_refused_is_reported():
-    from refgrad._moments_fourth import fourth_central_moments
+    from refgrad._moments.fourth import fourth_central_moments
     from refgrad.estimators import get_spec
 
     m = exact.moments("rebar", Bernoulli(np.array([0.3])), SquaredDistance([0.45]), eta="optimal")

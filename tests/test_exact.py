@@ -485,7 +485,7 @@ def test_a_long_run_is_refused_fast_naming_level_and_estimate():
 
 
 def test_the_estimate_uses_a_timed_rate(monkeypatch):
-    from refgrad import _moments_cost
+    from refgrad._moments import cost as _moments_cost
 
     dist, f = _two_bits()
     monkeypatch.setattr(_moments_cost, "MIN_SECONDS_PER_EVALUATION", 1e-12)  # force the timing
@@ -495,7 +495,7 @@ def test_the_estimate_uses_a_timed_rate(monkeypatch):
 
 
 def test_raising_the_limit_lets_it_run(monkeypatch):
-    from refgrad import _moments_cost
+    from refgrad._moments import cost as _moments_cost
 
     dist, f = _two_bits()
     monkeypatch.setattr(_moments_cost, "UNTIMED_EVALUATIONS", 0)  # make a small case subject to the check

@@ -1,4 +1,4 @@
-"""Gray-code enumeration (refgrad._gray) against the general chunked path of refgrad.exact."""
+"""Gray-code enumeration (refgrad._oracle.gray) against the general chunked path of refgrad.exact."""
 import contextlib
 import itertools
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from refgrad import _gray, exact
+from refgrad import exact
+from refgrad._oracle import gray as _gray
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance
 

@@ -4,7 +4,7 @@ Both estimates are functions of the sample alone, so ``exact.moments`` enumerate
 ``Σ_b P(b) ĝ(b)`` is a sum of the outcomes' terms; the variance was formed as ``E[ĝ²] − E[ĝ]²``, which cancels
 when the variance is carried by a rare outcome and the common one's estimate is not 0 (reinmax at ℓ = −50,
 τ = 10 gave a variance of 0 for 1.24e-22); the enumeration now sums centred squares in a second pass there
-(``refgrad._moments.CANCELLATION_RATIO``).
+(``refgrad._moments.engine.CANCELLATION_RATIO``).
 
 References, written here from the estimators' definitions (module docstrings of
 :mod:`refgrad.estimators.reinmax` and :mod:`refgrad.estimators.gapped_straight_through`) in mpmath at 60 digits,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import refgrad
 from refgrad.estimators import _fused
-from refgrad._objective_rows import objective_grad, objective_row, objective_value
+from refgrad.objectives.rows import objective_grad, objective_row, objective_value
 from refgrad.objectives import Linear, SquaredDistance, Table
 from test_golden import OPTION_SETS
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import refgrad
-from refgrad.estimators._kernels_score import pairwise_sum
+from refgrad.estimators.kernels.score import pairwise_sum
 from refgrad.objectives import Linear, SquaredDistance
 from test_fused import _batched
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from refgrad import Bernoulli, objectives, stats, testing
-from refgrad._checks import WORK_LIMIT, check_distribution, check_seed
+from refgrad._core.checks import WORK_LIMIT, check_distribution, check_seed
 from refgrad.crosscheck import Verdict, check_categorical_sampler, check_relaxed_sampler
 
 RNG_SEED = 20261207

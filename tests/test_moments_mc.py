@@ -4,7 +4,8 @@ import pytest
 from scipy import stats
 
 import refgrad
-from refgrad import _moments_mc, exact
+from refgrad import exact
+from refgrad._moments import monte_carlo as _moments_mc
 from refgrad.objectives import FunctionObjective, SquaredDistance
 
 #: α of the coverage tests (two-sided binomial acceptance region).

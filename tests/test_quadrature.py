@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from refgrad._quadrature import (GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, gauss_legendre, piece_nodes,
+from refgrad._moments.quadrature import (GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, gauss_legendre, piece_nodes,
                                  piece_width, pieces, tanh_sinh)
 
 

@@ -61,11 +61,11 @@ def mp_concrete3(x, ell, tau, k, upper=False, dps=20):
 
 
 def tensor_concrete4(x, ell, tau, k):
-    """2 * integral over the triangle of (1 + c h)^-3: tensor tanh-sinh rule (refgrad._quadrature) in (a, b).
+    """2 * integral over the triangle of (1 + c h)^-3: tensor tanh-sinh rule (refgrad._moments.quadrature) in (a, b).
 
     theta = (a, b (1 - a), (1 - b)(1 - a)), Jacobian (1 - a); moderate arguments only.
     """
-    from refgrad._quadrature import tanh_sinh
+    from refgrad._moments.quadrature import tanh_sinh
 
     ell = np.asarray(ell, dtype=float)
     o = np.delete(ell, k)

@@ -1,4 +1,4 @@
-"""Exact moments at any dimension for separable objectives (refgrad._separable, method "separable").
+"""Exact moments at any dimension for separable objectives (refgrad._moments.separable, method "separable").
 
 Three layers of checks:
 
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from refgrad import exact
-from refgrad._separable import coordinate_dist, coordinate_terms, separable_reason
+from refgrad._moments.separable import coordinate_dist, coordinate_terms, separable_reason
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.estimators import ESTIMATORS, RelaxSurrogate, get_spec
 from refgrad.objectives import FunctionObjective, Linear, Separable, SquaredDistance, Table

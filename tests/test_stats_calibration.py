@@ -18,7 +18,7 @@ import pytest
 from scipy import stats as sps
 
 from refgrad import stats
-from refgrad import _stats_calibration as cal
+from refgrad.stats import calibration as cal
 
 ALPHA_KS = 0.01
 

@@ -157,7 +157,7 @@ def test_float32_real_degeneracy_is_still_caught():
 
 
 def test_rtol_default_follows_the_dtype():
-    from refgrad._stats_common import ROUNDING_ULPS, _resolve_rtol
+    from refgrad.stats._common import ROUNDING_ULPS, _resolve_rtol
 
     x64 = np.zeros((3, 2))
     assert _resolve_rtol(None, x64, np.zeros(2)) == 1e-12

@@ -49,7 +49,7 @@ by leaving its coordinates out.
 
 **Variance part** (with ``name``): per coordinate the z statistic of the sample variance against
 the exact :math:`σ_j^2`, with the standard error :math:`\sqrt{(μ_{4,j} − \frac{n−3}{n−1}σ_j^4)/n}`
-from the **exact** fourth central moment (:mod:`refgrad._moments_fourth`; the sample fourth moment,
+from the **exact** fourth central moment (:mod:`refgrad._moments.fourth`; the sample fourth moment,
 with a note, where no exact one is computable), the deviation measured to the band
 :math:`[σ_j^2, σ_j^2 + τ_j^2]` (rounding adds variance), Holm across coordinates.  Where the
 variance is carried by events of probability :math:`p_j ≈ σ_j^4/μ_{4,j}` with
@@ -85,8 +85,8 @@ import numpy as np
 from scipy import special, stats as sps
 
 from refgrad import exact, stats
-from refgrad._checks import as_float_array, check_distribution, describe
-from refgrad._stats_common import _resolve_rtol
+from refgrad._core.checks import as_float_array, check_distribution, describe
+from refgrad.stats._common import _resolve_rtol
 from refgrad.estimators import ESTIMATORS, get_spec
 
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
@@ -489,7 +489,7 @@ def estimator_reference(dist, f, *, name=None, **options):
     mc = None if name is None or mom is not None else _monte_carlo(name, dist, f, options)
     m4, how = None, None
     if mom is not None:
-        from refgrad._moments_fourth import fourth_central_moments
+        from refgrad._moments.fourth import fourth_central_moments
 
         m4, how = fourth_central_moments(get_spec(name), dist, f, mom.options, mom)
     return EstimatorReference(dist, f, name, options, grad, mom, refused, mc, m4, how, scale)

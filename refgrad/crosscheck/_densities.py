@@ -86,7 +86,7 @@ import numpy as np
 from scipy import special
 
 from refgrad import relaxations
-from refgrad._checks import InputTypeError, as_float_array, describe
+from refgrad._core.checks import InputTypeError, as_float_array, describe
 from refgrad.distributions import Categorical, _log_sigmoid
 
 from ._rounding import SIMPLEX_SLACK, simplex_allowance

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from refgrad._checks import as_float_array, describe
+from refgrad._core.checks import as_float_array, describe
 from refgrad.estimators import ESTIMATORS, estimate
 
 from ._check_estimator import _computed_dtype, check_estimator  # noqa: F401  (check_estimator re-exported)

@@ -69,7 +69,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from refgrad._checks import (MULTINOMIAL_COST, InputTypeError, as_float_array, check_max_work, check_no_nan,
+from refgrad._core.checks import (MULTINOMIAL_COST, InputTypeError, as_float_array, check_max_work, check_no_nan,
                              check_seed, check_work, describe)
 from refgrad.distributions import Categorical
 
@@ -277,7 +277,7 @@ def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="sample
     check_work(float(budget) * cells * MULTINOMIAL_COST,
                f"the Monte Carlo G test of {check} (up to {budget} multinomial draws over {cells} cells in "
                f"{len(free)} coordinate(s))",
-               "draws x cells, a multinomial cell counting refgrad._checks.MULTINOMIAL_COST = "
+               "draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = "
                f"{MULTINOMIAL_COST}", max_work,
                advice=f"pass fewer resamples= (at least {math.ceil(1 / level)} at the per-coordinate level "
                       f"{level:.3g}), or check fewer coordinates per call")
@@ -371,12 +371,12 @@ def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples
         different inputs get effectively independent draws (with one fixed stream for all
         inputs the level would be α times a Monte Carlo error of about 1/sqrt(50)).  A
         non-negative int is used as is; None, a Generator or a SeedSequence give one
-        (:func:`refgrad._checks.check_seed`), which the verdict's ``test`` reports.
+        (:func:`refgrad._core.checks.check_seed`), which the verdict's ``test`` reports.
         Anything else (a float, a bool, a string, a negative int) is a ``ValueError``.
     max_work : float, optional
         Budget of the Monte Carlo draws in elementary operations, ``R`` x the cells of
-        positive probability x :data:`refgrad._checks.MULTINOMIAL_COST` (off the null every
-        one of the ``R`` draws is made); default :data:`refgrad._checks.WORK_LIMIT`
+        positive probability x :data:`refgrad._core.checks.MULTINOMIAL_COST` (off the null every
+        one of the ``R`` draws is made); default :data:`refgrad._core.checks.WORK_LIMIT`
         (10¹¹, a few minutes).  Beyond it the call is refused before any draw, with what it
         would cost (e.g. ``resamples=10**15``); pass a larger number to run it anyway.
 
@@ -807,7 +807,7 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         check_work(float(resamples) * cells * MULTINOMIAL_COST,
                    f"the Monte Carlo G test of check_relaxed_sampler's part (a) (up to {resamples} multinomial draws "
                    f"over {cells} cells)",
-                   f"draws x cells, a multinomial cell counting refgrad._checks.MULTINOMIAL_COST = {MULTINOMIAL_COST}",
+                   f"draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = {MULTINOMIAL_COST}",
                    max_work, advice="pass fewer resamples=, or None for the automatic budget")
     n, d = values.shape[0], ell.shape[0]
     support = _support_verdict(values, dtype, ell, tau, family, space)

@@ -48,7 +48,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from .._checks import InputTypeError, describe
+from .._core.checks import InputTypeError, describe
 from ..random import _check_uniform, gumbel, logistic
 from ._convert import convert_nested
 
@@ -178,7 +178,7 @@ def _check_shape(shape):
 
 def _check_draw_size(shape, dt):
     """Refuse a draw whose values (in ``dt``) and float64 result exceed the 4 GiB budget of one call."""
-    from .._checks import MAX_ARRAY_BYTES, _format_bytes
+    from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
 
     size = 1
     for s in shape:
@@ -188,7 +188,7 @@ def _check_draw_size(shape, dt):
         raise ValueError(
             f"shape={shape} asks for {size:.3g} uniforms ({_format_bytes(need)} for TF's {dt.name} draw and the "
             f"float64 result), more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-            "(refgrad._checks.MAX_ARRAY_BYTES); draw in several calls (seeds from "
+            "(refgrad._core.checks.MAX_ARRAY_BYTES); draw in several calls (seeds from "
             "tf.random.experimental.stateless_split)"
         )
 
@@ -232,7 +232,7 @@ def uniforms_from_seed(seed, shape, dtype=None, minval=0.0, maxval=1.0, alg="aut
     Returns
     -------
     ndarray of float64, shape ``shape``
-        At most :data:`refgrad._checks.MAX_ARRAY_BYTES` (4 GiB) for TF's draw and the result together:
+        At most :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB) for TF's draw and the result together:
         a larger ``shape`` is refused before anything is drawn.  The values TF computed, widened exactly to float64: ``-tf.math.log(-tf.math.log(u))`` of them in
         ``dtype`` equals the same expression on TF's draw bitwise, and refgrad fed them computes the
         noise TF used up to TF's rounding of its transform.
@@ -385,13 +385,13 @@ def _scalar(loss):
 
 
 def _check_output_size(n, plist):
-    from .._checks import MAX_ARRAY_BYTES, _format_bytes
+    from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
 
     row = sum(int(p.shape.num_elements()) * p.dtype.size for p in plist)
     if n * row > MAX_ARRAY_BYTES:
         raise ValueError(f"noise holds n = {n} samples: {n} rows of {row} bytes of gradients need "
                          f"{_format_bytes(n * row)}, more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-                         f"(refgrad._checks.MAX_ARRAY_BYTES); pass at most {max(1, MAX_ARRAY_BYTES // row)} samples per "
+                         f"(refgrad._core.checks.MAX_ARRAY_BYTES); pass at most {max(1, MAX_ARRAY_BYTES // row)} samples per "
                          "call")
 
 

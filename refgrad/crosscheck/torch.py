@@ -33,7 +33,7 @@ import contextlib
 import numpy as np
 import torch
 
-from .._checks import InputTypeError, describe
+from .._core.checks import InputTypeError, describe
 from ..random import _check_uniform
 from ._convert import convert_nested
 
@@ -157,7 +157,7 @@ def exponential_from_uniforms(u):
 
 
 def _check_exponential(e, name="e"):
-    from .._checks import as_float_array
+    from .._core.checks import as_float_array
 
     arr = as_float_array(_tensor_to_numpy(e, name) if isinstance(e, torch.Tensor) else e, name)
     bad = ~((arr > 0.0) & (arr < np.inf))
@@ -444,7 +444,7 @@ def _stack(grads, param):
 
 
 def _check_output_size(n, plist):
-    from .._checks import check_sample_count
+    from .._core.checks import check_sample_count
 
     check_sample_count(n, 8 * sum(p.numel() for p in plist), "n")
 
@@ -572,7 +572,7 @@ def per_sample_gradients(surrogate, params, n=None):
         gradients.  Complex parameters are refused (their gradient has no float64 array).
     n : int, optional
         At most the number of rows whose float64 result fits in
-        :data:`refgrad._checks.MAX_ARRAY_BYTES` (4 GiB); the same bound applies to the batched form.
+        :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB); the same bound applies to the batched form.
 
     Returns
     -------

@@ -18,7 +18,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_count, check_sample_count, describe, outside_unit_index
+from .._core.checks import as_float_array, check_count, check_sample_count, describe, outside_unit_index
 from ..objectives import as_objective
 from ..random import as_generator, uniform
 from . import _fused
@@ -139,7 +139,7 @@ class EstimatorSpec:
         See ``given_samples``; default one draw.
     separable : callable or None
         Exact moments at any dimension for separable objectives ``f = Σ_j f_j(b_j)``
-        (:mod:`refgrad._separable`): ``separable(dist, **options) -> (coordinate_options,
+        (:mod:`refgrad._moments.separable`): ``separable(dist, **options) -> (coordinate_options,
         features)``, or None where these options do not decompose.
         ``coordinate_options(j) -> dict`` gives the options of variable ``j``'s
         one-variable problem (a per-parameter option sliced to it).
@@ -267,7 +267,7 @@ class EstimatorSpec:
         :func:`estimate` draws the same block in chunks).
 
         ``n`` is refused (``ValueError`` naming it and the memory it would need) when
-        its noise and estimates exceed :data:`refgrad._checks.MAX_ARRAY_BYTES`.
+        its noise and estimates exceed :data:`refgrad._core.checks.MAX_ARRAY_BYTES`.
         """
         opts = self.options(dist, **options)
         n = check_sample_count(n, self._bytes_per_sample(dist, opts), "n")
@@ -428,7 +428,7 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
         Number of estimates.  Required whenever ``noise`` is not given (``rng`` or
         not); with ``noise`` it is read from the noise arrays (and, if given, must
         agree).  Refused when the noise and the
-        estimates would exceed :data:`refgrad._checks.MAX_ARRAY_BYTES`: split larger
+        estimates would exceed :data:`refgrad._core.checks.MAX_ARRAY_BYTES`: split larger
         runs into several calls.
     rng : None, int or numpy.random.Generator
         Randomness (SPEC 7).  Ignored -- and must be None -- when ``noise`` is given.
@@ -449,7 +449,7 @@ def estimate(name, dist, f, n=None, rng=None, noise=None, **options):
     ValueError
         A bad value: unknown estimator or option, an option out of its range, ``n < 1``
         or ``n`` whose noise and estimates would exceed
-        :data:`refgrad._checks.MAX_ARRAY_BYTES` (4 GiB), noise of the wrong layout or
+        :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB), noise of the wrong layout or
         not strictly inside (0, 1), an objective the estimator cannot use, or an
         estimate that overflowed float64 (rescale the objective).
     TypeError

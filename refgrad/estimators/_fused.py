@@ -24,7 +24,7 @@ by Python threads over the GIL-free kernels (the thread count is Numba's:
 same arithmetic whatever the split: the estimates are bit-identical for any number
 of threads.  Python threads rather than ``prange``: Numba's OpenMP layer aborts a
 process forked after a parallel region, and its workqueue layer aborts on
-concurrent calls from threads (see :mod:`refgrad._gray`).  While the threads work
+concurrent calls from threads (see :mod:`refgrad._oracle.gray`).  While the threads work
 on one chunk the calling thread draws the next (the Generator releases the GIL).
 
 Objectives.  :class:`~refgrad.objectives.SquaredDistance` and
@@ -44,8 +44,8 @@ from typing import Callable, NamedTuple, Tuple
 import numba as nb
 import numpy as np
 
-from .._jit import jit, row_jit
-from .._objective_rows import objective_grad, objective_row, objective_value
+from .._core.jit import jit, row_jit
+from ..objectives.rows import objective_grad, objective_row, objective_value
 from ..random import _normalised_row, gumbel_argmax  # noqa: F401  (the row helper the kernels share)
 
 __all__ = [

@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_count
-from .._jit import jit
+from .._core.checks import check_count
+from .._core.jit import jit
 from ..random import as_generator, uniform
 from . import _fused
 from ._base import get_spec

@@ -14,18 +14,18 @@ therefore compared on the accurate side of ``u``: for ``u ≤ ½``,
 ``u − ½`` or ``½ − ū`` in the same way.  Sampled uniforms are multiples of
 ``2**-53`` (:func:`refgrad.random.uniform`), for which this changes no estimate;
 the exact-moments oracle hands the kernels nodes next to 1 through their accurate
-complements (``noise["u_complement"]``, see :mod:`refgrad._moments`), which is
+complements (``noise["u_complement"]``, see :mod:`refgrad._moments.engine`), which is
 how it integrates the pieces ``(σ(ℓ), 1)`` of width ``σ(−ℓ)`` exactly even where
 no double lies inside them.
 """
 import numpy as np
 from scipy import special
 
-from .._jit import jit
+from .._core.jit import jit
 from ..objectives import evaluate
 from ..random import _sigmoid
 from ._base import EstimatorSpec, NoiseField, register
-from ._kernels_antithetic import antithetic_bits, arm_centred, arm_plan, disarm_plan, disarm_term
+from .kernels.antithetic import antithetic_bits, arm_centred, arm_plan, disarm_plan, disarm_term
 
 __all__ = []
 
@@ -103,7 +103,7 @@ def _disarm(dist, f, noise):
 
 
 def _arm_features(dist, f, noise=None, b=None):
-    """Separable form (:mod:`refgrad._separable`): ``F = f_j(b¹_j) − f_j(b²_j)``, ``A = u_j − ½``."""
+    """Separable form (:mod:`refgrad._moments.separable`): ``F = f_j(b¹_j) − f_j(b²_j)``, ``A = u_j − ½``."""
     u, uc = noise["u"], _complement(noise)
     _, _, fdiff = _pairs_and_diff(dist, f, u, uc)
     return fdiff[:, None], _arm_combine_kernel(np.ones(u.shape[0]), u, uc)[:, None]

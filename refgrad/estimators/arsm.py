@@ -73,7 +73,7 @@ estimate and its (bilinear across variables, quadratic within one) square exactl
 the listed outcomes give the exact mean and covariance.  The estimate at each point is
 computed by the same function as :func:`refgrad.estimate` (:func:`arsm_from_pi`).
 
-**Any dimension, separable f** (:mod:`refgrad._separable`): the ``M = 1 + C(C−1)/2``
+**Any dimension, separable f** (:mod:`refgrad._moments.separable`): the ``M = 1 + C(C−1)/2``
 values ``f(z^s)`` are sums of per-variable terms ``f_r(z^s_r)`` (``z^s_r`` depends on ``π_r``
 only) and the estimate of variable ``k`` is linear in them with coefficients from ``π_k``:
 ``L = M``, ``F_r = (f_r(z^s_r))_s``, ``A_k`` = the merge step applied to the unit vectors.
@@ -177,7 +177,7 @@ def _arsm(dist, f, noise):
 
 
 def _features(dist, f, noise=None, b=None):
-    """Separable form (:mod:`refgrad._separable`): ``L = M`` pseudo actions, ``F = f_j(z^s_j)``, ``A = ĝ_j(e_s)``.
+    """Separable form (:mod:`refgrad._moments.separable`): ``L = M`` pseudo actions, ``F = f_j(z^s_j)``, ``A = ĝ_j(e_s)``.
 
     The swaps act on every variable at once, so f is evaluated at the same ``M`` pseudo-action
     vectors for all variables and ``f(z^s) = Σ_r f_r(z^s_r)``, where ``z^s_r`` depends on

@@ -88,17 +88,17 @@ cited because only the paper's abstract could be consulted when this module was 
 Exact moments: every estimate is piecewise constant in each ``u_{ij}`` with jumps at
 ``σ(η_{ij})`` and ``1 − σ(η_{ij})`` (declared with their accurate complements), so
 ``exact.moments`` integrates exactly (method "piecewise", at most 10 noise dimensions:
-``d (K − 1) ≤ 10``).  Beyond that, for a separable f (:mod:`refgrad._separable`, method
+``d (K − 1) ≤ 10``).  Beyond that, for a separable f (:mod:`refgrad._moments.separable`, method
 "separable"): every form is ``Δ`` times a coefficient of variable ``i``'s own sticks, so
 ``L = 1``, ``F_i = f_i(b¹_i) − f_i(b²_i)`` and ``A_i`` = the estimate with ``Δ`` replaced by 1,
 integrated piecewise over one variable's ``K − 1`` uniforms.
 """
 import numpy as np
 
-from .._jit import jit
+from .._core.jit import jit
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, register
-from ._kernels_antithetic import antithetic_bits, disarm_term
+from .kernels.antithetic import antithetic_bits, disarm_term
 from .antithetic import _complement
 
 __all__ = ["stick_parameters", "stick_pairs"]
@@ -236,7 +236,7 @@ def coupled_estimates(dist, f, u, uc, form):
 
 
 def _features(form):
-    """Separable form (:mod:`refgrad._separable`): ``L = 1``, ``F = f_j(b¹_j) − f_j(b²_j)``, ``A`` = the estimate at Δ = 1.
+    """Separable form (:mod:`refgrad._moments.separable`): ``L = 1``, ``F = f_j(b¹_j) − f_j(b²_j)``, ``A`` = the estimate at Δ = 1.
 
     Every form is ``Δ`` times a coefficient that depends on variable ``j``'s own sticks only
     (its pair of categories, its reach mask, its stick order), and for a separable f

@@ -81,7 +81,7 @@ import numbers
 import numpy as np
 from scipy import special
 
-from .._checks import InputTypeError, check_positive_scalar, describe
+from .._core.checks import InputTypeError, check_positive_scalar, describe
 from ..relaxations import sigmoid_tau_vjp, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
 from .score import sample_breakpoints

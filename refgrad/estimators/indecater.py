@@ -58,7 +58,7 @@ enumerates the ``support**N`` sample tuples (``given_samples``).
 """
 import numpy as np
 
-from .._checks import check_count, check_sample_count
+from .._core.checks import check_count, check_sample_count
 from ..objectives import as_objective
 from ._base import EstimatorSpec, NoiseField, register
 from .score import sample_breakpoints

@@ -23,7 +23,7 @@ the conditioning (``conditional_*_grad`` / ``conditional_gumbel_vjp``).  ``∂z/
 
 import numpy as np
 
-from .._checks import (
+from .._core.checks import (
     InputTypeError,
     as_float_array,
     check_count,
@@ -31,7 +31,7 @@ from .._checks import (
     check_sample_count,
     describe,
 )
-from .._jit import jit
+from .._core.jit import jit
 from ..random import (
     _conditional_gumbel_rows,
     _sigmoid,
@@ -47,7 +47,7 @@ from ..random import (
 )
 from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from ._kernels_rebar import rebar_plan
+from .kernels.rebar import rebar_plan
 from .score import sample_breakpoints
 
 __all__ = ["rebar_terms", "optimal_eta"]
@@ -399,7 +399,7 @@ def _rebar_control_variate(dist, f, noise, tau, **_):
 
 
 def _rebar_features(dist, f, noise=None, b=None, tau=0.5, eta=1.0, pilot=256):
-    """Separable form (:mod:`refgrad._separable`): ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``, ``A = (s_j, −η_j s_j)``;
+    """Separable form (:mod:`refgrad._moments.separable`): ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``, ``A = (s_j, −η_j s_j)``;
     the pathwise terms of a separable f involve variable j's own term only."""
     parts = _Parts(dist, _differentiable(f, "rebar"), noise["u"], noise["v"], tau)
     eta_arr = np.broadcast_to(np.asarray(eta, dtype=np.float64), parts.s.shape[1:])
@@ -506,7 +506,7 @@ register(
 #     ĝ = [f(b) s + η ⊙ ∂_φ f(σ_τ(z))] − η ⊙ [∂_φ f(σ_τ(z̃)) + f(σ_τ(z̃)) s],    s = ∂_φ log q(b).
 #
 # refgrad.exact.moments integrates each term over the law of z | b in the variables where its mass lies
-# (refgrad._moments); these functions give the terms as functions of the latent.  ∂z̃/∂φ, which compute()
+# (refgrad._moments.engine); these functions give the terms as functions of the latent.  ∂z̃/∂φ, which compute()
 # takes from the uniforms v, is written here in terms of z̃ itself (hand-derived; tests/test_latent_rebar.py
 # checks both against compute() on the same noise):
 #

@@ -87,7 +87,7 @@ estimate is a function of ``D`` only, so ``exact.moments`` enumerates the suppor
 """
 from scipy import special
 
-from .._checks import check_positive_scalar
+from .._core.checks import check_positive_scalar
 from ..distributions import Categorical
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
 from .score import sample_breakpoints

@@ -27,17 +27,11 @@ import numbers
 
 import numpy as np
 
-from .._checks import (
-    InputTypeError,
-    as_float_array,
-    check_positive_scalar,
-    check_sample_count,
-    describe,
-)
-from .._jit import jit
+from .._core.checks import InputTypeError, as_float_array, check_positive_scalar, check_sample_count, describe
+from .._core.jit import jit
 from ..random import as_generator, uniform
 from ._base import EstimatorSpec, NoiseField, register
-from ._kernels_rebar import _mlp_grad_row, _mlp_value_row, relax_plan
+from .kernels.rebar import _mlp_grad_row, _mlp_value_row, relax_plan
 from .rebar import (
     DISCRETE,
     _Parts,

@@ -25,8 +25,8 @@ below; the conditional samples ``z̃`` come from :mod:`refgrad.random`.
 """
 import numpy as np
 
-from .._checks import check_positive_scalar, check_sample_count, describe
-from .._jit import jit
+from .._core.checks import check_positive_scalar, check_sample_count, describe
+from .._core.jit import jit
 from ..random import (
     conditional_gumbel,
     conditional_gumbel_vjp,
@@ -40,8 +40,8 @@ from ..random import (
 )
 from ..relaxations import _sigmoid_slope_scalar, sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from ._kernels_relaxed import gumbel_softmax_plan, straight_through_plan
-from ._kernels_gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
+from .kernels.relaxed import gumbel_softmax_plan, straight_through_plan
+from .kernels.gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
 from .score import sample_breakpoints
 
 __all__ = ["LATENT_FORMS"]
@@ -369,7 +369,7 @@ def _straight_through_latent(dist, f, z, b, tau, **_):
 #: shifted by a constant, to which the softmax is invariant) and of the sample ``b`` it gives,
 #: ``fn(dist, f, z, b, **options)``, with the option that averages conditional draws given ``b``
 #: (None for one draw).  Only :func:`refgrad.exact.moments` uses these: it integrates them over
-#: the law of the latent in the variables where the mass lies (see :mod:`refgrad._moments`),
+#: the law of the latent in the variables where the mass lies (see :mod:`refgrad._moments.engine`),
 #: which the uniforms ``u`` cannot resolve at extreme logits.  ``estimate`` never calls them;
 #: ``tests/test_extremes_moments.py`` checks that they agree with ``compute`` where ``u`` can.
 #: gumbel_rao enters with ``derivative="identity"`` only: given ``b`` its draws are i.i.d. with
@@ -403,7 +403,7 @@ def _gumbel_rao_total_latent(dist, f, zt, b, tau, **_):
 #: (8, 0, −8), (20, 0, −20), (8, 0, 1), (1, 0.5, −1) at τ in {0.01, 0.5, 1, 10}, but 1.6e-8 at (30, 0, −30)
 #: and 6.9e-2 on the dominant coordinate of (50, 0, −50) at τ = 10 (at levels 5 and 6: the conditional mean of
 #: the common sample's term cancels there).  Beyond it the uniforms' quadrature refuses
-#: (refgrad._moments.UNIFORM_QUADRATURE_LOGIT_LIMIT, 20).  The variance is not checked against mpmath here.
+#: (refgrad._moments.engine.UNIFORM_QUADRATURE_LOGIT_LIMIT, 20).  The variance is not checked against mpmath here.
 CATEGORICAL_SPREAD_LIMIT = 40.0
 
 

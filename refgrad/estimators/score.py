@@ -10,10 +10,10 @@ import numbers
 import numpy as np
 from scipy import special
 
-from .._checks import InputTypeError, check_count, check_sample_count, describe
+from .._core.checks import InputTypeError, check_count, check_sample_count, describe
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from ._kernels_score import muprop_plan, reinforce_plan, rloo_plan
+from .kernels.score import muprop_plan, reinforce_plan, rloo_plan
 
 __all__ = ["optimal_baseline", "sample_breakpoints"]
 
@@ -140,7 +140,7 @@ def _same_options(dist, **opts):
 
 
 def _reinforce_features(dist, f, noise=None, b=None, baseline=None):
-    """Separable form (see :mod:`refgrad._separable`): ``F = f_j(b_j)`` (centred for the optimal baseline,
+    """Separable form (see :mod:`refgrad._moments.separable`): ``F = f_j(b_j)`` (centred for the optimal baseline,
     whose value on the full problem is variable j's own optimum plus ``Σ_{r≠j} E f_r``), ``A = ∂ log q(b_j)``."""
     b = dist.from_uniforms(noise["u"]) if b is None else b[:, 0]
     fb = evaluate(f, b)

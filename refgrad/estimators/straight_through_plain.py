@@ -86,7 +86,7 @@ terms: ``L = 0``).
 """
 import numpy as np
 
-from .._checks import describe
+from .._core.checks import describe
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
 from .score import sample_breakpoints
 

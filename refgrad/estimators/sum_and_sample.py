@@ -60,7 +60,7 @@ Options: ``k`` (integer in ``[0, S]``, default 1), the number of configurations 
 """
 import numpy as np
 
-from .._checks import check_count
+from .._core.checks import check_count
 from ..distributions import ENUMERATION_LIMIT
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, register

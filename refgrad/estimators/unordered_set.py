@@ -87,7 +87,7 @@ import math
 
 import numpy as np
 
-from .._checks import InputTypeError, check_count, describe
+from .._core.checks import InputTypeError, check_count, describe
 from ..objectives import evaluate
 from ..random import gumbel
 from ._base import EstimatorSpec, NoiseField, register

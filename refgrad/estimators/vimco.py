@@ -71,7 +71,7 @@ with a ``ValueError`` naming ``LogMeanExp``, as is a generic
 import numpy as np
 from scipy import special
 
-from .._checks import InputTypeError, check_count, check_sample_count, describe
+from .._core.checks import InputTypeError, check_count, check_sample_count, describe
 from ..multisample import IWAEBound, LogMeanExp, MultiSampleObjective
 from ._base import EstimatorSpec, NoiseField, register
 from .score import sample_breakpoints

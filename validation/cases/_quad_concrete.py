@@ -12,7 +12,7 @@ Both are integrable end-point singularities, unbounded for small τ.  The rules 
 remove the leading power with the substitution ``t = w · u^{1/β}`` (``β`` the power,
 ``t`` the distance to the singular end, ``w`` the length of the piece), which turns
 ``t^{β−1} dt`` into ``(w^β/β) du``, and integrate the remaining bounded integrand in
-``u`` with the tanh-sinh rule of :func:`refgrad._quadrature.tanh_sinh` (Takahasi &
+``u`` with the tanh-sinh rule of :func:`refgrad._moments.quadrature.tanh_sinh` (Takahasi &
 Mori 1974), which absorbs what is left (powers ``u^{j/β}`` of the next terms).
 
 K = 2 is a one-dimensional integral in ``x_1`` with ``x_2 = 1 − x_1``; K = 3 uses the
@@ -29,7 +29,7 @@ tanh-sinh level (twice as many nodes in each variable) and against the total mas
 import numpy as np
 
 from refgrad import relaxations as rx
-from refgrad._quadrature import tanh_sinh
+from refgrad._moments.quadrature import tanh_sinh
 
 __all__ = ["end_nodes", "interval_nodes", "concrete_mass", "concrete_bin_masses"]
 

@@ -17,7 +17,7 @@ variance of an average of estimates at a fixed budget of evaluations of f,
 
 Every row's moments come from :func:`refgrad.exact.moments`: exact (enumeration, piecewise
 rule or quadrature) where it applies -- on the 100-bit problem by the separable method, which
-integrates over one variable's noise at a time (:mod:`refgrad._separable`) --; where it refuses
+integrates over one variable's noise at a time (:mod:`refgrad._moments.separable`) --; where it refuses
 (``ValueError``: noise dimension too large for a non-separable objective, such as REBAR on the
 categorical problem's 40-dimensional noise) from ``method="monte_carlo"``, labelled "Monte Carlo
 estimate (not exact)" with its confidence interval.  VIMCO is left out: it estimates the

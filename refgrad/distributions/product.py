@@ -1,0 +1,462 @@
+r"""A product of heterogeneous discrete families in one problem: :class:`Product`.
+
+A model with a bit, a 3-way and a 5-way variable is one distribution here, without padding the
+categories to a common K:
+
+.. code-block:: python
+
+    dist = Product(Bernoulli([0.3]), Categorical([[0.0, 1.0, -1.0]]), Categorical([[0.0] * 5]))
+
+Layout
+------
+Everything is flat.  With blocks ``B_1, …, B_m``, block ``j`` of ``p_j = prod(B_j.param_shape)``
+parameters (``d`` for Bernoulli and GaussianThreshold, ``d·K`` for Categorical):
+
+* ``params`` is the concatenation of ``B_j.params.ravel()`` (C order: a categorical's rows one after the
+  other), shape ``(P,)`` with ``P = Σ_j p_j``; a gradient has that shape too;
+* a point ``x`` is the concatenation of the blocks' points, each raveled in C order: bits as 0/1,
+  categorical rows as one-hot rows; shape ``(D,)`` with ``D = P`` (every family's event has the shape
+  of its parameters), and a batch is ``(n, D)``;
+* ``block_slices[j]`` selects block ``j`` in both, and :meth:`Product.unflatten` gives the blocks' own
+  shapes back.
+
+The flat layout is the one the objectives already accept: a batch ``(n, D)`` is what
+:class:`~refgrad.objectives.SquaredDistance`, :class:`~refgrad.objectives.Linear` and
+:class:`~refgrad.objectives.FunctionObjective` take for bits, so they apply to a product unchanged
+(a target or weights of shape ``(D,)``).  Because ``D = P``, ``x − E[x]`` and the score have the
+point's shape, as for the single families.
+
+Enumeration
+-----------
+The variables are numbered block by block (a categorical block's rows in order); configuration ``i``
+is ``i`` written in the mixed radix of the variables (2 for a bit, K for a categorical row) with the
+**first variable most significant** -- the order of ``itertools.product`` over the variables' values.
+For a product of one block this is that block's own order.
+
+The exact oracles (:func:`refgrad.exact.expectation`, :func:`refgrad.exact.gradient`,
+:func:`refgrad.exact.moments`) dispatch here; the gradient uses the flip-difference identities of
+:func:`refgrad.exact.gradient` per variable (``∂L/∂φ = c E_q[f(x^{i←1}) − f(x^{i←0})]`` for a bit,
+``∂L/∂ℓ_{ik} = p_{ik} E_q[f(x^{i←k}) − f(x)]`` for a categorical row), with ``f`` evaluated by its
+values (an objective's closed-form flip differences assume a layout of bits or of one-hot rows of
+one K, which a product is not).  ``f`` is evaluated once per configuration of positive probability
+plus once per flip whose partner lies outside the current chunk of ``chunk_size`` configurations
+(the flips of the variables whose stride in the mixed radix reaches the chunk size), as for a single
+family with a plain callable.
+
+Estimators
+----------
+The score-function estimators -- ``reinforce`` (every baseline), ``rloo`` and ``muprop`` -- accept a
+Product (declared by ``EstimatorSpec.product``); their estimate is built from ``f(x)``, the product's
+score and, for MuProp, ``z̄ = E[x]`` and ``∂z̄/∂φ`` block by block.  Every other estimator refuses a
+Product with a ``ValueError`` naming the families it supports.  Their exact moments enumerate the
+``support**k`` sample tuples (:func:`moments`).
+"""
+import numpy as np
+
+from .._core.checks import as_float_array, check_count, describe
+from . import (
+    ENUMERATION_LIMIT,
+    Bernoulli,
+    Categorical,
+    GaussianThreshold,
+    _check_uniforms,
+    _first_where,
+    _ProductDistribution,
+)
+
+__all__ = ["Product"]
+
+_BLOCK_TYPES = (Bernoulli, Categorical, GaussianThreshold)
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+class Product(_ProductDistribution):
+    r"""Independent blocks of different families side by side: ``q(x) = Π_j q_j(x_j)``.
+
+    .. math::  \log q(x) = \sum_j \log q_j(x_{S_j}), \qquad
+               \frac{∂ \log q(x)}{∂ φ_{S_j}} = \frac{∂ \log q_j(x_{S_j})}{∂ φ_j}
+
+    with ``S_j = block_slices[j]``: the score of block ``j`` is that block's own score (the other
+    factors do not depend on its parameters), so each block's accuracy and its handling of ``±inf``
+    parameters are those of its family.
+
+    Layout (see :mod:`refgrad.distributions.product`): ``params`` is the flat concatenation of the blocks'
+    ``params.ravel()`` (C order), ``param_shape = (P,)``; a point is the flat float concatenation of
+    the blocks' points (bits 0/1, categorical rows one-hot, raveled), ``event_shape = (P,)`` as well.
+    Sampling draws one block of uniforms of shape ``(n, P)``, split by ``block_slices`` and handed to
+    each block's ``from_uniforms`` (a categorical block's slice reshaped to ``(n, d, K)``).
+
+    Parameters
+    ----------
+    *blocks : Bernoulli, Categorical or GaussianThreshold
+        One or more instances (any K, any number of rows, families in any order; the same family may
+        appear several times).  A Product is not a block.
+    """
+
+    family = "product"
+
+    def __init__(self, *blocks):
+        if len(blocks) == 0:
+            raise ValueError("blocks must be one or more Bernoulli, Categorical or GaussianThreshold instances; "
+                             "got none (write Product(Bernoulli(...), Categorical(...), ...))")
+        for j, block in enumerate(blocks):
+            if not isinstance(block, _BLOCK_TYPES):
+                raise ValueError(f"blocks[{j}] must be a Bernoulli, Categorical or GaussianThreshold instance; got "
+                                 f"{describe(block)} of type {type(block).__name__}")
+        self.blocks = tuple(blocks)
+        sizes = [int(np.prod(block.param_shape)) for block in blocks]
+        ends = np.cumsum(sizes)
+        self.block_slices = tuple(slice(int(e - s), int(e)) for s, e in zip(sizes, ends))
+        params = np.concatenate([np.ravel(block.params) for block in blocks]).astype(np.float64)
+        params.setflags(write=False)
+        self._params = params
+        # one entry per variable: (block index, first column, radix, P(value) table, categorical?)
+        variables = []
+        for j, block in enumerate(blocks):
+            first = self.block_slices[j].start
+            if isinstance(block, Categorical):
+                for i in range(block.d):
+                    variables.append((j, first + i * block.K, block.K, block._probs[i], True))
+            else:
+                p1, p0 = block._p1_p0()
+                for i in range(block.d):
+                    variables.append((j, first + i, 2, np.array([p0[i], p1[i]]), False))
+        self._variables = variables
+        radices = [v[2] for v in variables]
+        strides, size = [], 1
+        for r in reversed(radices):
+            strides.append(size)
+            size *= r
+        self._strides = strides[::-1]  # Python ints: the first variable is the most significant digit
+        self._size = size
+
+    # ------------------------------------------------------------------ shape and layout
+    def __repr__(self):
+        return "Product(" + ", ".join(repr(block) for block in self.blocks) + ")"
+
+    @property
+    def params(self):
+        """Flat parameters, the blocks' ``params.ravel()`` side by side, shape ``(P,)`` (read-only)."""
+        return self._params
+
+    @property
+    def d(self):
+        """Number of independent variables (bits and categorical rows, over all blocks)."""
+        return len(self._variables)
+
+    @property
+    def event_shape(self):
+        return self._params.shape
+
+    @property
+    def _noise_shape(self):
+        return self._params.shape
+
+    @property
+    def support_size(self):
+        """Number of configurations, the product of the variables' radices (a Python int)."""
+        return self._size
+
+    def _support_formula(self):
+        return " * ".join(f"{block._radix}**{block.d}" for block in self.blocks)
+
+    @property
+    def layout(self):
+        """One line per block: its slice, family and shape, e.g. ``"[0:2] bernoulli (2,)"``."""
+        return "; ".join(f"[{s.start}:{s.stop}] {block.family} {tuple(block.param_shape)}"
+                         for s, block in zip(self.block_slices, self.blocks))
+
+    def unflatten(self, a):
+        """Split an array of shape ``(..., P)`` (points, parameters, gradients) into the blocks' own shapes.
+
+        Returns a tuple with one array per block, of shape ``(..., *block.param_shape)`` (views where possible).
+        """
+        arr = np.asarray(a)
+        if arr.ndim < 1 or arr.shape[-1] != self._params.shape[0]:
+            raise ValueError(f"a must have shape (..., {self._params.shape[0]}) (flat over the blocks: "
+                             f"{self.layout}); got shape {arr.shape}")
+        lead = arr.shape[:-1]
+        return tuple(arr[..., s].reshape(lead + tuple(block.param_shape))
+                     for s, block in zip(self.block_slices, self.blocks))
+
+    @property
+    def probs(self):
+        """``E[x]`` per coordinate, shape ``(P,)``: ``P(bit = 1)`` for a bit, ``softmax(ℓ_i)`` for a categorical
+        row."""
+        return np.concatenate([np.ravel(block.probs) for block in self.blocks])
+
+    # ------------------------------------------------------------------ points
+    def _check_points(self, x, name="x"):
+        """Points of shape ``(n, P)`` (or ``(P,)``) whose blocks are bits or one-hot rows."""
+        arr = as_float_array(x, name, allow_bool=True)
+        P = self._params.shape[0]
+        if arr.ndim == 1 and arr.shape == (P,):
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != P:
+            raise ValueError(f"{name} must have shape (n, {P}) (the blocks' points side by side, flat: "
+                             f"{self.layout}); got shape {arr.shape}")
+        bad = (arr != 0.0) & (arr != 1.0)
+        if bad.any():
+            raise ValueError(f"{name} must contain only 0 and 1 (bits and one-hot rows); got {_first_where(arr, bad)}")
+        for j, (s, block) in enumerate(zip(self.block_slices, self.blocks)):
+            if isinstance(block, Categorical):
+                hot = arr[:, s].reshape(arr.shape[0], block.d, block.K).sum(axis=2)
+                if np.any(hot != 1.0):
+                    row, var = (int(i) for i in np.argwhere(hot != 1.0)[0])
+                    cols = slice(s.start + var * block.K, s.start + (var + 1) * block.K)
+                    raise ValueError(
+                        f"{name} must be one-hot in each categorical row; sample {row}, block {j} (categorical), "
+                        f"row {var} (columns {cols.start}:{cols.stop}) is {arr[row, cols].tolist()}")
+        return arr
+
+    def _blocks_of(self, x):
+        """The blocks' slices of checked points ``x`` (n, P), each in its family's layout."""
+        n = x.shape[0]
+        return [x[:, s].reshape((n,) + tuple(block.event_shape)) for s, block in zip(self.block_slices, self.blocks)]
+
+    def from_uniforms(self, u):
+        """Points for uniforms ``u`` of shape ``(n, P)``: each block's ``from_uniforms`` on its slice, flattened."""
+        u = _check_uniforms(u, self._params.shape[0])
+        n = u.shape[0]
+        parts = [block.from_uniforms(ub).reshape(n, -1) for ub, block in zip(self._blocks_of(u), self.blocks)]
+        return np.concatenate(parts, axis=1)
+
+    def log_prob(self, x):
+        """``Σ_j log q_j(x_j)``, shape ``(n,)``, for points ``x`` of shape ``(n, P)`` (or ``(P,)``)."""
+        x = self._check_points(x)
+        parts = [block.log_prob(xb) for xb, block in zip(self._blocks_of(x), self.blocks)]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
+
+    def score(self, x):
+        """``∂ log q(x)/∂ params``, shape ``(n, P)``: each block's own score on its slice, flattened."""
+        x = self._check_points(x)
+        n = x.shape[0]
+        return np.concatenate([block.score(xb).reshape(n, -1) for xb, block in zip(self._blocks_of(x), self.blocks)],
+                              axis=1)
+
+    # ------------------------------------------------------------------ enumeration
+    def _digits(self, start, stop):
+        """Mixed-radix digits (m, V) of the indices [start, stop), first variable most significant.
+
+        A transposed view of a variable-major array, so that each variable's digits are contiguous.
+        """
+        big = stop > _INT64_MAX  # indices beyond int64 (a support larger than 2**63): Python integers
+        idx = np.arange(start, stop, dtype=object if big else np.int64)
+        out = np.empty((len(self._variables), stop - start), dtype=np.int64)
+        for v, (stride, variable) in enumerate(zip(self._strides, self._variables)):
+            if not big and stride > _INT64_MAX:
+                out[v] = 0  # every index is below this variable's stride
+            else:
+                out[v] = (idx // stride) % variable[2]
+        return out.T
+
+    def _configs_from_digits(self, digits):
+        out = np.zeros((digits.shape[0], self._params.shape[0]))
+        categorical = np.array([v[4] for v in self._variables], dtype=bool)
+        first = np.array([v[1] for v in self._variables], dtype=np.int64)
+        # a bit's column holds its digit; a categorical row's column first + digit holds 1 (variable-major)
+        digits = digits.T
+        where = first[:, None] + np.where(categorical[:, None], digits, 0)
+        where += np.arange(digits.shape[1], dtype=np.int64)[None, :] * out.shape[1]
+        out.reshape(-1)[where.reshape(-1)] = np.where(categorical[:, None], 1.0, digits).reshape(-1)
+        return out
+
+    def _probs_of_digits(self, digits):
+        q = np.ones(digits.shape[0])
+        digits = digits.T  # variable-major (contiguous rows from _digits)
+        for v, (_, _, _, table, _) in enumerate(self._variables):  # variable by variable, as the single families do
+            q *= table[digits[v]]
+        return q
+
+    def index_of(self, x):
+        """Enumeration indices (``int64``, or Python ints beyond 2**63) of the points ``x`` of shape ``(n, P)``."""
+        x = self._check_points(x)
+        total = np.zeros(x.shape[0], dtype=object if self._size > _INT64_MAX else np.int64)
+        for stride, (_, first, radix, _, categorical) in zip(self._strides, self._variables):
+            digit = np.argmax(x[:, first:first + radix], axis=1) if categorical else x[:, first].astype(np.int64)
+            total += digit.astype(total.dtype) * stride
+        return total
+
+    def _flip_weights(self):
+        """``(c, active)``, shape ``(P,)``: the blocks' flip weights side by side (:func:`refgrad.exact.gradient`)."""
+        pairs = [block._flip_weights() for block in self.blocks]
+        return (np.concatenate([np.ravel(c) for c, _ in pairs]),
+                np.concatenate([np.ravel(a) for _, a in pairs]))
+
+
+# ---------------------------------------------------------------------------- exact oracles
+
+
+def flip_differences(dist, obj, x, index, active):
+    r"""Flip differences of ``obj`` on a chunk of configurations of ``dist``, shape ``(n, P)``.
+
+    ``D_p = f(x^{i←1}) − f(x^{i←0})`` at the column ``p`` of a bit ``i``; ``D_p = f(x^{i←k}) − f(x)`` at the
+    column ``p`` of category ``k`` of a categorical row ``i`` (0 at the chosen category); 0 where ``active``
+    is False.  ``x`` are configurations of positive probability with ascending enumeration indices ``index``:
+    the value of ``f`` at a flipped configuration in the chunk is looked up, elsewhere evaluated (a flip of an
+    active entry has positive probability).  A bit's difference is ``(f(x') − f(x))(1 − 2x_i)``, the exact
+    negation where ``x_i = 1`` -- the arithmetic of :func:`refgrad.exact.gradient` for a single family.
+    """
+    n = x.shape[0]
+    base = obj.value(x)
+    columns = np.ascontiguousarray(x.T)  # variable-major: each column of x contiguous
+    out = np.zeros(columns.shape)  # (P, n), transposed on return
+    lo, width = int(index[0]), int(index[-1]) - int(index[0]) + 1
+    position = np.full(width, -1, dtype=np.int64)
+    position[index - lo] = np.arange(n)
+    every = np.arange(n)
+
+    def partners(rows, offset, set_value):
+        """f at the flipped configurations: looked up in the chunk where there, else evaluated."""
+        inside = (offset >= 0) & (offset < width)
+        found_at = position[np.where(inside, offset, 0)]
+        found = inside & (found_at >= 0)
+        other = base[found_at]
+        if not found.any():
+            flipped = x.copy() if rows is every else x[rows]
+            set_value(flipped)
+            return obj.value(flipped)
+        if not found.all():
+            missing = ~found
+            flipped = x[rows[missing]]  # a copy (advanced indexing)
+            set_value(flipped)
+            other[missing] = obj.value(flipped)
+        return other
+
+    for v, (_, first, radix, _, categorical) in enumerate(dist._variables):
+        stride = dist._strides[v]
+        if not categorical:
+            if not active[first]:
+                continue
+            cur = columns[first]
+            offset = index - lo + (1 - 2 * cur.astype(np.int64)) * stride
+
+            def flip_bit(rows_x, c=first):
+                rows_x[:, c] = 1.0 - rows_x[:, c]
+
+            other = partners(every, offset, flip_bit)
+            out[first] = (other - base) * (1.0 - 2.0 * cur)
+            continue
+        chosen = np.argmax(columns[first:first + radix], axis=0)
+        for k in range(radix):
+            if not active[first + k]:
+                continue
+            rows = np.flatnonzero(chosen != k)
+            if rows.size == 0:
+                continue
+            offset = index[rows] - lo + (k - chosen[rows]) * stride
+
+            def set_category(rows_x, c=first, kk=k, K=radix):
+                rows_x[:, c:c + K] = 0.0
+                rows_x[:, c + kk] = 1.0
+
+            other = partners(rows, offset, set_category)
+            out[first + k, rows] = other - base[rows]
+    return out.T
+
+
+def gradient(dist, obj, limit, chunk_size):
+    """:func:`refgrad.exact.gradient` for a :class:`Product` (flip differences of ``obj``'s values)."""
+    from ..exact import _stream
+
+    weights, active = dist._flip_weights()
+    source = f"objective {obj.name!r}"
+
+    def differences(x, index):
+        return flip_differences(dist, obj, x, index, active)
+
+    mean = _stream(dist, differences, limit, chunk_size, f"gradient of {source}", source, True)
+    return np.where(active, weights * mean, 0.0)
+
+
+def expectation(dist, obj, limit, chunk_size):
+    """:func:`refgrad.exact.expectation` for a :class:`Product`: the compensated sum of ``q(x) f(x)``."""
+    from ..exact import _stream
+
+    source = f"objective {obj.name!r}"
+    return float(_stream(dist, lambda x: obj.value(x), limit, chunk_size, f"expectation of {source}", source))
+
+
+def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LIMIT):
+    r"""Exact moments of a score-function estimator on a :class:`Product`, by enumeration.
+
+    The estimate depends on its noise only through ``k = spec.draws(**opts)`` i.i.d. points, so
+
+    .. math::  E[ĝ] = \sum_{x_1..x_k} q(x_1)⋯q(x_k)\, g(x_1..x_k), \qquad
+               E[ĝĝᵀ] = \sum q(x_1)⋯q(x_k)\, g gᵀ
+
+    over the ``support**k`` tuples of positive probability (refused beyond ``limit``).  The reported
+    ``error`` is ``64 eps max|E[ĝĝᵀ]|`` (rounding only), as for the single families.
+    """
+    from .._moments.engine import Moments
+
+    if not isinstance(method, str) or method not in ("auto", "enumeration"):
+        raise ValueError(f"method must be 'auto', 'enumeration' or 'monte_carlo' for a Product distribution (its "
+                         f"exact moments are enumerated); got {describe(method)}")
+    if level is not None:
+        raise ValueError(f"level applies to quadrature only; a Product's exact moments are enumerated (level=None); "
+                         f"got level={describe(level)}")
+    if spec.given_samples is None:  # pragma: no cover - every estimator that accepts a Product has it
+        raise ValueError(f"estimator {spec.name!r} has no exact moments on a Product distribution")
+    limit = check_count(limit, "limit")
+    k = int(spec.draws(**opts))
+    size = dist.support_size
+    if size > limit or size**k > limit:
+        raise ValueError(
+            f"exact moments of {spec.name!r} by enumeration need {size}**{k} = {size ** k} sample tuples, beyond "
+            f"limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller problem; a larger limit= enumerates them all with no time guard")
+    configs, probs = dist.enumerate(limit=limit)
+    keep = np.flatnonzero(probs > 0.0)
+    configs, probs = configs[keep], probs[keep]
+    s = len(probs)
+    total = s**k
+    P = dist.param_shape[0]
+    s1 = np.zeros(P)
+    s2 = np.zeros((P, P))
+    chunk = 65536
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, total, chunk):
+            idx = np.arange(start, min(start + chunk, total))
+            digits = (idx[:, None] // (s ** np.arange(k - 1, -1, -1))[None, :]) % s
+            w = np.prod(probs[digits], axis=1)
+            g = np.asarray(spec.given_samples(dist, f, np.ascontiguousarray(configs[digits]), **opts), dtype=float)
+            g = g.reshape(g.shape[0], -1)
+            if not np.isfinite(g).all():
+                row, col = (int(i) for i in np.argwhere(~np.isfinite(g))[0])
+                raise ValueError(
+                    f"estimator {spec.name!r} returned a non-finite estimate ({float(g[row, col])!r}, coordinate "
+                    f"{col}) on {dist!r}: the objective's values overflow in the estimator's arithmetic; rescale "
+                    "the objective f")
+            s1 += np.einsum("n,np->p", w, g)
+            s2 += np.einsum("np,nq->pq", g * w[:, None], g)
+    cov = s2 - np.outer(s1, s1)
+    cov = 0.5 * (cov + cov.T)
+    if not (np.isfinite(s1).all() and np.isfinite(cov).all()):
+        raise ValueError(f"the exact moments of {spec.name!r} on {dist!r} overflowed (sums beyond the float64 "
+                         "range); rescale the objective f")
+    error = 64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(s2))))
+    return Moments(spec.name, opts, s1, cov, "enumeration", error, int(spec.cost(dist, **opts)), total)
+
+
+def multisample_gradient(dist, f, limit):
+    r"""``∇_φ E[L(x^1, …, x^k)]`` for a multi-sample objective over a :class:`Product`.
+
+    As :func:`refgrad.multisample.gradient`: ``Σ_j`` the exact gradient of the single-sample function
+    ``M_j(x) = E[L | x^j = x]`` (:func:`refgrad.multisample.conditional_tables`), ``k`` times that of ``M_1``
+    for the symmetric :class:`~refgrad.multisample.LogMeanExp`; ``M_j`` is looked up by the enumeration
+    index of ``x`` (:meth:`Product.index_of`) and differentiated by :func:`gradient`.
+    """
+    from ..multisample import LogMeanExp, conditional_tables
+    from ..objectives import FunctionObjective
+
+    _, M = conditional_tables(dist, f, limit)
+    rows = M[:1] if isinstance(f, LogMeanExp) else M
+    total = None
+    for j, row in enumerate(rows):
+        table = FunctionObjective(lambda x, row=row: row[dist.index_of(x)], name=f"E[{f.name} | x^{j + 1} = x]")
+        part = gradient(dist, table, limit, 65536)
+        total = part if total is None else total + part
+    return f.k * total if isinstance(f, LogMeanExp) else total
