@@ -16,6 +16,10 @@ from scipy import special, stats
 
 import naive
 from refgrad import random as R
+from refgrad._core import special as S
+from refgrad.random import conditional as RC
+from refgrad.random import noise as RN
+from refgrad.random import rng as RG
 
 # Uniforms at the edges of the open interval and in the middle.
 SPECIAL_U = np.array([1e-300, 1e-16, 0.5, 1.0 - 1e-16, 1.0 - 2.0**-53])
@@ -100,7 +104,7 @@ def test_uniform_values_and_grid():
     assert R.uniform(0, ()).shape == ()
     assert R.uniform(0, (0, 3)).shape == (0, 3)
     # the two extreme cells are exact and strictly inside (0, 1)
-    assert_array_equal(R._cells_to_uniform([0, 2**52 - 1]), [2.0**-53, 1.0 - 2.0**-53])
+    assert_array_equal(RG._cells_to_uniform([0, 2**52 - 1]), [2.0**-53, 1.0 - 2.0**-53])
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, (2, -1), (2, 1.0), "3", True])
@@ -123,11 +127,11 @@ def test_uniform_is_uniform():
 def test_softplus_log_sigmoid():
     x = np.concatenate([np.linspace(-800, 800, 2001), [-1e300, 1e300, 0.0, 1e-20, -1e-20, 37.0, -37.0]])
     # relative 1e-14; the absolute floor 1e-307 only admits subnormal results (x < -708)
-    _assert_rel(_scalar_map(R._softplus, x), naive.random_softplus(x), 1e-14, 1e-307)
-    _assert_rel(_scalar_map(R._log_sigmoid, x), naive.random_log_sigmoid(x), 1e-14, 1e-307)
-    _assert_rel(_scalar_map(R._sigmoid, x), naive.random_sigmoid(x), 1e-14, 1e-307)
-    assert R._softplus(math.inf) == math.inf and R._softplus(-math.inf) == 0.0
-    assert R._log_sigmoid(math.inf) == 0.0 and R._log_sigmoid(-math.inf) == -math.inf
+    _assert_rel(_scalar_map(S._softplus, x), naive.random_softplus(x), 1e-14, 1e-307)
+    _assert_rel(_scalar_map(S._log_sigmoid, x), naive.random_log_sigmoid(x), 1e-14, 1e-307)
+    _assert_rel(_scalar_map(S._sigmoid, x), naive.random_sigmoid(x), 1e-14, 1e-307)
+    assert S._softplus(math.inf) == math.inf and S._softplus(-math.inf) == 0.0
+    assert S._log_sigmoid(math.inf) == 0.0 and S._log_sigmoid(-math.inf) == -math.inf
 
 
 def test_log_ndtr_vs_scipy():
@@ -136,12 +140,12 @@ def test_log_ndtr_vs_scipy():
     x = np.concatenate(
         [-np.geomspace(1e4, 1e-6, 3000), np.linspace(-25, 10, 3000), np.geomspace(1e-6, 37, 2000), [0.0]]
     )
-    _assert_rel(_scalar_map(R._log_ndtr, x), naive.random_log_ndtr(x), 1e-13)
+    _assert_rel(_scalar_map(S._log_ndtr, x), naive.random_log_ndtr(x), 1e-13)
     # Beyond 37.5 Phi(-x) is subnormal in both implementations: absolute agreement.
     far = np.linspace(37.5, 60, 50)
-    assert np.all(np.abs(_scalar_map(R._log_ndtr, far) - special.log_ndtr(far)) <= 1e-310)
-    assert R._log_ndtr(math.inf) == 0.0 and R._log_ndtr(-math.inf) == -math.inf
-    assert math.isnan(R._log_ndtr(math.nan))
+    assert np.all(np.abs(_scalar_map(S._log_ndtr, far) - special.log_ndtr(far)) <= 1e-310)
+    assert S._log_ndtr(math.inf) == 0.0 and S._log_ndtr(-math.inf) == -math.inf
+    assert math.isnan(S._log_ndtr(math.nan))
 
 
 def test_ndtri_vs_scipy():
@@ -149,10 +153,10 @@ def test_ndtri_vs_scipy():
     p = np.concatenate(
         [np.geomspace(1e-320, 0.5, 3000), 1.0 - np.geomspace(1e-16, 0.5, 2000), np.linspace(0.01, 0.99, 2001)]
     )
-    _assert_rel(_scalar_map(R._ndtri, p), naive.random_ndtri(p), 1e-14)
-    assert R._ndtri(0.5) == 0.0
-    assert R._ndtri(0.0) == -math.inf and R._ndtri(1.0) == math.inf
-    assert math.isnan(R._ndtri(-0.1)) and math.isnan(R._ndtri(1.1)) and math.isnan(R._ndtri(math.nan))
+    _assert_rel(_scalar_map(S._ndtri, p), naive.random_ndtri(p), 1e-14)
+    assert S._ndtri(0.5) == 0.0
+    assert S._ndtri(0.0) == -math.inf and S._ndtri(1.0) == math.inf
+    assert math.isnan(S._ndtri(-0.1)) and math.isnan(S._ndtri(1.1)) and math.isnan(S._ndtri(math.nan))
 
 
 def test_ndtri_exp_vs_scipy():
@@ -162,12 +166,12 @@ def test_ndtri_exp_vs_scipy():
     lp = np.concatenate(
         [-np.geomspace(1e3, 1e-300, 4000), np.linspace(-3, -1e-3, 2000), np.linspace(-0.75, -0.65, 500)]
     )
-    _assert_rel(_scalar_map(R._ndtri_exp, lp), naive.random_ndtri_exp(lp), 1e-13, 1e-15)
+    _assert_rel(_scalar_map(S._ndtri_exp, lp), naive.random_ndtri_exp(lp), 1e-13, 1e-15)
     deep = -np.geomspace(1e5, 1e3, 500)
-    _assert_rel(_scalar_map(R._ndtri_exp, deep), naive.random_ndtri_exp(deep), 1e-12)
-    assert R._ndtri_exp(0.0) == math.inf and R._ndtri_exp(-math.inf) == -math.inf
-    assert math.isnan(R._ndtri_exp(0.5)) and math.isnan(R._ndtri_exp(math.nan))
-    assert np.isfinite(R._ndtri_exp(-1e10))
+    _assert_rel(_scalar_map(S._ndtri_exp, deep), naive.random_ndtri_exp(deep), 1e-12)
+    assert S._ndtri_exp(0.0) == math.inf and S._ndtri_exp(-math.inf) == -math.inf
+    assert math.isnan(S._ndtri_exp(0.5)) and math.isnan(S._ndtri_exp(math.nan))
+    assert np.isfinite(S._ndtri_exp(-1e10))
 
 
 def test_ndtri_exp_vs_mpmath():
@@ -176,14 +180,14 @@ def test_ndtri_exp_vs_mpmath():
     mp.mp.dps = 40
     for lp in -np.geomspace(1e3, 1e5, 12):
         target = mp.mpf(lp)
-        x0 = R._ndtri_exp(lp)
+        x0 = S._ndtri_exp(lp)
         exact = mp.findroot(lambda x: mp.log(mp.ncdf(x)) - target, mp.mpf(x0))
         assert abs(x0 - float(exact)) <= 1e-15 * abs(float(exact))
 
 
 def test_ndtri_and_log_ndtr_inverse():
     x = np.linspace(-300, 8, 3001)
-    back = _scalar_map(R._ndtri_exp, _scalar_map(R._log_ndtr, x))
+    back = _scalar_map(S._ndtri_exp, _scalar_map(S._log_ndtr, x))
     _assert_rel(back, x, 1e-13, 1e-15)
 
 
@@ -195,10 +199,10 @@ def test_ndtri_and_log_ndtr_inverse():
 def test_noise_kernels_vs_twins():
     """Relative 1e-14 with an absolute floor 1e-15 (gumbel and logistic cross 0 at u = 1/e and 1/2)."""
     u = _test_uniforms()
-    _assert_rel(R._gumbel(u), naive.random_gumbel(u), 1e-14, 1e-15)
-    _assert_rel(R._exponential(u), naive.random_exponential(u), 1e-14)
-    _assert_rel(R._logistic(u), naive.random_logistic(u), 1e-14, 1e-15)
-    _assert_rel(R._normal(u), naive.random_normal(u), 1e-14)
+    _assert_rel(RN._noise(u, RN._GUMBEL), naive.random_gumbel(u), 1e-14, 1e-15)
+    _assert_rel(RN._noise(u, RN._EXPONENTIAL), naive.random_exponential(u), 1e-14)
+    _assert_rel(RN._noise(u, RN._LOGISTIC), naive.random_logistic(u), 1e-14, 1e-15)
+    _assert_rel(RN._noise(u, RN._NORMAL), naive.random_normal(u), 1e-14)
 
 
 def test_noise_public_shapes_and_finiteness():
@@ -213,7 +217,7 @@ def test_noise_public_shapes_and_finiteness():
     assert np.all(R.exponential(SPECIAL_U) > 0)
     # the exponential and Gumbel noises are tied: G = -log E, exactly
     uu = _test_uniforms()
-    assert_array_equal(R.gumbel(uu), R._exponential(R.exponential(uu)))  # -log E, with the same log
+    assert_array_equal(R.gumbel(uu), RN._noise(R.exponential(uu), RN._EXPONENTIAL))  # -log E, with the same log
     # monotone in u
     s = np.sort(uu)
     for f in (R.gumbel, R.exponential, R.logistic, R.normal):
@@ -267,11 +271,11 @@ def test_categorical_kernels_vs_twins_and_each_other():
     u[:5] = SPECIAL_U[:, None, None]
     u[5:10] = SPECIAL_U[::-1, None, None]
     u[10:15] = SPECIAL_U[:, None, None][np.array([2, 0, 4, 1, 3])].reshape(5, 1, 1)
-    a = R._categorical_gumbel_max(CAT_LOGITS, u)
+    a = RN._categorical_sample(CAT_LOGITS, u, False)
     assert a.dtype == np.int64 and a.shape == (n, 4)
     assert_array_equal(a, naive.random_categorical_gumbel_max(CAT_LOGITS, u))
     assert_array_equal(
-        R._categorical_exponential_argmin(CAT_LOGITS, u), naive.random_categorical_exponential_argmin(CAT_LOGITS, u)
+        RN._categorical_sample(CAT_LOGITS, u, True), naive.random_categorical_exponential_argmin(CAT_LOGITS, u)
     )
     assert_array_equal(R.categorical_exponential_argmin(CAT_LOGITS, u), a)
     assert_array_equal(R.categorical_gumbel_max(CAT_LOGITS, u), a)
@@ -332,7 +336,7 @@ def _cond_gumbel_inputs(n=3000, seed=21):
 def test_conditional_gumbel_vs_twin():
     """|err| <= 1e-14 |z| + 1e-14 (logsumexp and logaddexp are summed in a different order)."""
     b, v = _cond_gumbel_inputs()
-    z = R._conditional_gumbel(CAT_LOGITS, b, v)
+    z = RC._conditional_gumbel(CAT_LOGITS, b, v)
     _assert_rel(z, naive.random_conditional_gumbel(CAT_LOGITS, b, v), 1e-14, 1e-14)
     assert_array_equal(R.conditional_gumbel(CAT_LOGITS, b, v), z)
 
@@ -415,7 +419,7 @@ def test_conditional_gumbel_vjp_vs_twin():
     """|err| <= 1e-13 |g| + 1e-14."""
     b, v = _cond_gumbel_inputs(n=2000)
     c = np.random.default_rng(8).normal(size=v.shape)
-    g = R._conditional_gumbel_vjp(CAT_LOGITS, b, v, c)
+    g = RC._conditional_gumbel_vjp(CAT_LOGITS, b, v, c)
     _assert_rel(g, naive.random_conditional_gumbel_vjp(CAT_LOGITS, b, v, c), 1e-13, 1e-14)
     assert_array_equal(R.conditional_gumbel_vjp(CAT_LOGITS, b, v, c), g)
 
@@ -499,9 +503,9 @@ def test_conditional_logistic_vs_twin(bit):
     The absolute floor 1e-307 only admits subnormal slopes (l = -50, v = 1e-300)."""
     V = _binary_grid(LOGISTIC_LOGITS)
     B = np.full(V.shape, bit, dtype=np.int64)
-    z = R._conditional_logistic(LOGISTIC_LOGITS, B, V)
+    z = RC._conditional_binary(LOGISTIC_LOGITS, B, V, False, False)
     _assert_rel(z, naive.random_conditional_logistic(LOGISTIC_LOGITS, B, V), 1e-14, 1e-307)
-    g = R._conditional_logistic_grad(LOGISTIC_LOGITS, B, V)
+    g = RC._conditional_binary(LOGISTIC_LOGITS, B, V, False, True)
     _assert_rel(g, naive.random_conditional_logistic_grad(LOGISTIC_LOGITS, B, V), 1e-14, 1e-307)
     assert np.all(np.isfinite(z)) and np.all(np.isfinite(g))
     assert np.all((z > 0) == (bit == 1)) and np.all(z != 0)
@@ -577,7 +581,7 @@ def test_conditional_logistic_infinite_logits():
     with pytest.raises(ValueError, match="b at index"):
         R.conditional_logistic_grad(lg, 1 - b, v)
     # the kernels return the finite limits (no NaN) for the impossible combinations
-    lim = R._conditional_logistic(lg[:2], np.array([[0, 1]]), np.array([[0.3, 0.3]]))
+    lim = RC._conditional_binary(lg[:2], np.array([[0, 1]]), np.array([[0.3, 0.3]]), False, False)
     assert_allclose(lim, [[np.log(0.3), -np.log(0.7)]], rtol=1e-15)
 
 
@@ -619,9 +623,9 @@ def test_conditional_normal_vs_twin(bit):
     V = _binary_grid(NORMAL_MU)
     B = np.full(V.shape, bit, dtype=np.int64)
     scale = 1.0 + np.abs(NORMAL_MU)[None]
-    z = R._conditional_normal(NORMAL_MU, B, V)
+    z = RC._conditional_binary(NORMAL_MU, B, V, True, False)
     _assert_rel(z, naive.random_conditional_normal(NORMAL_MU, B, V), 1e-13, 2e-15 * scale)
-    g = R._conditional_normal_grad(NORMAL_MU, B, V)
+    g = RC._conditional_binary(NORMAL_MU, B, V, True, True)
     _assert_rel(g, naive.random_conditional_normal_grad(NORMAL_MU, B, V), 1e-13, 2e-14 * scale)
     assert np.all(np.isfinite(z)) and np.all(np.isfinite(g))
     assert_array_equal(z >= 0, bit == 1)
@@ -638,7 +642,7 @@ def test_conditional_normal_vs_mpmath():
             M, V = mp.mpf(mu), mp.mpf(x)
             r = (1 - V) if bit == 1 else V
             target = mp.log(r * mp.ncdf(M if bit == 1 else -M))
-            w = mp.findroot(lambda t: mp.log(mp.ncdf(t)) - target, mp.mpf(float(R._ndtri_exp(float(target)))))
+            w = mp.findroot(lambda t: mp.log(mp.ncdf(t)) - target, mp.mpf(float(S._ndtri_exp(float(target)))))
             z_exact = M - w if bit == 1 else M + w
             g_exact = 1 - r * mp.exp(z_exact**2 / 2 - M * z_exact)
             z = R.conditional_normal([mu], [[bit]], [[x]])[0, 0]
@@ -698,7 +702,7 @@ def test_conditional_normal_infinite_mu():
         R.conditional_normal(mu, 1 - b, v)
     with pytest.raises(ValueError, match="b at index"):
         R.conditional_normal_grad(mu, 1 - b, v)
-    lim = R._conditional_normal(mu, 1 - b, v)
+    lim = RC._conditional_binary(mu, 1 - b, v, True, False)
     assert np.all(np.isfinite(lim)) and np.all(np.abs(lim) < 1e-300)
     assert_array_equal((lim >= 0), (1 - b) == 1)
 
@@ -777,17 +781,17 @@ def test_normal_tail_helpers_vs_scipy():
                                                      1e3, 1e8, 1e150]])
     mills = np.sqrt(np.pi / 2) * special.erfcx(x / np.sqrt(2))
     lam = 1.0 / mills
-    g = _scalar_map(R._hazard_excess, x)
+    g = _scalar_map(S._hazard_excess, x)
     # relative to lambda where g = lambda - x cancels (0 < x), plus the cancellation of the reference itself
     _assert_rel(g, lam - x, 1e-13, 4e-16 * np.abs(lam) + 1e-300)
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 50
     for t in [3.0, 4.0, 8.0, 20.0, 1e3, 1e8, 1e150]:  # where lambda - x cancels in the SciPy reference
         ref = 1 / (mp.erfc(mp.mpf(t) / mp.sqrt(2)) / 2 / mp.npdf(mp.mpf(t))) - t
-        _assert_rel(R._hazard_excess(t), float(ref), 1e-15)
-    _assert_rel(_scalar_map(R._log_mills, x), np.log(mills), 1e-14, 1e-15)
+        _assert_rel(S._hazard_excess(t), float(ref), 1e-15)
+    _assert_rel(_scalar_map(S._log_mills, x), np.log(mills), 1e-14, 1e-15)
     for t in [-0.5, -2.9, -3.0, -10.0, -29.4, -37.0]:  # SciPy's ndtr carries the a^2 ulp of erfc's argument
-        _assert_rel(R._ndtr_negative(t), float(mp.ncdf(t)), 1e-15)
+        _assert_rel(S._ndtr_negative(t), float(mp.ncdf(t)), 1e-15)
 
 
 def test_excess_integral_vs_quadrature():
@@ -803,4 +807,4 @@ def test_excess_integral_vs_quadrature():
                 ref = integrate.quad(g, c, c + w, epsabs=0, epsrel=1e-13, limit=200)[0] * w / ((c + w) - c)
             else:
                 ref = w * g(c + w / 2)
-            _assert_rel(R._excess_integral(c, w), ref, 1e-11)
+            _assert_rel(S._excess_integral(c, w), ref, 1e-11)
