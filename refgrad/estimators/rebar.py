@@ -32,9 +32,8 @@ from .._core.checks import (
     describe,
 )
 from .._core.jit import jit
+from .._core.special import _sigmoid
 from ..random import (
-    _conditional_gumbel_rows,
-    _sigmoid,
     conditional_gumbel,
     conditional_gumbel_vjp,
     conditional_logistic,
@@ -45,9 +44,10 @@ from ..random import (
     logistic,
     normal,
 )
+from ..random.conditional import _conditional_gumbel_rows
 from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from .kernels.rebar import rebar_plan
+from .kernels import rebar as _kernels
 from .score import sample_breakpoints
 
 __all__ = ["rebar_terms", "optimal_eta"]
@@ -477,6 +477,22 @@ def _rebar_breakpoints(dist, eta, **_):
     return out
 
 
+def _latent_logits(dist):
+    """The logits of the latent ``z``: a Bernoulli's own, a Categorical's effective ones (:func:`_effective_logits`)."""
+    return _effective_logits(dist.params) if dist.family == "categorical" else dist.params
+
+
+def _rebar_fused(dist, obj, row, shared, tau, eta, pilot):
+    """The fused REBAR plan (:mod:`refgrad.estimators.kernels.rebar`), or None."""
+    if dist.family not in _kernels.FAMILIES:
+        return None
+    if isinstance(eta, str):  # "optimal": the batched path's own estimate on the shared pilot batch
+        if "pilot_u" not in shared or "pilot_v" not in shared:
+            return None
+        eta = _pilot_eta(dist, obj, shared, tau)
+    return _kernels.rebar_plan(dist, row, _latent_logits(dist), tau, eta)
+
+
 register(
     EstimatorSpec(
         name="rebar",
@@ -490,7 +506,7 @@ register(
         check_options=_rebar_options,
         breakpoints=_rebar_breakpoints,
         control_variate=_rebar_control_variate,
-        fused=rebar_plan,
+        fused=_rebar_fused,
         separable=_rebar_separable,
         summary="[f(b) − η f(σ_τ(z̃))] ∂log q(b) + η [∂f(σ_τ(z)) − ∂f(σ_τ(z̃))], z̃ ~ z | b reparameterised; "
         "Tucker et al. 2017, eq. 6; η a float, per-parameter array or pilot-estimated optimum",
@@ -506,7 +522,7 @@ register(
 #     ĝ = [f(b) s + η ⊙ ∂_φ f(σ_τ(z))] − η ⊙ [∂_φ f(σ_τ(z̃)) + f(σ_τ(z̃)) s],    s = ∂_φ log q(b).
 #
 # refgrad.exact.moments integrates each term over the law of z | b in the variables where its mass lies
-# (refgrad._moments.engine); these functions give the terms as functions of the latent.  ∂z̃/∂φ, which compute()
+# (refgrad._moments.latent); these functions give the terms as functions of the latent.  ∂z̃/∂φ, which compute()
 # takes from the uniforms v, is written here in terms of z̃ itself (hand-derived; tests/test_latent_rebar.py
 # checks both against compute() on the same noise):
 #

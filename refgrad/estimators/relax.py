@@ -31,7 +31,7 @@ from .._core.checks import InputTypeError, as_float_array, check_positive_scalar
 from .._core.jit import jit
 from ..random import as_generator, uniform
 from ._base import EstimatorSpec, NoiseField, register
-from .kernels.rebar import _mlp_grad_row, _mlp_value_row, relax_plan
+from .kernels.rebar import _mlp_grad_row, _mlp_value_row, relax_plan as _relax_plan
 from .rebar import (
     DISCRETE,
     _Parts,
@@ -40,6 +40,7 @@ from .rebar import (
     _combine,
     _differentiable,
     _flat,
+    _latent_logits,
     _rebar_breakpoints,
     _relax_vjp,
 )
@@ -562,6 +563,12 @@ def _relax_options(dist, opts):
     return opts
 
 
+def _relax_fused(dist, obj, row, shared, surrogate):
+    """The fused RELAX plan (:mod:`refgrad.estimators.kernels.rebar`), or None."""
+    sur = RelaxSurrogate.zero(tuple(dist.event_shape)) if surrogate is None else surrogate
+    return _relax_plan(dist, row, _latent_logits(dist), sur.tau, sur.eta, sur.w1, sur.b1, sur.w2, sur.b2)
+
+
 register(
     EstimatorSpec(
         name="relax",
@@ -577,7 +584,7 @@ register(
         defaults={"surrogate": None},
         check_options=_relax_options,
         breakpoints=lambda dist, **_: _rebar_breakpoints(dist, eta=1.0),
-        fused=relax_plan,
+        fused=_relax_fused,
         separable=_relax_separable,
         summary="[f(b) − c_ψ(z̃)] ∂log q(b) + ∂c_ψ(z) − ∂c_ψ(z̃), c_ψ = η f(σ_τ(·)) + r_ψ(σ_τ(·)); "
         "Grathwohl et al. 2018, eq. 8",

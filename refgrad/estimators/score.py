@@ -13,7 +13,7 @@ from scipy import special
 from .._core.checks import InputTypeError, check_count, check_sample_count, describe
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from .kernels.score import muprop_plan, reinforce_plan, rloo_plan
+from .kernels import score as _kernels
 
 __all__ = ["optimal_baseline", "sample_breakpoints"]
 
@@ -191,6 +191,20 @@ def _reinforce_options(dist, opts):
     return opts
 
 
+def _reinforce_fused(dist, obj, row, shared, baseline):
+    """The fused REINFORCE plan (:mod:`refgrad.estimators.kernels.score`), or None."""
+    if dist.family not in _kernels.FAMILIES:  # before the optimal baseline: the batched path computes it
+        return None
+    size = int(np.prod(dist.param_shape))
+    if baseline is None:
+        c = np.zeros(size)
+    elif isinstance(baseline, str):  # "optimal", computed once, exactly, as the batched path does
+        c = np.ascontiguousarray(optimal_baseline(dist, obj), dtype=np.float64).reshape(-1)
+    else:
+        c = np.full(size, float(baseline))
+    return _kernels.reinforce_plan(dist, row, c)
+
+
 register(
     EstimatorSpec(
         name="reinforce",
@@ -206,7 +220,7 @@ register(
         defaults={"baseline": None},
         check_options=_reinforce_options,
         breakpoints=_u_breakpoints,
-        fused=reinforce_plan,
+        fused=_reinforce_fused,
         separable=_reinforce_separable,
         summary="(f(b) - c) ∂log q(b)/∂φ; Williams 1992, eq. 9; c = None, a constant, or the exact optimum",
     )
@@ -256,7 +270,7 @@ register(
         cost=lambda dist, m, **_: m,
         defaults={"m": 2},
         check_options=_rloo_options,
-        fused=rloo_plan,
+        fused=_kernels.rloo_plan,
         separable=_rloo_separable,
         breakpoints=lambda dist, m, **_: {
             "u": (lambda bp: bp if isinstance(bp, str) else np.broadcast_to(bp, (m,) + bp.shape).copy())(
@@ -346,6 +360,19 @@ def _muprop_separable(dist, **opts):
     return _same_options(dist, **opts), _muprop_features
 
 
+def _muprop_fused(dist, obj, row, shared):
+    """The fused MuProp plan: f, ∇f and the vjp at z̄ = E[b] once per call, as the batched path computes them."""
+    if dist.family not in _kernels.FAMILIES:
+        return None
+    obj = differentiable_objective(obj, "muprop", relaxed=True)
+    zbar, vjp = _mean_and_vjp(dist)
+    zbar_batch = zbar[None]
+    f0 = float(obj.value(zbar_batch)[0])
+    g0 = obj.grad(zbar_batch)[0]
+    flat = lambda a: np.ascontiguousarray(a, dtype=np.float64).reshape(-1)  # noqa: E731
+    return _kernels.muprop_plan(dist, row, f0, flat(g0), flat(vjp(g0)))
+
+
 register(
     EstimatorSpec(
         name="muprop",
@@ -360,7 +387,7 @@ register(
         cost=lambda dist, **o: 2,
         defaults={},
         breakpoints=_u_breakpoints,
-        fused=muprop_plan,
+        fused=_muprop_fused,
         separable=_muprop_separable,
         summary="REINFORCE with the first-order Taylor baseline of f around z̄ = E[b], plus its exact gradient; "
         "Gu et al. 2016, eq. 6",

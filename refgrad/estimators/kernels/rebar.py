@@ -29,9 +29,9 @@ softmax, η) are computed in the plan functions by the batched path's own calls,
 the row arithmetic follows the batched order of operations, so the kernels are
 bit-identical to the batched path (tested in ``tests/test_fused.py`` to 1e-13).
 
-``eta="optimal"``: η is estimated on the shared pilot fields by
-:func:`refgrad.estimators.rebar._pilot_eta`, the batched path's function, once per
-call.
+The plan functions take the numbers the estimator modules compute once per call
+(the latent's logits, η -- with ``eta="optimal"`` estimated on the shared pilot fields
+by the batched path's own function -- and the network's weights).
 """
 import math
 
@@ -39,23 +39,18 @@ import numpy as np
 
 from ..._core.jit import jit, row_jit
 from ..._core.special import _sigmoid
-from ...random import (
+from ...random.conditional import (
     _conditional_gumbel_row,
     _conditional_gumbel_rows,
     _conditional_gumbel_vjp_row,
     _conditional_logistic_grad_scalar,
     _conditional_logistic_scalar,
 )
-from ...relaxations import (
-    _gumbel_noise_scalar,
-    _logistic_noise_scalar,
-    _sigmoid_tau_vjp_scalar,
-    _softmax_row,
-    _softmax_tau_vjp_row,
-)
+from ...random.noise import _gumbel_noise_scalar, _logistic_noise_scalar
+from ...relaxations.tempered import _sigmoid_tau_vjp_scalar, _softmax_row, _softmax_tau_vjp_row
 from .._fused import FusedPlan, bernoulli_bits, categorical_one_hot, normalised_logits, objective_grad, objective_value
 
-__all__ = ["rebar_plan", "relax_plan"]
+__all__ = ["FAMILIES", "rebar_plan", "relax_plan"]
 
 
 # ---------------------------------------------------------------------------- the network r_ψ (one row)
@@ -242,57 +237,53 @@ def _relax_categorical(U, out, start, stop, lg_s, lg, lse, p, frozen, s1, s0, ta
 # ---------------------------------------------------------------------------- plans
 
 
-def _tables(dist):
-    """The per-distribution numbers of one family, by the batched path's own calls (a tuple of kernel args)."""
+#: The families with fused REBAR and RELAX kernels.
+FAMILIES = ("bernoulli", "categorical")
+
+
+def _tables(dist, logits):
+    """The per-distribution numbers of one family, by the batched path's own calls (a tuple of kernel args).
+
+    ``logits``: the latent's logits, the batched path's (a categorical's with the convention of
+    :mod:`refgrad.random` for rows holding ``+inf``).
+    """
     if dist.family == "bernoulli":
         p1, p0 = dist._p1_p0()
-        lg = np.ascontiguousarray(dist.params, dtype=np.float64)
+        lg = np.ascontiguousarray(logits, dtype=np.float64)
         return (lg, np.ascontiguousarray(p0), np.ascontiguousarray(p0), np.ascontiguousarray(-p1))
-    from ..rebar import _effective_logits
-
     lg_s = normalised_logits(np.ascontiguousarray(dist.logits))  # the sampler's (Categorical.from_uniforms)
-    lg, lse, p, frozen = _conditional_gumbel_rows(_effective_logits(dist.params))  # the latent's and z̃'s
+    lg, lse, p, frozen = _conditional_gumbel_rows(logits)  # the latent's and z̃'s
     s1 = np.ascontiguousarray(dist._complement).reshape(-1)
     s0 = np.ascontiguousarray(-dist._probs).reshape(-1)
     return (lg_s, lg, lse, p, frozen, s1, s0)
 
 
-def rebar_plan(dist, obj, row, shared, tau, eta, pilot):
-    """Fused REBAR for Bernoulli and Categorical (η a float, a per-parameter array or ``"optimal"``)."""
-    if dist.family not in ("bernoulli", "categorical"):
+def rebar_plan(dist, row, logits, tau, eta, plus_zero=False):
+    """Fused REBAR for Bernoulli and Categorical: latent logits ``logits``, η a float or a per-parameter array.
+
+    ``plus_zero``: add RELAX's ``c_r = +0.0`` of the zero network to every entry.
+    """
+    if dist.family not in FAMILIES:
         return None
     shape = tuple(dist.param_shape)
     size = int(np.prod(shape))
-    if isinstance(eta, str):  # "optimal": the batched path's own estimate on the shared pilot batch
-        if "pilot_u" not in shared or "pilot_v" not in shared:
-            return None
-        from ..rebar import _pilot_eta
-
-        eta = _pilot_eta(dist, obj, shared, tau)
     eta_flat = np.ascontiguousarray(np.broadcast_to(np.asarray(eta, dtype=np.float64), shape).reshape(-1))
     kernel = _rebar_bernoulli if dist.family == "bernoulli" else _rebar_categorical
     kind, par = row
-    args = _tables(dist) + (float(tau), eta_flat, False, kind, par)
+    args = _tables(dist, logits) + (float(tau), eta_flat, plus_zero, kind, par)
     return FusedPlan(kernel, args, 2 * size, size)
 
 
-def relax_plan(dist, obj, row, shared, surrogate):
-    """Fused RELAX for Bernoulli and Categorical (any :class:`~refgrad.estimators.relax.RelaxSurrogate`)."""
-    if dist.family not in ("bernoulli", "categorical"):
+def relax_plan(dist, row, logits, tau, eta, w1, b1, w2, b2):
+    """Fused RELAX for Bernoulli and Categorical with the network ``r(x) = w2ᵀ tanh(W1 x + b1) + b2``."""
+    if dist.family not in FAMILIES:
         return None
-    if surrogate is None:
-        from ..relax import RelaxSurrogate
-
-        surrogate = RelaxSurrogate.zero(tuple(dist.event_shape))
     size = int(np.prod(dist.param_shape))
     kind, par = row
-    tau, eta = float(surrogate.tau), float(surrogate.eta)
-    w1, b1, w2, b2 = surrogate.w1, surrogate.b1, surrogate.w2, float(surrogate.b2)
+    tau, eta, b2 = float(tau), float(eta), float(b2)
     if b2 == 0.0 and not (np.any(w1) or np.any(b1) or np.any(w2)):  # r ≡ 0: REBAR(η, τ), plus c_r = +0.0
-        kernel = _rebar_bernoulli if dist.family == "bernoulli" else _rebar_categorical
-        args = _tables(dist) + (tau, np.full(size, eta), True, kind, par)
-        return FusedPlan(kernel, args, 2 * size, size)
+        return rebar_plan(dist, row, logits, tau, eta, plus_zero=True)
     kernel = _relax_bernoulli if dist.family == "bernoulli" else _relax_categorical
     weights = tuple(np.ascontiguousarray(w, dtype=np.float64) for w in (w1, b1, w2))
-    args = _tables(dist) + (tau, eta) + weights + (b2, kind, par)
+    args = _tables(dist, logits) + (tau, eta) + weights + (b2, kind, par)
     return FusedPlan(kernel, args, 2 * size, size)

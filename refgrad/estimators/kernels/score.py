@@ -114,7 +114,7 @@ def _pairwise_long(a, lo, n):
         ns[sp] = half
         phase[sp] = 0
 
-__all__ = ["reinforce_plan", "rloo_plan", "muprop_plan"]
+__all__ = ["FAMILIES", "reinforce_plan", "rloo_plan", "muprop_plan"]
 
 
 def _bernoulli_tables(dist):
@@ -155,26 +155,20 @@ def _reinforce_categorical(U, out, start, stop, lg, s1, s0, c, kind, par):
             out[i, e] = (fb - c[e]) * (s1[e] if z[e] == 1.0 else s0[e])
 
 
-def reinforce_plan(dist, obj, row, shared, baseline):
-    """Fused REINFORCE for Bernoulli and Categorical (any baseline option)."""
-    if dist.family not in ("bernoulli", "categorical"):  # before the optimal baseline: the batched path computes it
-        return None
-    size = int(np.prod(dist.param_shape))
-    if baseline is None:
-        c = np.zeros(size)
-    elif isinstance(baseline, str):  # "optimal", computed once, exactly, as the batched path does
-        from ..score import optimal_baseline
+#: The families with fused score-function kernels.
+FAMILIES = ("bernoulli", "categorical")
 
-        c = np.ascontiguousarray(optimal_baseline(dist, obj), dtype=np.float64).reshape(-1)
-    else:
-        c = np.full(size, float(baseline))
+
+def reinforce_plan(dist, row, baseline):
+    """Fused REINFORCE for Bernoulli and Categorical, with the flat per-parameter baselines ``baseline``."""
+    size = int(np.prod(dist.param_shape))
     kind, par = row
     if dist.family == "bernoulli":
         thr, s1, s0 = _bernoulli_tables(dist)
-        return FusedPlan(_reinforce_bernoulli, (thr, s1, s0, c, kind, par), dist.d, size)
+        return FusedPlan(_reinforce_bernoulli, (thr, s1, s0, baseline, kind, par), dist.d, size)
     if dist.family == "categorical":
         lg, s1, s0 = _categorical_tables(dist)
-        return FusedPlan(_reinforce_categorical, (lg, s1, s0, c, kind, par), size, size)
+        return FusedPlan(_reinforce_categorical, (lg, s1, s0, baseline, kind, par), size, size)
     return None
 
 
@@ -275,27 +269,12 @@ def _muprop_categorical(U, out, start, stop, lg, s1, s0, f0, g0, vj, kind, par):
         _muprop_combine(out, i, z, objective_value(kind, par, z), tmp, s1, s0, f0, g0, vj)
 
 
-def _muprop_point(dist, obj):
-    """``f(z̄)``, ``∇f(z̄)`` and ``vjp(∇f(z̄))`` (flat), computed exactly as the batched path does."""
-    from .._base import differentiable_objective
-    from ..score import _mean_and_vjp
-
-    obj = differentiable_objective(obj, "muprop", relaxed=True)
-    zbar, vjp = _mean_and_vjp(dist)
-    zbar_batch = zbar[None]
-    f0 = float(obj.value(zbar_batch)[0])
-    g0 = obj.grad(zbar_batch)[0]
-    flat = lambda a: np.ascontiguousarray(a, dtype=np.float64).reshape(-1)  # noqa: E731
-    return f0, flat(g0), flat(vjp(g0))
-
-
-def muprop_plan(dist, obj, row, shared):
-    """Fused MuProp for Bernoulli and Categorical: f, ∇f and the vjp at z̄ = E[b] once per call, then rows."""
-    if dist.family not in ("bernoulli", "categorical"):
+def muprop_plan(dist, row, f0, g0, vj):
+    """Fused MuProp for Bernoulli and Categorical from ``f(z̄)``, ``∇f(z̄)`` and ``vjp(∇f(z̄))`` (flat) at z̄ = E[b]."""
+    if dist.family not in FAMILIES:
         return None
     size = int(np.prod(dist.param_shape))
     kind, par = row
-    f0, g0, vj = _muprop_point(dist, obj)
     if dist.family == "bernoulli":
         thr, s1, s0 = _bernoulli_tables(dist)
         return FusedPlan(_muprop_bernoulli, (thr, s1, s0, f0, g0, vj, kind, par), dist.d, size)
