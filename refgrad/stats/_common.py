@@ -177,6 +177,17 @@ def _table(headers, rows, order=None):
     return "\n".join(lines)
 
 
+def _coordinate_table(headers, columns, sort_key):
+    """:func:`_table` of one row per coordinate: its label, then each array of ``columns`` at it, formatted.
+
+    ``columns`` are arrays of the parameter shape (the shape of the first one labels the rows); the
+    rows are shown by increasing ``sort_key`` (an array of that shape; ties in coordinate order), the
+    first ``_MAX_ROWS`` of them."""
+    labels = _index_labels(columns[0].shape)
+    rows = [[labels[i]] + [_fmt(column.flat[i]) for column in columns] for i in range(columns[0].size)]
+    return _table(headers, rows, np.argsort(np.ravel(sort_key), kind="stable"))
+
+
 def holm_adjust(pvalues):
     r"""Holm's step-down adjusted p-values.
 

@@ -13,10 +13,9 @@ from ._common import (
     SKEWNESS_LIMIT,
     _as_samples,
     _constant_columns,
-    _fmt,
+    _coordinate_table,
     _frozen,
     _index_labels,
-    _table,
     _unit,
 )
 
@@ -42,19 +41,6 @@ class HeavyTailDiagnostic:
     message: str
 
     def __str__(self):
-        labels = _index_labels(self.flagged.shape)
-        rows = [
-            [
-                labels[i],
-                _fmt(self.skewness.flat[i]),
-                _fmt(self.excess_kurtosis.flat[i]),
-                _fmt(self.mean_skewness.flat[i]),
-                _fmt(self.mean_excess_kurtosis.flat[i]),
-                _fmt(self.max_share.flat[i]),
-                _fmt(self.flagged.flat[i]),
-            ]
-            for i in range(self.flagged.size)
-        ]
         severity = np.maximum.reduce(
             [
                 np.abs(self.mean_skewness.ravel()) / SKEWNESS_LIMIT,
@@ -62,13 +48,14 @@ class HeavyTailDiagnostic:
                 self.max_share.ravel() / self.share_limit,
             ]
         )
-        order = np.argsort(-severity, kind="stable")
         head = (
             f"Heavy-tail diagnostic: n = {self.n}, n_eff = {self.n_eff}; limits |γ|/√n_eff > {SKEWNESS_LIMIT}, "
             f"κ/n_eff > {KURTOSIS_LIMIT}, max share > {self.share_limit:.4g}\n"
         )
         headers = ["index", "skew γ", "ex.kurt κ", "γ/√n_eff", "κ/n_eff", "max share", "flagged"]
-        table = _table(headers, rows, order)
+        columns = (self.skewness, self.excess_kurtosis, self.mean_skewness, self.mean_excess_kurtosis,
+                   self.max_share, self.flagged)
+        table = _coordinate_table(headers, columns, -severity)  # most severe first
         return head + table + "\n" + self.message
 
 

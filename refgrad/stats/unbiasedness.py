@@ -23,13 +23,13 @@ from ._common import (
     _check_alpha,
     _check_choice,
     _constant_columns,
+    _coordinate_table,
     _first,
     _fmt,
     _frozen,
     _holm,
     _index_labels,
     _resolve_rtol,
-    _table,
     _unit,
     as_real_array,
 )
@@ -161,21 +161,9 @@ class UnbiasednessResult:
         )
         if self.combination:
             lines.append(f"  combination: {self.combination}")
-        labels = _index_labels(shape)
-        rows = [
-            [
-                labels[i],
-                _fmt(self.target.flat[i]),
-                _fmt(self.mean.flat[i]),
-                _fmt(self.stderr.flat[i]),
-                _fmt(self.tstat.flat[i]),
-                _fmt(self.pvalues.flat[i]),
-                _fmt(self.adjusted_pvalues.flat[i]),
-            ]
-            for i in range(p)
-        ]
-        order = np.argsort(self.pvalues.ravel(), kind="stable")
-        lines.append(_table(["index", "target", "mean", "std.err", "t", "p", "Holm p"], rows, order))
+        columns = (self.target, self.mean, self.stderr, self.tstat, self.pvalues, self.adjusted_pvalues)
+        lines.append(_coordinate_table(["index", "target", "mean", "std.err", "t", "p", "Holm p"], columns,
+                                       self.pvalues))
         for note in self.notes:
             lines.append(f"note: {note}")
         if self.level_warning:

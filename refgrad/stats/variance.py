@@ -11,13 +11,12 @@ from ._common import (
     _as_samples,
     _check_alpha,
     _check_choice,
-    _resolve_rtol,
     _constant_columns,
+    _coordinate_table,
     _fmt,
     _frozen,
     _holm,
-    _index_labels,
-    _table,
+    _resolve_rtol,
     _unit,
 )
 
@@ -74,21 +73,9 @@ class VarianceResult:
             f"z = {_fmt(self.statistic)}, p = {_fmt(self.pvalue)} -> H0 (equal total variance) {verdict}",
             f"  every coordinate {sign}: intersection-union p = {_fmt(self.pvalue_all_coordinates)}",
         ]
-        labels = _index_labels(shape)
-        rows = [
-            [
-                labels[i],
-                _fmt(self.var_a.flat[i]),
-                _fmt(self.var_b.flat[i]),
-                _fmt(self.ratio.flat[i]),
-                _fmt(self.zstat.flat[i]),
-                _fmt(self.pvalues.flat[i]),
-                _fmt(self.adjusted_pvalues.flat[i]),
-            ]
-            for i in range(p)
-        ]
-        order = np.argsort(self.pvalues.ravel(), kind="stable")
-        lines.append(_table(["index", "var a", "var b", "ratio", "z", "p", "Holm p"], rows, order))
+        columns = (self.var_a, self.var_b, self.ratio, self.zstat, self.pvalues, self.adjusted_pvalues)
+        lines.append(_coordinate_table(["index", "var a", "var b", "ratio", "z", "p", "Holm p"], columns,
+                                       self.pvalues))
         for note in self.notes:
             lines.append(f"note: {note}")
         if self.unreliable:
