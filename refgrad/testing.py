@@ -45,10 +45,10 @@ import numpy as np
 
 from . import exact, stats
 from ._core.checks import InputTypeError, check_count, check_distribution, check_positive_scalar, describe
-from .stats._common import _unit, as_real_array
 from .estimators import estimate, get_spec
 from .random import as_generator
 from .stats import CalibrationWarning
+from .stats._common import _unit, as_real_array
 
 __all__ = ["assert_unbiased", "assert_biased", "assert_variance_less", "HeavyTailWarning", "InconclusiveWarning",
            "CalibrationWarning", "DEFAULT_SEED", "rarest_outcome"]
@@ -62,8 +62,10 @@ class HeavyTailWarning(UserWarning):
 
 
 class InconclusiveWarning(UserWarning):
-    """Part of the problem is invisible to the test: a coordinate without variation in the
-    sample, or outcomes too rare to appear in n draws."""
+    """Part of the problem is invisible to the test.
+
+    A coordinate without variation in the sample, or outcomes too rare to appear in n draws.
+    """
 
 
 def _draw(name_or_samples, dist, f, n, rng, options, what="name_or_samples"):
@@ -195,9 +197,12 @@ def _pvalue_text(result):
 
 
 def _degenerate(degenerate, name_or_samples, dist, n):
-    """The ``degenerate`` rule of the test: as given, else "exact" -- except for an estimator name on a problem
-    whose rarest outcome is expected fewer than 5 times in n draws, where a constant coordinate is the
-    missing outcome's doing ("inconclusive", with the InconclusiveWarning that says so)."""
+    """The ``degenerate`` rule of the test: as given, else "exact", with one exception.
+
+    For an estimator name on a problem whose rarest outcome is expected fewer than 5 times in n draws,
+    a constant coordinate is the missing outcome's doing ("inconclusive", with the InconclusiveWarning
+    that says so).
+    """
     if degenerate is not None:
         if degenerate not in ("exact", "inconclusive"):
             raise ValueError(f"degenerate must be None, 'exact' or 'inconclusive'; got {describe(degenerate)}")
@@ -402,7 +407,8 @@ def _check_cost(cost, a, b, cost_a, cost_b, equal_cost):
     out = []
     for what, arg, declared, value in (("a", a, cost_a, given[0]), ("b", b, cost_b, given[1])):
         if value is not None:
-            value = check_positive_scalar(value, f"cost[{0 if what == 'a' else 1}] (evaluations of f per row of {what})")
+            value = check_positive_scalar(value,
+                                          f"cost[{0 if what == 'a' else 1}] (evaluations of f per row of {what})")
             if declared is not None and value != declared:
                 raise ValueError(f"cost[{0 if what == 'a' else 1}] = {value:g} disagrees with estimator {arg!r}, "
                                  f"which costs {declared} evaluation(s) of f per estimate; leave it None")

@@ -17,10 +17,10 @@ framework when imported themselves, never before (install with the ``crosscheck`
 * :func:`check_same_estimates` -- sample-by-sample agreement with a refgrad estimator fed
   the same uniforms.
 """
-from ._verdict import DEFAULT_ALPHA, DIAGNOSES, Verdict
-from ._samplers import check_bernoulli_sampler, check_categorical_sampler, check_relaxed_sampler
 from ._densities import check_log_prob
 from ._estimators import check_estimator, check_same_estimates
+from ._samplers import check_bernoulli_sampler, check_categorical_sampler, check_relaxed_sampler
+from ._verdict import DEFAULT_ALPHA, DIAGNOSES, Verdict
 
 __all__ = [
     "DEFAULT_ALPHA",

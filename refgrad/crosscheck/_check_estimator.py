@@ -82,12 +82,13 @@ failed 200 of 200 replications.
 import math
 
 import numpy as np
-from scipy import special, stats as sps
+from refgrad._core.checks import as_float_array, check_distribution, describe
+from refgrad.estimators import ESTIMATORS, get_spec
+from refgrad.stats._common import _resolve_rtol
+from scipy import special
+from scipy import stats as sps
 
 from refgrad import exact, stats
-from refgrad._core.checks import as_float_array, check_distribution, describe
-from refgrad.stats._common import _resolve_rtol
-from refgrad.estimators import ESTIMATORS, get_spec
 
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
 
@@ -236,7 +237,8 @@ def _mean_known(x, target, cov, tau, ulps, alpha, exact_grad, what, shape):
             f"combined as {rule} = {pvalue:.3g} at α = {alpha:g}): "
             + ("rejected, " if reject else "not rejected; largest deviation: ") + words + "." + det)
     if det and not reject and not random_const.any():
-        text += f" The constant coordinates are deterministic; equal to the exact value within {float(np.max(tau)):.3g}."
+        text += (" The constant coordinates are deterministic; equal to the exact value within "
+                 f"{float(np.max(tau)):.3g}.")
     bias = mean - exact_grad
     text += f" Bias estimate (mean − exact gradient) up to {float(np.max(np.abs(bias))):.3g}."
     order = np.argsort(-np.abs(np.where(np.isfinite(z), z, np.sign(z) * 1e300)), kind="stable")[:5]
@@ -308,7 +310,8 @@ def _mean_sampled(x, target, rtol, alpha, exact_grad, what, shape, degenerate="e
                  "that does not vary may owe it to that outcome's absence; such coordinates count neither for nor "
                  "against.")
     elif det and not r.reject:
-        text += f" The constant coordinates are deterministic; equal to the exact value within {float(np.max(tau)):.3g}."
+        text += (" The constant coordinates are deterministic; equal to the exact value within "
+                 f"{float(np.max(tau)):.3g}.")
     text += f" Bias estimate (mean − exact gradient) up to {float(np.max(np.abs(bias))):.3g}."
     worst = [{"coordinate": _label(shape, int(k)), "exact mean": float(target[k]), "sample mean": float(mean[k]),
               "std. errors": float(r.tstat.flat[k]), "p": float(r.adjusted_pvalues.flat[k])}
@@ -543,8 +546,9 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
     samples : array_like, shape (n, *dist.param_shape)
         Independent single-sample estimates of :math:`∇ E_{q}[f]` (float32 or float64, as computed: the
         dtype sets the rounding level; float64 values that are all float32 numbers, as the torch and JAX
-        per-sample-gradient helpers return a float32 computation, are judged at float32 rounding).  Deterministic estimates (every row the same: an enumerated ELBO, an
-        all-action policy gradient) are compared exactly with the target within that rounding level.
+        per-sample-gradient helpers return a float32 computation, are judged at float32 rounding).
+        Deterministic estimates (every row the same: an enumerated ELBO, an all-action policy gradient)
+        are compared exactly with the target within that rounding level.
     dist, f
         The refgrad distribution and objective the foreign estimator was run on.
     unbiased : bool

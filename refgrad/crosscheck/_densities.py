@@ -65,8 +65,8 @@ with the density's limit there, finite or ±inf, and any other value (NaN includ
   :math:`y_K` and m − 1 others are −inf with τ(K − m) > 1, refused otherwise.
 
 Each limit is tested against refgrad's density evaluated next to the boundary (1e-12 from it
-for the binary law, 1e-8 and 1e-30 for simplex faces; ``tests/test_crosscheck_densities.py``).  The limit is discontinuous in τ at τ = 1 (binary) and
-τ(K−1) = 1: τ is taken as given, exactly.
+for the binary law, 1e-8 and 1e-30 for simplex faces; ``tests/test_crosscheck_densities.py``).
+The limit is discontinuous in τ at τ = 1 (binary) and τ(K−1) = 1: τ is taken as given, exactly.
 
 Measured
 --------
@@ -83,11 +83,11 @@ point "wrong"; (B, B) values for (B,) "shape".
 import math
 
 import numpy as np
+from refgrad._core.checks import InputTypeError, as_float_array, describe
+from refgrad.distributions import Categorical, _log_sigmoid
 from scipy import special
 
 from refgrad import relaxations
-from refgrad._core.checks import InputTypeError, as_float_array, describe
-from refgrad.distributions import Categorical, _log_sigmoid
 
 from ._rounding import SIMPLEX_SLACK, simplex_allowance
 from ._verdict import Verdict
@@ -238,7 +238,8 @@ def _relaxed_points(points, family, ell=None, tau=None):
     if (dev > allowed).any():
         where = _first(dev > allowed)
         raise ValueError(f"points must lie on the simplex up to the rounding of their dtype ({_input_dtype(points)}: "
-                         f"deviation <= {allowed:.3g} = {SIMPLEX_SLACK:g} eps (K + (max|logit| + 40)/min tau)); point {where} deviates by "
+                         f"deviation <= {allowed:.3g} = {SIMPLEX_SLACK:g} eps (K + (max|logit| + 40)/min tau)); "
+                         f"point {where} deviates by "
                          f"{float(dev[where]):.3g} (largest deviation {float(dev.max()):.3g})")
     return fixed, dev, allowed
 
@@ -327,7 +328,7 @@ def _ref_concrete(x, ell, tau, measure):
 
 
 def _ref_exp_concrete(y, ell, tau, measure):
-    ref = _by_tau(lambda p, l, t: relaxations.exp_concrete_log_density(p, l, t, measure=measure), y, ell, tau)
+    ref = _by_tau(lambda p, lg, t: relaxations.exp_concrete_log_density(p, lg, t, measure=measure), y, ell, tau)
     w, S = _simplex_terms(y, ell, tau)
     K = y.shape[-1]
     grad = -tau[:, None] + K * tau[:, None] * w

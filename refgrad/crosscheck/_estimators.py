@@ -1,5 +1,6 @@
-r"""Cross-checks of gradient estimators: :func:`check_same_estimates` (and :func:`check_estimator`, in
-:mod:`refgrad.crosscheck._check_estimator`, re-exported here).
+r"""Cross-checks of gradient estimators: :func:`check_same_estimates` and :func:`check_estimator`.
+
+:func:`check_estimator` is defined in :mod:`refgrad.crosscheck._check_estimator` and re-exported here.
 
 :func:`check_same_estimates` compares, row by row, estimates computed by another
 implementation from the same uniforms with :func:`refgrad.estimate` on that noise.
@@ -9,13 +10,14 @@ implementation from the same uniforms with :func:`refgrad.estimate` on that nois
 epsilon of the foreign dtype (the scale is the larger of the coordinate's and the row's largest
 magnitude: a coordinate that is tiny in every row, as the gradient of a nearly impossible
 category, is computed from terms of the row's size, and a foreign implementation that orders
-them differently leaves an error of a few ε_f times the row scale there) and Δ the largest change of refgrad's estimate when every uniform moves by ±ε_f·min(u, 1 − u)
-(the rounding of the noise) or when the parameters move by ±ε_f(|ℓ| + 40), alternating in sign
-along the last axis (the rounding of ℓ + G, the first operation on the noise; |G| < 40 for a
-Gumbel from any float uniform; without it a float64 Gumbel-softmax written with
-``jax.nn.softmax`` failed at τ = 0.01 and 10 by 270 and 120 ε of the gradient); for a foreign dtype coarser
-than float64 a row also matches when it agrees with refgrad evaluated on the noise
-rounded to that dtype (an estimate discontinuous in the noise flips there legitimately).
+them differently leaves an error of a few ε_f times the row scale there) and Δ the largest change
+of refgrad's estimate when every uniform moves by ±ε_f·min(u, 1 − u) (the rounding of the noise)
+or when the parameters move by ±ε_f(|ℓ| + 40), alternating in sign along the last axis (the
+rounding of ℓ + G, the first operation on the noise; |G| < 40 for a Gumbel from any float uniform;
+without it a float64 Gumbel-softmax written with ``jax.nn.softmax`` failed at τ = 0.01 and 10 by
+270 and 120 ε of the gradient); for a foreign dtype coarser than float64 a row also matches when
+it agrees with refgrad evaluated on the noise rounded to that dtype (an estimate discontinuous in
+the noise flips there legitimately).
 For the estimators with a temperature the tolerance is multiplied by 1/min(τ, 1): the terms
 of the softmax_τ VJP are of size |∇f|/τ, and near a vertex the textbook form computes 1 − y_k
 by subtraction (PyTorch's gumbel_softmax backward at τ = 0.01 is 9e-5 off, relatively, in a
@@ -29,7 +31,6 @@ tolerance); a relative change of 1e-10 in one coordinate is still rejected.
 import math
 
 import numpy as np
-
 from refgrad._core.checks import as_float_array, describe
 from refgrad.estimators import ESTIMATORS, estimate
 
@@ -191,7 +192,8 @@ def check_same_estimates(foreign, name, dist, f, noise, *, rtol=None, **options)
                                                                if axes else (~(err <= tol) & ~bad_rows).sum())
     failed = bool(bad_rows.any())
     text = (f"{n} estimates of {name!r} compared with refgrad's on the same uniforms; tolerance "
-            f"{SAME_TOLERANCE_FACTOR:g}·(eps·max(coordinate scale, row scale) + change under noise moved by eps), eps = {eps:.3g}"
+            f"{SAME_TOLERANCE_FACTOR:g}·(eps·max(coordinate scale, row scale) + change under noise moved by eps), "
+            f"eps = {eps:.3g}"
             + (", also accepting refgrad on the noise rounded to the foreign dtype" if rounded is not None else "")
             + f". Largest error {compared['largest error']:.3g}. ")
     if failed:

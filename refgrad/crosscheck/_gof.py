@@ -1,10 +1,10 @@
-"""Goodness-of-fit building blocks of the sampler cross-checks.
+r"""Goodness-of-fit building blocks of the sampler cross-checks.
 
 * :func:`holm` -- Holm's step-down adjustment of per-coordinate p-values;
 * :func:`binomial_pvalues` -- exact two-sided binomial tests (Clopper-Pearson style
   "minimum likelihood" two-sided p-value of :func:`scipy.stats.binomtest`);
 * :func:`g_test_monte_carlo` -- the likelihood-ratio statistic
-  :math:`G = 2 \\sum_k O_k \\log(O_k / E_k)` with a sequential Monte Carlo p-value from
+  :math:`G = 2 \sum_k O_k \log(O_k / E_k)` with a sequential Monte Carlo p-value from
   multinomial draws under the exact pmf (Besag & Clifford 1991), valid at every
   sample size and with arbitrarily small expected counts;
 * :func:`ks_interval` -- the Kolmogorov-Smirnov test of probability-integral-transformed

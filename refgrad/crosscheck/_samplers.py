@@ -67,14 +67,29 @@ while zeros put where the law has mass (τ = 1) fail.
 import math
 
 import numpy as np
+from refgrad._core.checks import (
+    MULTINOMIAL_COST,
+    InputTypeError,
+    as_float_array,
+    check_max_work,
+    check_no_nan,
+    check_seed,
+    check_work,
+    describe,
+)
+from refgrad.distributions import Categorical
 from scipy import special, stats
 
-from refgrad._core.checks import (MULTINOMIAL_COST, InputTypeError, as_float_array, check_max_work, check_no_nan,
-                             check_seed, check_work, describe)
-from refgrad.distributions import Categorical
-
-from ._gof import (binomial_pvalues, g_test_monte_carlo, holm, ks_interval, monte_carlo_budget,
-                   rounding_interval, EXCEEDANCES, ROUNDING_ULPS)
+from ._gof import (
+    EXCEEDANCES,
+    ROUNDING_ULPS,
+    binomial_pvalues,
+    g_test_monte_carlo,
+    holm,
+    ks_interval,
+    monte_carlo_budget,
+    rounding_interval,
+)
 from ._rounding import score_rounding
 from ._verdict import DEFAULT_ALPHA, FLUSH_TO_ZERO, Verdict, combine, part_alpha
 
@@ -180,7 +195,8 @@ def _bernoulli_verdict(bits, probs, alpha, check, what="samples"):
     compared.update({"pvalue per coordinate": pvals, "Holm-adjusted": adjusted})
     order = free[np.argsort(pvals[free], kind="stable")]
     worst = [{"coordinate": int(j), "expected P(1)": float(probs[j]), "observed frequency": float(observed[j]),
-              "count": int(counts[j]), "pvalue": float(pvals[j]), "Holm": float(adjusted[j])} for j in order[:_MAX_WORST]]
+              "count": int(counts[j]), "pvalue": float(pvals[j]), "Holm": float(adjusted[j])}
+             for j in order[:_MAX_WORST]]
     passed = pvalue > alpha
     test = (f"exact two-sided binomial test per coordinate, Holm across {free.size} (statistic: largest |z| of the "
             f"frequencies)")
@@ -196,7 +212,8 @@ def _bernoulli_verdict(bits, probs, alpha, check, what="samples"):
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(fixed, 0.0, (counts - n * probs) / np.sqrt(n * probs * (1 - probs)))
     compared["z per coordinate"] = z
-    return Verdict(check, passed, "agrees" if passed else "wrong", test, float(np.max(np.abs(z))), pvalue, alpha, n, compared, worst, text)
+    return Verdict(check, passed, "agrees" if passed else "wrong", test, float(np.max(np.abs(z))), pvalue, alpha, n,
+                   compared, worst, text)
 
 
 def check_bernoulli_sampler(samples, logits, *, alpha=DEFAULT_ALPHA):
@@ -300,7 +317,8 @@ def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="sample
         text = (f"Category counts of {n} {what} in {d} coordinate(s) against the exact pmf softmax(logits) by the G "
                 f"statistic, whose Monte Carlo p-value is valid with small expected counts (no chi-square "
                 f"asymptotics); Holm at α = {alpha:g}. Worst: coordinate {w['coordinate']}, G = "
-                f"{stats_[w['coordinate']]:.4g}, p = {w['pvalue']:.3g} (Holm {w['Holm']:.3g}); its largest deviation is "
+                f"{stats_[w['coordinate']]:.4g}, p = {w['pvalue']:.3g} (Holm {w['Holm']:.3g}); "
+                f"its largest deviation is "
                 f"cell {w['cell']}, {w['observed']} observed for {w['expected']:.4g} expected: "
                 + ("consistent with the exact law." if passed else "the counts disagree with the exact law."))
     else:
@@ -726,8 +744,9 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     :func:`~refgrad.crosscheck._verdict.combine` (each statistical part at α/m):
 
     * support (deterministic): NaN, values outside [0, 1], simplex rows whose sum is off 1
-      by more than the rounding of the scores allows, ``4 eps(dtype) (K + (max|ℓ| + 40)/τ)``, mass on −inf logits, anything but the vertex of a
-      single +inf logit, are certain failures reported with their indices;
+      by more than the rounding of the scores allows, ``4 eps(dtype) (K + (max|ℓ| + 40)/τ)``, mass on
+      −inf logits, anything but the vertex of a single +inf logit, are certain failures reported with
+      their indices;
     * (a) argmax frequencies: :math:`\arg\max_k x_k \sim \mathrm{softmax}(\ell)`, by
       :func:`check_categorical_sampler`'s test (binary: :math:`P(x > 1/2) = \sigma(\ell)`
       by :func:`check_bernoulli_sampler`'s);
@@ -807,7 +826,8 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         check_work(float(resamples) * cells * MULTINOMIAL_COST,
                    f"the Monte Carlo G test of check_relaxed_sampler's part (a) (up to {resamples} multinomial draws "
                    f"over {cells} cells)",
-                   f"draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = {MULTINOMIAL_COST}",
+                   "draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = "
+                   f"{MULTINOMIAL_COST}",
                    max_work, advice="pass fewer resamples=, or None for the automatic budget")
     n, d = values.shape[0], ell.shape[0]
     support = _support_verdict(values, dtype, ell, tau, family, space)
@@ -852,7 +872,8 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         argmax = _categorical_verdict(np.argmax(values[:, keep], axis=-1), Categorical(ell[keep]).probs, level,
                                       resamples, seed, "check_relaxed_sampler", what="argmaxes", max_work=max_work)
     names = ["exact Logistic law of tempered log-ratios" if family == "concrete" else
-             "exact Logistic law of tau logit(x) - logit (the marginal CDF)", "marginal CDFs against concrete_marginal_cdf"]
+             "exact Logistic law of tau logit(x) - logit (the marginal CDF)",
+             "marginal CDFs against concrete_marginal_cdf"]
 
     def statistical(tests, zero_bound, reading):
         parts = [argmax] + [_ks_verdict(t, level, name, name) for t, name in zip(tests, names)]

@@ -218,8 +218,10 @@ class Verdict:
         }
 
     def summary(self):
-        """One line: ``PASS``/``FAIL (diagnosis)``, the check, the test (and, for a failing composite,
-        the tests of its failing parts), and p (or the statistic), α and n."""
+        """One line: ``PASS``/``FAIL (diagnosis)``, the check, the test, and p (or the statistic), α and n.
+
+        For a failing composite the test is followed by the tests of its failing parts.
+        """
         verdict = "PASS" if self.passed else f"FAIL ({self.diagnosis})"
         if self.pvalue is not None:
             numbers = f"p = {_fmt(self.pvalue)}, α = {_fmt(self.alpha)}"
@@ -305,7 +307,8 @@ def combine(check, parts, n, alpha, explanation_prefix="", test=None, compared=N
         text += (f" Each of the {len(stat)} statistical parts is tested at α/{len(stat)} (Bonferroni), so the "
                  f"composite p-value is min(1, {len(stat)} · min p) and the composite level is α = {alpha:g}.")
     return Verdict(check=check, passed=not failing, diagnosis=diagnosis,
-                   test=test or (f"{len(parts)} parts, Bonferroni-combined" if len(parts) > 1 else parts[0].test), statistic=None, pvalue=pvalue,
+                   test=test or (f"{len(parts)} parts, Bonferroni-combined" if len(parts) > 1 else parts[0].test),
+                   statistic=None, pvalue=pvalue,
                    alpha=float(alpha) if stat else None, n=int(n), compared=dict(compared or {}), worst=worst,
                    explanation=text, parts=parts)
 

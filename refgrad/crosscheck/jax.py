@@ -189,7 +189,8 @@ def _float_dtype(dtype):
     try:
         dt = np.dtype(jnp.float32 if dtype is None else dtype)
     except TypeError:
-        raise InputTypeError(f"dtype must be a float dtype (float16, bfloat16, float32, float64); got {dtype!r}") from None
+        raise InputTypeError(
+            f"dtype must be a float dtype (float16, bfloat16, float32, float64); got {dtype!r}") from None
     if not jnp.issubdtype(dt, jnp.floating):
         raise InputTypeError(f"dtype must be a float dtype (float16, bfloat16, float32, float64); got {dt}")
     return np.dtype(jax.dtypes.canonicalize_dtype(dt))  # float64 -> float32 unless jax_enable_x64, as JAX does
@@ -226,9 +227,9 @@ def uniforms_from_key(key, shape, dtype=None, kind="gumbel", mode=None):
     -------
     ndarray of float64, shape ``shape``
         At most :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB) for JAX's draw and the result together:
-        a larger ``shape`` is refused before anything is drawn.  With ``jax.random.gumbel(key, shape, dtype)`` equal to :math:`-\log(-\log u)` computed in
-        ``dtype``, and ``jax.random.categorical(key, logits)`` equal to
-        :func:`refgrad.random.categorical_gumbel_max` ``(logits, u)`` for finite logits (up to
+        a larger ``shape`` is refused before anything is drawn.  With ``jax.random.gumbel(key, shape, dtype)``
+        equal to :math:`-\log(-\log u)` computed in ``dtype``, and ``jax.random.categorical(key, logits)``
+        equal to :func:`refgrad.random.categorical_gumbel_max` ``(logits, u)`` for finite logits (up to
         near-ties that float32 rounding breaks differently).
     """
     key = _check_key(key)
@@ -286,8 +287,8 @@ def _check_output_size(n, entries):
     if need > MAX_ARRAY_BYTES:
         raise ValueError(f"keys_or_noise holds n = {n} samples: {n} rows of {entries} float64 gradients need "
                          f"{_format_bytes(need)}, more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-                         f"(refgrad._core.checks.MAX_ARRAY_BYTES); pass at most {max(1, MAX_ARRAY_BYTES // (8 * entries))} "
-                         "samples per call")
+                         "(refgrad._core.checks.MAX_ARRAY_BYTES); pass at most "
+                         f"{max(1, MAX_ARRAY_BYTES // (8 * entries))} samples per call")
 
 
 def per_sample_gradients(surrogate, params, keys_or_noise):

@@ -233,9 +233,10 @@ def uniforms_from_seed(seed, shape, dtype=None, minval=0.0, maxval=1.0, alg="aut
     -------
     ndarray of float64, shape ``shape``
         At most :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB) for TF's draw and the result together:
-        a larger ``shape`` is refused before anything is drawn.  The values TF computed, widened exactly to float64: ``-tf.math.log(-tf.math.log(u))`` of them in
-        ``dtype`` equals the same expression on TF's draw bitwise, and refgrad fed them computes the
-        noise TF used up to TF's rounding of its transform.
+        a larger ``shape`` is refused before anything is drawn.  The values TF computed, widened exactly
+        to float64: ``-tf.math.log(-tf.math.log(u))`` of them in ``dtype`` equals the same expression on
+        TF's draw bitwise, and refgrad fed them computes the noise TF used up to TF's rounding of its
+        transform.
     """
     shape = _check_shape(shape)
     dt = _tf_float_dtype(dtype)
@@ -391,8 +392,8 @@ def _check_output_size(n, plist):
     if n * row > MAX_ARRAY_BYTES:
         raise ValueError(f"noise holds n = {n} samples: {n} rows of {row} bytes of gradients need "
                          f"{_format_bytes(n * row)}, more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-                         f"(refgrad._core.checks.MAX_ARRAY_BYTES); pass at most {max(1, MAX_ARRAY_BYTES // row)} samples per "
-                         "call")
+                         "(refgrad._core.checks.MAX_ARRAY_BYTES); pass at most "
+                         f"{max(1, MAX_ARRAY_BYTES // row)} samples per call")
 
 
 def per_sample_gradients(surrogate, params, noise, method="vectorized"):

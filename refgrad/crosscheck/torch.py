@@ -180,8 +180,9 @@ def uniforms_from_exponential(e):
     :math:`\le 2^{-53}` is a *relative* error of about :math:`2^{-53}/E` in :math:`1 - u` and in
     :math:`E` recovered as :math:`-\log u` (1e-9 relative at :math:`E = 10^{-7}`, the smallest float32
     draws; 10^7 draws of torch's own ``exponential_`` in float32 and float64, seed 0, were all
-    :math:`\ge 6\times10^{-8}`, none 0).  For :math:`E < 2^{-53}` (:math:`1.1\times10^{-16}`) :math:`e^{-E}` rounds to 1, which is
-    not a uniform strictly inside (0, 1): a ``ValueError`` names the index.  At the other end,
+    :math:`\ge 6\times10^{-8}`, none 0).  For :math:`E < 2^{-53}` (:math:`1.1\times10^{-16}`)
+    :math:`e^{-E}` rounds to 1, which is not a uniform strictly inside (0, 1): a ``ValueError`` names
+    the index.  At the other end,
     :math:`E > 744` underflows to 0 and is refused the same way.
     """
     arr = _check_exponential(e)
@@ -233,7 +234,7 @@ class Feed:
 
 
 def _uniforms(u, name="u"):
-    """refgrad's uniforms from an array or a dense tensor (widened exactly to float64), checked strictly inside (0, 1)."""
+    """refgrad's uniforms from an array or dense tensor (widened exactly to float64), checked inside (0, 1)."""
     if isinstance(u, torch.Tensor):
         u = _tensor_to_numpy(u, name)
     return _check_uniform(u, name).reshape(np.shape(u))
@@ -247,8 +248,11 @@ def _rng_devices():
 
 
 def _fill(t, feed):
-    """Overwrite ``t`` in place with the feed's next values (complex: real and imaginary parts in the
-    order of ``torch.view_as_real``), rounded to ``t``'s dtype, without recording the write in autograd."""
+    """Overwrite ``t`` in place with the feed's next values, rounded to ``t``'s dtype.
+
+    Complex: real and imaginary parts in the order of ``torch.view_as_real``.  The write is not
+    recorded in autograd.
+    """
     target = torch.view_as_real(t) if t.is_complex() else t
     values = feed.take(tuple(target.shape))
     with torch.no_grad():
@@ -310,7 +314,10 @@ def feed_exponential(e):
 
 
 def feed_uniforms(u):
-    """:func:`feed_exponential` of :func:`exponential_from_uniforms` ``(u)``: torch's Gumbel noise from refgrad's ``u``."""
+    """:func:`feed_exponential` of :func:`exponential_from_uniforms` ``(u)``.
+
+    Torch's Gumbel noise from refgrad's ``u``.
+    """
     return feed_exponential(exponential_from_uniforms(_uniforms(u)))
 
 
@@ -450,8 +457,10 @@ def _check_output_size(n, plist):
 
 
 def _has_error_node(tensors):
-    """Whether the autograd graph behind ``tensors`` holds a node that raises when differentiated
-    (``once_differentiable`` backward functions leave one, detached from the rest of the graph)."""
+    """Whether the autograd graph behind ``tensors`` holds a node that raises when differentiated.
+
+    ``once_differentiable`` backward functions leave one, detached from the rest of the graph.
+    """
     seen, stack = set(), [t.grad_fn for t in tensors if t is not None and t.grad_fn is not None]
     while stack:
         node = stack.pop()
@@ -511,8 +520,11 @@ def _rows_forward(losses, plist):
 
 
 def _rows_reverse(losses, plist):
-    """The Jacobian's rows by one backward pass per sample: ``grad_outputs`` the rows of the ``n x n``
-    identity, batched (``is_grads_batched``), or a loop where an operation has no batching rule."""
+    """The Jacobian's rows by one backward pass per sample.
+
+    ``grad_outputs`` are the rows of the ``n x n`` identity, batched (``is_grads_batched``), or a loop
+    where an operation has no batching rule.
+    """
     n = losses.shape[0]
     eye = torch.eye(n, dtype=losses.dtype, device=losses.device)
     try:
@@ -655,7 +667,8 @@ for _ in range(5):
     t0 = time.perf_counter()
     ct.per_sample_gradients(lambda: losses, lg)
     times.append(time.perf_counter() - t0)
-print(f"n = {n:>7}: {min(times):.2g} s (best of 5), peak memory +{peak / 1024:.1f} MiB (result {g.nbytes / 2**20:.1f} MiB)")
+print(f"n = {n:>7}: {min(times):.2g} s (best of 5), peak memory +{peak / 1024:.1f} MiB "
+      f"(result {g.nbytes / 2**20:.1f} MiB)")
 """
     for n in sizes:
         out = subprocess.run([sys.executable, "-c", code, str(n)], capture_output=True, text=True, check=True)
