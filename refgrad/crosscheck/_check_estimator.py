@@ -82,13 +82,13 @@ failed 200 of 200 replications.
 import math
 
 import numpy as np
-from refgrad._core.checks import as_float_array, check_distribution, describe
-from refgrad.estimators import ESTIMATORS, get_spec
-from refgrad.stats._common import _resolve_rtol
 from scipy import special
 from scipy import stats as sps
 
 from refgrad import exact, stats
+from refgrad._core.checks import as_float_array, check_distribution, describe
+from refgrad.estimators import ESTIMATORS, get_spec
+from refgrad.stats._common import _resolve_rtol
 
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
 

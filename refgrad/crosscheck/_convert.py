@@ -1,5 +1,6 @@
 """What the framework adapters share: conversion of containers and plain values to arrays."""
 import numpy as np
+
 from refgrad._core.checks import InputTypeError, describe
 
 __all__ = ["convert_nested"]

@@ -83,11 +83,11 @@ point "wrong"; (B, B) values for (B,) "shape".
 import math
 
 import numpy as np
-from refgrad._core.checks import InputTypeError, as_float_array, describe
-from refgrad.distributions import Categorical, _log_sigmoid
 from scipy import special
 
 from refgrad import relaxations
+from refgrad._core.checks import InputTypeError, as_float_array, describe
+from refgrad.distributions import Categorical, _log_sigmoid
 
 from ._rounding import SIMPLEX_SLACK, simplex_allowance
 from ._verdict import Verdict

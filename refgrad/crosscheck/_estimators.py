@@ -31,6 +31,7 @@ tolerance); a relative change of 1e-10 in one coordinate is still rejected.
 import math
 
 import numpy as np
+
 from refgrad._core.checks import as_float_array, describe
 from refgrad.estimators import ESTIMATORS, estimate
 

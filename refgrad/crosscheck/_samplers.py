@@ -67,6 +67,8 @@ while zeros put where the law has mass (τ = 1) fail.
 import math
 
 import numpy as np
+from scipy import special, stats
+
 from refgrad._core.checks import (
     MULTINOMIAL_COST,
     InputTypeError,
@@ -78,7 +80,6 @@ from refgrad._core.checks import (
     describe,
 )
 from refgrad.distributions import Categorical
-from scipy import special, stats
 
 from ._gof import (
     EXCEEDANCES,
