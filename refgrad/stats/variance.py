@@ -1,5 +1,13 @@
-"""The variance comparison of :mod:`refgrad.stats`."""
+"""The variance comparison of :mod:`refgrad.stats`.
+
+:func:`variance_test` runs in stages, one private function each: the input checks; the
+second moments of both samples, per coordinate and for the trace, in power-of-two units; the
+delta-method standard error of the log variance ratio (independent or paired samples); the z
+statistics and their normal p-values; and the result, with Holm's correction over the
+coordinates and the notes.
+"""
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from scipy import special
@@ -19,10 +27,6 @@ from ._common import (
     _resolve_rtol,
     _unit,
 )
-
-# --------------------------------------------------------------------------------------------
-# variance comparison
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,6 +173,19 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
         ``reject_coordinates``; ``pvalue_all_coordinates``; ``skewness`` and
         ``unreliable``; ``notes``.
     """
+    alternative, paired, alpha, rtol, xa, xb, shape = _checked_inputs(a, b, alternative, paired, alpha, rtol)
+    m = _moments(xa, xb, rtol)
+    se2, skew_num = _paired_se2(m) if paired else _independent_se2(m)
+    t = _log_ratio_tests(m, se2, skew_num, alternative)
+    return _result(m, t, alternative, paired, alpha, shape)
+
+
+def _checked_inputs(a, b, alternative, paired, alpha, rtol):
+    """Check the arguments of :func:`variance_test` in the order they are listed.
+
+    Returns ``(alternative, paired, alpha, rtol, xa, xb, shape)``, with ``xa``, ``xb`` the (n, p)
+    float64 samples and ``shape`` the parameter shape.
+    """
     alternative = _check_choice(alternative, "alternative", _ALTERNATIVES)
     if not isinstance(paired, (bool, np.bool_)):
         raise TypeError(f"paired must be True or False; got {describe(paired)} of type {type(paired).__name__}")
@@ -179,71 +196,90 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
     xb, shape_b = _as_samples(b, "b", minimum=3)
     if shape_b != shape:
         raise ValueError(f"b must have parameter shape {shape} like a, i.e. shape (n_b, *{shape}); got {shape_b}")
-    n_a, p = xa.shape
-    n_b = xb.shape[0]
-    if paired and n_a != n_b:
-        raise ValueError(f"paired=True needs as many rows in a as in b (row i shares its noise); got {n_a} and {n_b}")
-    notes = []
+    if paired and xa.shape[0] != xb.shape[0]:
+        raise ValueError(f"paired=True needs as many rows in a as in b (row i shares its noise); got {xa.shape[0]} "
+                         f"and {xb.shape[0]}")
+    return alternative, paired, alpha, rtol, xa, xb, shape
 
+
+def _moments(xa, xb, rtol):
+    """Second moments of both samples, per coordinate and for the trace (an extra last column).
+
+    Each coordinate of both samples is divided by a power of two near its largest magnitude (exact, see
+    :func:`_unit`), so that squares and fourth powers neither overflow nor underflow at any scale; the
+    trace is in the units of the largest coordinate, each coordinate weighted by ``(unit_j / unit_max)²
+    ≤ 1``.  Returns a namespace with ``p``, ``unit``, ``weight`` and one namespace per sample, ``a`` and
+    ``b`` (see :func:`_sample_moments`).
+    """
     scale = np.maximum(np.abs(xa).max(axis=0), np.abs(xb).max(axis=0))
-    # each coordinate of both samples in units of a power of two near its largest magnitude (exact, see
-    # _unit), so that squares and fourth powers neither overflow nor underflow at any scale; the trace is
-    # in the units of the largest coordinate, each coordinate weighted by (unit_j / unit_max)² ≤ 1
     unit = _unit(scale)
     weight = (unit / unit.max()) ** 2
-    xa = xa / unit
-    xb = xb / unit
     scale = scale / unit
-    const_a = _constant_columns(xa, scale, rtol)
-    const_b = _constant_columns(xb, scale, rtol)
-    da = xa - xa.mean(axis=0)
-    db = xb - xb.mean(axis=0)
-    da[:, const_a] = 0.0
-    db[:, const_b] = 0.0
-    qa = da * da
-    qb = db * db
-    # trace as an extra column
-    qa = np.concatenate([qa, (qa * weight).sum(axis=1, keepdims=True)], axis=1)
-    qb = np.concatenate([qb, (qb * weight).sum(axis=1, keepdims=True)], axis=1)
-    const_a = np.append(const_a, const_a.all())
-    const_b = np.append(const_b, const_b.all())
-    m2a = qa.mean(axis=0)
-    m2b = qb.mean(axis=0)
-    var_a = m2a * n_a / (n_a - 1)
-    var_b = m2b * n_b / (n_b - 1)
+    return SimpleNamespace(p=xa.shape[1], unit=unit, weight=weight, a=_sample_moments(xa / unit, scale, rtol, weight),
+                           b=_sample_moments(xb / unit, scale, rtol, weight))
 
-    # O(1/n) terms of the exact variance formulas (diagonal approximation for the trace)
-    sa2 = var_a[:p]
-    sb2 = var_b[:p]
+
+def _sample_moments(x, scale, rtol, weight):
+    r"""One sample's deviations and second moments, in the units of :func:`_moments`.
+
+    ``dev`` (n, p): deviations from the mean, 0 in columns constant up to ``rtol * scale``; ``sq`` (n, p + 1):
+    squared deviations and, last, their weighted sum over the coordinates (the trace); ``const``, ``m2``
+    (divisor n), ``var`` (divisor n - 1) over the p + 1 columns; ``e = sq / m2`` (the per-sample terms
+    :math:`e_i` of :func:`variance_test`, 1 in place of m2 where constant); ``frac``: 1 per coordinate and,
+    for the trace, :math:`\sum_j s_j^4 / (\sum_j s_j^2)^2`, the diagonal stand-in for
+    :math:`\|Σ\|_F^2 / (\operatorname{tr} Σ)^2` (1 when the trace is 0, where it is irrelevant).
+    """
+    n, p = x.shape
+    const = _constant_columns(x, scale, rtol)
+    dev = x - x.mean(axis=0)
+    dev[:, const] = 0.0
+    sq = dev * dev
+    sq = np.concatenate([sq, (sq * weight).sum(axis=1, keepdims=True)], axis=1)
+    const = np.append(const, const.all())
+    m2 = sq.mean(axis=0)
+    var = m2 * n / (n - 1)
+    e = sq / np.where(const, 1.0, m2)
+    frac = np.append(np.ones(p), np.sum((var[:p] * weight) ** 2) / var[p] ** 2 if var[p] > 0 else 1.0)
+    return SimpleNamespace(n=n, dev=dev, sq=sq, const=const, m2=m2, var=var, e=e, frac=frac)
+
+
+def _independent_se2(m):
+    """Squared standard error of the log variance ratio of independent samples, and the numerator of its skewness."""
+    a, b = m.a, m.b
+    se2 = (np.var(a.e, axis=0, ddof=1) + 2.0 * a.frac / (a.n - 1)) / a.n + \
+        (np.var(b.e, axis=0, ddof=1) + 2.0 * b.frac / (b.n - 1)) / b.n
+    third_a = np.mean((a.e - a.e.mean(axis=0)) ** 3, axis=0)
+    third_b = np.mean((b.e - b.e.mean(axis=0)) ** 3, axis=0)
+    return np.maximum(se2, 0.0), third_a / a.n**2 - third_b / b.n**2
+
+
+def _paired_se2(m):
+    """Squared standard error of the log variance ratio of paired samples, and the numerator of its skewness.
+
+    Row i of a and of b share their noise (n_a = n_b).
+    """
+    a, b, p, n = m.a, m.b, m.p, m.a.n
+    cross = np.einsum("ij,ij->j", a.dev, b.dev) / (n - 1)
+    either = (a.const | b.const)[:p]
+    rho2 = np.where(either, 0.0, cross**2 / np.where(either, 1.0, a.var[:p] * b.var[:p]))
+    trace_den = a.var[p] * b.var[p]
+    rho2 = np.append(rho2, np.sum((cross * m.weight) ** 2) / trace_den if trace_den > 0 else 0.0)
+    e = a.e - b.e
+    var_e = np.einsum("ij,ij->j", e - e.mean(axis=0), e - e.mean(axis=0)) / (n - 1)
+    se2 = (var_e + 2.0 * (a.frac + b.frac - 2.0 * rho2) / (n - 1)) / n
+    return np.maximum(se2, 0.0), np.mean((e - e.mean(axis=0)) ** 3, axis=0) / n**2
+
+
+def _log_ratio_tests(m, se2, skew_num, alternative):
+    """z statistics, skewness, p-values and variance ratios of the p coordinates and the trace.
+
+    Columns constant in both samples, or whose ratio is exactly 1 with no spread, are ``equal`` (p = 1);
+    constant in one sample only, z is ±inf.
+    """
+    const_a, const_b, var_a, var_b = m.a.const, m.b.const, m.a.var, m.b.var
     both = ~(const_a | const_b)
-    safe_a = np.where(const_a, 1.0, m2a)
-    safe_b = np.where(const_b, 1.0, m2b)
-    ea = qa / safe_a
-    eb = qb / safe_b
-    # Σ_j s_j⁴ / (Σ_j s_j²)² (1 for a single coordinate; the value is irrelevant when the trace is 0)
-    frac_a = np.append(np.ones(p), np.sum((sa2 * weight) ** 2) / var_a[p] ** 2 if var_a[p] > 0 else 1.0)
-    frac_b = np.append(np.ones(p), np.sum((sb2 * weight) ** 2) / var_b[p] ** 2 if var_b[p] > 0 else 1.0)
-    if paired:
-        cross = np.einsum("ij,ij->j", da, db) / (n_a - 1)
-        denom = np.where((const_a | const_b)[:p], 1.0, sa2 * sb2)
-        rho2 = np.where((const_a | const_b)[:p], 0.0, cross**2 / denom)
-        trace_den = var_a[p] * var_b[p]
-        rho2 = np.append(rho2, np.sum((cross * weight) ** 2) / trace_den if trace_den > 0 else 0.0)
-        e = ea - eb
-        var_e = np.einsum("ij,ij->j", e - e.mean(axis=0), e - e.mean(axis=0)) / (n_a - 1)
-        se2 = (var_e + 2.0 * (frac_a + frac_b - 2.0 * rho2) / (n_a - 1)) / n_a
-        skew_num = np.mean((e - e.mean(axis=0)) ** 3, axis=0) / n_a**2
-    else:
-        va = np.var(ea, axis=0, ddof=1)
-        vb = np.var(eb, axis=0, ddof=1)
-        se2 = (va + 2.0 * frac_a / (n_a - 1)) / n_a + (vb + 2.0 * frac_b / (n_b - 1)) / n_b
-        third_a = np.mean((ea - ea.mean(axis=0)) ** 3, axis=0)
-        third_b = np.mean((eb - eb.mean(axis=0)) ** 3, axis=0)
-        skew_num = third_a / n_a**2 - third_b / n_b**2
-    se2 = np.maximum(se2, 0.0)
-
-    z = np.zeros(p + 1)
-    skew = np.zeros(p + 1)
+    z = np.zeros(m.p + 1)
+    skew = np.zeros(m.p + 1)
     ok = both & (se2 > 0)
     log_ratio = np.log(np.where(ok, var_a, 1.0)) - np.log(np.where(ok, var_b, 1.0))
     z[ok] = log_ratio[ok] / np.sqrt(se2[ok])
@@ -258,50 +294,56 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
     pvals[equal] = 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(equal & (var_b == 0), 1.0, var_a / var_b)
+    return SimpleNamespace(z=z, skew=skew, pvals=pvals, equal=equal, ratio=ratio)
 
+
+def _result(m, t, alternative, paired, alpha, shape):
+    """The :class:`VarianceResult`: variances back in the units of the samples, Holm over the coordinates, notes."""
+    p = m.p
     # variances back in the units of the samples (inf where they are not representable, e.g. samples
-    # near 1e200; the ratios, statistics and p-values above do not depend on that)
+    # near 1e200; the ratios, statistics and p-values do not depend on that)
     with np.errstate(over="ignore"):
-        full = np.append(unit, unit.max())
-        var_a = var_a * full * full
-        var_b = var_b * full * full
-    coord_p = pvals[:p]
-    family = ~equal[:p]
+        full = np.append(m.unit, m.unit.max())
+        var_a = m.a.var * full * full
+        var_b = m.b.var * full * full
+    coord_p = t.pvals[:p]
+    family = ~t.equal[:p]
     adjusted = np.ones(p)
     adjusted[family] = _holm(coord_p[family])
-    if (const_a | const_b).any():
+    notes = []
+    if (m.a.const | m.b.const).any():
         notes.append(
             "coordinates with zero variance in a or b are decided exactly (ratio 0 or inf: p = 0 or 1; "
             "zero in both: equal, p = 1)"
         )
-    unreliable = bool(np.any(np.abs(skew) > SKEWNESS_LIMIT))
+    unreliable = bool(np.any(np.abs(t.skew) > SKEWNESS_LIMIT))
     if unreliable:
         notes.append(
-            f"estimated skewness of the statistic up to {_fmt(np.max(np.abs(skew)))}: increase n for "
+            f"estimated skewness of the statistic up to {_fmt(np.max(np.abs(t.skew)))}: increase n for "
             "reliable one-sided p-values"
         )
     return VarianceResult(
         alternative=alternative,
         paired=paired,
         alpha=alpha,
-        n_a=n_a,
-        n_b=n_b,
-        statistic=float(z[p]),
-        pvalue=float(pvals[p]),
-        reject=bool(pvals[p] < alpha),
+        n_a=m.a.n,
+        n_b=m.b.n,
+        statistic=float(t.z[p]),
+        pvalue=float(t.pvals[p]),
+        reject=bool(t.pvals[p] < alpha),
         trace_a=float(var_a[p]),
         trace_b=float(var_b[p]),
-        trace_ratio=float(ratio[p]),
-        trace_skewness=float(skew[p]),
+        trace_ratio=float(t.ratio[p]),
+        trace_skewness=float(t.skew[p]),
         var_a=_frozen(var_a[:p], shape),
         var_b=_frozen(var_b[:p], shape),
-        ratio=_frozen(ratio[:p], shape),
-        zstat=_frozen(z[:p], shape),
+        ratio=_frozen(t.ratio[:p], shape),
+        zstat=_frozen(t.z[:p], shape),
         pvalues=_frozen(coord_p, shape),
         adjusted_pvalues=_frozen(adjusted, shape),
         reject_coordinates=_frozen(adjusted < alpha, shape),
         pvalue_all_coordinates=float(coord_p.max()),
-        skewness=_frozen(skew[:p], shape),
+        skewness=_frozen(t.skew[:p], shape),
         unreliable=unreliable,
         notes=tuple(notes),
     )
