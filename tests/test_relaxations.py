@@ -11,6 +11,8 @@ from scipy import integrate, special, stats
 
 import naive
 from refgrad import relaxations as R
+from refgrad.relaxations import concrete as RC
+from refgrad.relaxations import tempered as RT
 
 INF = float("inf")
 EPS = np.finfo(np.float64).eps
@@ -168,35 +170,37 @@ def test_private_kernels_on_estimator_shapes_with_shared_logits():
     u2 = rng.random((n, d))
     l2 = np.ascontiguousarray(rng.normal(size=(1, d)))
     c2 = rng.normal(size=(n, d))
-    assert_twin(R._sigmoid_tau(x2, tau), naive.relax_sigmoid_tau(x2, tau))
-    for got, want in zip(R._sigmoid_tau_vjp(x2, tau, c2), naive.relax_sigmoid_tau_vjp(x2, tau, c2)):
+    assert_twin(RT._sigmoid_tau(x2, tau), naive.relax_sigmoid_tau(x2, tau))
+    for got, want in zip(RT._sigmoid_tau_vjp(x2, tau, c2), naive.relax_sigmoid_tau_vjp(x2, tau, c2)):
         assert_twin(got, want)
-    assert_twin(R._binary_concrete_sample(l2, tau, u2), naive.relax_binary_concrete_sample(l2, tau, u2))
+    assert_twin(RC._binary_concrete_sample(l2, tau, u2), naive.relax_binary_concrete_sample(l2, tau, u2))
     full = np.ascontiguousarray(np.broadcast_to(l2, (n, d)))
-    assert_twin(R._binary_concrete_sample(full, tau, u2), R._binary_concrete_sample(l2, tau, u2), rtol=0)
-    xb = R._binary_concrete_sample(l2, tau, u2)
+    assert_twin(RC._binary_concrete_sample(full, tau, u2), RC._binary_concrete_sample(l2, tau, u2), rtol=0)
+    xb = RC._binary_concrete_sample(l2, tau, u2)
     assert_twin(
-        R._binary_concrete_log_density(xb, l2, tau), naive.relax_binary_concrete_log_density(xb, l2, tau), scale=50
+        RC._binary_concrete_log_density(xb, l2, tau), naive.relax_binary_concrete_log_density(xb, l2, tau), scale=50
     )
 
     x3 = np.ascontiguousarray(rng.normal(size=(n, d, k)) * 3)
     u3 = rng.random((n, d, k))
     l3 = np.ascontiguousarray(rng.normal(size=(1, d, k)))
     c3 = rng.normal(size=(n, d, k))
-    assert_twin(R._softmax_tau(x3, tau), naive.relax_softmax_tau(x3, tau))
-    gx, gt = R._softmax_tau_vjp(x3, tau, c3)
+    assert_twin(RT._softmax_tau(x3, tau), naive.relax_softmax_tau(x3, tau))
+    gx, gt = RT._softmax_tau_vjp(x3, tau, c3)
     tx, tt = naive.relax_softmax_tau_vjp(x3, tau, c3)
     assert gx.shape == (n, d, k) and gt.shape == (n, d)
     assert_twin(gx, tx, scale=1.0 / tau)
     assert_twin(gt, tt, scale=100.0 / tau)
-    xs = R._concrete_sample(l3, tau, u3)
-    ys = R._exp_concrete_sample(l3, tau, u3)
+    xs = RC._concrete_sample(l3, tau, u3, False)
+    ys = RC._concrete_sample(l3, tau, u3, True)
     assert_twin(xs, naive.relax_concrete_sample(l3, tau, u3))
     assert_twin(ys, naive.relax_exp_concrete_sample(l3, tau, u3), scale=1.0)
-    assert_twin(R._concrete_log_density(xs, l3, tau), naive.relax_concrete_log_density(xs, l3, tau), scale=100)
+    assert_twin(
+        RC._concrete_log_density(xs, l3, tau, False, False), naive.relax_concrete_log_density(xs, l3, tau), scale=100
+    )
     for lebesgue, measure in ((False, "symmetric"), (True, "lebesgue")):
         assert_twin(
-            R._exp_concrete_log_density(ys, l3, tau, lebesgue),
+            RC._concrete_log_density(ys, l3, tau, True, lebesgue),
             naive.relax_exp_concrete_log_density(ys, l3, tau, measure),
             scale=100,
         )

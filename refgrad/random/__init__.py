@@ -34,37 +34,9 @@ Conventions for infinite parameters
   The kernels themselves return the finite limits of the conditional samples in
   that case (never NaN), see their docstrings.
 """
-from .conditional import (
-    conditional_gumbel,
-    conditional_gumbel_vjp,
-    conditional_logistic,
-    conditional_logistic_grad,
-    conditional_normal,
-    conditional_normal_grad,
-)
-from .noise import (
-    categorical_exponential_argmin,
-    categorical_gumbel_max,
-    exponential,
-    gumbel,
-    logistic,
-    normal,
-)
-from .rng import as_generator, uniform
+from . import conditional, noise, rng
+from .conditional import *  # noqa: F403  (the public names of each module, listed in its __all__)
+from .noise import *  # noqa: F403
+from .rng import *  # noqa: F403
 
-__all__ = [
-    "as_generator",
-    "uniform",
-    "gumbel",
-    "exponential",
-    "logistic",
-    "normal",
-    "categorical_gumbel_max",
-    "categorical_exponential_argmin",
-    "conditional_gumbel",
-    "conditional_gumbel_vjp",
-    "conditional_logistic",
-    "conditional_logistic_grad",
-    "conditional_normal",
-    "conditional_normal_grad",
-]
+__all__ = [*rng.__all__, *noise.__all__, *conditional.__all__]

@@ -384,7 +384,8 @@ def _conditional_binary(params, b, v, normal, grad):
 
     Logistic (``normal`` False): b = 0: z~ = log v - log(1 + (1 - v) e^-l);  b = 1: z~ = log(1 + v e^l) - log(1 - v);
     dz~/dl = v e^l / (1 + v e^l) if b = 1, (1 - v) e^-l / (1 + (1 - v) e^-l) if b = 0.  Inconsistent infinite
-    cases return the limits log v (b=0, l=+inf) and -log(1-v) (b=1, l=-inf).  Normal: see ``_conditional_normal_scalar``.
+    cases return the limits log v (b=0, l=+inf) and -log(1-v) (b=1, l=-inf).
+    Normal: see ``_conditional_normal_scalar``.
     """
     n, d = v.shape
     out = np.empty((n, d))
@@ -535,10 +536,8 @@ def conditional_normal(mu, b, v):
     ----------
     mu : array_like, shape (d,)
         Means; ``±inf`` allowed (then ``b`` must be 1 / 0 and ``z~ = ±inf``).
-    b : array_like, shape (n, d)
-        Bits in {0, 1}.
-    v : array_like, shape (n, d)
-        Fresh uniforms strictly inside (0, 1).
+    b, v
+        As in :func:`conditional_logistic`.
 
     Returns
     -------

@@ -107,7 +107,7 @@ def exponential(u):
     Parameters
     ----------
     u : array_like
-        Uniforms strictly inside (0, 1), any shape.
+        As in :func:`gumbel`.
 
     Returns
     -------
@@ -126,11 +126,12 @@ def logistic(u):
     Parameters
     ----------
     u : array_like
-        Uniforms strictly inside (0, 1), any shape.
+        As in :func:`gumbel`.
 
     Returns
     -------
-    ndarray of float64, same shape.
+    ndarray of float64, same shape; -36.74 and 36.74 at the extreme values
+    ``2**-53`` and ``1 - 2**-53`` of :func:`uniform`.
     """
     return _elementwise(_LOGISTIC, u)
 
@@ -144,11 +145,12 @@ def normal(u):
     Parameters
     ----------
     u : array_like
-        Uniforms strictly inside (0, 1), any shape.
+        As in :func:`gumbel`.
 
     Returns
     -------
-    ndarray of float64, same shape.
+    ndarray of float64, same shape; -8.21 and 8.21 at the extreme values
+    ``2**-53`` and ``1 - 2**-53`` of :func:`uniform`.
     """
     return _elementwise(_NORMAL, u)
 

@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from refgrad._core.checks import as_float_array, check_no_nan
-from refgrad._core.jit import jit
-from refgrad._core.special import _sigmoid as _sig  # accurate in both tails
+from .._core.checks import as_float_array, check_no_nan
+from .._core.jit import jit
+from .._core.special import _sigmoid as _sig  # accurate in both tails
 
 __all__ = ["binary_concrete_cdf", "concrete_marginal_cdf", "MAX_CATEGORIES"]
 
