@@ -10,7 +10,9 @@ from scipy import special
 import naive
 from refgrad import exact
 from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold, Normal
-from refgrad.exact import _compensated_accumulate, expectation, gradient
+from refgrad._core.sums import _compensated_accumulate
+from refgrad._oracle.stream import _chunk_flip_differences
+from refgrad.exact import expectation, gradient
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance, Table
 
 EPS = np.finfo(np.float64).eps
@@ -396,7 +398,7 @@ def test_chunk_flip_differences_equal_the_objective_default(problem, chunk, data
     if not keep.any():
         return
     index = np.arange(start, stop)[keep]
-    got = exact._chunk_flip_differences(wrapped, dist, np.ascontiguousarray(configs[keep]), index, active)
+    got = _chunk_flip_differences(wrapped, dist, np.ascontiguousarray(configs[keep]), index, active)
     np.testing.assert_array_equal(got, wrapped.flip_differences(configs[keep], active=active))
 
 

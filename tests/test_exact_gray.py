@@ -1,5 +1,4 @@
 """Gray-code enumeration (refgrad._oracle.gray) against the general chunked path of refgrad.exact."""
-import contextlib
 import itertools
 
 import numpy as np
@@ -8,27 +7,18 @@ from hypothesis import given, strategies as st
 
 from refgrad import exact
 from refgrad._oracle import gray as _gray
+from refgrad._oracle.stream import gray_walk
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance
 
 RTOL = 1e-13
 
 
-@contextlib.contextmanager
-def general_path():
-    """Force exact's chunked path (the oracle the Gray walk is compared with)."""
-    saved = exact._GRAY
-    exact._GRAY = False
-    try:
-        yield
-    finally:
-        exact._GRAY = saved
-
-
 def both(fn, dist, obj):
-    assert exact._GRAY
-    fast = fn(dist, obj)
-    with general_path():
+    """``fn(dist, obj)`` by the Gray-code walk and by the general chunked path (the oracle it is compared with)."""
+    with gray_walk(True):
+        fast = fn(dist, obj)
+    with gray_walk(False):
         slow = fn(dist, obj)
     return np.asarray(fast), np.asarray(slow)
 

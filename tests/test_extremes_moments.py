@@ -2,7 +2,7 @@
 
 ``exact.moments`` integrates gumbel_softmax, straight_through and gumbel_rao (``derivative="identity"``) over
 the law of their latent ``z`` (Binary Concrete / Concrete before the relaxation), region by region of the
-sample, in the variables where the mass lies (see :mod:`refgrad._moments.engine`).  The references below are written
+sample, in the variables where the mass lies (see :mod:`refgrad._moments.latent`).  The references below are written
 here from the definitions, in mpmath at 30 digits, over the latent of one variable:
 
 * a bit: ``z = ℓ + L``, ``L`` standard logistic, density ``e^{−|x|}/(1 + e^{−|x|})²`` at ``x = z − ℓ``;
@@ -251,7 +251,7 @@ def test_uniform_quadrature_refused_beyond_its_limit():
     # eta="optimal" (the pilot's η is integrated with (a, c) jointly over the uniforms) is still refused by name,
     # and at 15 it stays within 1e-9 relative of the exact gradient.
     from refgrad import exact
-    from refgrad._moments.engine import UNIFORM_QUADRATURE_LOGIT_LIMIT
+    from refgrad._moments.plan import UNIFORM_QUADRATURE_LOGIT_LIMIT
 
     f = SquaredDistance(np.array([0.2]))
     for ell in (50.0, -30.0, UNIFORM_QUADRATURE_LOGIT_LIMIT * 1.01):

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from refgrad import exact
-from refgrad._moments.separable import coordinate_dist, coordinate_terms, separable_reason
+from refgrad._moments.separable import separable_reason
+from refgrad._oracle.separable import coordinate_dist, coordinate_terms
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.estimators import ESTIMATORS, RelaxSurrogate, get_spec
 from refgrad.objectives import FunctionObjective, Linear, Separable, SquaredDistance, Table

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from .engine import MIN_LEVEL, _batches, _count_text, _dist_text, _passes, _plan, _uniforms_for_sample
+from .base import MIN_LEVEL, _count_text, _dist_text
+from .plan import _batches, _passes, _plan, _uniforms_for_sample
 from .quadrature import tanh_sinh
 
 __all__ = ["check_run_time", "conditional_draws_check", "MIN_SECONDS_PER_EVALUATION", "UNTIMED_EVALUATIONS"]

@@ -20,15 +20,19 @@ to the sample fourth moment and says so.
 """
 import numpy as np
 
-from . import engine as _moments
+from ..distributions import ENUMERATION_LIMIT
+from .base import DEFAULT_MAX_SECONDS
+from .engine import _enumeration, _moments_by_integration
+from .latent import LATENT_LEVEL, _latent_dim, _latent_form, latent_fourth_moments
+from .plan import _default_level
 
 __all__ = ["fourth_central_moments"]
 
 
-def fourth_central_moments(spec, dist, f, opts, moments, max_seconds=_moments.DEFAULT_MAX_SECONDS):
+def fourth_central_moments(spec, dist, f, opts, moments, max_seconds=DEFAULT_MAX_SECONDS):
     """``(μ4, how)``: the exact fourth central moment per coordinate (shape ``param_shape``), or ``(None, why)``.
 
-    ``moments`` is the :class:`refgrad._moments.engine.Moments` of the same call (its mean centres the powers and its
+    ``moments`` is the :class:`refgrad.base.Moments` of the same call (its mean centres the powers and its
     method chooses the oracle).  Never raises for a legal problem: a refusal of the oracle is returned as the
     reason.
     """
@@ -50,31 +54,31 @@ def fourth_central_moments(spec, dist, f, opts, moments, max_seconds=_moments.DE
                 if spec.outcomes is not None:
                     total = 0.0
                     m4 = np.zeros(mu.size)
-                    for w, g in spec.outcomes(dist, f, _moments.ENUMERATION_LIMIT, **opts):
+                    for w, g in spec.outcomes(dist, f, ENUMERATION_LIMIT, **opts):
                         w = np.asarray(w, dtype=np.float64)
                         sq = centred_squares(g)
                         m4 += np.einsum("n,np->p", w, np.where(w[:, None] > 0, sq * sq, 0.0))
                         total += float(np.sum(w))
                 else:
-                    mean_sq, cov_sq, _, _ = _moments._enumeration(
-                        spec, dist, f, opts, _moments.ENUMERATION_LIMIT,
+                    mean_sq, cov_sq, _, _ = _enumeration(
+                        spec, dist, f, opts, ENUMERATION_LIMIT,
                         fn=lambda b: centred_squares(spec.given_samples(dist, f, b, **opts)))
                     m4 = np.diag(cov_sq) + mean_sq.ravel() ** 2
                 how = "exact (enumeration)"
-            elif method == "quadrature" and _moments._latent_form(spec, dist, opts) is not None:
-                form = _moments._latent_form(spec, dist, opts)
-                level = _moments.LATENT_LEVEL.get(_moments._latent_dim(form[1]), 3)
-                m4 = _moments.latent_fourth_moments(spec, dist, f, form, mu, level)
+            elif method == "quadrature" and _latent_form(spec, dist, opts) is not None:
+                form = _latent_form(spec, dist, opts)
+                level = LATENT_LEVEL.get(_latent_dim(form[1]), 3)
+                m4 = latent_fourth_moments(spec, dist, f, form, mu, level)
                 if m4 is None:
                     return None, "no exact fourth moment for an average of conditional draws"
                 how = "exact (quadrature over the latent)"
             else:
                 if spec.conditional_draws is not None:
                     return None, "no exact fourth moment for an average of conditional draws"
-                acc, _ = _moments._moments_by_integration(
+                acc, _ = _moments_by_integration(
                     spec, dist, f, opts, lambda noise: centred_squares(spec.compute(dist, f, noise, **opts)),
-                    "quadrature", _moments._default_level(spec, dist, opts), max_seconds,
-                    _moments._default_level(spec, dist, opts))
+                    "quadrature", _default_level(spec, dist, opts), max_seconds,
+                    _default_level(spec, dist, opts))
                 m4 = np.diag(acc.s2).copy()
                 how = "exact (tanh-sinh quadrature)"
     except ValueError as err:  # the oracle's refusal (dimension, time budget): the caller falls back

@@ -28,9 +28,11 @@ rng=rng)``, streamed in blocks of :data:`refgrad.estimators._streaming.BLOCK_ROW
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import ndtri
 
 from .._core.checks import check_count, describe
 from .._core.jit import jit
+from ..estimators._streaming import BLOCK_ROWS, stream
 
 __all__ = ["EstimatedMoments", "monte_carlo_moments", "DEFAULT_SAMPLES", "MIN_BATCHES"]
 
@@ -54,7 +56,7 @@ class EstimatedMoments:
     Attributes
     ----------
     name, options, cost
-        As in :class:`refgrad._moments.engine.Moments`.
+        As in :class:`refgrad._moments.base.Moments`.
     mean : ndarray
         Sample mean of the estimates, shape ``param_shape``.
     cov : ndarray
@@ -103,7 +105,7 @@ class EstimatedMoments:
 
     @property
     def variance_per_cost(self):
-        """Variance times cost (see :attr:`refgrad._moments.engine.Moments.variance_per_cost`)."""
+        """Variance times cost (see :attr:`refgrad._moments.base.Moments.variance_per_cost`)."""
         return self.variance * self.cost
 
     @property
@@ -170,8 +172,6 @@ def _merge_blocks(state_n, mean, cov, chunk, rows, block, means, m2s, counts, nb
 
 
 def _z(confidence):
-    from scipy.special import ndtri
-
     return float(ndtri(1.0 - (1.0 - confidence) / 2.0))
 
 
@@ -186,8 +186,6 @@ def _check_confidence(confidence):
 
 def monte_carlo_moments(spec, dist, f, opts, samples=None, rng=0, confidence=0.99, chunk_rows=None):
     """See the module docstring and :func:`refgrad.exact.moments`; ``opts`` are checked options."""
-    from ..estimators._streaming import BLOCK_ROWS, stream
-
     samples = DEFAULT_SAMPLES if samples is None else check_count(samples, "samples")
     if samples < MIN_BATCHES * BLOCK_ROWS:
         raise ValueError(

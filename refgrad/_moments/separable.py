@@ -62,81 +62,13 @@ import contextlib
 import numpy as np
 
 from .._core.checks import describe
+from ..distributions import ENUMERATION_LIMIT
+from .._oracle.separable import coordinate_dist, coordinate_terms
+from .base import Moments, _Accumulator, _checked, _objective_text
+from .engine import _enumeration, _moments_by_integration
+from .plan import _default_level, _pick_method
 
-__all__ = ["coordinate_dist", "coordinate_terms", "separable_moments", "separable_reason"]
-
-#: Relative tolerance of the additivity check of a Table (in units of its largest |value|).
-ADDITIVE_RTOL = 1e-13
-
-
-def coordinate_dist(dist, j):
-    """Variable ``j``'s one-variable distribution (event shape ``(1,)`` or ``(1, K)``)."""
-    from ..distributions import Bernoulli, Categorical, GaussianThreshold, Normal
-
-    family = dist.family
-    if family == "bernoulli":
-        return Bernoulli(dist.logits[j:j + 1])
-    if family == "categorical":
-        return Categorical(dist.logits[j:j + 1])
-    if family == "gaussian_threshold":
-        return GaussianThreshold(dist.mu[j:j + 1])
-    if family == "normal":
-        return Normal(dist.theta[j:j + 1], dist.scale[j:j + 1], dist.offset[j:j + 1])
-    raise ValueError(f"no one-variable form for family {family!r}")
-
-
-def _additive_table(obj, radix, d):
-    """Per-variable tables ``t_j`` (with the constant in ``t_0``) of an additive Table, or None."""
-    values = obj.values
-    if obj.d != d or obj.K != radix:
-        return None
-    origin = (0,) * d
-    c = values[origin]
-    tables = []
-    for j in range(d):
-        idx = [0] * d
-        row = np.empty(radix)
-        for k in range(radix):
-            idx[j] = k
-            row[k] = values[tuple(idx)] - c
-        tables.append(row)
-    recon = np.full(values.shape, c)
-    for j, t in enumerate(tables):
-        shape = [1] * d
-        shape[j] = radix
-        recon = recon + t.reshape(shape)
-    scale = max(1.0, float(np.max(np.abs(values))))
-    if float(np.max(np.abs(recon - values))) > ADDITIVE_RTOL * scale * d:
-        return None
-    tables[0] = tables[0] + c
-    return tables
-
-
-def coordinate_terms(f, dist):
-    """The per-variable objectives ``f_j`` (each on a one-variable event) of a separable ``f``, or None."""
-    from ..objectives import Linear, Objective, Separable, SquaredDistance, Table
-
-    if not isinstance(f, Objective):
-        return None
-    event = tuple(dist.event_shape)
-    d = event[0]
-    if isinstance(f, Separable):
-        return list(f.terms) if f.d == d else None
-    if isinstance(f, (SquaredDistance, Linear)):
-        param = f.target if isinstance(f, SquaredDistance) else f.weights
-        try:
-            full = np.broadcast_to(param, event)
-        except ValueError:
-            return None
-        return [type(f)(np.array(full[j:j + 1])) for j in range(d)]
-    if isinstance(f, Table) and dist.family in ("bernoulli", "categorical", "gaussian_threshold"):
-        radix = event[1] if len(event) == 2 else 2
-        tables = _additive_table(f, radix, d)
-        if tables is None:
-            return None
-        return [Table(t, name=f"{f.name} term {j}") for j, t in enumerate(tables)]
-    return None
-
+__all__ = ["separable_moments", "separable_reason"]
 
 def separable_reason(spec, dist, f, opts):
     """None if (spec, dist, f, opts) decomposes, else the reason it does not (for the error message)."""
@@ -172,9 +104,7 @@ def _variable_moments(spec, dist1, f1, opts1, features, level, limit, max_second
     ``x_fn(dist1, f1, noise, **opts1)``: the one-variable estimate (default ``spec.compute``), with ``width``
     times the variable's parameters (2 for the stacked parts (a, c) of an estimator affine in η).
     """
-    from . import engine as M
-
-    method, _ = M._pick_method(spec, dist1, "auto")
+    method, _ = _pick_method(spec, dist1, "auto")
     P = int(np.prod(dist1.param_shape)) * width
     shape = {}
 
@@ -190,7 +120,7 @@ def _variable_moments(spec, dist1, f1, opts1, features, level, limit, max_second
             F, A = features(dist1, f1, b=b, **opts1)
             return record(F, A, spec.given_samples(dist1, f1, b, **opts1))
 
-        mean, cov, err, count = M._enumeration(spec, dist1, f1, opts1, limit, fn=fn_b)
+        mean, cov, err, count = _enumeration(spec, dist1, f1, opts1, limit, fn=fn_b)
         return mean, cov, shape["L"], err, count
     compute = spec.compute if x_fn is None else x_fn
 
@@ -202,15 +132,15 @@ def _variable_moments(spec, dist1, f1, opts1, features, level, limit, max_second
         if spec.noise_rule is None:
             raise ValueError(f"estimator {spec.name!r}: the separable method needs an exact rule over one "
                              "variable's noise (EstimatorSpec.noise_rule), not only a list of outcomes")
-        acc = M._Accumulator(f"estimator {spec.name!r} with f={M._objective_text(f1)}")
+        acc = _Accumulator(f"estimator {spec.name!r} with f={_objective_text(f1)}")
         for w, noise in spec.noise_rule(dist1, **opts1):
             acc.add(np.asarray(w, dtype=float), fn_noise(noise))
         mean, cov = acc.result((-1,))
         return mean, cov, shape["L"], 64 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(acc.s2)))), acc.count
 
-    default_level = M._default_level(spec, dist1, opts1)
+    default_level = _default_level(spec, dist1, opts1)
     lvl = default_level if level is None else level
-    acc, err = M._moments_by_integration(spec, dist1, f1, opts1, fn_noise, method, lvl, max_seconds, default_level)
+    acc, err = _moments_by_integration(spec, dist1, f1, opts1, fn_noise, method, lvl, max_seconds, default_level)
     mean, cov = acc.result((-1,))
     return mean, cov, shape["L"], err, acc.count
 
@@ -291,8 +221,6 @@ def _affine_parts(spec, dist, opts):
 
 def _optimal_eta_combination(spec, dist, opts, mean2, cov2, err, count, cost):
     """Moments of ``a + η* ⊙ c`` from those of the stacked ``(a, c)`` per variable, ``η* = −E[a c] / E[c²]``."""
-    from . import engine as M
-
     param_shape = tuple(dist.param_shape)
     d = param_shape[0]
     P = int(np.prod(param_shape[1:])) if len(param_shape) > 1 else 1
@@ -308,7 +236,7 @@ def _optimal_eta_combination(spec, dist, opts, mean2, cov2, err, count, cost):
     cov = Caa + eta[:, None] * Cca + Cac * eta[None, :] + eta[:, None] * Ccc * eta[None, :]
     cov = 0.5 * (cov + cov.T)
     eta = eta.reshape(param_shape)
-    return M.Moments(spec.name, dict(opts, eta=eta), mean.reshape(param_shape), cov, "separable", err, cost, count,
+    return Moments(spec.name, dict(opts, eta=eta), mean.reshape(param_shape), cov, "separable", err, cost, count,
                      eta=eta)
 
 
@@ -323,15 +251,15 @@ def _variable_context(spec, j, d, max_seconds):
                          f"variables over its own noise (variable {j} refused{budget}): {exc}") from exc
 
 
-def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=None):
-    """Exact moments of ``spec`` on ``(dist, f)`` for separable ``f``; a :class:`refgrad._moments.engine.Moments`.
+def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=None, *, solve):
+    """Exact moments of ``spec`` on ``(dist, f)`` for separable ``f``; a :class:`refgrad._moments.base.Moments`.
 
     With ``eta="optimal"`` (an estimator affine in η) the stacked parts ``(a, c)`` are decomposed as one
     estimate of twice the parameters (:func:`_affine_parts`), then combined with the exact optimal η.
+    ``solve(spec, dist1, f1, opts1, method, level, limit, max_seconds)`` gives the moments of one variable's
+    problem where its estimate does not mix with the others' (the full-dimensional methods of
+    :mod:`refgrad._moments.dispatch`, passed in by their caller).
     """
-    from . import engine as M
-    from ..distributions import ENUMERATION_LIMIT
-
     reason = separable_reason(spec, dist, f, opts)
     if reason is not None:
         raise ValueError(f"exact moments by the separable method are not available: {reason}")
@@ -354,15 +282,15 @@ def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=N
         err = 0.0
         for j in range(d):
             with _variable_context(spec, j, d, max_seconds):
-                m = M._moments(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j), "auto", level,
+                m = solve(spec, coordinate_dist(dist, j), terms[j], coordinate_options(j), "auto", level,
                                limit, per_variable_seconds)
             mean[j] = m.mean.reshape(-1)
             cov[j, :, j, :] = m.cov
             err = max(err, m.error)
             count += m.evaluations
-        result = M.Moments(spec.name, opts, mean.reshape(param_shape), cov.reshape(d * P, d * P), "separable", err,
+        result = Moments(spec.name, opts, mean.reshape(param_shape), cov.reshape(d * P, d * P), "separable", err,
                            cost, count)
-        return M._checked(spec, dist, f, result)
+        return _checked(spec, dist, f, result)
     width = 2 if optimal else 1
     stats, errs = [], []
     for j in range(d):
@@ -377,5 +305,5 @@ def separable_moments(spec, dist, f, opts, level=None, limit=None, max_seconds=N
     if optimal:
         result = _optimal_eta_combination(spec, dist, opts, flat_mean, cov, err, count, cost)
     else:
-        result = M.Moments(spec.name, opts, flat_mean.reshape(param_shape), cov, "separable", err, cost, count)
-    return M._checked(spec, dist, f, result)
+        result = Moments(spec.name, opts, flat_mean.reshape(param_shape), cov, "separable", err, cost, count)
+    return _checked(spec, dist, f, result)

@@ -55,6 +55,9 @@ import numba as nb
 import numpy as np
 
 from .._core.jit import jit
+from .._core.sums import _neumaier
+from ..distributions import Bernoulli, Categorical
+from ..objectives import Linear, SquaredDistance
 
 __all__ = ["separable_tables", "walk_sums", "gray_order"]
 
@@ -62,18 +65,6 @@ __all__ = ["separable_tables", "walk_sums", "gray_order"]
 MIN_BLOCKS = 64
 #: Supports smaller than this are walked on the calling thread (a thread pool costs ~0.2 ms per call).
 PARALLEL_MIN_CONFIGURATIONS = 1 << 14
-
-
-@jit
-def _neumaier(total, compensation, p, x):
-    """Add ``x`` to the compensated sum ``total[p] + compensation[p]`` (Neumaier 1974)."""
-    s = total[p]
-    t = s + x
-    if abs(s) >= abs(x):
-        compensation[p] += (s - t) + x
-    else:
-        compensation[p] += (x - t) + s
-    total[p] = t
 
 
 @jit
@@ -239,8 +230,6 @@ def walk_sums(tables, marginals):
 
 def _objective_parameter(obj, event_shape):
     """``("squared" | "linear", parameter broadcast to event_shape)``, or None when not separable here."""
-    from ..objectives import Linear, SquaredDistance
-
     kind = {SquaredDistance: "squared", Linear: "linear"}.get(type(obj))
     if kind is None:
         return None
@@ -277,8 +266,6 @@ def separable_tables(dist, obj):
     over the free variables, ``param`` the objective's parameter broadcast to the event shape, and
     ``choices[v]`` the original index and the possible values of free variable ``v``.
     """
-    from ..distributions import Bernoulli, Categorical
-
     if type(dist) is Bernoulli:
         p1, p0 = dist._p1_p0()
         table = np.stack([p0, p1], axis=1)  # (d, 2): P(b_i = 0), P(b_i = 1)

@@ -87,7 +87,8 @@ from scipy import special
 
 from refgrad import relaxations
 from refgrad._core.checks import InputTypeError, as_float_array, describe
-from refgrad.distributions import Categorical, _log_sigmoid
+from refgrad.distributions import Categorical
+from refgrad.distributions.families import _log_sigmoid
 
 from ._rounding import SIMPLEX_SLACK, simplex_allowance
 from ._verdict import Verdict
