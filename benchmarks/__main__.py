@@ -147,8 +147,10 @@ ENUMERATION_COLUMNS = [
 
 
 def _notes(rows, keys):
-    """One line per note: ``  <estimator> <family>: [<implementation>: ]<text>`` (a row's own ``note`` has no
-    prefix; ``numpy_note`` is prefixed ``numpy:``; other keys by their name)."""
+    """One line per note: ``  <estimator> <family>: [<implementation>: ]<text>``.
+
+    A row's own ``note`` has no prefix; ``numpy_note`` is prefixed ``numpy:``; other keys by their name.
+    """
     lines = []
     for r in rows:
         where = " ".join(str(x) for x in (r.get("estimator", r.get("d")), r.get("family")) if x not in (None, ""))
@@ -167,7 +169,8 @@ def _section_estimators(settings, out):
                           repeats=settings["repeats"],
                           progress=lambda r: print(f"  {r['estimator']:>16} {r['family']}", file=sys.stderr))
     out["estimators"] = rows
-    print("\nEstimates per second (M/s); rg/x = refgrad rate / x rate (rg/floor: refgrad with drawing, rg+draw);\nerr = max|x - refgrad| / max|refgrad|\n")
+    print("\nEstimates per second (M/s); rg/x = refgrad rate / x rate (rg/floor: refgrad with drawing, rg+draw);\nerr "
+          "= max|x - refgrad| / max|refgrad|\n")
     print(_table(rows, ESTIMATOR_COLUMNS))
     notes = _notes(rows, ("note", "numpy_note", "torch_note"))
     if notes:
@@ -200,7 +203,8 @@ def _section_compile(settings, out):
             flat.append({"estimator": r["estimator"], "family": r["family"], "cache": cache, **r[cache]})
     print(_table(flat, [("estimator", "estimator", "str"), ("family", "family", "str"), ("cache", "cache", "str"),
                         ("import", "import_s", "s"), ("1st estimate", "estimate_first_s", "s"),
-                        ("2nd estimate", "estimate_second_s", "s"), ("1st exact.gradient", "exact_gradient_first_s", "s"),
+                        ("2nd estimate", "estimate_second_s", "s"),
+                        ("1st exact.gradient", "exact_gradient_first_s", "s"),
                         ("2nd exact.gradient", "exact_gradient_second_s", "s"), ("error", "error", "str")]))
 
 

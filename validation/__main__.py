@@ -24,8 +24,8 @@ def refgrad_import_problem():
         where = ", ".join(str(p) for p in (spec.submodule_search_locations or ()))
         return (f"'import refgrad' finds the folder(s) {where}, without an __init__.py: a folder named "
                 f"'refgrad' (a clone of the repository?) in the current directory or on PYTHONPATH hides the "
-                f"installed package. Run from inside the clone (cd into it) or from another folder, or rename "
-                f"that folder")
+                f"installed package. Run from inside the clone (cd into it) or from another folder, or rename that "
+                f"folder")
     return None
 
 
@@ -47,7 +47,8 @@ def main(argv=None):
         "exact oracles, and write a report (report.md, figures, results.json).",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="smaller sample sizes: about 40 s on 2 cores with a warm Numba cache (the full run: about 2.5 minutes)")
+                        help="smaller sample sizes: about 40 s on 2 cores with a warm Numba cache (the full run: about "
+                             "2.5 minutes)")
     parser.add_argument("--case", nargs="+", metavar="NAME", help="run only these cases (see --list)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--out", default="validation-report", help="output folder (default validation-report/)")
@@ -102,8 +103,10 @@ def main(argv=None):
 
 
 def _check_out(parser, out):
-    """Refuse an ``--out`` that is empty, a file, or a folder that cannot be created or written, before any work
-    (nothing is created here: the run creates the folder)."""
+    """Refuse an ``--out`` that is empty, a file, or a folder that cannot be created or written.
+
+    The check comes before any work; nothing is created here (the run creates the folder).
+    """
     if not out.strip():
         parser.error("--out must name a folder (it is created if missing); got an empty string")
     path = Path(out)

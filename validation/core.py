@@ -188,9 +188,11 @@ class Context:
 
     # -- randomness: one independent stream per purpose, reproducible from (seed, case, label)
     def seed_sequence(self, label=""):
-        """The SeedSequence behind :meth:`rng`: from the run seed, the case name and ``label``.  Its
-        ``spawn(k)`` children seed k independent tasks (the i-th child depends only on i, not on where
-        or in which order the tasks run)."""
+        """The SeedSequence behind :meth:`rng`: from the run seed, the case name and ``label``.
+
+        Its ``spawn(k)`` children seed k independent tasks (the i-th child depends only on i, not on where
+        or in which order the tasks run).
+        """
         return np.random.SeedSequence([self.seed] + [ord(c) for c in f"{self.case.name}/{label}"])
 
     def rng(self, label=""):
@@ -223,11 +225,13 @@ class Context:
             reporter.end(self.case.name, label)
 
     def map(self, fn, tasks, label=""):
-        """``[fn(t) for t in tasks]`` in task order, through the run's task mapper when it has one (on a
-        Dask cluster the tasks run in parallel; elsewhere the builtin ``map``); each finished task is a
+        """``[fn(t) for t in tasks]`` in task order, through the run's task mapper when it has one.
+
+        On a Dask cluster the tasks run in parallel; elsewhere the builtin ``map``.  Each finished task is a
         progress step of stage ``label``.  ``fn`` (a module-level function) and the tasks must be
         picklable, and a task's result must depend only on the task (seed it with a
-        :meth:`seed_sequence` child), so that the numbers do not depend on where tasks run."""
+        :meth:`seed_sequence` child), so that the numbers do not depend on where tasks run.
+        """
         tasks = list(tasks)
         return list(self.progress(self.mapper(fn, tasks), total=len(tasks), label=label))
 
@@ -297,8 +301,10 @@ class Context:
             self.skip(f"{module} is not installed ({exc}): {install}")
 
     def finding(self, **row):
-        """Record a fact about another framework (keys: :data:`FINDING_COLUMNS` with spaces as underscores,
-        plus any extra numbers for results.json).  Findings never fail the case."""
+        """Record a fact about another framework.  Findings never fail the case.
+
+        Keys: :data:`FINDING_COLUMNS` with spaces as underscores, plus any extra numbers for results.json.
+        """
         keys = [c.replace(" ", "_") for c in FINDING_COLUMNS]
         missing = [k for k in keys if k not in row]
         if missing:
@@ -391,8 +397,10 @@ def run_case(case, quick, seed, out_dir, reporter=None, mapper=None):
 
 
 def _summarise_warnings(caught):
-    """Warnings a case raised, as ``{"category", "where", "message", "count"}`` (one per distinct place and
-    category, first message kept): they go to the report instead of the terminal."""
+    """Warnings a case raised, as ``{"category", "where", "message", "count"}``.
+
+    One per distinct place and category, first message kept: they go to the report instead of the terminal.
+    """
     out = {}
     for w in caught:
         key = (w.category.__name__, f"{Path(w.filename).name}:{w.lineno}")

@@ -32,7 +32,8 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats as sps
+from scipy import special
+from scipy import stats as sps
 
 from refgrad import Bernoulli, Categorical, crosscheck, estimate
 from refgrad.crosscheck._check_estimator import estimator_reference
@@ -57,6 +58,7 @@ class Case:
     deterministic implementation ``problem(seed)`` returns a fresh ``(dist, f)`` per replication and
     ``draw(seed, m, dist, f)`` its rows.
     """
+
     key: str
     problem_text: str
     implementation: str
@@ -279,6 +281,7 @@ def _chunked(one):
 def torch_bern_reinforce(logits, target):
     def one(m):
         import torch
+
         from refgrad.crosscheck import torch as ct
 
         ell = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
@@ -296,6 +299,7 @@ def torch_bern_reinforce(logits, target):
 def torch_cat_reinforce(logits, target):
     def one(m):
         import torch
+
         from refgrad.crosscheck import torch as ct
 
         ell = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
@@ -314,6 +318,7 @@ def torch_cat_reinforce(logits, target):
 def torch_gumbel_softmax(logits, target, tau, tau_used=None):
     def one(m):
         import torch
+
         from refgrad.crosscheck import torch as ct
 
         ell = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
@@ -332,6 +337,7 @@ def jax_cat_reinforce(logits, target):
     def draw(seed, m):
         import jax
         import jax.numpy as jnp
+
         from refgrad.crosscheck import jax as cj
 
         t = jnp.asarray(target, dtype=jnp.float32)
@@ -347,11 +353,14 @@ def jax_cat_reinforce(logits, target):
 
 
 def jax_concrete(logits, target, tau, step=False):
-    """Binary Concrete pathwise gradient by jax.grad; ``step`` is the planted bug f(1[z > 0]) (the step
-    has derivative 0 almost everywhere, so the score term is missing and the gradient is 0)."""
+    """Binary Concrete pathwise gradient by jax.grad; ``step`` is the planted bug f(1[z > 0]).
+
+    The step has derivative 0 almost everywhere, so the score term is missing and the gradient is 0.
+    """
     def draw(seed, m):
         import jax
         import jax.numpy as jnp
+
         from refgrad.crosscheck import jax as cj
 
         t = jnp.asarray(target, dtype=jnp.float32)
@@ -370,6 +379,7 @@ def jax_concrete(logits, target, tau, step=False):
 def tf_bern_reinforce(logits, target):
     def draw(seed, m):
         import tensorflow as tf
+
         from refgrad.crosscheck import tensorflow as ctf
 
         ell = tf.Variable(np.asarray(logits, np.float32))
@@ -389,6 +399,7 @@ def tf_bern_reinforce(logits, target):
 def tf_gumbel_softmax(logits, target, tau):
     def draw(seed, m):
         import tensorflow as tf
+
         from refgrad.crosscheck import tensorflow as ctf
 
         ell = tf.Variable(np.asarray(logits, np.float32))
@@ -616,8 +627,8 @@ def table(results, command, seconds, cpu, total=None):
             check += ", " + ", ".join(f"{k}={v!r}" for k, v in c.options.items())
         lines.append(f"| {c.key} ({c.kind}) | {c.problem_text} | {c.implementation} | {c.framework} | {c.dtype} | "
                      f"{c.n} | {check} | {r['reps']} | {_fmt_rate(r['fails'][0], r['reps'])} | "
-                     f"{_fmt_rate(r['fails'][1], r['reps'])} | {'yes' if _ok(r) else '**NO**'} | "
-                     f"{r['seconds']:.0f} | {r['cpu']:.0f} |")
+                     f"{_fmt_rate(r['fails'][1], r['reps'])} | {'yes' if _ok(r) else '**NO**'} | {r['seconds']:.0f} | "
+                     f"{r['cpu']:.0f} |")
     bad = [r["case"].key for r in results if not _ok(r)]
     lines += ["", "Every verdict rate is within its requirement." if not bad
               else "Cases outside their requirement: " + ", ".join(bad) + "."]

@@ -71,10 +71,10 @@ def escape_text(text):
 
 
 def escape_cell(text):
-    """A table cell's text made safe for a markdown table.
+    r"""A table cell's text made safe for a markdown table.
 
     Plain text becomes literal (see :func:`escape_text`); a :class:`Markup` keeps its markdown.
-    In both, every ``|`` is written ``\\|`` (a GFM table splits cells at unescaped pipes, also
+    In both, every ``|`` is written ``\|`` (a GFM table splits cells at unescaped pipes, also
     inside code spans) and line breaks become spaces.
     """
     if isinstance(text, Markup):
@@ -275,6 +275,7 @@ def _case_lines(r):
 def write_report(results, out_dir, quick, seed, seconds, command=None):
     """Write ``report.md`` (summary first, then one section per case) and ``results.json`` into ``out_dir``."""
     import numpy
+
     import refgrad
 
     from .runner import dump_json

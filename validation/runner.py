@@ -108,9 +108,11 @@ _COMPILE_TIMER = None  # numba's compile timer in this process, installed by _co
 
 
 def _compile_seconds():
-    """Seconds this process has spent compiling with Numba so far (cache loads excluded: they do not fire
-    ``numba:compile``).  A "step" message carries it, so that the display can tell a cold cache's compilation
-    from the steady rate."""
+    """Seconds this process has spent compiling with Numba so far.
+
+    Cache loads are excluded: they do not fire ``numba:compile``.  A "step" message carries it, so that the
+    display can tell a cold cache's compilation from the steady rate.
+    """
     global _COMPILE_TIMER
     if _COMPILE_TIMER is None:
         try:
@@ -153,8 +155,11 @@ class _Sender:
 
 
 class _PortableSink:
-    """A manager queue proxy that may travel to a machine which cannot reach the manager: unpickling it there
-    gives a sink that drops messages instead of failing the task (a progress message is never essential)."""
+    """A manager queue proxy that may travel to a machine which cannot reach the manager.
+
+    Unpickling it there gives a sink that drops messages instead of failing the task (a progress message is
+    never essential).
+    """
 
     def __init__(self, q):
         self.q = q
@@ -174,8 +179,11 @@ class _PortableSink:
 
 
 class _EventSink:
-    """Progress messages from a Dask worker, logged as the scheduler's events of ``topic`` (the client
-    subscribes to them): they reach the client wherever the worker runs, as long as it reaches the scheduler."""
+    """Progress messages from a Dask worker, logged as the scheduler's events of ``topic``.
+
+    The client subscribes to them: they reach the client wherever the worker runs, as long as it reaches the
+    scheduler.
+    """
 
     def __init__(self, topic):
         self.topic = topic
@@ -187,8 +195,10 @@ class _EventSink:
 
 
 def _dask_mapper():
-    """In a Dask worker: a ``Context.map`` mapper submitting the tasks to the worker's cluster (the worker
-    leaves its thread slot while it waits); elsewhere ``None`` (the builtin map)."""
+    """In a Dask worker: a ``Context.map`` mapper submitting the tasks to the worker's cluster.
+
+    The worker leaves its thread slot while it waits.  Elsewhere ``None`` (the builtin map).
+    """
     if "distributed" not in sys.modules:  # a Dask worker has imported it; elsewhere do not pay its import
         return None
     try:
@@ -217,9 +227,11 @@ def _run_module(module_name, quick, seed, out_dir, sink=None):
 
 
 def _run_module_shipped(module_name, quick, seed, sink=None):
-    """Dask entry point: run the case in a scratch folder of the worker and return ``(result, files)``, the
-    files it wrote (figures) as ``{relative path: bytes}``, for the client to write into its report folder
-    (a remote worker cannot write there)."""
+    """Dask entry point: run the case in a scratch folder of the worker and return ``(result, files)``.
+
+    ``files`` are the files it wrote (figures) as ``{relative path: bytes}``, for the client to write into its
+    report folder (a remote worker cannot write there).
+    """
     with tempfile.TemporaryDirectory(prefix="refgrad-validation-") as scratch:
         result = _run_module(module_name, quick, seed, scratch, sink)
         root = Path(scratch)
@@ -268,8 +280,10 @@ def _seconds(s):
 
 
 class PlainDisplay:
-    """Plain lines: "started NAME", at most one progress line per running case every ``interval`` seconds,
-    and the result lines (for pipes, CI logs and tests).
+    """Plain lines for pipes, CI logs and tests.
+
+    "started NAME", at most one progress line per running case every ``interval`` seconds, and the result
+    lines.
 
     The remaining-time estimate is printed only once it can be trusted: a stage's first steps on a cold Numba
     cache include compilation, and later steps may compile again (a new estimator, a new shape), which made a
@@ -461,8 +475,10 @@ class _Progress:
 
 
 def _mp_context():
-    """Worker processes start from a fresh server process ("forkserver"), not by forking this one: a process
-    that has imported a multithreaded library (JAX, PyTorch) can deadlock in a forked child."""
+    """Worker processes start from a fresh server process ("forkserver"), not by forking this one.
+
+    A process that has imported a multithreaded library (JAX, PyTorch) can deadlock in a forked child.
+    """
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
@@ -591,9 +607,10 @@ def run(names=None, quick=False, seed=0, out_dir="validation-report", jobs=None,
     passed = all(r.passed for r in ordered)
     write_report(ordered, out_dir, quick=quick, seed=seed, seconds=elapsed, command=command)
     skipped = sum(r.skipped for r in ordered)
-    print(f"{'PASSED' if passed else 'FAILED'}: {sum(r.passed and not r.skipped for r in ordered)}/{len(ordered)} cases "
-          f"passed{f', {skipped} skipped' if skipped else ''} in "
-          f"{elapsed:.1f} s; report {out_dir / 'report.md'}, numbers {out_dir / 'results.json'}", file=stream, flush=True)
+    print(f"{'PASSED' if passed else 'FAILED'}: {sum(r.passed and not r.skipped for r in ordered)}/{len(ordered)} "
+          f"cases passed{f', {skipped} skipped' if skipped else ''} in "
+          f"{elapsed:.1f} s; report {out_dir / 'report.md'}, numbers {out_dir / 'results.json'}",
+          file=stream, flush=True)
     return ordered, passed
 
 
@@ -605,9 +622,12 @@ class SchedulerUnreachable(OSError):
 
 
 def package_zip(folder, root=None):
-    """The ``validation`` package (its ``.py`` files; ``root``: the package folder, default this one) as a zip in
-    ``folder``, named by a hash of its content (a worker that already imported one version never reads a changed
-    file under the same name).  Returns the zip's path."""
+    """The ``validation`` package as a zip in ``folder``; returns the zip's path.
+
+    The zip holds the package's ``.py`` files (``root``: the package folder, default this one) and is named by
+    a hash of its content (a worker that already imported one version never reads a changed file under the
+    same name).
+    """
     root = Path(__file__).resolve().parent if root is None else Path(root)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -622,13 +642,15 @@ def package_zip(folder, root=None):
 
 
 def _upload_package(client, root=None):
-    """Make ``validation`` importable on every worker of ``client``'s cluster, present and future (only refgrad
-    needs to be installed there): ``Client.upload_file`` registers the zip as a worker plugin, which puts it
-    first on the workers' ``sys.path``.
+    """Make ``validation`` importable on every worker of ``client``'s cluster, present and future.
+
+    Only refgrad needs to be installed there: ``Client.upload_file`` registers the zip as a worker plugin,
+    which puts it first on the workers' ``sys.path``.
 
     Shipping the code (rather than pickling the case functions by value) keeps every import working on the
     workers: the case modules import each other and ``validation.core`` by name, the results are instances of
-    ``validation.core`` classes, and a case's replication tasks are submitted from the worker by reference."""
+    ``validation.core`` classes, and a case's replication tasks are submitted from the worker by reference.
+    """
     with tempfile.TemporaryDirectory(prefix="refgrad-validation-") as tmp:
         path = package_zip(tmp, root)
         client.upload_file(str(path), load=True)
@@ -639,8 +661,10 @@ def _upload_package(client, root=None):
 
 
 def _forget_stale_modules(zip_name):
-    """On a worker after an upload: drop the ``validation`` submodules imported from an earlier upload (the
-    upload reloads the package itself only), so that the next import reads this run's code."""
+    """On a worker after an upload: drop the ``validation`` submodules imported from an earlier upload.
+
+    The upload reloads the package itself only; dropping them makes the next import read this run's code.
+    """
     for name, module in list(sys.modules.items()):
         if name.startswith("validation.") and zip_name not in str(getattr(module, "__file__", "") or ""):
             del sys.modules[name]
@@ -648,8 +672,9 @@ def _forget_stale_modules(zip_name):
 
 @contextlib.contextmanager
 def dask_executor(scheduler, jobs=None, timeout=10.0):
-    """A ``concurrent.futures.Executor`` on a Dask cluster, closed (with its client and any cluster started
-    here) on exit.
+    """A ``concurrent.futures.Executor`` on a Dask cluster, closed on exit.
+
+    On exit it closes its client and any cluster started here.
 
     With a scheduler address, the ``validation`` package is uploaded to the workers (:func:`_upload_package`):
     they need ``refgrad`` (``pip install refgrad`` or the checkout's ``pip install .``) and its dependencies,

@@ -21,8 +21,10 @@ CHUNK = 25
 
 
 def chunks(seed_sequence, reps, size=CHUNK):
-    """``[(start, count, seed), ...]``: the tasks covering replications 0..reps−1, ``size`` each (the last may
-    be shorter), task i seeded with the i-th ``spawn`` child of ``seed_sequence``."""
+    """``[(start, count, seed), ...]``: the tasks covering replications 0..reps−1, ``size`` each.
+
+    The last may be shorter; task i is seeded with the i-th ``spawn`` child of ``seed_sequence``.
+    """
     k = -(-int(reps) // int(size))
     return [(i * size, min(size, reps - i * size), s) for i, s in enumerate(seed_sequence.spawn(k))]
 

@@ -100,9 +100,11 @@ def smallest_failing(fails, lo, hi, log=True, steps=40):
 
 
 def bracket(failing, passing, digits=4):
-    """The two ends of a bisection bracket as text, with the fewest significant digits (at least ``digits``)
-    that tell them apart: 10 fixed digits printed the two ends of a bracket near FLT_MAX both as
-    3.402823435e+36.  Two different doubles always differ at 17 digits."""
+    """The two ends of a bisection bracket as text, with the fewest significant digits that tell them apart.
+
+    At least ``digits``: 10 fixed digits printed the two ends of a bracket near FLT_MAX both as
+    3.402823435e+36.  Two different doubles always differ at 17 digits.
+    """
     for p in range(digits, 18):
         a, b = f"{failing:.{p}g}", f"{passing:.{p}g}"
         if a != b:

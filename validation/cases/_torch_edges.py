@@ -88,8 +88,9 @@ def _logit_overflow(ctx, torch, cc, version):
     tau, ell = 1.0, 0.3
     for name in ("float32", "float64"):
         dt = _tdtype(torch, name)
-        d = torch.distributions.relaxed_bernoulli.LogitRelaxedBernoulli(torch.tensor(tau, dtype=dt), logits=torch.tensor(ell, dtype=dt),
-                                                      validate_args=False)
+        d = torch.distributions.relaxed_bernoulli.LogitRelaxedBernoulli(torch.tensor(tau, dtype=dt),
+                                                                        logits=torch.tensor(ell, dtype=dt),
+                                                                        validate_args=False)
 
         def fails(z, d=d, dt=dt):
             y = np.array([-z], dtype=np.float64)  # diff = ℓ − τ y = ℓ + z

@@ -76,8 +76,10 @@ def _moments(name, pname, dist, f, level=None, **options):
 
 
 def _mapped(ctx, fn, settings, label):
-    """``ctx.map`` over the tasks of every setting at once (``settings``: a list of task lists); the merged
-    result of each setting, in order (:func:`_calibration_tasks.merge`)."""
+    """``ctx.map`` over the tasks of every setting at once (``settings``: a list of task lists).
+
+    Returns the merged result of each setting, in order (:func:`_calibration_tasks.merge`).
+    """
     flat = [t for ts in settings for t in ts]
     out = ctx.map(fn, flat, label=label)
     merged, i = [], 0
@@ -88,9 +90,12 @@ def _mapped(ctx, fn, settings, label):
 
 
 def _unbiasedness(ctx, fn_settings, label):
-    """Replicated ``unbiasedness_test``: ``fn_settings`` lists (seed label, name, dist, f, options, n, reps,
-    target, test options); returns the merged per-replication results of each."""
-    settings = [[(name, dist, f, options, n, chunk, target, test) for chunk in tasks.chunks(ctx.seed_sequence(lab), reps)]
+    """Replicated ``unbiasedness_test``: the merged per-replication results of each setting.
+
+    ``fn_settings`` lists (seed label, name, dist, f, options, n, reps, target, test options).
+    """
+    settings = [[(name, dist, f, options, n, chunk, target, test)
+                 for chunk in tasks.chunks(ctx.seed_sequence(lab), reps)]
                 for lab, name, dist, f, options, n, reps, target, test in fn_settings]
     return _mapped(ctx, tasks.unbiasedness_chunk, settings, label)
 
@@ -242,13 +247,12 @@ def _false_alarms(ctx):
              "controls the family-wise error under any dependence; the combined p is 2·min(p_T², p_Holm)). With "
              "one coordinate Hotelling's T² is the squared t statistic, so Hotelling and Holm coincide and the "
              "combined p-value is that t-test's p-value, not doubled. On the one-bit toy, REINFORCE, RLOO and "
-             "DisARM take only two values, so the sample mean is a rescaled Binomial(n, q) count and the p-value has a lattice law: "
-             "'exact size' is P(p < α) under that law (the p-value of every count K = 0..n in closed form, checked "
-             "against refgrad's test at 7 counts), and "
+             "DisARM take only two values, so the sample mean is a rescaled Binomial(n, q) count and the p-value has a "
+             "lattice law: 'exact size' is P(p < α) under that law (the p-value of every count K = 0..n in closed "
+             "form, checked against refgrad's test at 7 counts), and "
              "the uniformity column is a KS test of the observed p-values against that exact law (p-value by "
              "simulating 2000 samples of R from it) instead of a KS test against the continuous uniform, which a "
-             "lattice fails at large R without any "
-             "miscalibration.")
+             "lattice fails at large R without any miscalibration.")
     dev_max = max(r[6] for r in moment_rows)
     err_max = max(r[7] for r in moment_rows)
     ctx.check("(a) the null estimators are exactly unbiased on both problems (exact moments)",
@@ -257,7 +261,7 @@ def _false_alarms(ctx):
     m_hot = sum(1 for r in results if r[3] == "hotelling")
     fam = 1 - (1 - CI_LEVEL) / m_hot  # Bonferroni over the Hotelling rates
     inside, inside_fam, outside = 0, 0, []
-    for pname, name, alpha, method, k, bp in results:
+    for pname, name, alpha, method, k, _bp in results:
         if method != "hotelling":
             continue
         lo, hi = _ci(k, reps)
@@ -288,8 +292,8 @@ def _false_alarms(ctx):
     lattice = [r for r in ks_rows if r[4] is not None]
     ctx.check("(a) Hotelling's p-values follow their null law: uniform where the estimates are continuous or "
               "multi-valued (KS), the exact lattice law where they take two values (KS against that law, Monte Carlo "
-              "p-value); each at 0.01 Bonferroni "
-              f"over {len(ks_rows)} settings, and the pooled continuous settings KS at 0.01",
+              f"p-value); each at 0.01 Bonferroni over {len(ks_rows)} settings, and the pooled continuous settings KS "
+              f"at 0.01",
               ks_min > 0.01 / len(ks_rows) and ks_pooled > 0.01,
               "; ".join(f"{r[1]}/{r[0]}: {r[3].split(' (')[0]} p = {r[2]:.3g}" for r in ks_rows)
               + f"; pooled KS p = {ks_pooled:.3g} ({pooled.size} p-values)")
@@ -426,10 +430,9 @@ def _power(ctx):
         "heavy-tail flag rate"], rows,
         note="Analytic power from refgrad.exact.moments' bias δ and covariance Σ: Hotelling's T² as noncentral "
              "F(r, n − r) with λ = n δᵀΣ⁺δ at level α/2 (α with one coordinate); Holm bounded below by Bonferroni "
-             "z-tests at α/(2p). The "
-             "combined decision rejects iff either rejects at α/2, so its power lies between the larger of the two "
-             "and their sum; with one coordinate both are the same t-test, its p-value is the decision (not doubled) "
-             "and the power is the Hotelling value at α. "
+             "z-tests at α/(2p). The combined decision rejects iff either rejects at α/2, so its power lies between "
+             "the larger of the two and their sum; with one coordinate both are the same t-test, its p-value is the "
+             "decision (not doubled) and the power is the Hotelling value at α. "
              "Simulated: replications of refgrad.testing.assert_biased's default test (n = 10000, α = 1e-3, "
              "method='both').")
     ctx.check("(b) every estimator declared biased is covered by a power setting",
@@ -595,7 +598,7 @@ def _required(ctx):
         plans.append((bias, var, n, (f"d/{idx}", name, dist, f, options, n, reps, target,
                                      {"alpha": alpha, "method": method})))
     merged = _unbiasedness(ctx, [plan[3] for plan in plans], "(d) required samples")
-    for (name, options, pname, dist, f, alpha, power, method), (bias, var, n, _), out in zip(settings, plans, merged):
+    for (name, options, pname, _dist, _f, alpha, power, method), (bias, var, n, _), out in zip(settings, plans, merged):
         k = int(np.sum(out["reject"]))
         bp = sps.binomtest(k, reps, power, alternative="less").pvalue
         outcome.append((name, pname, n, power, k, bp))

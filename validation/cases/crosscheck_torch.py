@@ -280,8 +280,10 @@ def _relaxed(ctx, torch, cc, version):
 
 
 def _log_prob_extra(nonfinite, dropped, refused):
-    """The extra cell of a log_prob finding: non-finite fractions, boundary samples and refused points, each
-    keyed by (dtype name, τ); an empty list reads 'none' (not an empty value)."""
+    """The extra cell of a log_prob finding: non-finite fractions, boundary samples and refused points.
+
+    Each is keyed by (dtype name, τ); an empty list reads 'none' (not an empty value).
+    """
     return ("non-finite log_prob fraction: "
             + listing(f"{k[0]} τ={k[1]:g}: {v:.3g}" for k, v in nonfinite.items() if v > 0)
             + "; samples on the simplex boundary (rounded to 0 or 1, left out of the density check): "
@@ -326,7 +328,7 @@ def _batched_temperature(ctx, torch, cc, version):
     from torch.distributions.relaxed_categorical import ExpRelaxedCategorical, RelaxedOneHotCategorical
 
     taus = np.array([0.1, 1.0, 10.0, 0.5])
-    for cls, fam, space in ((ExpRelaxedCategorical, "exp_concrete", "log"),
+    for cls, fam, _space in ((ExpRelaxedCategorical, "exp_concrete", "log"),
                             (RelaxedOneHotCategorical, "concrete", "probability")):
         def shape_of(batch, cls=cls):
             torch.manual_seed(3)

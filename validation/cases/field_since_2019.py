@@ -33,10 +33,9 @@ import numpy as np
 from scipy import special
 
 import refgrad
-from refgrad import exact
+from refgrad import exact, testing
 from refgrad import objectives as obj
 from refgrad import stats as rstats
-from refgrad import testing
 from refgrad.distributions import Bernoulli, Categorical
 
 from ..core import Case
@@ -100,7 +99,8 @@ def _test(ctx, name, dist, f, opts, grad, mean, var, label, is_exact=False):
     """(verdict, p-value, n, seed label) of assert_unbiased / assert_biased with n planned from the moments.
 
     An estimator declared biased whose exact mean equals the gradient on this problem (plain straight-through
-    on a multilinear objective such as a Table) is held to assert_unbiased: there is no bias to detect."""
+    on a multilinear objective such as a Table) is held to assert_unbiased: there is no bias to detect.
+    """
     scale = max(1.0, float(np.max(np.abs(grad))))
     unbiased = refgrad.ESTIMATORS[name].unbiased or (is_exact and float(np.max(np.abs(mean - grad))) <= 1e-12 * scale)
     p = grad.size
@@ -196,8 +196,8 @@ def _table(ctx, problems, rows):
                        f"exact.moments(method='monte_carlo'), {100 * CONFIDENCE:g}% per-coordinate batch-means "
                        "intervals (the bias 'box' is the range of ‖·‖ over the box of mean intervals; the variance "
                        f"interval sums the per-coordinate ones). Tests: refgrad.testing at α = {ALPHA:g}, target the "
-                       "exact gradient, n planned by refgrad.stats.required_samples from the row's bias (biased) or half "
-                       "the largest standardised gradient coordinate (unbiased), at power 0.99; seeds from "
+                       "exact gradient, n planned by refgrad.stats.required_samples from the row's bias (biased) or "
+                       "half the largest standardised gradient coordinate (unbiased), at power 0.99; seeds from "
                        f"(run seed {ctx.seed}, case, 'test/<problem>/<estimator>').")
 
 
@@ -331,7 +331,8 @@ def _paper_notes(ctx):
     rows += [list(r) for r in PAPER_NOTES]
     ctx.table("What the papers leave ambiguous, measured exactly", ["estimator", "the paper's statement",
               "what refgrad measures", "where"], rows,
-              note="Exact moments throughout (refgrad.exact.moments); each number is recomputed by the test named, or stated with its problem in the module named.")
+              note="Exact moments throughout (refgrad.exact.moments); each number is recomputed by the test named, or "
+                   "stated with its problem in the module named.")
     ctx.record(paper_notes={"reinmax_quadratic_tau1": r1, "reinmax_quadratic_tau2": r2,
                             "straight_through_quadratic": st, "reinmax_cubic_tau1": rc})
 
@@ -339,7 +340,8 @@ def _paper_notes(ctx):
 def run(ctx):
     problems = _problems()
     ctx.setting(alpha=ALPHA, confidence=CONFIDENCE, problem_seed=PROBLEM_SEED, options=OPTIONS,
-                monte_carlo_samples=ctx.size(30 * 1024, 40 * 1024), test_n_cap={"100 bits": ctx.size(4000, 20000), "toy, categorical": 20000},
+                monte_carlo_samples=ctx.size(30 * 1024, 40 * 1024),
+                test_n_cap={"100 bits": ctx.size(4000, 20000), "toy, categorical": 20000},
                 skipped={k: v for k, v in SKIP.items() if k in refgrad.ESTIMATORS})
     rows = _rows(ctx, problems)
     _table(ctx, problems, rows)

@@ -109,7 +109,8 @@ def _tau1_claim(ctx):
               "constant that does not integrate to 1)", ok, numbers)
     ctx.source_finding("xu_slides", "at τ = 1, p_{α,1}(x) = (n−1)! Π_k (exp(μ_k) / Σ_i exp(μ_i)) "
                        "(section 'Back to the Gumbel-max trick (2)')", "wrong",
-                       numbers + "; setting τ = 1 in the general formula leaves x_k^{−2} in each factor and Σ_i α_i/x_i in "
+                       numbers + "; setting τ = 1 in the general formula leaves x_k^{−2} in each factor and Σ_i "
+                                 "α_i/x_i in "
                        "the denominator, which the slides drop")
 
 
@@ -170,8 +171,8 @@ CASE = Case(
     name="gumbel_concrete",
     title="Gumbel-max and the Concrete distribution",
     source="Maddison, Mnih & Teh 2017 (the Concrete distribution, Definition 1); Jang, Gu & Poole 2017; "
-           f"{cite('xu_slides')} (the τ = 1 form of the density); {cite('sobolev_slides')} (the "
-           "exponential-argmin form of Gumbel-max)",
+           f"{cite('xu_slides')} (the τ = 1 form of the density); {cite('sobolev_slides')} (the exponential-argmin "
+           f"form of Gumbel-max)",
     description="Gumbel-max argmax frequencies equal softmax; the exponential-argmin form argmin_k ξ_k/π_k selects "
                 "the same index on the same uniforms; the Concrete density integrates to one (within 1e-9, by fixed "
                 "vectorised quadrature whose error is measured against twice the nodes) and its bin masses match "

@@ -7,11 +7,11 @@ infimum t² is approached as θ → 0; the excess objective is ``θ(1 − 2t)``.
 
 Every estimator gets the same budget of evaluations of f per step for its gradient estimates
 (B = 6; refgrad's declared cost per estimate); REBAR and RELAX spend further evaluations on
-tuning (fit_relax draws its own noise), which the tables count in a total cost column.  Plain SGD ``ℓ ← ℓ − γ · mean(ĝ)`` with a constant step γ, several seeds;
-exact gradient descent (refgrad.exact.gradient) is the reference, and the exact objective of
-every iterate comes from refgrad.exact.expectation.  The biased estimators' exact mean has a
-zero at an interior θ° (computed here from refgrad.exact.moments): SGD with them is
-attracted there instead of to θ = 0.
+tuning (fit_relax draws its own noise), which the tables count in a total cost column.  Plain SGD
+``ℓ ← ℓ − γ · mean(ĝ)`` with a constant step γ, several seeds; exact gradient descent
+(refgrad.exact.gradient) is the reference, and the exact objective of every iterate comes from
+refgrad.exact.expectation.  The biased estimators' exact mean has a zero at an interior θ° (computed
+here from refgrad.exact.moments): SGD with them is attracted there instead of to θ = 0.
 """
 import math
 import textwrap
@@ -131,7 +131,8 @@ def _predicted_steps(ctx, t):
         elif key == "rebar":
             m = exact.moments("rebar", dist, f, eta="optimal", tau=TAU)
         else:
-            sur, _ = fit_relax(dist, f, steps=WARMUP_STEPS, batch=WARMUP_BATCH, lr=WARMUP_LR, rng=ctx.rng(f"predict/{t}"))
+            sur, _ = fit_relax(dist, f, steps=WARMUP_STEPS, batch=WARMUP_BATCH, lr=WARMUP_LR,
+                               rng=ctx.rng(f"predict/{t}"))
             m = exact.moments("relax", dist, f, surrogate=sur)
         var_step = max(float(m.variance[0]), 0.0) / n
         out[key] = (var_step / grad**2, float(m.mean[0]))
@@ -145,8 +146,8 @@ def run(ctx):
     ctx.setting(steps=steps, seeds=seeds, start_logit=LOGIT0, step_sizes={str(k): v for k, v in STEP_SIZES.items()},
                 budget_f_evaluations_per_step=BUDGET,
                 estimates_per_step={e[0]: e[3] for e in ESTIMATORS},
-                tuning=f"fit_relax every {TUNE_EVERY} steps: {TUNE_STEPS} Adam steps, batch {TUNE_BATCH}, lr {TUNE_LR}; "
-                       f"warm-up {WARMUP_STEPS} steps, batch {WARMUP_BATCH}, lr {WARMUP_LR}",
+                tuning=f"fit_relax every {TUNE_EVERY} steps: {TUNE_STEPS} Adam steps, batch {TUNE_BATCH}, lr "
+                       f"{TUNE_LR}; warm-up {WARMUP_STEPS} steps, batch {WARMUP_BATCH}, lr {WARMUP_LR}",
                 objective_evaluated_every=every, tau=TAU)
     spent = {key: n * refgrad.ESTIMATORS[name].cost_of(Bernoulli([0.0]), **(opts if opts is not None else {}))
              for key, _, name, n, opts, _ in ESTIMATORS}
@@ -201,7 +202,7 @@ def _tables(ctx, results, gd, zeros, predicted, extras, steps):
         theta_gd = float(special.expit(gd[t][-1]))
         rows = [["exact gradient descent", "n/a", "n/a", theta_gd, 0.0, theta_gd * (1 - 2 * t), 0.0,
                  float(special.expit(gd[t][len(gd[t]) // 2:]).mean()), "n/a", "n/a", "n/a"]]
-        for key, label, name, n, _, _ in ESTIMATORS:
+        for key, label, _name, n, _, _ in ESTIMATORS:
             paths = results[(t, key)]
             theta = special.expit(paths[:, -1])
             excess = theta * (1 - 2 * t)
@@ -217,16 +218,16 @@ def _tables(ctx, results, gd, zeros, predicted, extras, steps):
                    "mean θ over 2nd half", "zero θ° of E[ĝ]", "predicted steps to beat noise at θ=0.5",
                    "f-evals/step incl. tuning"], rows,
                   note=f"Each step spends {BUDGET} evaluations of f on gradient estimates: estimates/step × the "
-                       "estimator's declared cost (reinforce, gumbel_softmax, straight_through 1 — for the last two one "
-                       "gradient of f; muprop, arm, disarm 2; rebar, relax 3; rloo m = 6 uses one estimate of 6 "
-                       "samples). REBAR's (η, τ) and RELAX's surrogate are tuned online with fit_relax, which draws its "
-                       "own noise: the last column counts them (estimates + tuning, averaged over the run: the warm-up fit "
-                       "at ℓ₀ and the periodic refits), so REBAR and RELAX cost more per step than the others (the "
-                       "papers reuse the estimator's samples). "
+                       "estimator's declared cost (reinforce, gumbel_softmax, straight_through 1 — for the last two "
+                       "one gradient of f; muprop, arm, disarm 2; rebar, relax 3; rloo m = 6 uses one estimate of 6 "
+                       "samples). REBAR's (η, τ) and RELAX's surrogate are tuned online with fit_relax, which draws "
+                       "its own noise: the last column counts them (estimates + tuning, averaged over the run: the "
+                       "warm-up fit at ℓ₀ and the periodic refits), so REBAR and RELAX cost more per step than the "
+                       "others (the papers reuse the estimator's samples). "
                        "The optimal constant baseline is the exact oracle (by enumeration). 'Predicted steps' "
-                       "(unbiased only) = "
-                       "Var(mean of one step's estimates)/∇² at θ = 0.5 from exact moments (REBAR at its exact optimal "
-                       "η; RELAX with a surrogate fitted as in the warm-up): below it the noise dominates the drift.")
+                       "(unbiased only) = Var(mean of one step's estimates)/∇² at θ = 0.5 from exact moments (REBAR at "
+                       "its exact optimal η; RELAX with a surrogate fitted as in the warm-up): below it the noise "
+                       "dominates the drift.")
 
 
 def _checks(ctx, results, gd, zeros, predicted, steps):
@@ -259,8 +260,8 @@ def _checks(ctx, results, gd, zeros, predicted, steps):
     fast = [k for k in UNBIASED if predicted[t][k][0] < steps / 5]
     slow = [k for k in UNBIASED if predicted[t][k][0] > steps]
     gd_excess, bound, res = approach(t, fast)
-    ctx.check(f"t = 0.499: the unbiased estimators whose exact variance lets the drift beat the noise within a fifth of "
-              f"the run (predicted steps < {steps // 5}) approach the optimum like exact gradient descent (same "
+    ctx.check(f"t = 0.499: the unbiased estimators whose exact variance lets the drift beat the noise within a fifth "
+              f"of the run (predicted steps < {steps // 5}) approach the optimum like exact gradient descent (same "
               f"tolerance: from {0.5 * (1 - 2 * t):.3g}, exact GD reaches {gd_excess:.3g}; bound {bound:.3g})",
               all(r[3] for r in res) and len(fast) > 0,
               ", ".join(f"{k} {m:.3g} ± {se:.2g} (predicted {predicted[t][k][0]:.3g} steps)" for k, m, se, _ in res))
@@ -310,10 +311,10 @@ def _figure(ctx, objective, idx, zeros):
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
-    ctx.figure("objective", "Exact excess objective E[f] − t² = θ(1 − 2t) of the SGD iterates (refgrad.exact.expectation), "
-                            "averaged over seeds; dotted: the value at the zeros θ° of the biased estimators' means. "
-                            "At t = 0.499 the mean over seeds hides that REINFORCE, MuProp and REBAR are random walks "
-                            "(next figure)", draw)
+    ctx.figure("objective", "Exact excess objective E[f] − t² = θ(1 − 2t) of the SGD iterates "
+                            "(refgrad.exact.expectation), averaged over seeds; dotted: the value at the zeros θ° of "
+                            "the biased estimators' means. At t = 0.499 the mean over seeds hides that REINFORCE, "
+                            "MuProp and REBAR are random walks (next figure)", draw)
 
 
 def _trajectory_figure(ctx, results, gd, zeros, t):
@@ -346,9 +347,9 @@ CASE = Case(
            + cite("rebar_report") + ", appendix C (SGD needs unbiased gradients)",
     description="Minimise E[(b − t)²] over the logit with plain SGD, each estimator at 6 evaluations of f per step "
                 "for its gradient estimates (REBAR and RELAX spend more on tuning their control variates; the tables "
-                "give the total per step), against exact gradient descent, averaged over seeds; the exact objective of every iterate from "
-                "refgrad.exact.expectation. Checks that the unbiased estimators follow exact gradient descent where "
-                "their exact variance allows it, and that the biased ones converge to the zero of their exact mean — "
-                "the wrong θ — at t = 0.45 and t = 0.499.",
+                "give the total per step), against exact gradient descent, averaged over seeds; the exact objective of "
+                "every iterate from refgrad.exact.expectation. Checks that the unbiased estimators follow exact "
+                "gradient descent where their exact variance allows it, and that the biased ones converge to the zero "
+                "of their exact mean — the wrong θ — at t = 0.45 and t = 0.499.",
     run=run,
 )

@@ -24,8 +24,8 @@ from scipy import integrate, special, stats
 
 import refgrad
 from refgrad import exact
-from refgrad import stats as rstats
 from refgrad import objectives as obj
+from refgrad import stats as rstats
 from refgrad.distributions import GaussianThreshold
 
 from ..core import Case
@@ -140,8 +140,8 @@ def _probability(ctx):
               "; ".join(f"θ = {r[0]}: Φ(θ) = {r[1]:.4f}, Φ(−θ) = {r[2]:.4f}, MC {r[3]:.4f}" for r in rows if r[0] != 0))
     r1 = next(r for r in rows if r[0] == 1.0)
     ctx.source_finding("rebar_report", "c = 1[z ≥ 0], z ~ N(θ, 1) gives P(c = 1) = Φ(−θ)", "wrong",
-                       f"it is Φ(θ): at θ = 1 the frequency of z ≥ 0 over {n} draws is {r1[3]:.4f} (Φ(θ) = {r1[1]:.4f}, "
-                       f"Φ(−θ) = {r1[2]:.4f}; z-score {r1[5]:.0f} against Φ(−θ))")
+                       f"it is Φ(θ): at θ = 1 the frequency of z ≥ 0 over {n} draws is {r1[3]:.4f} (Φ(θ) = "
+                       f"{r1[1]:.4f}, Φ(−θ) = {r1[2]:.4f}; z-score {r1[5]:.0f} against Φ(−θ))")
 
 
 # ------------------------------------------------------------------------------------ (b) the conditional sampler
@@ -195,8 +195,8 @@ def _sampler(ctx):
     ctx.source_finding("rebar_report", "REBAR's conditional sampler z̃ = θ + Φ⁻¹(Φ(θ)v) for H = 0, "
                        "θ − Φ⁻¹(Φ(−θ)v) for H = 1", "wrong",
                        f"Φ(θ) and Φ(−θ) are swapped: at θ = 1, H = 0, {100 * r10[7]:.1f}% of its samples lie on the "
-                       f"wrong side of 0 (exact {100 * r10[8]:.1f}%), KS p = {r10[6]:.1g} against z | b; it samples "
-                       "z | 1[z ≥ 2θ]")
+                       f"wrong side of 0 (exact {100 * r10[8]:.1f}%), KS p = {r10[6]:.1g} against z | b; it samples z "
+                       f"| 1[z ≥ 2θ]")
 
     def draw(fig):
         ax = fig.add_subplot(111)
@@ -295,13 +295,15 @@ def _gradients(ctx, theta=0.3):
               "; ".join(f"x = {r[0]}: exact {r[3]:.6f}, REBAR {r[6]:.6f}" for r in rows))
     ctx.check("the hand-written REBAR (report eq. 4, corrected sampler) equals refgrad's rebar sample by sample",
               checks["hand"], f"{n} common-noise samples per data point, rtol 1e-7")
-    ctx.check("Monte Carlo agrees with the exact means (REINFORCE, REBAR, REBAR with the report's sampler)", checks["mc"],
+    ctx.check("Monte Carlo agrees with the exact means (REINFORCE, REBAR, REBAR with the report's sampler)",
+              checks["mc"],
               "; ".join(f"x = {r[0]}: p = {r[2]:.3g}, {r[4]:.3g}, {r[6]:.3g}" for r in mc_rows))
     ctx.check("REBAR with the report's conditional sampler is biased (exact quadrature mean ≠ gradient; MC rejects)",
               checks["seed_bias"], "; ".join(details))
     ctx.check("eq. (5) drops η (η = 1): still unbiased, but the exact optimal η* has lower variance", checks["eta"],
               "; ".join(f"x = {r[0]}: var {r[7]:.4g} at η = 1, {r[9]:.4g} at η* = {r[8]:.3f}" for r in rows))
-    ctx.source_finding("rebar_report", "eq. (5): the REBAR estimator for the mixture with η omitted (η = 1)", "imprecise",
+    ctx.source_finding("rebar_report", "eq. (5): the REBAR estimator for the mixture with η omitted (η = 1)",
+                       "imprecise",
                        "still unbiased, but not variance-optimal: " + "; ".join(
                            f"x = {r[0]}: variance {r[7]:.4g} at η = 1, {r[9]:.4g} at η* = {r[8]:.3f}" for r in rows))
     ctx.source_finding("rebar_report", "§4: ∂θ log p(x) as REBAR(numerator) / Monte Carlo(denominator)", "wrong",
@@ -376,7 +378,7 @@ def _label_swap(ctx, theta=0.3):
     ctx.source_finding("rebar_report", "p(X|c) = c φ₀(X) + (1 − c) φ₁(X), 'c is the weight of class 1'", "imprecise",
                        "c = 1 selects component 0; with the true P(c = 1) = Φ(θ) this cancels the Φ(−θ) slip in the "
                        f"mixture density (equal to 1e-15 at x = {[r[0] for r in rows]}), but not inside REBAR, whose "
-                       "sampler depends on the coding of c")
+                       f"sampler depends on the coding of c")
 
 
 def _relaxed_reinforce(ctx, theta=0.3, x=0.5):
@@ -532,7 +534,7 @@ def _fit(ctx):
     def draw(fig):
         ax = fig.add_subplot(1, 2, 1)
         floor = 1e-13  # EM and exact ascent reach the maximum to rounding: their gap is drawn at this floor
-        for label, (th, ll) in curves.items():
+        for label, (_th, ll) in curves.items():
             ax.plot(np.maximum(ll_max - ll, floor), label=label, lw=1.1)
         ax.set_yscale("log")
         ax.set_ylim(floor / 3, None)
@@ -540,7 +542,7 @@ def _fit(ctx):
         ax.set_ylabel("ℓ(θ̂) − mean log-likelihood")
         ax.legend(fontsize=7)
         ax2 = fig.add_subplot(1, 2, 2)
-        for label, (th, ll) in curves.items():
+        for label, (th, _ll) in curves.items():
             ax2.plot(special.ndtr(th), label=label, lw=1.1)
         ax2.axhline(special.ndtr(theta_hat), color="k", ls="--", lw=0.8, label="MLE ŵ")
         ax2.set_xlabel("iteration")
@@ -558,8 +560,8 @@ def run(ctx):
     lo, hi = _seed_sampler_sweep(ctx)
     ctx.source_finding("rebar_report", "eq. (4): REBAR with the report's conditional sampler and its ∂z̃/∂θ = "
                        "1 + φ(θ)v/φ(Φ⁻¹(·))", "wrong",
-                       f"biased by {100 * lo:.0f}% to {100 * hi:.0f}% over θ ∈ {{−1, 0, 0.3, 1, 2}}, τ ∈ {{0.1, 0.5, 1}} "
-                       "(exact quadrature), even at θ = 0 where its samples are right but its θ-derivative is not")
+                       f"biased by {100 * lo:.0f}% to {100 * hi:.0f}% over θ ∈ {{−1, 0, 0.3, 1, 2}}, τ ∈ {{0.1, 0.5, "
+                       f"1}} (exact quadrature), even at θ = 0 where its samples are right but its θ-derivative is not")
     _label_swap(ctx)
     _relaxed_reinforce(ctx)
     _fit(ctx)

@@ -106,12 +106,13 @@ def _baselines(ctx, probs, table):
     ctx.table("The slides' optimal constant baseline c = Cov[f ∂log q, ∂log q]/Var[∂log q] against refgrad's optimum",
               ["problem", "d", "slides' formula per coordinate c_j", "scalar reading Σcov/ΣVar", "E[f]",
                "ΣVar, no baseline", "ΣVar, c = E[f]", "ΣVar, scalar reading", "ΣVar, per-coordinate (refgrad)"], rows,
-              note="With E[∂log q] = 0, Cov[f s_j, s_j]/Var[s_j] = E[f s_j²]/E[s_j²], which is refgrad's per-coordinate "
-                   "optimum (reinforce, baseline='optimal'). For a vector φ the printed ratio of a covariance and a "
-                   "variance is only defined coordinate by coordinate; one c shared by all coordinates is best at "
-                   "Σ_j Cov_j/Σ_j Var_j (the trace reading) and is worse than the per-coordinate c_j.")
-    ctx.check("the slides' optimal-baseline formula, read per coordinate, equals refgrad's exact per-coordinate optimum "
-              "(same variance) and is a minimum (variance rises at c_j ± 0.1(1 + |c_j|))", ok_equal and ok_min,
+              note="With E[∂log q] = 0, Cov[f s_j, s_j]/Var[s_j] = E[f s_j²]/E[s_j²], which is refgrad's "
+                   "per-coordinate optimum (reinforce, baseline='optimal'). For a vector φ the printed ratio of a "
+                   "covariance and a variance is only defined coordinate by coordinate; one c shared by all "
+                   "coordinates is best at Σ_j Cov_j/Σ_j Var_j (the trace reading) and is worse than the "
+                   "per-coordinate c_j.")
+    ctx.check("the slides' optimal-baseline formula, read per coordinate, equals refgrad's exact per-coordinate "
+              "optimum (same variance) and is a minimum (variance rises at c_j ± 0.1(1 + |c_j|))", ok_equal and ok_min,
               "; ".join(detail))
     ctx.source_finding("sobolev_slides", "optimal constant baseline c = Cov[f ∂log q, ∂log q] / Var[∂log q]", "correct",
                        "read coordinate by coordinate it is the exact variance-minimising baseline: total variance "
@@ -169,14 +170,14 @@ def _typo(ctx, probs, scalar_info):
     ctx.table("The slides' baseline as printed, f(z − b(z)) ∂log q, against the intended (f(z) − b(z)) ∂log q, with "
               "b(z) = c = E[f]", ["problem", "c", "exact ∇", "exact mean, literal", "∇E[f(z − c)]",
                                   "exact mean, intended", "MC n", "p literal", "p intended"], rows,
-              note="The literal reading evaluates f at z − c (for P2 the table's multilinear extension off {0,1}²): it is "
-                   "the score-function estimator of a different objective, E[f(z − c)], so its mean is ∇E[f(z − c)], "
-                   "not ∇E[f(z)] (for P1 even the sign is wrong). The intended form is refgrad's reinforce with "
-                   f"baseline=c. MC: common uniforms for both readings, refgrad.stats.unbiasedness_test at α = {ALPHA}, "
-                   "n = required_samples(Var of the intended estimator, literal bias, α, 0.99), at least "
+              note="The literal reading evaluates f at z − c (for P2 the table's multilinear extension off {0,1}²): it "
+                   "is the score-function estimator of a different objective, E[f(z − c)], so its mean is ∇E[f(z − "
+                   "c)], not ∇E[f(z)] (for P1 even the sign is wrong). The intended form is refgrad's reinforce with "
+                   f"baseline=c. MC: common uniforms for both readings, refgrad.stats.unbiasedness_test at α = "
+                   f"{ALPHA}, n = required_samples(Var of the intended estimator, literal bias, α, 0.99), at least "
                    f"{n_min}.")
-    ctx.check("the slides' printed baseline f(z^(m) − b(z)) is a typo: read literally it estimates ∇E[f(z − b)] (biased); "
-              "the intended (f(z) − b(z)) ∂log q is unbiased (exact means)", ok_exact,
+    ctx.check("the slides' printed baseline f(z^(m) − b(z)) is a typo: read literally it estimates ∇E[f(z − b)] "
+              "(biased); the intended (f(z) − b(z)) ∂log q is unbiased (exact means)", ok_exact,
               "; ".join(f"{r[0]}: ∇ = {r[2]}, literal mean = {r[3]}" for r in rows))
     ctx.source_finding("sobolev_slides", "(1/M) Σ_m f(z^(m) − b(z)) ∂φ log q(z^(m)) + ∂φ E[b(z)]", "imprecise",
                        "a typo for (f(z^(m)) − b(z)) ∂φ log q: read literally its mean is ∇E[f(z − b)], e.g. "
@@ -235,14 +236,15 @@ def _rebar_invariance(ctx, probs, level2):
     ctx.table(f"P1: derivatives of E[ĝ²] and of Var(ĝ) at η = 1, τ = {TAU0} (central differences of exact moments, "
               f"step {h})", ["estimator", "parameter", "∂E[ĝ²]", "∂Var", "difference", "∂E[ĝ]"], rows,
               note="For REBAR E[ĝ] does not depend on η or τ, so E[ĝ²] = Var + const and the two gradients coincide: "
-                   "one sample of ĝ² is an unbiased estimate of the objective (as the slides say). For the biased Gumbel-softmax "
-                   "estimator E[ĝ] moves with τ and minimising E[ĝ²] is not minimising the variance.")
+                   "one sample of ĝ² is an unbiased estimate of the objective (as the slides say). For the biased "
+                   "Gumbel-softmax estimator E[ĝ] moves with τ and minimising E[ĝ²] is not minimising the variance.")
     ctx.check("REBAR's exact mean does not depend on η or τ (P1: η ∈ {−1, 0, 0.5, 1, 2} × τ ∈ {0.1, 0.5, 2}; "
               "P2: the five (η, τ) below)", worst <= 1.0 and level2["worst_mean"] <= 1.0,
               f"max |E[ĝ] − ∇| / (1e-12 + 10·quadrature error): P1 {worst:.3g}, P2 {level2['worst_mean']:.3g}")
     ctx.check("hence ∂E[ĝ²] = ∂Var for REBAR in η and in τ (the slides: minimising E[ĝ²] is enough)", fd_ok,
               "; ".join(f"∂/∂{r[1]}: {r[2]:.6g} vs {r[3]:.6g}" for r in rows if r[0] == "rebar"))
-    ctx.source_finding("sobolev_slides", "REBAR's η and τ tuned by minimising E[ĝ²] (“expected gradient does not depend "
+    ctx.source_finding("sobolev_slides", "REBAR's η and τ tuned by minimising E[ĝ²] (“expected gradient does not "
+                                         "depend "
                        "on baseline, and one sample is enough”)", "correct",
                        "for REBAR ∂E[ĝ²] = ∂Var: " + "; ".join(f"∂/∂{r[1]} {r[2]:.6g} vs {r[3]:.6g}" for r in rows
                                                                if r[0] == "rebar")
@@ -254,10 +256,9 @@ def _rebar_invariance(ctx, probs, level2):
     ctx.check("contrast: minimising E[ĝ²] over τ for gumbel_softmax runs to the largest τ scanned, where the estimate "
               "is nearly 0 (|E[ĝ]| < 0.1|∇|): the criterion rewards the useless estimator ĝ ≡ 0",
               i_min == len(taus_gs) - 1 and abs(mean_at_min) < 0.1 * abs(float(grad[0])),
-              f"τ ∈ [{taus_gs[0]:.3g}, {taus_gs[-1]:.3g}] ({len(taus_gs)} values): argmin E[ĝ²] at "
-              f"τ = {taus_gs[i_min]:.3g}, "
-              f"E[ĝ²] = {second[i_min]:.3g}, E[ĝ] = {mean_at_min:.3g} vs ∇ = {float(grad[0]):.3g}; at τ = {TAU0}: "
-              f"E[ĝ] = {float(m_gs.mean[0]):.3g}")
+              f"τ ∈ [{taus_gs[0]:.3g}, {taus_gs[-1]:.3g}] ({len(taus_gs)} values): argmin E[ĝ²] at τ = "
+              f"{taus_gs[i_min]:.3g}, E[ĝ²] = {second[i_min]:.3g}, E[ĝ] = {mean_at_min:.3g} vs ∇ = "
+              f"{float(grad[0]):.3g}; at τ = {TAU0}: E[ĝ] = {float(m_gs.mean[0]):.3g}")
 
 
 # ------------------------------------------------------------------------------------ REBAR: tuned vs closed form
@@ -414,13 +415,14 @@ def _main_table(ctx, table):
     ctx.check("P1 (the toy): MuProp has MORE variance per evaluation than plain REINFORCE; the tuned REBAR's variance "
               "per estimate is within 1% of REINFORCE's (so 3× more per evaluation); the optimal constant baseline "
               "is exact", p1["muprop"] > p1["reinforce"] and 0.99 < ratio < 1.01 and p1["reinforce_opt"] < 1e-15,
-              f"Var·cost: REINFORCE {p1['reinforce']:.4g}, MuProp {p1['muprop']:.4g}, tuned REBAR {p1['rebar_fit']:.4g} "
-              f"(per estimate {ratio:.4f} × REINFORCE), optimal c {p1['reinforce_opt']:.2g}. MuProp's residual "
-              "f(b) − f(z̄) − f'(z̄)(b − z̄) = (b − θ)² does not depend on t and is not small")
+              f"Var·cost: REINFORCE {p1['reinforce']:.4g}, MuProp {p1['muprop']:.4g}, tuned REBAR "
+              f"{p1['rebar_fit']:.4g} (per estimate {ratio:.4f} × REINFORCE), optimal c {p1['reinforce_opt']:.2g}. "
+              f"MuProp's residual f(b) − f(z̄) − f'(z̄)(b − z̄) = (b − θ)² does not depend on t and is not small")
 
 
 def _figure(ctx, curves, fitted, table):
-    short = {"reinforce": "REINFORCE", "reinforce_mean": "REINFORCE, c = E[f]", "reinforce_scalar": "REINFORCE, scalar c*",
+    short = {"reinforce": "REINFORCE", "reinforce_mean": "REINFORCE, c = E[f]",
+             "reinforce_scalar": "REINFORCE, scalar c*",
              "reinforce_opt": "REINFORCE, c*_j (oracle)", "muprop": "MuProp", "rebar_1": "REBAR η=1",
              "rebar_opt": "REBAR η* (τ=0.5)", "rebar_fit": "REBAR (η̂, τ̂) fitted", "relax": "RELAX fitted",
              "rloo": "RLOO m=2", "disarm": "DisARM"}
@@ -464,9 +466,9 @@ def _figure(ctx, curves, fitted, table):
         ax.set_title("variance per evaluation of f", fontsize=9)
         ax.legend(fontsize=7)
 
-    ctx.figure("rebar-eta", "Left, middle: exact REBAR variance as a function of η for several τ (exact quadratic); the "
-                            "star is the (η̂, τ̂) found by minimising E[ĝ²]. Right: variance per evaluation of f for "
-                            "the whole tour", draw)
+    ctx.figure("rebar-eta", "Left, middle: exact REBAR variance as a function of η for several τ (exact quadratic); "
+                            "the star is the (η̂, τ̂) found by minimising E[ĝ²]. Right: variance per evaluation of f "
+                            "for the whole tour", draw)
 
 
 def run(ctx):

@@ -140,7 +140,7 @@ def _toy(ctx, taus):
 
     rows = []
     for i, tau in enumerate(taus):
-        for key, _, f, _ in runs:
+        for key, _, _f, _ in runs:
             o = res[key][i]
             g = grad_cube if "cube" in key else grad
             rows.append([f"{tau:.3g}", key, "b³" if "cube" in key else f"(b − {T})²", float(o["mean"][0]),

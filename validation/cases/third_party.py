@@ -1,4 +1,6 @@
-"""Third-party gradient estimators and relaxed distributions checked with refgrad.crosscheck, each against a truth of its own.
+"""Third-party gradient estimators and relaxed distributions checked with refgrad.crosscheck.
+
+Each is checked against a truth of its own.
 
 For every library of the ``peers`` extra that imports here (numpyro, TensorFlow Probability,
 distrax, rlax, pydrobert-pytorch, torchreinforce, reinmax, redge) the case writes the few lines
@@ -105,7 +107,8 @@ class _Recorder:
         """One row: ``correct`` is the truth (True: the library is right, refgrad should pass).
 
         ``convention``: a word the diagnosis of the (passing) verdict must carry when the library is
-        right up to that convention (e.g. ``"flush-to-zero"``)."""
+        right up to that convention (e.g. ``"flush-to-zero"``).
+        """
         v, vtext = self.verdict(call)
         agree = v is not None and bool(v.passed) == bool(correct)
         if v is not None and correct and convention:
@@ -132,7 +135,8 @@ def _by_outcome(G, keys):
     """{outcome: the estimate} from samples ``G`` (n, ...) and their outcomes ``keys`` (n, ...).
 
     Raises when one outcome carries different estimates (then the estimator is not a function
-    of the discrete sample alone and enumeration over outcomes would not be its exact law)."""
+    of the discrete sample alone and enumeration over outcomes would not be its exact law).
+    """
     G = np.asarray(G, float)
     keys = np.asarray(keys).reshape(len(G), -1)
     out = {}
@@ -194,7 +198,8 @@ def _binary_concrete_law(x, logits, tau, dtype):
     """(correct, text): P(x ≤ c) = σ(τ logit c − ℓ) at thresholds c, binomial tests (scipy), Bonferroni.
 
     Thresholds include the smallest normal number of ``dtype``: a sampler that flushes values below
-    it to 0 (a convention) puts the same mass at or below it as the exact law."""
+    it to 0 (a convention) puts the same mass at or below it as the exact law.
+    """
     from scipy import stats
 
     tiny = float(np.finfo(dtype).tiny)
@@ -202,15 +207,15 @@ def _binary_concrete_law(x, logits, tau, dtype):
     x = np.asarray(x, float)
     pmin, worst = 1.0, ""
     m = x.shape[1] * len(cs)
-    for j, l in enumerate(np.atleast_1d(logits)):
+    for j, ell in enumerate(np.atleast_1d(logits)):
         for c in cs:
-            p0 = float(_sigmoid(tau * math.log(c / (1 - c)) - l))
+            p0 = float(_sigmoid(tau * math.log(c / (1 - c)) - ell))
             k = int(np.sum(x[:, j] <= c))
             if p0 <= 0.0 or p0 >= 1.0:
                 continue
             p = stats.binomtest(k, len(x), p0).pvalue
             if p < pmin:
-                pmin, worst = p, f"ℓ = {l:g}, c = {c:.3g}: {k}/{len(x)} vs P = {p0:.4g}"
+                pmin, worst = p, f"ℓ = {ell:g}, c = {c:.3g}: {k}/{len(x)} vs P = {p0:.4g}"
     ok = pmin * m > ALPHA
     return ok, f"binomial tests of P(x ≤ c) at {len(cs)} thresholds per logit (incl. FLT_MIN), min p = {pmin:.3g} " \
                f"(× {m} Bonferroni vs α = {ALPHA:g}); worst {worst}; zeros: {int(np.sum(x == 0))}"
@@ -233,20 +238,20 @@ def _concrete_law(x, logits, tau):
                                    f"(× {len(ps)} Bonferroni vs α = {ALPHA:g})"
 
 
-def _mp_binary_concrete_logpdf(x, l, tau):
+def _mp_binary_concrete_logpdf(x, ell, tau):
     """log p(x) of the Binary Concrete law (Maddison et al. 2017, eq. 21), mpmath at 50 digits; limits at 0, 1."""
     import mpmath as mp
 
     mp.mp.dps = 50
-    x, l, tau = mp.mpf(x), mp.mpf(l), mp.mpf(tau)
+    x, ell, tau = mp.mpf(x), mp.mpf(ell), mp.mpf(tau)
     if x in (0, 1):
         # p(x) ~ τ e^{∓ℓ} t^{τ−1} as t = min(x, 1 − x) → 0 (x → 0: e^{−ℓ}; x → 1: e^{ℓ})
         if tau < 1:
             return math.inf
         if tau > 1:
             return -math.inf
-        return float(mp.log(tau) + (-l if x == 0 else l))
-    a = mp.e ** l
+        return float(mp.log(tau) + (-ell if x == 0 else ell))
+    a = mp.e ** ell
     val = mp.log(tau) + mp.log(a) - (tau + 1) * (mp.log(x) + mp.log(1 - x)) \
         - 2 * mp.log(a * x ** (-tau) + (1 - x) ** (-tau))
     return float(val)
@@ -327,7 +332,7 @@ def _tfp(ctx, rec, cc, version):
         nan = float(np.mean(~np.isfinite(g).all(axis=1)))
         logmax = math.log(float(np.finfo(dt.as_numpy_dtype).max))
         # (ℓ + L)/τ > log-max  <=>  L > τ log-max − ℓ: probability σ(ℓ − τ log-max) for one bit
-        p_over = float(1 - np.prod([1 - _sigmoid(l - tau * logmax) for l in logits]))
+        p_over = float(1 - np.prod([1 - _sigmoid(lg - tau * logmax) for lg in logits]))
         finite = np.isfinite(g).all(axis=1)
         # x(1 − x) from a rounded x is off by up to eps·x absolutely (1 − x loses digits near 1): allowed for
         eps = float(np.finfo(dt.as_numpy_dtype).eps)
@@ -655,7 +660,8 @@ def _pydrobert(ctx, rec, cc, version):
     lp = torch.tensor(np.broadcast_to(phi, (n, 2)).copy(), requires_grad=True)
     b = est.to_b(est.to_z(lp, "bern"), "bern").detach()
     G = estimate(lp, b).detach().numpy()
-    per = {bb: estimate(torch.tensor(phi[None], requires_grad=True), torch.tensor([bb], dtype=torch.float64)).detach().numpy()[0]
+    per = {bb: estimate(torch.tensor(phi[None], requires_grad=True),
+                        torch.tensor([bb], dtype=torch.float64)).detach().numpy()[0]
            for bb in itertools.product((0, 1), repeat=2)}
     s = _sigmoid(phi)
     q = lambda bb: float(np.prod(np.where(np.array(bb) == 1, s, 1 - s)))  # noqa: E731
@@ -668,7 +674,8 @@ def _pydrobert(ctx, rec, cc, version):
     ok = _close(mean, target, 1e-9) and _close(var, svar, 1e-9) and _close(target, fd, 1e-6)
     rec.add(lib, version, "estimators.reinforce (Bernoulli, 2 bits) as reinforce",
             lambda: cc.check_estimator(G, Bernoulli(phi), obj.Table(table), True, name="reinforce", alpha=ALPHA), ok,
-            f"exact mean over the 4 outcomes {np.round(mean, 6).tolist()} vs Σ q f (b − σ) {np.round(target, 6).tolist()} "
+            f"exact mean over the 4 outcomes {np.round(mean, 6).tolist()} vs Σ q f (b − σ) "
+            f"{np.round(target, 6).tolist()} "
             f"(finite differences {np.round(fd, 6).tolist()})", function="estimators.reinforce")
 
 

@@ -99,7 +99,8 @@ def _multi_sample_checks(ctx, grid):
     ctx.note("Multi-sample estimators (" + ", ".join(names) + ") estimate the gradient of a k-sample objective "
              "L = log (1/k) Σ_i exp f(b^i), not of E[f]: they are left out of the single-sample tables, checks and "
              "figures above and checked against exact.gradient of L in their own table.")
-    ctx.table("Multi-sample estimators on L = log (1/k) Σ_i exp f(b^i), f = (b − t)²: exact mean against exact.gradient(L)",
+    ctx.table("Multi-sample estimators on L = log (1/k) Σ_i exp f(b^i), f = (b − t)²: exact mean against "
+              "exact.gradient(L)",
               ["estimator", "t", "θ", "exact ∇E[L]", "exact E[ĝ]", "Var·cost"], table)
     ctx.check("every multi-sample estimator's exact mean equals the exact gradient of its LogMeanExp objective on the "
               "whole grid (both t)", worst < 1e-10, f"max relative error {worst:.2e}")
@@ -193,9 +194,10 @@ def _tables(ctx, rows, grid, results, grads):
                   note=f"∇ = θ(1−θ)(1−2t) = {grads[t][i_half]:.4g} at θ = 0.5. Relative bias: the largest "
                        "abs(E[ĝ] − ∇)/abs(∇) over the θ grid. 'Var·cost' is Moments.variance_per_cost: "
                        "the variance of an average of estimates at a fixed budget of evaluations of f. The last column "
-                       "converts to the papers' parameter θ (Var_θ = Var_ℓ/(θ(1−θ))²). The optimal-constant-baseline row "
-                       "uses the exact oracle E[f s²]/E[s²] (not available in practice); for one bit it gives the "
-                       "exact gradient with zero variance. rebar's η* is the exact per-coordinate optimum (Moments.eta).")
+                       "converts to the papers' parameter θ (Var_θ = Var_ℓ/(θ(1−θ))²). The optimal-constant-baseline "
+                       "row uses the exact oracle E[f s²]/E[s²] (not available in practice); for one bit it gives the "
+                       "exact gradient with zero variance. rebar's η* is the exact per-coordinate optimum "
+                       "(Moments.eta).")
 
 
 def _exact_checks(ctx, rows, grid, results, grads):
@@ -265,7 +267,8 @@ def _exact_checks(ctx, rows, grid, results, grads):
         relax_better += int(np.sum(res["relax"]["var"] < v_opt))
         relax_ratio_max = max(relax_ratio_max, float(np.max(res["relax"]["var"] / v_opt)))
         n_points += len(grid)
-    ctx.check("DisARM's variance never exceeds ARM's (Dong, Mnih & Tucker 2020)", ok_dis, "exact, every grid point, both t")
+    ctx.check("DisARM's variance never exceeds ARM's (Dong, Mnih & Tucker 2020)", ok_dis,
+              "exact, every grid point, both t")
     ctx.check("gumbel_rao has straight-through's mean and no more variance (Paulus et al. 2021, Rao-Blackwellisation)",
               ok_gr and worst_gr_mean < 1e-10, f"max |E[GR] − E[ST]| = {worst_gr_mean:.2e}; variance ordering exact")
     ctx.check("the exact optimal constant baseline makes REINFORCE exact for one bit (zero variance): "
@@ -329,8 +332,9 @@ def _figures(ctx, rows, grid, results, grads):
 
     ctx.figure("log-variance", "Exact variance per evaluation of f against θ (log scale; dashed = biased; zero "
                                "variances (below 1e-14 of the panel's largest) are gaps: DisARM at θ = 0.5, indecater, "
-                               "sum_and_sample and unordered_set, exact on one bit, everywhere, and the optimal-constant-baseline "
-                               "REINFORCE, not drawn, everywhere; arsm is ARM on one bit, its line covers ARM's)", draw)
+                               "sum_and_sample and unordered_set, exact on one bit, everywhere, and the "
+                               "optimal-constant-baseline REINFORCE, not drawn, everywhere; arsm is ARM on one bit, "
+                               "its line covers ARM's)", draw)
 
     # the biased estimators' means on a finer grid (cheap: one-dimensional quadrature)
     fine = np.linspace(0.02, 0.98, ctx.size(25, 49))
@@ -355,8 +359,8 @@ def _figures(ctx, rows, grid, results, grads):
                "excess objective θ°(1−2t) there"], root_rows,
               note="The true gradient vanishes only as θ → 0 (excess objective E[f] − t² = θ(1 − 2t) → 0). A zero of "
                    "E[ĝ] with positive slope attracts gradient descent with that estimator (stochastic approximation).")
-    ctx.check("each biased estimator's exact mean has exactly one interior zero, an attracting one, away from the optimum "
-              "θ = 0 (θ° > 0.3 for both t)",
+    ctx.check("each biased estimator's exact mean has exactly one interior zero, an attracting one, away from the "
+              "optimum θ = 0 (θ° > 0.3 for both t)",
               all(len(v) == 1 and v[0] > 0.3 for v in roots.values()) and all(float(r[4]) > 0 for r in root_rows),
               "; ".join(f"{r[1]} (t={r[0]}): θ° = {r[2]}, slope {r[4]}" for r in root_rows))
     ctx.record(biased_roots={f"{t}/{k}": v for (t, k), v in roots.items()})
@@ -443,7 +447,8 @@ def _monte_carlo(ctx, rows, fit_steps):
     ctx.check(f"Monte Carlo: no unbiased estimator is rejected (α = {ALPHA}, power 0.99 against a bias of "
               f"{rel_effect}·|∇|)", ok_unbiased,
               "; ".join(f"{r[1]}: p = {r[9]:.3g}" for r in table if r[2] == "yes"))
-    ctx.check(f"Monte Carlo: every biased estimator is rejected (α = {ALPHA}, n planned for power 0.99 at its exact bias)",
+    ctx.check(f"Monte Carlo: every biased estimator is rejected (α = {ALPHA}, n planned for power 0.99 at its exact "
+              f"bias)",
               ok_biased, "; ".join(f"{r[1]} (t={r[0]}): p = {r[9]:.3g}, n = {r[7]}" for r in table if r[2] == "no"))
     if heavy:
         ctx.note("Heavy-tail diagnostic (refgrad.stats) flagged: " + ", ".join(heavy) + ".")
@@ -457,7 +462,8 @@ def run(ctx):
                 relax_fit_steps=fit_steps, relax_fit_batch=FIT_BATCH, relax_fit_lr=FIT_LR)
     missing = [n for n, s in refgrad.ESTIMATORS.items()
                if "bernoulli" in s.families and n not in {r[2] for r in rows} and not _multi_sample(n)]
-    ctx.check("every single-sample estimator in refgrad.ESTIMATORS that supports Bernoulli is in the table", not missing,
+    ctx.check("every single-sample estimator in refgrad.ESTIMATORS that supports Bernoulli is in the table",
+              not missing,
               f"{len({r[2] for r in rows})} estimators: {', '.join(sorted({r[2] for r in rows}))}")
     results, grads, _ = _exact_grid(ctx, rows, grid, fit_steps)
     _closed_forms(ctx, grid, grads, results)
@@ -484,9 +490,9 @@ CASE = Case(
                 "ARM; RELAX below REBAR with its optimal η, which here is barely better than REINFORCE). Monte Carlo "
                 "tests at α = 0.001 reject every biased estimator and no unbiased one.\n\n"
                 "One Bernoulli bit, f(b) = (b − t)², t ∈ {0.45, 0.499}, on a grid of θ = σ(ℓ). refgrad estimates "
-                "∂/∂ℓ E[f] = θ(1−θ)(1−2t); the papers minimise over θ itself (∂/∂θ E[f] = 1 − 2t), so variances convert "
-                "by Var_θ = Var_ℓ/(θ(1−θ))². Every Bernoulli estimator's exact bias and exact variance per evaluation "
-                "of f, the literature's variance orderings, where the biased estimators point the wrong way, and a "
-                "Monte Carlo confirmation with calibrated tests.",
+                "∂/∂ℓ E[f] = θ(1−θ)(1−2t); the papers minimise over θ itself (∂/∂θ E[f] = 1 − 2t), so variances "
+                "convert by Var_θ = Var_ℓ/(θ(1−θ))². Every Bernoulli estimator's exact bias and exact variance per "
+                "evaluation of f, the literature's variance orderings, where the biased estimators point the wrong "
+                "way, and a Monte Carlo confirmation with calibrated tests.",
     run=run,
 )

@@ -113,9 +113,8 @@ def _gradient_table(ctx):
                "pathwise var (=4a²)", "var ratio"], rows,
               note="Exact moments from refgrad.exact.moments (tanh-sinh quadrature over the uniform noise). "
                    "Score function: ĝ = z² a(z − μ), variance a²(μ⁴ + 14μ² + 15) with μ = aθ + b; reparameterisation: "
-                   "ĝ = 2a(μ + x), variance 4a². Both are unbiased; the ratio of variances is "
-                   "(μ⁴ + 14μ² + 15)/4 ≥ 3.75 "
-                   f"(here {min(r[9] for r in rows):.3g} to {max(r[9] for r in rows):.3g}).")
+                   "ĝ = 2a(μ + x), variance 4a². Both are unbiased; the ratio of variances is (μ⁴ + 14μ² + 15)/4 ≥ "
+                   f"3.75 (here {min(r[9] for r in rows):.3g} to {max(r[9] for r in rows):.3g}).")
     ctx.table("Monte Carlo confirmation (same uniforms for both estimators)",
               ["a", "b", "θ", "score MC mean", "p (mean)", "score MC var", "z (var)", "pathwise MC mean", "p (mean)",
                "pathwise MC var", "z (var)"], mc_rows)
@@ -131,7 +130,7 @@ def _gradient_table(ctx):
                        "(re-parameterisation); “both must achieve the same result”", "correct",
                        f"both exact means equal 2a(aθ + b) at {len(rows)} grid points (relative error < 1e-8); the "
                        f"score function's variance is {min(r[9] for r in rows):.3g} to {max(r[9] for r in rows):.3g} "
-                       "times the pathwise one")
+                       f"times the pathwise one")
     return grid
 
 
@@ -182,8 +181,8 @@ def _sign_convention(ctx):
     asc = abs(runs["pathwise, ascent ('argmax')"][-1] - theta_star)
     ctx.check("descent with either estimator reaches θ* = −b/a; ascent (the literal argmax) runs away",
               d_sf < 0.2 and d_pw < 0.1 and asc > 10,
-              f"|mean θ − θ*| over the last {tail} steps: score {d_sf:.3g}, pathwise {d_pw:.3g}; "
-              f"ascent ends at |θ − θ*| = {asc:.3g}")
+              f"|mean θ − θ*| over the last {tail} steps: score {d_sf:.3g}, pathwise {d_pw:.3g}; ascent ends at |θ − "
+              f"θ*| = {asc:.3g}")
     sd_sf = np.std(runs["score function, descent"][-tail:])
     sd_pw = np.std(runs["pathwise, descent"][-tail:])
     ctx.check("the pathwise SGD iterates fluctuate less around θ* than the score-function ones", sd_pw < sd_sf,
@@ -250,8 +249,8 @@ def _sigma_squared_reparam(ctx):
               ["σ", "target var σ²", "slides' var σ⁴", "slides: sample var", "z vs σ²", "slides: KS p",
                "μ + xσ: sample var", "z vs σ²", "μ + xσ: KS p"], rows,
               note="Var(μ + xσ²) = σ⁴, not σ²; the two agree only at σ = 1, the case of the slide's example, whose "
-                   "numbers are therefore unaffected. The later slide 'example (2)' writes the correct g(x, θ) = "
-                   "μ(θ) + xσ(θ).")
+                   "numbers are therefore unaffected. The later slide 'example (2)' writes the correct g(x, θ) = μ(θ) "
+                   "+ xσ(θ).")
     ctx.check("the slides' reparameterisation z = μ + xσ² is wrong (KS rejects N(μ, σ²); variance is σ⁴); "
               "z = μ + xσ is right", ok,
               "; ".join(f"σ = {r[0]}: slides' var {r[3]:.4g} vs σ² = {r[1]:.4g} (KS p {r[5]:.2g}), corrected var "
@@ -354,12 +353,12 @@ def _kl(ctx):
                  abs(closed2 - mc)])
     ctx.check("the slides' general Gaussian KL ½[log|Σ2|/|Σ1| − d + tr(Σ2⁻¹Σ1) + (μ2−μ1)ᵀΣ2⁻¹(μ2−μ1)] is right",
               ok1 and abs(z2) < Z_CRIT,
-              f"1-D: |closed − quadrature| < 1e-8 in 4 cases; 2-D: closed {closed2:.6f}, MC {mc:.6f} ± {se:.1e} "
-              f"(z = {z2:.2f}, n = {n})")
+              f"1-D: |closed − quadrature| < 1e-8 in 4 cases; 2-D: closed {closed2:.6f}, MC {mc:.6f} ± {se:.1e} (z = "
+              f"{z2:.2f}, n = {n})")
     ctx.source_finding("xu_slides", "KL(N(μ1, Σ1) ‖ N(μ2, Σ2)) = ½[log|Σ2|/|Σ1| − d + tr(Σ2⁻¹Σ1) + "
                        "(μ2−μ1)ᵀΣ2⁻¹(μ2−μ1)]", "correct",
-                       f"agrees with quadrature to 1e-8 in 4 one-dimensional cases and with Monte Carlo in 2-D "
-                       f"(z = {z2:.2f}, n = {n})")
+                       f"agrees with quadrature to 1e-8 in 4 one-dimensional cases and with Monte Carlo in 2-D (z = "
+                       f"{z2:.2f}, n = {n})")
 
     # The VAE special case: 'substitute μ2 = 1 for each dimension, Σ2 = I'
     mu = np.array([0.5, -0.3, -1.2])
@@ -433,8 +432,8 @@ CASE = Case(
                 "'θ* = argmax' for a minimisation, z = μ + xσ² (variance σ⁴ instead of σ²), the density "
                 "exp(−(z−μ)²/σ²)/(√(2π)σ) (integrates to 1/√2 ≈ 0.707) and 'substitute μ2 = 1' in the VAE KL "
                 "(the printed result is the KL to N(0, I)); the source findings list the measured numbers. "
-                "Method: ∂θ E[z²] with z ~ N(aθ + b, 1) by the score function and by reparameterisation, against the exact "
-                "2a(aθ + b), with exact variances (quadrature) and Monte Carlo confirmation; SGD both ways. The "
+                "Method: ∂θ E[z²] with z ~ N(aθ + b, 1) by the score function and by reparameterisation, against the "
+                "exact 2a(aθ + b), with exact variances (quadrature) and Monte Carlo confirmation; SGD both ways. The "
                 "lecture's slips are each checked with numbers: 'argmax' for a minimisation, z = μ + xσ², the "
                 "Gaussian density and its derivative, and the 'μ2 = 1' step of the VAE KL.",
     run=run,
