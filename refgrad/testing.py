@@ -42,6 +42,7 @@ import warnings
 from collections.abc import Mapping
 
 import numpy as np
+from scipy import special
 
 from . import exact, stats
 from ._core.checks import InputTypeError, check_count, check_distribution, check_positive_scalar, describe
@@ -126,8 +127,6 @@ def rarest_outcome(dist):
     probs = np.asarray(dist.probs, dtype=float)
     if dist.family in ("bernoulli", "gaussian_threshold"):
         # the complement from the parameter, not 1 - p (which is 0 for a logit beyond 37)
-        from scipy import special
-
         params = np.asarray(dist.params, dtype=float)
         other = special.expit(-params) if dist.family == "bernoulli" else special.ndtr(-params)
         probs = np.concatenate([probs, other])

@@ -282,8 +282,6 @@ def _gray_gradient(dist, obj, limit, chunk_size):
     found = _gray_tables(dist, obj, limit, chunk_size)
     if found is None:
         return None
-    import math
-
     tables, kind, param, choices = found
     categorical = dist.family == "categorical"
     _, mass, margin = walk_sums(tables, marginals=categorical)

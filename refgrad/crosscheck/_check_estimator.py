@@ -91,6 +91,9 @@ from refgrad.estimators import ESTIMATORS, get_spec
 from refgrad.stats._common import _resolve_rtol
 
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
+from refgrad._moments.fourth import fourth_central_moments
+from refgrad.objectives import evaluate
+from refgrad.testing import rarest_outcome
 
 __all__ = ["check_estimator", "estimator_reference", "EstimatorReference", "RARE_EVENTS", "MONTE_CARLO_SAMPLES",
            "GRID_BITS", "OBJECTIVE_ULPS"]
@@ -418,8 +421,6 @@ def _variance_part(x, sigma2, m4, m4_how, tau, alpha, shape, reference="exact.mo
 
 def _rare_outcome(dist, n):
     """True when some outcome of a discrete ``dist`` is expected fewer than 5 times in n draws."""
-    from refgrad.testing import rarest_outcome
-
     try:
         return n * rarest_outcome(dist) < 5
     except TypeError:  # a continuous distribution has no outcome probabilities
@@ -492,16 +493,12 @@ def estimator_reference(dist, f, *, name=None, **options):
     mc = None if name is None or mom is not None else _monte_carlo(name, dist, f, options)
     m4, how = None, None
     if mom is not None:
-        from refgrad._moments.fourth import fourth_central_moments
-
         m4, how = fourth_central_moments(get_spec(name), dist, f, mom.options, mom)
     return EstimatorReference(dist, f, name, options, grad, mom, refused, mc, m4, how, scale)
 
 
 def _objective_scale(dist, f):
     """:math:`E_q|f(b)|` by enumeration (0 where the objective's values cannot be enumerated)."""
-    from refgrad.objectives import evaluate
-
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             val = float(exact.expectation(dist, lambda z: np.abs(evaluate(f, z))))

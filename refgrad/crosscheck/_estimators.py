@@ -37,6 +37,7 @@ from refgrad.estimators import ESTIMATORS, estimate
 
 from ._check_estimator import _computed_dtype, check_estimator  # noqa: F401  (check_estimator re-exported)
 from ._verdict import Verdict
+from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
 
 __all__ = ["check_estimator", "check_same_estimates", "SAME_TOLERANCE_FACTOR"]
 
@@ -62,8 +63,6 @@ def _moved_parameters(dist, eps):
     because the roundings of different entries differ.  Only for Bernoulli, Categorical and
     GaussianThreshold (rebuilt from their parameter array); infinite parameters stay as they are.
     """
-    from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
-
     if not isinstance(dist, (Bernoulli, Categorical, GaussianThreshold)):
         return []
     p = np.asarray(dist.params, dtype=np.float64)

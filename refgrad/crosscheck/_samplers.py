@@ -93,6 +93,7 @@ from ._gof import (
 )
 from ._rounding import score_rounding
 from ._verdict import DEFAULT_ALPHA, FLUSH_TO_ZERO, Verdict, combine, part_alpha
+from refgrad.relaxations import concrete_marginal_cdf
 
 __all__ = ["check_bernoulli_sampler", "check_categorical_sampler", "check_relaxed_sampler"]
 
@@ -588,10 +589,6 @@ def _concrete_logistic_tests(values, dtype, ell, tau, space, keep, zero_high=Non
 
 def _concrete_marginal_tests(values, dtype, ell, tau, space, keep, marginals, zero_high=None):
     """KS of each marginal against ``refgrad.relaxations.concrete_marginal_cdf``; (tests, reason if skipped)."""
-    try:
-        from refgrad.relaxations import concrete_marginal_cdf
-    except ImportError:
-        return [], "refgrad.relaxations.concrete_marginal_cdf is not available in this version"
     K = ell.shape[1]
     if marginals is False or (marginals == "auto" and K > _AUTO_MARGINAL_CATEGORIES):
         return [], (f"K = {K} > {_AUTO_MARGINAL_CATEGORIES}, where the exact marginal CDF costs a two-dimensional "
@@ -658,11 +655,10 @@ def _zero_probabilities(log_bound, ell, tau, family):
     K = ell.shape[1]
     out = np.empty(ell.shape)
     try:
-        from refgrad.relaxations import concrete_marginal_cdf
         for j in range(ell.shape[0]):
             out[j] = concrete_marginal_cdf(np.full(K, np.exp(log_bound[j])), ell[j], tau[j])
         return np.clip(out, 0.0, 1.0)
-    except (ImportError, ValueError):
+    except ValueError:
         pass
     for j in range(ell.shape[0]):
         diff = tau[j] * (np.log(K) + log_bound[j]) - ell[j][:, None] + ell[j][None, :]

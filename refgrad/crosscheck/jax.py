@@ -28,14 +28,17 @@ float32 near-ties allowed, none seen in float64); ``vmap(grad)`` of a Gumbel-sof
 ``jax.nn.softmax`` equals ``refgrad.estimate("gumbel_softmax", ...)`` fed the key's uniforms to 1e-9.
 """
 import numbers
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._core.checks import InputTypeError, describe
-from ..random import _check_uniform, gumbel
+from ..random import gumbel
+from ..random.rng import _check_uniform
 from ._convert import convert_nested
+from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
 
 __all__ = ["to_numpy", "from_numpy", "uniforms_from_key", "gumbel_from_uniforms", "per_sample_gradients",
            "JAX_VERSION_MATCHED"]
@@ -131,8 +134,6 @@ def from_numpy(a, like=None, dtype=None):
     wanted = arr.dtype if dtype is None else np.dtype(dtype)
     stored = np.dtype(jax.dtypes.canonicalize_dtype(wanted))
     if stored != wanted:
-        import warnings
-
         asked = f"a of dtype {wanted}" if wanted == arr.dtype else f"a of dtype {arr.dtype}, asked as {wanted},"
         warnings.warn(f"{asked} is stored as {stored}: jax_enable_x64 is off, so JAX has no {wanted} "
                       "(turn it on with jax.config.update('jax_enable_x64', True) or inside jax.enable_x64(True))",
@@ -171,8 +172,6 @@ def _check_shape(shape):
 
 def _check_draw_size(shape, dt, blocks):
     """Refuse a draw whose uniforms (in ``dt``, ``blocks`` of them) and float64 result exceed the 4 GiB budget."""
-    from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
-
     size = 1
     for s in shape:
         size *= s
@@ -281,8 +280,6 @@ def gumbel_from_uniforms(u, dtype=None):
 
 
 def _check_output_size(n, entries):
-    from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
-
     need = n * entries * 8
     if need > MAX_ARRAY_BYTES:
         raise ValueError(f"keys_or_noise holds n = {n} samples: {n} rows of {entries} float64 gradients need "

@@ -44,13 +44,16 @@ REINFORCE, Gumbel-softmax, Binary Concrete and straight-through estimators fed t
 :func:`refgrad.crosscheck.check_same_estimates` against ``refgrad.estimate`` in float32 and float64.
 """
 import numbers
+import time
 
 import numpy as np
 import tensorflow as tf
 
 from .._core.checks import InputTypeError, describe
-from ..random import _check_uniform, gumbel, logistic
+from ..random import gumbel, logistic
+from ..random.rng import _check_uniform
 from ._convert import convert_nested
+from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
 
 __all__ = [
     "to_numpy",
@@ -178,8 +181,6 @@ def _check_shape(shape):
 
 def _check_draw_size(shape, dt):
     """Refuse a draw whose values (in ``dt``) and float64 result exceed the 4 GiB budget of one call."""
-    from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
-
     size = 1
     for s in shape:
         size *= s
@@ -386,8 +387,6 @@ def _scalar(loss):
 
 
 def _check_output_size(n, plist):
-    from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
-
     row = sum(int(p.shape.num_elements()) * p.dtype.size for p in plist)
     if n * row > MAX_ARRAY_BYTES:
         raise ValueError(f"noise holds n = {n} samples: {n} rows of {row} bytes of gradients need "
@@ -480,8 +479,6 @@ def per_sample_gradients(surrogate, params, noise, method="vectorized"):
 
 
 def _measure_cost(n=2000, repeats=1):  # pragma: no cover - the command behind the numbers in the docstring
-    import time
-
     logits = tf.Variable([[0.3, -1.2, 2.0]], dtype=tf.float64)
     tiny = float(np.finfo(np.float64).tiny)
 

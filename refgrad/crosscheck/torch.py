@@ -29,12 +29,15 @@ per-sample autograd gradients of ``gumbel_softmax`` (soft / hard) equal
 ``refgrad.estimate("gumbel_softmax" / "straight_through", ..., noise={"u": u})`` to 1e-10 relative.
 """
 import contextlib
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import torch
 
-from .._core.checks import InputTypeError, describe
-from ..random import _check_uniform
+from .._core.checks import InputTypeError, as_float_array, check_sample_count, describe
+from ..random.rng import _check_uniform
 from ._convert import convert_nested
 
 __all__ = [
@@ -157,8 +160,6 @@ def exponential_from_uniforms(u):
 
 
 def _check_exponential(e, name="e"):
-    from .._core.checks import as_float_array
-
     arr = as_float_array(_tensor_to_numpy(e, name) if isinstance(e, torch.Tensor) else e, name)
     bad = ~((arr > 0.0) & (arr < np.inf))
     if bad.any():
@@ -451,8 +452,6 @@ def _stack(grads, param):
 
 
 def _check_output_size(n, plist):
-    from .._core.checks import check_sample_count
-
     check_sample_count(n, 8 * sum(p.numel() for p in plist), "n")
 
 
@@ -623,8 +622,6 @@ def per_sample_gradients(surrogate, params, n=None):
         else:
             grads = _rows_forward(losses, plist)
             if grads is None:  # an operation without a double backward: one backward pass per sample
-                import warnings
-
                 warnings.warn("per_sample_gradients: the surrogate's graph has an operation without a double "
                               "backward; falling back to one backward pass per sample (time grows with n**2, and a "
                               "NaN in one sample can reach the others)", RuntimeWarning, stacklevel=2)
@@ -634,9 +631,6 @@ def per_sample_gradients(surrogate, params, n=None):
 
 
 def _measure_cost(sizes=(10**3, 10**4, 10**5)):  # pragma: no cover - the command behind the docstring's numbers
-    import subprocess
-    import sys
-
     code = r"""
 import sys, time
 import numpy as np, torch

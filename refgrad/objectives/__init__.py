@@ -40,6 +40,8 @@ import numpy as np
 
 from .._core.checks import as_float_array, check_no_nan, describe
 from .._core.jit import jit
+from ..distributions import ENUMERATION_LIMIT
+from . import rows as _rows
 from .rows import OBJECTIVE_LINEAR, OBJECTIVE_SQUARED_DISTANCE, _table_grad, _table_value, encode, objective_values
 
 __all__ = [
@@ -522,8 +524,6 @@ class Table(Objective):
         fn : Objective or callable
             Evaluated once on the batch of all configurations.
         """
-        from ..distributions import ENUMERATION_LIMIT
-
         if not hasattr(dist, "enumerate") or not hasattr(dist, "event_shape"):
             raise ValueError(f"dist must be a refgrad distribution; got {describe(dist)}")
         size = dist.support_size
@@ -793,3 +793,33 @@ def evaluate_grad(f, z):
 def evaluate_hvp(f, z, v):
     """``as_objective(f).hvp(z, v)``: checked Hessian-vector product, shape ``z.shape``."""
     return as_objective(f).hvp(z, v)
+
+
+def objective_row(obj, event_shape):
+    """``(kind, parameters)`` of a built-in objective on events of ``event_shape``, or None.
+
+    ``parameters`` is the target (SquaredDistance) or the weights (Linear)
+    broadcast to the event shape and flattened in C order; for a Table, ``K``
+    followed by the flat table of values (first variable most significant).  Subclasses and every
+    other objective return None: they take the batched path.
+    """
+    if type(obj) is Table:
+        shape = tuple(event_shape)
+        if shape == (obj.d, obj.K):
+            kind = _rows.OBJECTIVE_TABLE
+        elif shape == (obj.d,) and obj.K == 2:
+            kind = _rows.OBJECTIVE_TABLE_BITS
+        else:
+            return None  # the batched path reports the mismatch
+        return kind, _rows.encode(kind, np.concatenate([[float(obj.K)], obj._flat]))
+    if type(obj) is SquaredDistance:
+        kind, par = _rows.OBJECTIVE_SQUARED_DISTANCE, obj.target
+    elif type(obj) is Linear:
+        kind, par = _rows.OBJECTIVE_LINEAR, obj.weights
+    else:
+        return None
+    try:
+        flat = np.ascontiguousarray(np.broadcast_to(par, tuple(event_shape)), dtype=np.float64).reshape(-1)
+    except ValueError:
+        return None  # the batched path reports the shape mismatch with its own message
+    return kind, _rows.encode(kind, flat)

@@ -19,7 +19,6 @@ import numpy as np
 from .._core.jit import jit
 
 __all__ = [
-    "objective_row",
     "objective_value",
     "objective_grad",
     "objective_values",
@@ -33,38 +32,6 @@ OBJECTIVE_LINEAR = 1
 OBJECTIVE_TABLE = 2
 #: Table on bit events (d,) with K = 2, the bits read as the simplex rows (1 − z_i, z_i); parameters ``[2, values...]``.
 OBJECTIVE_TABLE_BITS = 3
-
-
-def objective_row(obj, event_shape):
-    """``(kind, parameters)`` of a built-in objective on events of ``event_shape``, or None.
-
-    ``parameters`` is the target (SquaredDistance) or the weights (Linear)
-    broadcast to the event shape and flattened in C order; for a Table, ``K``
-    followed by the flat table of values (first variable most significant).  Subclasses and every
-    other objective return None: they take the batched path.
-    """
-    from . import Linear, SquaredDistance, Table
-
-    if type(obj) is Table:
-        shape = tuple(event_shape)
-        if shape == (obj.d, obj.K):
-            kind = OBJECTIVE_TABLE
-        elif shape == (obj.d,) and obj.K == 2:
-            kind = OBJECTIVE_TABLE_BITS
-        else:
-            return None  # the batched path reports the mismatch
-        return kind, encode(kind, np.concatenate([[float(obj.K)], obj._flat]))
-    if type(obj) is SquaredDistance:
-        kind, par = OBJECTIVE_SQUARED_DISTANCE, obj.target
-    elif type(obj) is Linear:
-        kind, par = OBJECTIVE_LINEAR, obj.weights
-    else:
-        return None
-    try:
-        flat = np.ascontiguousarray(np.broadcast_to(par, tuple(event_shape)), dtype=np.float64).reshape(-1)
-    except ValueError:
-        return None  # the batched path reports the shape mismatch with its own message
-    return kind, encode(kind, flat)
 
 
 def encode(kind, flat):
