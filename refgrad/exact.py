@@ -35,10 +35,8 @@ thread count and equal to the chunked path to ``1e-13`` relative to the
 objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
 are fixed and left out of the walk, so configurations of probability zero are
 never visited.  Should the walk give a non-finite number (an objective that
-overflows), the chunked path runs and reports it.  Smoke timing on 2 shared
-cores, ``Bernoulli(d=20)`` with ``SquaredDistance(0.45)``: expectation 0.02-0.035 s,
-gradient 0.02-0.043 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07-0.085 s each
-(0.62 s / 0.69 s).
+overflows), the chunked path runs and reports it.  Measured timings of both paths:
+``docs/oracles-measured.md``.
 """
 import numpy as np
 
@@ -52,10 +50,7 @@ from ._oracle.enumeration import expect, expectation, gradient
 from .estimators import get_spec
 
 #: Work counted per Monte Carlo estimate of :func:`moments` beyond the ``p² + p`` of its mean and
-#: covariance updates.  Measured by timing ``exact.moments(name, Bernoulli(np.linspace(-1, 1, d)),
-#: SquaredDistance(np.full(d, 0.45)), method="monte_carlo", samples=2**19)`` after a warm-up call
-#: (2 shared cores): reinforce 57 ns and arm
-#: 108 ns per estimate at p = 2 (4-8 ns per counted operation), 1.6 and 1.4 µs at p = 30 (1.5-1.7 ns).
+#: covariance updates (the timings behind it: ``docs/oracles-measured.md``).
 MC_ESTIMATE_OVERHEAD = 8
 
 __all__ = ["expectation", "gradient", "expect", "moments", "Moments"]
@@ -139,12 +134,9 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         estimate and the largest level that fits); None: no limit.  The estimate is
         the number of estimator evaluations (nodes per axis multiplied over the noise
         dimensions, pieces and both levels) times the seconds per evaluation, timed on
-        a few thousand nodes; a plan of at most
-        ``refgrad._moments.cost.UNTIMED_EVALUATIONS`` (10⁶) evaluations runs without
-        timing, and one beyond ``max_seconds`` even at the floor
-        ``refgrad._moments.cost.MIN_SECONDS_PER_EVALUATION`` (1e-7 s) is refused without
-        timing.  Measured on 2 shared cores: 0.16-1.1 µs per evaluation (REBAR on two
-        bits at its default level 3: 2.7·10⁷ evaluations, 9 s; at level 4: 4.6·10⁸).
+        a few thousand nodes; a plan of at most 10⁶ evaluations runs without timing,
+        and one beyond ``max_seconds`` even at a floor of 1e-7 s per evaluation is
+        refused without timing (measured rates: ``docs/oracles-measured.md``).
     samples : int, optional
         ``method="monte_carlo"`` only: number of estimates (default 2**20, at least
         30 · 1024); the full covariance costs ``p²`` operations per estimate.

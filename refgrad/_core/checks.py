@@ -316,15 +316,10 @@ def outside_unit_index(arr):
 #: a call to run it anyway.  The default bootstrap of ``calibration="auto"`` stays within it (it
 #: falls back to the F / t references beyond it).
 WORK_LIMIT = 10**11
-# The costs per operation, measured on the development machine (2 shared cores):
-#   from refgrad.stats.calibration import bootstrap_t; from refgrad.crosscheck._gof import g_test_monte_carlo
-#   u = rng.normal(size=(2000, 10)), standardised; bootstrap_t(u, t, None or a 10 x 10 whitening, None, 2000,
-#   gen): 0.30 s / 0.31 s = 3.6 / 0.9 ns per resample x row x (features + 1);
-#   g_test_monte_carlo(counts all in cell 0 (off the null), uniform probs over K, 200000, gen):
-#   0.14 s (K = 3), 0.53 s (K = 10), 8.1 s (K = 100) = 240 / 270 / 400 ns per draw x cell.
+# The costs per operation behind it are measured in docs/oracles-measured.md.
 
-#: Elementary operations counted for one cell of one multinomial draw (numpy's multinomial costs
-#: 240-400 ns a cell, against 1-4 ns for one resampled feature in a matrix product).
+#: Elementary operations counted for one cell of one multinomial draw (a multinomial cell costs about a
+#: hundred times one resampled feature in a matrix product: ``docs/oracles-measured.md``).
 MULTINOMIAL_COST = 100
 
 

@@ -20,9 +20,8 @@ from .quadrature import tanh_sinh
 
 __all__ = ["check_run_time", "conditional_draws_check", "MIN_SECONDS_PER_EVALUATION", "UNTIMED_EVALUATIONS"]
 
-#: Seconds per estimator evaluation below every measured one (2 shared cores: 1.6e-7 for gumbel_softmax on
-#: 2 bits, 3.2e-7 for rebar on 2 bits, 1.1e-6 for relax): a plan above ``max_seconds`` at this rate is refused
-#: without timing anything.
+#: Seconds per estimator evaluation below every measured one (``docs/oracles-measured.md``): a plan above
+#: ``max_seconds`` at this rate is refused without timing anything.
 MIN_SECONDS_PER_EVALUATION = 1e-7
 #: Plans of at most this many evaluations (about a second at the slowest measured rate) run without timing.
 UNTIMED_EVALUATIONS = 10**6

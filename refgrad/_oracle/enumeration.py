@@ -1,45 +1,8 @@
-r"""Exact oracles by enumeration of the support.
+r"""The exact oracles' entry points: one family, a :class:`~refgrad.distributions.Product` or a multi-sample objective.
 
-For a product distribution ``q_φ`` over a finite support (Bernoulli,
-Categorical, GaussianThreshold from :mod:`refgrad.distributions`),
-
-.. math::
-
-    L(φ) = E_{q_φ}[f(b)] = \sum_b q_φ(b) f(b), \qquad
-    ∇_φ L = \sum_b q_φ(b) f(b) ∇_φ \log q_φ(b)
-
-(the second identity is the score-function / log-derivative identity,
-Williams 1992, eq. 9; ``f`` does not depend on ``φ``).  :func:`gradient` does not
-sum that identity, whose terms cancel when ``f`` is large beside a coordinate's
-own contribution, but the equivalent differences ``∂L/∂φ_j = c_j E_q[D_j(b)]``
-(see its docstring).
-
-The support is streamed in chunks of ``chunk_size`` configurations
-(``dist.enumerate(start, stop)``), so memory does not grow with the support size;
-supports larger than ``limit`` are refused before anything is evaluated.
-Configurations with ``q(b) = 0`` (from ``±inf`` parameters) are skipped -- never
-multiplied, so ``0 · inf`` cannot produce NaN -- and ``f`` is not evaluated on them.
-Sums are accumulated with Neumaier's compensated summation across all chunks, so
-the result is essentially independent of ``chunk_size`` and accurate to a few
-ulps of ``Σ |terms|``.  Every chunk's output is checked (real numbers, one row
-per configuration, the same row shape in every chunk) before it is accumulated.
-
-Fast path.  For :class:`~refgrad.distributions.Bernoulli` and
-:class:`~refgrad.distributions.Categorical` with a built-in
-:class:`~refgrad.objectives.SquaredDistance` or :class:`~refgrad.objectives.Linear`
-objective (exactly those classes, not subclasses), :func:`expectation`,
-:func:`gradient` and :func:`expect` walk the support in (mixed-radix) Gray-code
-order in a jitted, block-parallel kernel instead (:mod:`refgrad._oracle.gray`): the
-same weights ``q(b)`` bit for bit, compensated sums, a result independent of the
-thread count and equal to the chunked path to ``1e-13`` relative to the
-objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
-are fixed and left out of the walk, so configurations of probability zero are
-never visited.  Should the walk give a non-finite number (an objective that
-overflows), the chunked path runs and reports it.  Smoke timing on 2 shared
-cores, ``Bernoulli(d=20)`` with ``SquaredDistance(0.45)``: expectation 0.02-0.035 s,
-gradient 0.02-0.043 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07-0.085 s each
-(0.62 s / 0.69 s); command in :mod:`refgrad._oracle.gray`.  :func:`gray_walk` ``(False)`` switches the
-fast path off for a block of code.
+:func:`expectation`, :func:`gradient` and :func:`expect` are those of :mod:`refgrad.exact` (public there, with
+the algorithm in its module docstring): they hand a multi-sample objective to :mod:`refgrad._oracle.multisample`,
+a Product to :mod:`refgrad._oracle.product`, and everything else to :mod:`refgrad._oracle.stream`.
 """
 from ..distributions import ENUMERATION_LIMIT
 from ..objectives import as_objective

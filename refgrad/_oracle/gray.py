@@ -36,17 +36,7 @@ the blocks run in parallel (Python threads over the GIL-free kernel) and their p
 again compensated, in block order.  The result is bit-identical for any number
 of threads.  Memory is ``O(B (2 + Σ_v R_v))``, independent of the support size.
 
-Measured (smoke timing, 2 shared cores, best of 3 warm calls; the chunked path of
-:mod:`refgrad.exact` in parentheses, ``exact._GRAY = False``)::
-
-    Bernoulli d = 20, SquaredDistance(0.45):   expectation 0.019-0.035 s (0.16 s), gradient 0.020-0.043 s (0.17 s)
-    Bernoulli d = 22:                          expectation 0.071-0.085 s (0.62 s), gradient 0.068-0.085 s (0.69 s)
-    Categorical d = 12, K = 3:                 expectation 0.009 s (0.14 s), gradient 0.012 s (0.27 s)
-
-    python -c "import time, numpy as np; from refgrad import exact; \
-      from refgrad.distributions import Bernoulli; from refgrad.objectives import SquaredDistance; \
-      b = Bernoulli(np.random.default_rng(1).normal(size=20)); f = SquaredDistance(0.45); exact.gradient(b, f); \
-      t = time.perf_counter(); exact.gradient(b, f); print(time.perf_counter() - t)"
+Timings against the chunked path, with the command that measures them: ``docs/oracles-measured.md``.
 """
 import math
 from concurrent.futures import ThreadPoolExecutor

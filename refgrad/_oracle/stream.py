@@ -35,11 +35,8 @@ thread count and equal to the chunked path to ``1e-13`` relative to the
 objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
 are fixed and left out of the walk, so configurations of probability zero are
 never visited.  Should the walk give a non-finite number (an objective that
-overflows), the chunked path runs and reports it.  Smoke timing on 2 shared
-cores, ``Bernoulli(d=20)`` with ``SquaredDistance(0.45)``: expectation 0.02-0.035 s,
-gradient 0.02-0.043 s (chunked path 0.16 s / 0.17 s); ``d = 22``: 0.07-0.085 s each
-(0.62 s / 0.69 s); command in :mod:`refgrad._oracle.gray`.  :func:`gray_walk` ``(False)`` switches the
-fast path off for a block of code.
+overflows), the chunked path runs and reports it (timings of both paths:
+``docs/oracles-measured.md``).  :func:`gray_walk` ``(False)`` switches the fast path off for a block of code.
 """
 import math
 from contextlib import contextmanager
