@@ -344,7 +344,10 @@ def table_bits(z):
 
 
 def compensated_sum_columns(terms):
-    """Correctly rounded column sums of terms (m, P) with math.fsum (twin of refgrad._core.sums._compensated_accumulate)."""
+    """Correctly rounded column sums of terms (m, P) with math.fsum.
+
+    Twin of refgrad._core.sums._compensated_accumulate.
+    """
     import math
 
     return np.array([math.fsum(terms[:, p].tolist()) for p in range(terms.shape[1])])

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from scipy import integrate, special
 
 import refgrad
+from objective_kinds import objective_for
 from refgrad import exact, stats, testing
 from refgrad.estimators import RelaxSurrogate, fit_relax
 from refgrad.objectives import FunctionObjective, Objective, SquaredDistance, Table
-from objective_kinds import objective_for
 from sweep_cases_core import Lazy, _put_flat, array_cases, bad_function, bad_objective_classes, list_case
 from sweep_framework import Case, ObjectiveFailure, count_variant, scalar_variant
 from test_golden import OPTION_SETS, make_dist
@@ -39,7 +39,8 @@ EVALUATES_RELAXED = ("muprop", "gumbel_softmax", "rebar", "relax")
 REFUSES_INFINITE = {"arsm": ("logits",)}
 #: A smooth objective that is not separable (no per-variable shortcut past the enumeration / quadrature limits).
 COUPLED = FunctionObjective(lambda z: (np.sum(np.reshape(z, (len(z), -1)), axis=1) - 0.45) ** 2,
-                            lambda z: 2 * (np.sum(np.reshape(z, (len(z), -1)), axis=1) - 0.45)[:, None] * np.ones_like(z),
+                            lambda z: (2 * (np.sum(np.reshape(z, (len(z), -1)), axis=1) - 0.45)[:, None]
+                                       * np.ones_like(z)),
                             name="sweep_coupled")
 
 
@@ -84,7 +85,8 @@ def estimator_legal_cases(name, family):
     elif FAMILY_PARAMS[family][2] is not None:
         inf_dist = dist_of(family, which=2)
         out.append(Case(func, "dist", "inf-legal", st.integers(0, 2**32), SEED,
-                        lambda s: _est(name, inf_dist, rng=s), reference=lambda s: _via_noise(name, inf_dist, F, N, s, {}),
+                        lambda s: _est(name, inf_dist, rng=s),
+                        reference=lambda s: _via_noise(name, inf_dist, F, N, s, {}),
                         note=f"parameters {FAMILY_PARAMS[family][2]}"))
     noise = (lambda: refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=SEED))
     with_noise = (lambda nz: refgrad.estimate(name, dist, objective_for(name, F), noise=nz))
@@ -451,7 +453,8 @@ def moments_cases():
         else:
             ref = (lambda _, name=name: _relaxed_mean_ref(name, 0.3, 1.0))
             note = "mean by SciPy quad over u"
-        out.append(Case(func, "dist", "legal", st.just(0.3), 0.3, lambda _, name=name: exact.moments(name, one, objective_for(name, F)).mean,
+        out.append(Case(func, "dist", "legal", st.just(0.3), 0.3,
+                        lambda _, name=name: exact.moments(name, one, objective_for(name, F)).mean,
                         reference=ref, rtol=1e-8, atol=1e-12, note=f"Bernoulli([0.3]), (x − 0.45)²: {note}"))
     out.append(Case("exact.moments[pathwise]", "dist", "legal", st.just(0.3), 0.3,
                     lambda _: exact.moments("pathwise", normal, F).mean, reference=lambda _: np.array([truth]),
@@ -474,7 +477,8 @@ def moments_cases():
                     expect=("limit",), note="support beyond the enumeration limit, a non-separable objective"))
     out.append(Case("exact.moments", "dist", "range", st.sampled_from([100, 40]), 100,
                     lambda d: exact.moments("rebar", refgrad.Bernoulli(np.linspace(-2, 2, d)), COUPLED),
-                    expect=("dist",), note="noise dimension far beyond the quadrature limit, a non-separable objective"))
+                    expect=("dist",),
+                    note="noise dimension far beyond the quadrature limit, a non-separable objective"))
     out.append(Case("exact.moments", "options", "unknown-option", st.just("bogus"), "bogus",
                     lambda k: exact.moments("reinforce", one, F, **{k: 1}), expect=("bogus",)))
     out.append(Case("exact.moments", "name", "unknown-option", st.sampled_from(["rienforce", 3]), "rienforce",

@@ -161,7 +161,8 @@ def distribution_method_cases():
     out = []
     dists = {
         "Bernoulli": (Lazy(refgrad.Bernoulli, BIT_FAMILIES["Bernoulli"][2]), _bits(3), _bits_strategy(3),
-                      lambda d, b: _bit_log_prob(special.expit(d.logits), b), lambda d, b: _bernoulli_score(d.logits, b)),
+                      lambda d, b: _bit_log_prob(special.expit(d.logits), b),
+                      lambda d, b: _bernoulli_score(d.logits, b)),
         "GaussianThreshold": (Lazy(refgrad.GaussianThreshold, BIT_FAMILIES["GaussianThreshold"][2]), _bits(3),
                               _bits_strategy(3), lambda d, b: _bit_log_prob(special.ndtr(d.mu), b),
                               lambda d, b: _gt_score(d.mu, b)),
@@ -172,8 +173,8 @@ def distribution_method_cases():
         for meth, ref in (("log_prob", ref_lp), ("score", ref_score)):
             func = f"{name}.{meth}"
             call = (lambda v, dist=dist, meth=meth: getattr(dist, meth)(v))
-            out.append(Case(func, "b", "legal", b_strategy, b, call, reference=lambda v, dist=dist, ref=ref: ref(dist, v),
-                            rtol=1e-12, atol=1e-300))
+            out.append(Case(func, "b", "legal", b_strategy, b, call,
+                            reference=lambda v, dist=dist, ref=ref: ref(dist, v), rtol=1e-12, atol=1e-300))
             out.append(list_case(func, "b", b, call))
             out += array_cases(func, "b", b, call, ("nan", "complex", "str", "object", "ragged", "0-d"))
             empty = np.zeros((0,) + b.shape[1:])
@@ -234,8 +235,8 @@ def distribution_method_cases():
     # Normal methods
     nd = Lazy(refgrad.Normal, [0.3, -0.5, 1.0], scale=1.5, offset=0.2)
     z = np.array([[0.1, -2.0, 3.0], [1.0, 0.0, -0.5]])
-    for meth, ref in (("log_prob", lambda v: np.sum(-0.5 * (np.asarray(v, float) - nd.mean) ** 2 - 0.5 * np.log(2 * np.pi),
-                                                            axis=-1).reshape(-1)),
+    for meth, ref in (("log_prob", lambda v: np.sum(-0.5 * (np.asarray(v, float) - nd.mean) ** 2
+                                                            - 0.5 * np.log(2 * np.pi), axis=-1).reshape(-1)),
                       ("score", lambda v: (nd.scale * (np.asarray(v, float) - nd.mean)).reshape(-1, 3))):
         call = (lambda v, meth=meth: getattr(nd, meth)(v))
         func = f"Normal.{meth}"

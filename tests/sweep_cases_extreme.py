@@ -11,10 +11,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 import refgrad
+from objective_kinds import objective_for
 from refgrad.objectives import SquaredDistance, Table
 from sweep_cases_core import Lazy
 from sweep_framework import Case
-from objective_kinds import objective_for
 
 F = SquaredDistance(0.45)
 SEED = 20261201
@@ -286,8 +286,9 @@ def estimator_extreme_cases():
                             note="parameters up to ±700; reference: the same noise through noise="))
             if "tau" in spec.defaults:
                 dist = Lazy(_extreme_dist, family, np.reshape([0.3, -1.2, 2.0, 0.5, -0.4, 0.1][:size], shape))
-                out.append(Case(func, "tau", "extreme", st.one_of(st.floats(0.01, 100.0), st.sampled_from([0.01, 100.0])),
-                                0.01, lambda t, name=name, dist=dist: refgrad.estimate(name, dist, objective_for(name, F), N,
+                out.append(Case(func, "tau", "extreme",
+                                st.one_of(st.floats(0.01, 100.0), st.sampled_from([0.01, 100.0])), 0.01,
+                                lambda t, name=name, dist=dist: refgrad.estimate(name, dist, objective_for(name, F), N,
                                                                                  rng=SEED, tau=t),
                                 reference=lambda t, name=name, dist=dist: _via_noise(name, dist, N, SEED, {"tau": t}),
                                 note="tau from 0.01 to 100"))

@@ -128,7 +128,8 @@ def sampler_cases():
     idx = Lazy(lambda: np.random.default_rng(4).integers(0, 3, size=(300, 2)))
     zeros = np.zeros((2, 3))
     seeded = (lambda s: cc.check_categorical_sampler(idx, zeros, seed=s))
-    out.append(Case("crosscheck.check_categorical_sampler", "seed", "legal", st.sampled_from([np.int64(7), np.uint8(7)]),
+    out.append(Case("crosscheck.check_categorical_sampler", "seed", "legal",
+                    st.sampled_from([np.int64(7), np.uint8(7)]),
                     np.int64(7), seeded, reference=lambda s: seeded(7), project=_verdict_key, rtol=0.0,
                     note="a NumPy integer seed: the same verdict as the int"))
     for func, call in (("crosscheck.check_categorical_sampler", seeded),

@@ -9,6 +9,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+
 import refgrad.crosscheck.jax as cj  # noqa: E402  (after the skip)
 
 x64 = jax.enable_x64
@@ -17,7 +18,8 @@ x64 = jax.enable_x64
 @pytest.mark.parametrize("dtype,stored", [(np.float64, "float32"), (np.int64, "int32"), (np.uint64, "uint32")])
 def test_from_numpy_warns_when_jax_narrows(dtype, stored):
     a = np.array([1, 2], dtype=dtype)
-    with pytest.warns(UserWarning, match=rf"^a of dtype {np.dtype(dtype)} is stored as {stored}: jax_enable_x64 is off"):
+    with pytest.warns(UserWarning,
+                      match=rf"^a of dtype {np.dtype(dtype)} is stored as {stored}: jax_enable_x64 is off"):
         x = cj.from_numpy(a)
     assert x.dtype == np.dtype(stored)
     with pytest.warns(UserWarning, match="^a of dtype float32, asked as float64, is stored as float32"):
@@ -92,7 +94,8 @@ def test_per_sample_gradients_non_finite_sample_isolated():
 
 def test_per_sample_gradients_surrogate_and_params_named():
     p, noise = jnp.ones(2), jnp.ones((3, 2))
-    with pytest.raises(ValueError, match=r"^surrogate\(params, noise_i\) must return a real float scalar.*shape \(2,\)"):
+    with pytest.raises(ValueError,
+                       match=r"^surrogate\(params, noise_i\) must return a real float scalar.*shape \(2,\)"):
         cj.per_sample_gradients(lambda q, x: q * x, p, noise)
     with pytest.raises(ValueError, match=r"^surrogate.*dtype complex64"):
         cj.per_sample_gradients(lambda q, x: jnp.sum(q * x) * 1j, p, noise)

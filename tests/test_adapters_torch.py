@@ -8,8 +8,9 @@ import pytest
 import refgrad
 
 torch = pytest.importorskip("torch")
-import refgrad.crosscheck.torch as ct  # noqa: E402  (after the skip)
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+import refgrad.crosscheck.torch as ct  # noqa: E402  (after the skip)
 
 F = torch.nn.functional
 D = torch.distributions

@@ -16,7 +16,6 @@ from refgrad._core.checks import (
     describe,
 )
 
-
 # ---------------------------------------------------------------------------- accepted
 
 

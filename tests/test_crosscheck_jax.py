@@ -8,6 +8,7 @@ from refgrad.objectives import SquaredDistance
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+
 import refgrad.crosscheck.jax as cj  # noqa: E402  (after the skip)
 
 x64 = jax.enable_x64  # context manager: float64 inside a test only, the global flag untouched

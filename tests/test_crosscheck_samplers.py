@@ -343,7 +343,8 @@ def test_false_alarm_rate_slow(case):
 
 
 POWER = {
-    "bernoulli logits +0.2, n=5000": lambda s: check_bernoulli_sampler(Bernoulli([0.2, 1.2]).sample(5000, s), [0.0, 1.0]),
+    "bernoulli logits +0.2, n=5000": lambda s: check_bernoulli_sampler(Bernoulli([0.2, 1.2]).sample(5000, s),
+                                                                       [0.0, 1.0]),
     "concrete tau x1.2, n=2000": lambda s: check_relaxed_sampler(
         _concrete([0.3, -0.5, 0.0, 1.0], 0.6, s, 2000)[:, 0], [0.3, -0.5, 0.0, 1.0], 0.5),
     "concrete normal noise, n=5000": lambda s: check_relaxed_sampler(

@@ -12,6 +12,7 @@ from refgrad.relaxations import binary_concrete_sample, concrete_sample, exp_con
 
 torch = pytest.importorskip("torch")
 import refgrad.crosscheck.torch as ct  # noqa: E402  (after the skip)
+
 F = torch.nn.functional
 D = torch.distributions
 from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli  # noqa: E402  (not re-exported)

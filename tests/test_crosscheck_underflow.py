@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from refgrad.crosscheck import (DIAGNOSES, check_bernoulli_sampler, check_categorical_sampler,
-                                check_relaxed_sampler)
+from refgrad.crosscheck import DIAGNOSES, check_bernoulli_sampler, check_categorical_sampler, check_relaxed_sampler
 from refgrad.crosscheck._verdict import FLUSH_TO_ZERO
 
 TINY = float(np.finfo(np.float32).tiny)

@@ -52,7 +52,7 @@ def _twin_row_cat(theta, i, c, tau, gap):
     w = [np.exp((zj - top) / tau) for zj in z]
     s = [wj / sum(w) for wj in w]
     cbar = sum(s[k] * c[k] for k in range(K))
-    return np.array([s[l] * (c[l] - cbar) / tau for l in range(K)])
+    return np.array([s[j] * (c[j] - cbar) / tau for j in range(K)])
 
 
 def _twin_cat(logits, values, tau, gap):

@@ -28,8 +28,8 @@ from refgrad import random as rrandom
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
 from refgrad.estimators import _fused
 from refgrad.estimators._base import ESTIMATORS, estimate
-from refgrad.estimators.relax import RelaxSurrogate, fit_relax
 from refgrad.estimators.rebar import optimal_eta, rebar_terms
+from refgrad.estimators.relax import RelaxSurrogate, fit_relax
 from refgrad.estimators.score import sample_breakpoints
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance, Table
 
@@ -869,7 +869,8 @@ def test_helper_errors_show_the_offending_value_and_index():
     u = np.full((4, 2), 0.5)
     v = u.copy()
     v[2, 1] = 1.0
-    with pytest.raises(ValueError, match=r"noise_v must contain uniforms strictly inside \(0, 1\).*1.0 at index \(2, 1\)"):
+    with pytest.raises(ValueError,
+                       match=r"noise_v must contain uniforms strictly inside \(0, 1\).*1.0 at index \(2, 1\)"):
         rebar_terms(dist, f, u, v, 0.5)
     with pytest.raises(TypeError, match=r"noise_u must hold real \(float64\) numbers.*complex"):
         rebar_terms(dist, f, u + 0j, u, 0.5)

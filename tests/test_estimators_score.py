@@ -6,7 +6,7 @@ over its declared noise with scipy.integrate.quad split at the declared break po
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate, special
 
@@ -15,9 +15,9 @@ from refgrad import exact
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.estimators import ESTIMATORS
 from refgrad.objectives import Linear, SquaredDistance, Table
+from tests import naive
 from tests.estimator_checks import assert_mc_unbiased, central_fd
 from tests.objective_kinds import objective_for
-from tests import naive
 
 TOY = SquaredDistance(np.array([0.499]))
 
@@ -146,14 +146,14 @@ def test_rloo_against_reinforce_average_depends_on_the_mean_of_f(shift, rloo_win
     dist, table = problems()["bernoulli"]
     f = Table(table.values + shift)
     r = refgrad.estimate("reinforce", dist, f, 40000, rng=3).reshape(10000, 4, -1).mean(axis=1)
-    l = refgrad.estimate("rloo", dist, f, 10000, rng=3, m=4)
-    ratio = l.var(axis=0) / r.var(axis=0)
+    loo = refgrad.estimate("rloo", dist, f, 10000, rng=3, m=4)
+    ratio = loo.var(axis=0) / r.var(axis=0)
     assert np.all(ratio < 0.7) if rloo_wins else np.all(ratio > 1.3), ratio
 
 
 def test_muprop_pathwise_term_matches_finite_differences():
     # The correction term ∇f(z̄)ᵀ ∂z̄/∂φ equals FD of φ -> f(z̄(φ)) with ∇f held at the current z̄.
-    for family, (dist, f) in problems().items():
+    for _family, (dist, f) in problems().items():
         from refgrad.estimators.score import _mean_and_vjp
 
         zbar, vjp = _mean_and_vjp(dist)
@@ -494,14 +494,16 @@ BAD_OPTIONS = [
     ("reinmax", {"tau": 0.0}, ValueError, r"tau must be a finite real number > 0; got 0.0"),
     ("reinmax", {"tau": "1"}, TypeError, r"tau must be a finite real number > 0; got '1' of type str"),
     ("gapped_straight_through", {"tau": -1.0}, ValueError, r"tau must be a finite real number > 0; got -1.0"),
-    ("gapped_straight_through", {"gap": -1.0}, ValueError, r"gap must be a finite float >= 0 or the string 'p'; got -1.0"),
+    ("gapped_straight_through", {"gap": -1.0}, ValueError,
+     r"gap must be a finite float >= 0 or the string 'p'; got -1.0"),
     ("gapped_straight_through", {"gap": "q"}, ValueError, r"gap must be .*; got 'q'"),
     ("gapped_straight_through", {"gap": True}, TypeError, r"gap must be .*; got True of type bool"),
     ("sum_and_sample", {"k": -1}, ValueError, r"k must be an integer >= 0; got -1"),
     ("sum_and_sample", {"k": 1.5}, TypeError, r"k must be an integer >= 0; got 1.5 of type float"),
     ("unordered_set", {"k": 0}, ValueError, r"k must be an integer >= 1; got 0"),
     ("unordered_set", {"k": 1.5}, TypeError, r"k must be an integer >= 1; got 1.5 of type float"),
-    ("unordered_set", {"baseline": "optimal"}, ValueError, r"baseline must be one of \('builtin', 'none'\); got 'optimal'"),
+    ("unordered_set", {"baseline": "optimal"}, ValueError,
+     r"baseline must be one of \('builtin', 'none'\); got 'optimal'"),
     ("arsm", {"tau": 1.0}, ValueError, r"'arsm' got unknown option\(s\) \['tau'\]; allowed options: none"),
     # vimco gets LogMeanExp(f, 2), the objective of its default k
     ("vimco", {"k": 1}, ValueError, r"k must be an integer >= 2; got 1"),

@@ -337,7 +337,8 @@ def test_identity_backward_is_biased_on_linear_f(family):
     f = Linear(RNG.normal(size=dist.event_shape) + 2.0)
     bias = exact.moments(NAME, dist, f, backward="identity").mean - exact.gradient(dist, f)
     assert np.max(np.abs(bias)) > 0.5, bias
-    np.testing.assert_allclose(exact.moments(NAME, dist, f, backward="identity").mean, f.grad(np.zeros((1,) + dist.event_shape))[0])
+    np.testing.assert_allclose(exact.moments(NAME, dist, f, backward="identity").mean,
+                               f.grad(np.zeros((1,) + dist.event_shape))[0])
 
 
 @pytest.mark.parametrize("ell, t", [(0.4, 0.45), (-1.2, 0.1), (2.0, 0.8), (0.0, 0.3)])
@@ -361,7 +362,10 @@ def test_biased_on_nonlinear_f(family):
 
 
 def test_documented_numbers():
-    """The numbers in the module docstring (python -m pytest tests/test_estimators_straight_through_plain.py -k documented)."""
+    """The numbers in the module docstring.
+
+    Run: python -m pytest tests/test_estimators_straight_through_plain.py -k documented
+    """
     one, f = Bernoulli(np.array([0.4])), SquaredDistance(0.45)
     m = exact.moments(NAME, one, f)
     grad = exact.gradient(one, f)

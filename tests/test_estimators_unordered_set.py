@@ -143,7 +143,8 @@ def test_k1_is_reinforce(case, baseline):
     s = np.argmax(joint.logp[None] + refgrad.random.gumbel(noise["u"]), axis=1)
     b = joint.configs[s]
     want = f(b).reshape((-1,) + (1,) * len(dist.param_shape)) * dist.score(b)
-    np.testing.assert_allclose(estimate(NAME, dist, f, noise=noise, k=1, baseline=baseline), want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(estimate(NAME, dist, f, noise=noise, k=1, baseline=baseline), want,
+                               rtol=1e-14, atol=1e-15)
 
 
 def test_literal_baseline_at_k1_would_be_biased():

@@ -152,7 +152,8 @@ def _mutate(monkeypatch, mutation):
             np.where(np.eye(lw.shape[1], dtype=bool)[None], -np.inf, lw[:, None, :]), axis=-1) - np.log(lw.shape[1]))
     elif mutation == "signal_dropped_for_last_sample":
         orig = vimco.learning_signals
-        monkeypatch.setattr(vimco, "learning_signals", lambda lw, b: orig(lw, b) * (np.arange(lw.shape[1]) < lw.shape[1] - 1))
+        monkeypatch.setattr(vimco, "learning_signals",
+                            lambda lw, b: orig(lw, b) * (np.arange(lw.shape[1]) < lw.shape[1] - 1))
 
 
 def test_mutations_are_caught(monkeypatch):

@@ -9,9 +9,9 @@ from scipy import special
 
 import naive
 from refgrad import exact
-from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad._core.sums import _compensated_accumulate
 from refgrad._oracle.stream import _chunk_flip_differences
+from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.exact import expectation, gradient
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance, Table
 

@@ -279,7 +279,8 @@ def cat_objectives(d, K):
         "table": (Table(table), lambda c: mp(table[c])),
         "function": (
             FunctionObjective(poly, name="poly"),
-            lambda c: 1 + mpmath.fsum(mp(coef[i, ci]) for i, ci in enumerate(c)) + int(c[0] == K - 1) * int(c[-1] == K - 1),
+            lambda c: (1 + mpmath.fsum(mp(coef[i, ci]) for i, ci in enumerate(c))
+                       + int(c[0] == K - 1) * int(c[-1] == K - 1)),
         ),
     }
 

@@ -17,7 +17,8 @@ from refgrad.objectives import Linear
 def _dists():
     return [
         (refgrad.Bernoulli([0.3, -np.inf, 2.0, np.inf, -25.0, -800.0]), Linear([1.0, -1.0, 0.5, -2.0, 1.5, -0.5])),
-        (refgrad.Categorical([[0.3, -1.0, np.inf, np.inf], [0.0, -np.inf, 1.5, -0.2]]), Linear(np.linspace(-1, 1, 8).reshape(2, 4))),
+        (refgrad.Categorical([[0.3, -1.0, np.inf, np.inf], [0.0, -np.inf, 1.5, -0.2]]),
+         Linear(np.linspace(-1, 1, 8).reshape(2, 4))),
     ]
 
 

@@ -32,9 +32,9 @@ import numpy as np
 import pytest
 
 import refgrad
+from objective_kinds import objective_for  # tests/ is on sys.path under pytest and as a script
 from refgrad.estimators import RelaxSurrogate
 from refgrad.objectives import SquaredDistance
-from objective_kinds import objective_for  # tests/ is on sys.path under pytest and as a script
 
 #: The seed of every pinned stream.
 SEED = 20261201
@@ -249,7 +249,8 @@ def regenerate(add_only=False):
                   for label, name, family, build in CASES},
     }
     cases_text = ",\n".join(
-        f"  {json.dumps(label)}: {json.dumps(record, sort_keys=True)}" for label, record in sorted(data["cases"].items())
+        f"  {json.dumps(label)}: {json.dumps(record, sort_keys=True)}"
+        for label, record in sorted(data["cases"].items())
     )
     head = {k: v for k, v in data.items() if k != "cases"}
     with open(GOLDEN_PATH, "w", encoding="utf-8") as fh:  # one case per line: reviewable diffs

@@ -572,7 +572,8 @@ def test_flip_differences_active_mask_skips_evaluations():
     one_hot = all_configs(1, 3)[[0]]
     rows.clear()
     lin = FunctionObjective(lambda z: z[:, 0] @ np.array([1.0, 2.0, 4.0]))
-    np.testing.assert_array_equal(lin.flip_differences(one_hot, active=np.array([[True, False, True]])), [[[0.0, 0.0, 3.0]]])
+    np.testing.assert_array_equal(lin.flip_differences(one_hot, active=np.array([[True, False, True]])),
+                                  [[[0.0, 0.0, 3.0]]])
     np.testing.assert_array_equal(Linear([[1.0, 2.0, 4.0]]).flip_differences(one_hot, np.array([[True, False, True]])),
                                   [[[0.0, 0.0, 3.0]]])
 
@@ -612,7 +613,8 @@ def test_flip_differences_of_an_empty_batch():
 def test_empty_batches_give_empty_values(shape):
     """A batch of zero rows is legal input (it used to fail in reshape(0, -1))."""
     z = np.zeros(shape)
-    for f in (SquaredDistance(0.45), Linear(1.5), Table(np.zeros((shape[-1],) * 2)) if len(shape) == 3 else Table(np.zeros((2, 2)))):
+    for f in (SquaredDistance(0.45), Linear(1.5),
+              Table(np.zeros((shape[-1],) * 2)) if len(shape) == 3 else Table(np.zeros((2, 2)))):
         v = f.value(z)
         assert v.shape == (0,) and v.dtype == np.float64
         assert f.grad(z).shape == shape

@@ -2,8 +2,16 @@
 import numpy as np
 import pytest
 
-from refgrad._moments.quadrature import (GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, gauss_legendre, piece_nodes,
-                                 piece_width, pieces, tanh_sinh)
+from refgrad._moments.quadrature import (
+    GAUSS_LEGENDRE_2,
+    MIDPOINT,
+    complement_pieces,
+    gauss_legendre,
+    piece_nodes,
+    piece_width,
+    pieces,
+    tanh_sinh,
+)
 
 
 @pytest.mark.parametrize("fun, exact", [

@@ -526,15 +526,15 @@ def test_conditional_logistic_is_rebar_definition():
         _assert_rel(R.conditional_logistic(lg, np.full(v.shape, bit), v), direct, 1e-11, 1e-13)
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 800  # v' = 1 - theta + v theta must resolve v theta ~ 1e-322 next to 1
-    for l in (-50.0, -5.0, 0.5, 50.0):
+    for ell in (-50.0, -5.0, 0.5, 50.0):
         for x in SPECIAL_U:
             for bit in (0, 1):
-                L, V = mp.mpf(l), mp.mpf(float(x))
+                L, V = mp.mpf(ell), mp.mpf(float(x))
                 th = 1 / (1 + mp.exp(-L))
                 vp = V * (1 - th) if bit == 0 else (1 - th) + V * th
                 exact = float(L + mp.log(vp) - mp.log(1 - vp))
-                got = R.conditional_logistic([l], [[bit]], [[x]])[0, 0]
-                assert abs(got - exact) <= 1e-14 * abs(exact), (l, x, bit, got, exact)
+                got = R.conditional_logistic([ell], [[bit]], [[x]])[0, 0]
+                assert abs(got - exact) <= 1e-14 * abs(exact), (ell, x, bit, got, exact)
 
 
 def test_conditional_logistic_mixture_and_conditionals():

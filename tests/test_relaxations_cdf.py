@@ -162,7 +162,8 @@ def test_concrete_k3_matches_mpmath_at_extreme_points(case):
 
 
 def test_concrete_k4_matches_a_tensor_tanh_sinh_rule():
-    for x, ell, tau in [([0.3, 0.6, 0.2, 0.1], [0.5, 0.1, -1.0, 0.3], 0.7), ([0.5, 0.05, 0.25, 0.9], [0, 1, 2, 3], 2.0)]:
+    for x, ell, tau in [([0.3, 0.6, 0.2, 0.1], [0.5, 0.1, -1.0, 0.3], 0.7),
+                        ([0.5, 0.05, 0.25, 0.9], [0, 1, 2, 3], 2.0)]:
         got = R.concrete_marginal_cdf(x, ell, tau)
         for k in range(4):
             assert abs(got[k] - tensor_concrete4(x[k], ell, tau, k)) < 1e-11
@@ -234,7 +235,8 @@ def test_too_many_categories_is_refused_naming_k():
     (lambda: R.binary_concrete_cdf(1.5, 0.0, 1.0), r"x must hold points of \[0, 1\].*1\.5"),
     (lambda: R.binary_concrete_cdf([0.2, np.nan], 0.0, 1.0), r"x .*nan at index \(1,\)"),
     (lambda: R.binary_concrete_cdf(0.2, np.nan, 1.0), "logits must not contain NaN"),
-    (lambda: R.binary_concrete_cdf(0.2, 0.0, [1.0, -2.0]), r"tau must hold finite temperatures > 0.*-2\.0 at index \(1,\)"),
+    (lambda: R.binary_concrete_cdf(0.2, 0.0, [1.0, -2.0]),
+     r"tau must hold finite temperatures > 0.*-2\.0 at index \(1,\)"),
     (lambda: R.binary_concrete_cdf(0.2, 0.0, INF), "tau must hold finite"),
     (lambda: R.binary_concrete_cdf([0.2, 0.3], [0.0, 1.0, 2.0], 1.0), "x of shape .* logits of shape"),
     (lambda: R.concrete_marginal_cdf([0.2], [0.0], 1.0), "K >= 2"),

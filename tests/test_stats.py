@@ -341,7 +341,8 @@ def test_wrong_types_and_values_are_named_with_index_and_value():
             stats.variance_test(x, value)
         with pytest.raises(TypeError, match="samples"):
             stats.heavy_tail_diagnostic(value)
-    with pytest.raises(TypeError, match=r"samples must hold real numbers only; got None of type NoneType at index \(0, 1\)"):
+    with pytest.raises(TypeError,
+                       match=r"samples must hold real numbers only; got None of type NoneType at index \(0, 1\)"):
         stats.unbiasedness_test(bad_samples["object"], np.zeros(3))
     with pytest.raises(TypeError, match="samples.*string"):
         stats.unbiasedness_test("1, 2, 3", 0.0)

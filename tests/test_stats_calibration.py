@@ -206,7 +206,8 @@ def test_warning_too_few_samples():
 def test_warning_normal_theory_size_off():
     # explicitly asymptotic on strongly skewed small samples: the estimated size is stated
     rng = np.random.default_rng(414)
-    with pytest.warns(stats.CalibrationWarning, match=r"level is not guaranteed: estimated size (\d|\.)+ of the normal"):
+    with pytest.warns(stats.CalibrationWarning,
+                      match=r"level is not guaranteed: estimated size (\d|\.)+ of the normal"):
         res = stats.unbiasedness_test(_skewed(rng, 100), np.full(3, 2.0), alpha=0.001, calibration="asymptotic")
     assert res.estimated_size > 1.1 * 0.001
 

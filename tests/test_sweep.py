@@ -87,7 +87,7 @@ def test_sweep_harness_detects_failures():
     from hypothesis import strategies as st
 
     def warn(_):
-        warnings.warn("only a warning", RuntimeWarning)
+        warnings.warn("only a warning", RuntimeWarning, stacklevel=1)
         return 1.0
 
     def bad_message(_):
@@ -99,7 +99,7 @@ def test_sweep_harness_detects_failures():
     accepts = sf.Case("f", "x", "nan", st.just(1.0), 1.0, lambda v: np.nan, expect=("x",))
     wrong = sf.Case("f", "x", "legal", st.just(1.0), 1.0, lambda v: v + 1e-9, reference=lambda v: v)
     nonfinite = sf.Case("f", "x", "legal", st.just(1.0), 1.0, lambda v: np.inf, reference=lambda v: np.inf)
-    for case, fn in ((accepts, None), (wrong, None), (nonfinite, None)):
+    for case, _fn in ((accepts, None), (wrong, None), (nonfinite, None)):
         assert not sf.run_case(case, 1.0).ok
     for fn in (warn, bad_message):
         assert not sf.run_case(sf.Case("f", "x", "nan", st.just(1.0), 1.0, fn, expect=("x",)), 1.0).ok

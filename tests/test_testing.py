@@ -165,8 +165,8 @@ def test_rloo_against_reinforce_average_exactly():
     for shift, rloo_wins in ((4.0, True), (-exact.expectation(dist, Table(base)), False)):
         f = Table(base + shift)
         r = exact.moments("reinforce", dist, f).variance / 3  # average of m = 3 estimates
-        l = exact.moments("rloo", dist, f, m=3).variance
-        assert bool(np.all(l < r)) == rloo_wins, (shift, l, r)
+        loo = exact.moments("rloo", dist, f, m=3).variance
+        assert bool(np.all(loo < r)) == rloo_wins, (shift, loo, r)
 
 
 # ------------------------------------------------------------------ the battery

@@ -205,7 +205,7 @@ def test_warnings_of_a_case_go_to_the_report_not_the_terminal(tmp_path, capsys):
 
     def run(ctx):
         for _ in range(3):
-            warnings.warn("size | not guaranteed", UserWarning)
+            warnings.warn("size | not guaranteed", UserWarning, stacklevel=1)
         ctx.check("ran", True)
 
     res = run_case(Case("warns", "Warns", "a test", "raises a warning", run), True, 0, str(tmp_path))

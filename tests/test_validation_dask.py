@@ -23,7 +23,8 @@ def _cases(out_dir):
 
 
 def test_dask_runner_equals_inline(tmp_path):
-    distributed = pytest.importorskip("distributed", reason='dask.distributed is not installed: pip install -e ".[dask]"')
+    distributed = pytest.importorskip("distributed",
+                                      reason='dask.distributed is not installed: pip install -e ".[dask]"')
     inline, dask = tmp_path / "inline", tmp_path / "dask"
     _, ok_inline = runner.run(CHEAP, quick=True, out_dir=inline, jobs=1, stream=io.StringIO())
     stream = io.StringIO()

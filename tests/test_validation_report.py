@@ -118,7 +118,8 @@ def check_case_tables(results_json, markdown):
                 assert len(row) == len(t["columns"]), (case["name"], t["title"], i, len(row), len(t["columns"]))
             columns, rows, _ = condense_table(t["columns"], t["rows"], t.get("constant", ()))
             want_head = [expected_text(c) for c in columns]
-            for head, body in rendered:  # the next rendered table with this header (summary tables lie between)
+            # the next rendered table with this header (summary tables lie between); body is read after the break
+            for head, body in rendered:  # noqa: B007
                 if [" ".join(h.split()) for h in head] == want_head:
                     break
             else:
@@ -225,7 +226,8 @@ def real_report(tmp_path_factory):
     import io
 
     out = tmp_path_factory.mktemp("report")
-    runner.run(["xu_slides_gaussian", "rebar_report_mixture"], quick=True, jobs=1, out_dir=str(out), stream=io.StringIO())
+    runner.run(["xu_slides_gaussian", "rebar_report_mixture"], quick=True, jobs=1, out_dir=str(out),
+               stream=io.StringIO())
     return json.loads((out / "results.json").read_text()), (out / "report.md").read_text()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from validation.cases import third_party as tp
-from validation.core import Case, run_case
+from validation.core import run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESENT, ABSENT = tp._available()
@@ -96,7 +96,7 @@ def test_quick_run_records_one_check_per_row_and_findings_for_wrong_libraries(qu
     res = quick_result
     assert res.error is None, res.error
     assert not res.skipped
-    libs, verdicts = res.tables[0], res.tables[-1]
+    verdicts = res.tables[-1]
     assert verdicts.columns == tp.COLUMNS and len(verdicts.rows) >= len(PRESENT)
     assert {r[0] for r in verdicts.rows} == set(PRESENT)
     checks = [c for c in res.checks if c.name.startswith("verdict = truth: ")]
