@@ -31,11 +31,11 @@ categorical: two-way rows and three-way rows with a −inf entry):
 ==================  ==================  ================================
 estimator           family              worst relative error (full grid)
 ==================  ==================  ================================
-gumbel_softmax      Bernoulli           1.4e-12   
-straight_through    Bernoulli           3.4e-12   
-gumbel_rao (k=3)    Bernoulli           3.4e-12   
-gumbel_softmax      Categorical         9.9e-12   
-straight_through    Categorical         9.5e-11   
+gumbel_softmax      Bernoulli           1.4e-12
+straight_through    Bernoulli           3.4e-12
+gumbel_rao (k=3)    Bernoulli           3.4e-12
+gumbel_softmax      Categorical         9.9e-12
+straight_through    Categorical         9.5e-11
 ==================  ==================  ================================
 """
 import mpmath
@@ -53,8 +53,9 @@ DPS = 30
 INF = np.inf
 LOGITS = (0.0, 8.0, -8.0, 30.0, -30.0, 50.0, -50.0, 100.0, -100.0, 700.0, -700.0, INF, -INF)
 TAUS = (0.01, 0.1, 0.5, 1.0, 10.0)
-FULL = [(l, t) for l in LOGITS for t in TAUS]
-DEFAULT = [(l, t) for l in LOGITS for t in (0.5,)] + [(l, 0.01) for l in (8.0, -50.0, 700.0)] + [(-50.0, 10.0), (100.0, 0.1)]
+FULL = [(ell, t) for ell in LOGITS for t in TAUS]
+DEFAULT = ([(ell, t) for ell in LOGITS for t in (0.5,)] + [(ell, 0.01) for ell in (8.0, -50.0, 700.0)]
+           + [(-50.0, 10.0), (100.0, 0.1)])
 WORST = {}
 
 
@@ -188,7 +189,8 @@ def _row(ell, variant):
 
 
 @pytest.mark.parametrize("name", ["gumbel_softmax", "straight_through"])
-@pytest.mark.parametrize("ell, tau", [(l, 0.5) for l in (0.0, -8.0, 50.0, -700.0, INF, -INF)] + [(30.0, 0.01), (-100.0, 0.1)])
+@pytest.mark.parametrize("ell, tau",
+                         [(ell, 0.5) for ell in (0.0, -8.0, 50.0, -700.0, INF, -INF)] + [(30.0, 0.01), (-100.0, 0.1)])
 def test_categorical_moments(name, ell, tau):
     _categorical(name, ell, tau, _row(ell, 0 if ell >= 0 else 1))
 
@@ -242,7 +244,7 @@ def test_worst_errors_table():
         print(key, f"{value:.1e}")
 
 
-# ------------------------------------------------------------------ the uniforms' quadrature refuses what it cannot resolve
+# -------------------------------------------------------------- the uniforms' quadrature refuses what it cannot resolve
 
 
 def test_uniform_quadrature_refused_beyond_its_limit():

@@ -40,7 +40,7 @@ DPS = 30
 INF = np.inf
 LOGITS = (0.0, 8.0, -8.0, 30.0, -30.0, 50.0, -50.0, 100.0, -100.0, 700.0, -700.0, INF, -INF)
 TAUS = (0.01, 0.1, 0.5, 1.0, 10.0)
-FULL = [(l, t) for l in LOGITS for t in TAUS]
+FULL = [(ell, t) for ell in LOGITS for t in TAUS]
 DEFAULT = [(0.0, 0.5), (8.0, 10.0), (-30.0, 0.01), (50.0, 0.5), (-50.0, 10.0), (100.0, 0.1), (INF, 0.5),
            (-INF, 1.0)]
 WORST = {}
