@@ -87,13 +87,13 @@ from scipy import stats as sps
 
 from refgrad import exact, stats
 from refgrad._core.checks import as_float_array, check_distribution, describe
+from refgrad._moments.fourth import fourth_central_moments
 from refgrad.estimators import ESTIMATORS, get_spec
+from refgrad.objectives import evaluate
 from refgrad.stats._common import _resolve_rtol
+from refgrad.testing import rarest_outcome
 
 from ._verdict import DEFAULT_ALPHA, Verdict, combine, part_alpha
-from refgrad._moments.fourth import fourth_central_moments
-from refgrad.objectives import evaluate
-from refgrad.testing import rarest_outcome
 
 __all__ = ["check_estimator", "estimator_reference", "EstimatorReference", "RARE_EVENTS", "MONTE_CARLO_SAMPLES",
            "GRID_BITS", "OBJECTIVE_ULPS"]

@@ -33,11 +33,11 @@ import math
 import numpy as np
 
 from refgrad._core.checks import as_float_array, describe
+from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
 from refgrad.estimators import ESTIMATORS, estimate
 
 from ._check_estimator import _computed_dtype, check_estimator  # noqa: F401  (check_estimator re-exported)
 from ._verdict import Verdict
-from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
 
 __all__ = ["check_estimator", "check_same_estimates", "SAME_TOLERANCE_FACTOR"]
 

@@ -80,6 +80,7 @@ from refgrad._core.checks import (
     describe,
 )
 from refgrad.distributions import Categorical
+from refgrad.relaxations import concrete_marginal_cdf
 
 from ._gof import (
     EXCEEDANCES,
@@ -93,7 +94,6 @@ from ._gof import (
 )
 from ._rounding import score_rounding
 from ._verdict import DEFAULT_ALPHA, FLUSH_TO_ZERO, Verdict, combine, part_alpha
-from refgrad.relaxations import concrete_marginal_cdf
 
 __all__ = ["check_bernoulli_sampler", "check_categorical_sampler", "check_relaxed_sampler"]
 

@@ -34,11 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core.checks import InputTypeError, describe
+from .._core.checks import MAX_ARRAY_BYTES, InputTypeError, _format_bytes, describe
 from ..random import gumbel
 from ..random.rng import _check_uniform
 from ._convert import convert_nested
-from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
 
 __all__ = ["to_numpy", "from_numpy", "uniforms_from_key", "gumbel_from_uniforms", "per_sample_gradients",
            "JAX_VERSION_MATCHED"]

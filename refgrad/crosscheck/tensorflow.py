@@ -49,11 +49,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from .._core.checks import InputTypeError, describe
+from .._core.checks import MAX_ARRAY_BYTES, InputTypeError, _format_bytes, describe
 from ..random import gumbel, logistic
 from ..random.rng import _check_uniform
 from ._convert import convert_nested
-from .._core.checks import MAX_ARRAY_BYTES, _format_bytes
 
 __all__ = [
     "to_numpy",
