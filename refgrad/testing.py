@@ -42,7 +42,6 @@ import warnings
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import special
 
 from . import exact, stats
 from ._core.checks import InputTypeError, check_count, check_distribution, check_positive_scalar, describe
@@ -124,12 +123,7 @@ def rarest_outcome(dist):
     if getattr(dist, "family", None) not in _DISCRETE or not hasattr(dist, "probs"):
         raise InputTypeError(f"dist must be a discrete refgrad distribution ({', '.join(_DISCRETE)}) with outcome "
                         f"probabilities; got {describe(dist)} of type {type(dist).__name__}")
-    probs = np.asarray(dist.probs, dtype=float)
-    if dist.family in ("bernoulli", "gaussian_threshold"):
-        # the complement from the parameter, not 1 - p (which is 0 for a logit beyond 37)
-        params = np.asarray(dist.params, dtype=float)
-        other = special.expit(-params) if dist.family == "bernoulli" else special.ndtr(-params)
-        probs = np.concatenate([probs, other])
+    probs = dist._outcome_probabilities()  # complements from the parameters, not 1 - p
     probs = probs[probs > 0]
     return float(probs.min()) if probs.size else 1.0
 

@@ -2,11 +2,9 @@
 import numbers
 from dataclasses import dataclass, field
 import numpy as np
-from scipy import special
 from .._core.checks import InputTypeError, check_positive_scalar, describe
 from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
 from ..distributions import ENUMERATION_LIMIT
-from ..random import conditional_gumbel
 from .base import DEFAULT_LEVEL, MAX_PIECEWISE_DIM, MAX_QUADRATURE_DIM, MAX_QUADRATURE_NODES, _CHUNK, _dist_text, _is_discrete
 
 
@@ -88,17 +86,6 @@ def _unflatten(fields, pts, cpts=None, complement_fields=()):
     return noise
 
 
-def _uniforms_given_argmax(dist, b_index, v):
-    """Uniforms u with argmax(ℓ + gumbel(u)) = b, from the conditional Gumbel of v."""
-    logits = dist.params
-    ztilde = conditional_gumbel(logits, b_index, v)
-    with np.errstate(invalid="ignore", over="ignore"):
-        g = ztilde - logits[None]
-        u = np.exp(-np.exp(-g))
-    u = np.where(np.isfinite(g), u, 0.5)  # impossible categories (ℓ = −inf): any u
-    return np.clip(u, np.finfo(float).tiny, 1.0 - 2.0**-53)
-
-
 def _check_node_count(spec, sizes, level):
     """Refuse a tensor rule with more than MAX_QUADRATURE_NODES nodes, before evaluating anything."""
     total = 1
@@ -172,18 +159,14 @@ def _batches(spec, dist, opts, method, level, rule, plan=None):
             if config is not None:
                 name = argmax_fields[0]
                 b_index = np.broadcast_to(np.argmax(config, axis=-1), (len(wts), config.shape[0]))
-                noise[name] = _uniforms_given_argmax(dist, np.ascontiguousarray(b_index, dtype=np.int64),
+                noise[name] = dist._uniforms_given_argmax(np.ascontiguousarray(b_index, dtype=np.int64),
                                                      noise[name])
             yield prob * wts, noise
 
 
 def _uniforms_for_sample(dist, config):
     """One uniform vector (event shape) whose sample ``dist.from_uniforms(u)`` is ``config``."""
-    if dist.family == "categorical":
-        idx = np.argmax(config, axis=-1)[None].astype(np.int64)
-        return _uniforms_given_argmax(dist, idx, np.full((1,) + config.shape, 0.5))[0]
-    cut = special.expit(-dist.params) if dist.family == "bernoulli" else special.ndtr(-dist.params)
-    return np.where(config == 1.0, 0.5 * (cut + 1.0), 0.5 * cut)
+    return dist._uniforms_for(config)
 
 
 #: Largest logit magnitude (Bernoulli) or spread of finite logits in a row (Categorical) at which a smooth

@@ -6,7 +6,6 @@ estimator moments integrate one variable's noise at a time (:mod:`refgrad._momen
 """
 import numpy as np
 
-from ..distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from ..objectives import Linear, Objective, Separable, SquaredDistance, Table
 
 __all__ = ["coordinate_dist", "coordinate_terms"]
@@ -17,16 +16,9 @@ ADDITIVE_RTOL = 1e-13
 
 def coordinate_dist(dist, j):
     """Variable ``j``'s one-variable distribution (event shape ``(1,)`` or ``(1, K)``)."""
-    family = dist.family
-    if family == "bernoulli":
-        return Bernoulli(dist.logits[j:j + 1])
-    if family == "categorical":
-        return Categorical(dist.logits[j:j + 1])
-    if family == "gaussian_threshold":
-        return GaussianThreshold(dist.mu[j:j + 1])
-    if family == "normal":
-        return Normal(dist.theta[j:j + 1], dist.scale[j:j + 1], dist.offset[j:j + 1])
-    raise ValueError(f"no one-variable form for family {family!r}")
+    if not hasattr(dist, "coordinate"):
+        raise ValueError(f"no one-variable form for family {getattr(dist, 'family', None)!r}")
+    return dist.coordinate(j)
 
 
 def _additive_table(obj, radix, d):

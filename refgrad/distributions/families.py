@@ -3,7 +3,7 @@ import numpy as np
 from scipy import special
 
 from .._core.checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe, outside_unit_index
-from ..random import as_generator, categorical_gumbel_max, uniform
+from ..random import as_generator, categorical_gumbel_max, conditional_gumbel, uniform
 
 __all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
 
@@ -235,6 +235,15 @@ class _BitDistribution(_ProductDistribution):
             q *= np.where(digits[:, i] == 1, p1[i], p0[i])
         return q
 
+    def _uniforms_for(self, config):
+        """One uniform vector ``u`` (event shape) with ``from_uniforms(u) == config``: the middle of its interval."""
+        cut = self._cut()
+        return np.where(config == 1.0, 0.5 * (cut + 1.0), 0.5 * cut)
+
+    def _outcome_probabilities(self):
+        """Every variable's outcome probabilities side by side, ``P(b_i = 1)`` then ``P(b_i = 0)``, flat."""
+        return np.concatenate([np.asarray(self.probs, dtype=float), self._cut()])
+
     def _flip_weights(self):
         """``(c, active)`` with ``∂L/∂φ_i = c_i E_q[f(b^{i←1}) − f(b^{i←0})]``: ``c_i = ∂P(b_i = 1)/∂φ_i``.
 
@@ -305,6 +314,14 @@ class Bernoulli(_BitDistribution):
     def _p1_p0(self):
         return special.expit(self.logits), special.expit(-self.logits)
 
+    def coordinate(self, j):
+        """Variable ``j`` alone: ``Bernoulli(logits[j:j + 1])`` (event shape ``(1,)``)."""
+        return Bernoulli(self.logits[j:j + 1])
+
+    def _cut(self):
+        """``P(b_i = 0) = σ(−ℓ_i)``, from the parameter (not ``1 − p``, which is 0 beyond ℓ ≈ 37)."""
+        return special.expit(-self.logits)
+
     def _dp1(self):
         return special.expit(self.logits) * special.expit(-self.logits)
 
@@ -360,6 +377,14 @@ class GaussianThreshold(_BitDistribution):
 
     def _p1_p0(self):
         return _normal_cdf(self.mu), _normal_cdf(-self.mu)
+
+    def coordinate(self, j):
+        """Variable ``j`` alone: ``GaussianThreshold(mu[j:j + 1])`` (event shape ``(1,)``)."""
+        return GaussianThreshold(self.mu[j:j + 1])
+
+    def _cut(self):
+        """``P(b_i = 0) = Φ(−μ_i)`` (``scipy.special.ndtr``), from the parameter."""
+        return special.ndtr(-self.mu)
 
     def _dp1(self):
         return _normal_pdf(self.mu)
@@ -546,6 +571,34 @@ class Categorical(_ProductDistribution):
 
         return self.one_hot(categorical_gumbel_max(self.logits, u), self.K)
 
+    def coordinate(self, j):
+        """Variable ``j`` alone: ``Categorical(logits[j:j + 1])`` (event shape ``(1, K)``)."""
+        return Categorical(self.logits[j:j + 1])
+
+    def _uniforms_for(self, config):
+        """One uniform array ``u`` (event shape) with ``from_uniforms(u) == config``.
+
+        The Gumbel noise given the argmax (:func:`refgrad.random.conditional_gumbel` at ``v = 1/2``), mapped
+        back to uniforms ``u = exp(−exp(−g))``; categories of probability zero get ``u = 1/2``.
+        """
+        return self._uniforms_given_argmax(np.argmax(config, axis=-1)[None].astype(np.int64),
+                                           np.full((1,) + config.shape, 0.5))[0]
+
+    def _uniforms_given_argmax(self, b_index, v):
+        """Uniforms ``u`` (n, d, K) with ``argmax(ℓ + gumbel(u)) = b_index``, from the conditional Gumbel of ``v``."""
+        logits = self.params
+        ztilde = conditional_gumbel(logits, b_index, v)
+        with np.errstate(invalid="ignore", over="ignore"):
+            g = ztilde - logits[None]
+            u = np.exp(-np.exp(-g))
+        u = np.where(np.isfinite(g), u, 0.5)  # impossible categories (ℓ = −inf): any u
+        return np.clip(u, np.finfo(float).tiny, 1.0 - 2.0**-53)
+
+    def _outcome_probabilities(self):
+        """Every variable's category probabilities, flat."""
+        return np.asarray(self.probs, dtype=float).ravel()
+
+
     def log_prob(self, b):
         """``Σ_i log softmax(ℓ_i)_{b_i}`` for one-hot ``b`` of shape ``(n, d, K)``; returns ``(n,)``."""
         b = self._check_one_hot(b)
@@ -625,6 +678,10 @@ class Normal:
     def mean(self):
         """``aθ + c``, shape ``(d,)``."""
         return self.scale * self.theta + self.offset
+
+    def coordinate(self, j):
+        """Variable ``j`` alone: ``Normal(theta[j:j + 1], scale[j:j + 1], offset[j:j + 1])``."""
+        return Normal(self.theta[j:j + 1], self.scale[j:j + 1], self.offset[j:j + 1])
 
     def from_uniforms(self, u):
         """``z = aθ + c + Φ⁻¹(u)`` for ``u`` of shape ``(n, d)``."""
