@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import refgrad
 from refgrad.estimators import _fused
-from refgrad.objectives.rows import objective_grad, objective_row, objective_value
 from refgrad.objectives import Linear, SquaredDistance, Table
+from refgrad.objectives.rows import objective_grad, objective_row, objective_value
 from test_golden import OPTION_SETS
 
 FUSED_FAMILIES = ("bernoulli", "categorical")
