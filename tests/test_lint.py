@@ -14,7 +14,6 @@ CLEAN_PATHS = [
     "refgrad/__init__.py",
     "refgrad/testing.py",
     "refgrad/crosscheck",
-    "refgrad/stats",
     "tests",
     "validation",
     "benchmarks",
