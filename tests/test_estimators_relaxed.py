@@ -291,11 +291,37 @@ def test_infinite_parameters_give_zero_gradient(name, options):
         g = estimate(name, dist, table_for(family, params.shape), 25, rng=3, **options)
         assert np.isfinite(g).all(), (family, g)
         if family == "categorical":
-            assert (g[:, 0] == 0).all() and (g[:, 2] == 0).all() and (g[:, 1, 0] == 0).all()
+            assert (g[:, 0] == 0).all() and (g[:, 1, 0] == 0).all() and (g[:, 2, 2] == 0).all()
             assert (g[:, 1, 1:] != 0).any()
+            if name == "gumbel_rao":
+                assert (g[:, 2] == 0).all()
+            else:  # two +inf categories: the finite problem on them (test_two_infinite_logits_are_the_limit)
+                assert (g[:, 2, :2] != 0).any()
         else:
             assert (g[:, :2] == 0).all() and (g[:, 2] != 0).any()
 
+
+
+@pytest.mark.parametrize("name", ["gumbel_softmax", "straight_through"])
+def test_two_infinite_logits_are_the_limit(name):
+    """A row with several +inf logits is the limit of equal, growing logits: the finite problem on them.
+
+    The latent adds its Gumbel noise to the effective logits (0 on the +inf entries, -inf elsewhere); adding it
+    to the +inf logits themselves made the row's relaxation constant and its estimate 0.
+    """
+    logits = np.array([[np.inf, np.inf, 0.3], [np.inf, 1.0, 0.0], [0.5, -0.2, 0.1]])
+    big = np.where(np.isinf(logits), 300.0, logits)
+    f = SquaredDistance(np.array([[0.2, 0.9, 0.1], [0.3, 0.3, 0.4], [1.0, 0.0, 0.0]]))
+    noise = ESTIMATORS[name].draw_noise(Categorical(logits), 64, rng=5)
+    got = estimate(name, Categorical(logits), f, noise=noise, tau=0.5)
+    want = estimate(name, Categorical(big), f, noise=noise, tau=0.5)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-250)
+    assert (got[:, 0, :2] != 0).all() and (got[:, 0, 2] == 0).all()
+    np.testing.assert_allclose(got[:, 0, 0], -got[:, 0, 1], rtol=1e-12)
+    m = exact.moments(name, Categorical(logits[:1]), SquaredDistance(f.target[:1]), tau=0.5)
+    m_big = exact.moments(name, Categorical(big[:1]), SquaredDistance(f.target[:1]), tau=0.5)
+    np.testing.assert_allclose(m.mean, m_big.mean, rtol=1e-9, atol=1e-15)
+    assert abs(m.mean[0, 0]) > 1e-2
 
 # ---------------------------------------------------------------- exact means by quadrature (one bit)
 

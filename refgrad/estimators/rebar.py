@@ -22,6 +22,7 @@ the conditioning (``conditional_*_grad`` / ``conditional_gumbel_vjp``).  ``∂z/
 """
 
 import numpy as np
+from scipy import special
 
 from .._core.checks import (
     InputTypeError,
@@ -40,19 +41,23 @@ from ..random import (
     conditional_logistic_grad,
     conditional_normal,
     conditional_normal_grad,
-    gumbel,
-    logistic,
-    normal,
 )
 from ..random.conditional import _conditional_gumbel_rows
-from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._latent import (
+    DISCRETE,
+    conditional_gumbel_pull,
+    conditional_slope,
+    effective_logits,
+    latent,
+    latent_logits,
+    relaxation,
+    relaxation_vjp,
+)
 from .kernels import rebar as _kernels
 from .score import sample_breakpoints
 
 __all__ = ["rebar_terms", "optimal_eta"]
-
-DISCRETE = ("bernoulli", "categorical", "gaussian_threshold")
 
 
 # ---------------------------------------------------------------------------- kernels
@@ -118,46 +123,6 @@ def _conditional_gumbel_jvp(logits, b, v, e):
 # ---------------------------------------------------------------------------- shared pieces
 
 
-def _effective_logits(logits):
-    """Categorical logits with each row holding +inf replaced by 0 on its +inf entries and -inf elsewhere.
-
-    The limit of equal, growing logits (the convention of :mod:`refgrad.random`): the
-    sample, the relaxation and its derivatives are those of the finite problem on the
-    surviving categories, so a row with several +inf entries keeps its (finite) score.
-    """
-    lg = np.array(logits, dtype=np.float64)
-    plus = np.isposinf(lg)
-    rows = plus.any(axis=-1)
-    if rows.any():
-        lg[rows] = np.where(plus[rows], 0.0, -np.inf)
-    return np.ascontiguousarray(lg)
-
-
-def _latent(dist, u):
-    """``z = φ + noise(u)`` with ``dist.from_uniforms(u) == H(z)``; shape of ``u``."""
-    if dist.family == "bernoulli":
-        return dist.params[None] + logistic(u)
-    if dist.family == "gaussian_threshold":
-        return dist.params[None] + normal(u)
-    if dist.family == "categorical":
-        return _effective_logits(dist.params)[None] + gumbel(u)
-    raise ValueError(f"family {dist.family!r} is not supported; supported families: {', '.join(DISCRETE)}")
-
-
-def _relax(dist, z, tau):
-    """``σ_τ(z)`` (bits) or ``softmax_τ(z)`` (categorical)."""
-    if dist.family == "categorical":
-        return softmax_tau(z, tau)
-    return sigmoid_tau(z, tau)
-
-
-def _relax_vjp(dist, z, tau, cotangent):
-    """``J_τ(z)ᵀ c`` (``J_τ`` is symmetric, so this is also ``J_τ(z) c``)."""
-    if dist.family == "categorical":
-        return softmax_tau_vjp(z, tau, cotangent)[0]
-    return sigmoid_tau_vjp(z, tau, cotangent)[0]
-
-
 class _Conditional:
     """``z̃ ~ z | b`` from ``v`` and its derivative ``D = ∂z̃/∂φ`` (pull: ``Dᵀ c``; push: ``D e``)."""
 
@@ -165,7 +130,7 @@ class _Conditional:
         self.family = dist.family
         self.v = v
         if dist.family == "categorical":
-            self.logits = _effective_logits(dist.params)
+            self.logits = effective_logits(dist.params)
             self.index = np.ascontiguousarray(b.argmax(axis=-1).astype(np.int64))
             self.z = conditional_gumbel(self.logits, self.index, v)
             self.slope = None
@@ -215,15 +180,15 @@ class _Parts:
         self.b = dist.from_uniforms(u)
         self.s = dist.score(self.b)
         self.fb = obj.value(self.b)
-        self.z = _latent(dist, u)
-        self.x = _relax(dist, self.z, tau)
+        self.z = latent(dist, u)
+        self.x = relaxation(dist, self.z, tau)
         self.grad_fx = obj.grad(self.x)
-        self.path_z = _relax_vjp(dist, self.z, tau, self.grad_fx)
+        self.path_z = relaxation_vjp(dist, self.z, tau, self.grad_fx)
         self.cond = _Conditional(dist, self.b, v)
-        self.xt = _relax(dist, self.cond.z, tau)
+        self.xt = relaxation(dist, self.cond.z, tau)
         self.fxt = obj.value(self.xt)
         self.grad_fxt = obj.grad(self.xt)
-        self.path_zt = self.cond.pull(_relax_vjp(dist, self.cond.z, tau, self.grad_fxt))
+        self.path_zt = self.cond.pull(relaxation_vjp(dist, self.cond.z, tau, self.grad_fxt))
         self.a = _bcast(self.fb, nd) * self.s
         self.c = self.path_z - self.path_zt - _bcast(self.fxt, nd) * self.s
 
@@ -477,11 +442,6 @@ def _rebar_breakpoints(dist, eta, **_):
     return out
 
 
-def _latent_logits(dist):
-    """The logits of the latent ``z``: a Bernoulli's own, a Categorical's effective ones (:func:`_effective_logits`)."""
-    return _effective_logits(dist.params) if dist.family == "categorical" else dist.params
-
-
 def _rebar_fused(dist, obj, row, shared, tau, eta, pilot):
     """The fused REBAR plan (:mod:`refgrad.estimators.kernels.rebar`), or None."""
     if dist.family not in _kernels.FAMILIES:
@@ -490,7 +450,7 @@ def _rebar_fused(dist, obj, row, shared, tau, eta, pilot):
         if "pilot_u" not in shared or "pilot_v" not in shared:
             return None
         eta = _pilot_eta(dist, obj, shared, tau)
-    return _kernels.rebar_plan(dist, row, _latent_logits(dist), tau, eta)
+    return _kernels.rebar_plan(dist, row, latent_logits(dist), tau, eta)
 
 
 register(
@@ -523,46 +483,15 @@ register(
 #
 # refgrad.exact.moments integrates each term over the law of z | b in the variables where its mass lies
 # (refgrad._moments.latent); these functions give the terms as functions of the latent.  ∂z̃/∂φ, which compute()
-# takes from the uniforms v, is written here in terms of z̃ itself (hand-derived; tests/test_latent_rebar.py
-# checks both against compute() on the same noise):
-#
-# * a bit, b = 1 (z̃ > 0): z̃ = log(1 + v e^ℓ) − log(1 − v), so e^{z̃} − 1 = v (e^ℓ + e^{z̃}) and
-#   ∂z̃/∂ℓ = v e^ℓ/(1 + v e^ℓ) = σ(ℓ)(1 − e^{−z̃});  b = 0 (z̃ < 0): ∂z̃/∂ℓ = σ(−ℓ)(1 − e^{z̃});
-# * a categorical row with top z̃_b = T and d_k = z̃_k − T < 0: the untruncated Gumbel y_k of
-#   refgrad.random.conditional_gumbel_vjp has σ(y_k − T) = e^{d_k}, so its VJP is
-#   out_j = [j ≠ b] c_j (1 − e^{d_j}) + p_j Σ_k c_k e^{d_k}  (d_b = 0, p = softmax(ℓ)).
-
-
-def _latent_slope(dist, b, zt):
-    """``∂z̃/∂ℓ`` of the conditional logistic as a function of ``z̃`` and the bit ``b`` (see above)."""
-    from scipy import special
-
-    sign = np.where(b > 0.5, 1.0, -1.0)
-    with np.errstate(invalid="ignore"):
-        return special.expit(sign * dist.params[None]) * -np.expm1(-np.abs(zt))
-
-
-def _latent_gumbel_pull(logits, index, zt, cotangent):
-    """``(∂z̃/∂ℓ)ᵀ c`` of the conditional Gumbel as a function of ``z̃`` (any shift per row) and the argmax."""
-    from scipy import special
-
-    top = np.take_along_axis(zt, index[..., None], axis=-1)
-    with np.errstate(invalid="ignore"):
-        d = zt - top
-    a = np.exp(d)
-    p = special.softmax(logits, axis=-1)[None]
-    p = np.where(np.isfinite(logits)[None], p, 0.0)
-    inner = np.sum(np.where(a > 0.0, cotangent * a, 0.0), axis=-1, keepdims=True)
-    own = np.zeros(zt.shape, dtype=bool)
-    np.put_along_axis(own, index[..., None], True, axis=-1)
-    return np.where(own, 0.0, -np.expm1(d) * cotangent) + p * inner
+# takes from the uniforms v, is written in terms of z̃ itself (refgrad.estimators._latent: conditional_slope,
+# conditional_gumbel_pull; tests/test_latent_rebar.py checks both against compute() on the same noise).
 
 
 def _latent_pull(dist, b, zt, cotangent):
     """``(∂z̃/∂φ)ᵀ c`` from the conditional latent ``z̃`` (Bernoulli or Categorical; effective logits)."""
     if dist.family == "categorical":
-        return _latent_gumbel_pull(_effective_logits(dist.params), b.argmax(axis=-1), zt, cotangent)
-    return _latent_slope(dist, b, zt) * cotangent
+        return conditional_gumbel_pull(effective_logits(dist.params), b.argmax(axis=-1), zt, cotangent)
+    return conditional_slope(dist, b, zt) * cotangent
 
 
 def _latent_residual(dist, b, z, cotangent):
@@ -572,10 +501,8 @@ def _latent_residual(dist, b, z, cotangent):
     (b = 0).  A categorical row: with ``a_k = e^{d_k}`` (``a_b = 1``), ``c − Dᵀc = (I − p 1ᵀ)(a ⊙ c)``, its
     diagonal ``1 − p_j`` formed as the sum of the other probabilities.
     """
-    from scipy import special
-
     if dist.family == "categorical":
-        logits = _effective_logits(dist.params)
+        logits = effective_logits(dist.params)
         index = b.argmax(axis=-1)
         top = np.take_along_axis(z, index[..., None], axis=-1)
         with np.errstate(invalid="ignore"):
@@ -599,15 +526,15 @@ def _rebar_latent_mean(dist, f, z, b, tau, eta, **_):
     obj = _differentiable(f, "rebar")
     nd = len(dist.param_shape)
     s = dist.score(b)
-    x = _relax(dist, z, tau)
-    resid = _latent_residual(dist, b, z, _relax_vjp(dist, z, tau, obj.grad(x)))
+    x = relaxation(dist, z, tau)
+    resid = _latent_residual(dist, b, z, relaxation_vjp(dist, z, tau, obj.grad(x)))
     return _bcast(obj.value(b), nd) * s + np.asarray(eta, dtype=np.float64) * (resid - _bcast(obj.value(x), nd) * s)
 
 
 def _rebar_latent_z(dist, f, z, b, tau, eta, **_):
     """REBAR's term of ``z`` given ``b``, less the constant ``f(b) s``: ``η ⊙ ∂_φ f(σ_τ(z))``."""
     obj = _differentiable(f, "rebar")
-    return np.asarray(eta, dtype=np.float64) * _relax_vjp(dist, z, tau, obj.grad(_relax(dist, z, tau)))
+    return np.asarray(eta, dtype=np.float64) * relaxation_vjp(dist, z, tau, obj.grad(relaxation(dist, z, tau)))
 
 
 def _rebar_latent_zt(dist, f, zt, b, tau, eta, **_):
@@ -615,14 +542,6 @@ def _rebar_latent_zt(dist, f, zt, b, tau, eta, **_):
     obj = _differentiable(f, "rebar")
     nd = len(dist.param_shape)
     s = dist.score(b)
-    xt = _relax(dist, zt, tau)
-    path = _latent_pull(dist, b, zt, _relax_vjp(dist, zt, tau, obj.grad(xt)))
+    xt = relaxation(dist, zt, tau)
+    path = _latent_pull(dist, b, zt, relaxation_vjp(dist, zt, tau, obj.grad(xt)))
     return -np.asarray(eta, dtype=np.float64) * (path + _bcast(obj.value(xt), nd) * s)
-
-
-def latent_dist(dist):
-    """The distribution whose latent the moments integrate over: the effective logits of a categorical
-    (a row's ``+inf`` entries 0, the others ``−inf``; the convention of :mod:`refgrad.random`)."""
-    if dist.family != "categorical" or not np.isposinf(dist.params).any():
-        return dist
-    return type(dist)(_effective_logits(dist.params))

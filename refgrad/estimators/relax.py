@@ -30,19 +30,24 @@ import numpy as np
 from .._core.checks import InputTypeError, as_float_array, check_positive_scalar, check_sample_count, describe
 from .._core.jit import jit
 from ..random import as_generator, uniform
+from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 from ._base import EstimatorSpec, NoiseField, register
-from .kernels.rebar import _mlp_grad_row, _mlp_value_row, relax_plan as _relax_plan
+from ._latent import DISCRETE, latent_logits, relaxation, relaxation_vjp
+from .kernels.rebar import _mlp_grad_row, _mlp_value_row
+from .kernels.rebar import relax_plan as _relax_plan
 from .rebar import (
-    DISCRETE,
-    _Parts,
     _bcast,
     _check_dist,
     _combine,
     _differentiable,
     _flat,
-    _latent_logits,
+    _latent_pull,
+    _latent_residual,
+    _Parts,
     _rebar_breakpoints,
-    _relax_vjp,
+    _rebar_latent_mean,
+    _rebar_latent_z,
+    _rebar_latent_zt,
 )
 
 __all__ = ["RelaxSurrogate", "fit_relax"]
@@ -373,8 +378,6 @@ class RelaxSurrogate:
         return _mlp_hessian_bilinear(X, P, Q, self.w1, self.b1, self.w2)
 
     def _relaxed(self, z):
-        from ..relaxations import sigmoid_tau, softmax_tau
-
         return softmax_tau(z, self.tau) if self._categorical else sigmoid_tau(z, self.tau)
 
     def _latent(self, z):
@@ -391,8 +394,6 @@ class RelaxSurrogate:
 
     def control_grad(self, f, z):
         """``∂c_ψ/∂z = J_τ(z)ᵀ (η ∇f(x) + ∇r_ψ(x))``, ``x = σ_τ(z)``; shape of ``z``."""
-        from ..relaxations import sigmoid_tau_vjp, softmax_tau_vjp
-
         obj = _differentiable(f, "relax")
         z = self._latent(z)
         x = self._relaxed(z)
@@ -418,8 +419,8 @@ class _Forward:
         self.grad_r_x = _mlp_grad(X, sur.w1, sur.b1, sur.w2).reshape(parts.x.shape)
         self.grad_r_xt = _mlp_grad(Xt, sur.w1, sur.b1, sur.w2).reshape(parts.xt.shape)
         # ∂_φ r(σ_τ(z)) and ∂_φ r(σ_τ(z̃(φ, b, v)))
-        self.path_r = _relax_vjp(dist, parts.z, sur.tau, self.grad_r_x)
-        self.path_rt = parts.cond.pull(_relax_vjp(dist, parts.cond.z, sur.tau, self.grad_r_xt))
+        self.path_r = relaxation_vjp(dist, parts.z, sur.tau, self.grad_r_x)
+        self.path_rt = parts.cond.pull(relaxation_vjp(dist, parts.cond.z, sur.tau, self.grad_r_xt))
         # ĝ = a + η c + c_r with c_r = ∂_φ r(σ_τ(z)) − ∂_φ r(σ_τ(z̃)) − r(σ_τ(z̃)) ∂_φ log q(b)
         self.c_r = self.path_r - self.path_rt - _bcast(self.r_xt, nd) * parts.s
         self.estimate = _combine(parts.a, parts.c, sur.eta) + self.c_r
@@ -566,7 +567,7 @@ def _relax_options(dist, opts):
 def _relax_fused(dist, obj, row, shared, surrogate):
     """The fused RELAX plan (:mod:`refgrad.estimators.kernels.rebar`), or None."""
     sur = RelaxSurrogate.zero(tuple(dist.event_shape)) if surrogate is None else surrogate
-    return _relax_plan(dist, row, _latent_logits(dist), sur.tau, sur.eta, sur.w1, sur.b1, sur.w2, sur.b2)
+    return _relax_plan(dist, row, latent_logits(dist), sur.tau, sur.eta, sur.w1, sur.b1, sur.w2, sur.b2)
 
 
 register(
@@ -601,18 +602,14 @@ register(
 
 def _network_path(dist, sur, z):
     """``∂_φ r_ψ(σ_τ(z))`` at fixed latent derivative ``∂z/∂φ = I``, and ``σ_τ(z)``."""
-    from .rebar import _relax
-
-    x = _relax(dist, z, sur.tau)
+    x = relaxation(dist, z, sur.tau)
     X = _flat(x)
     grad = _mlp_grad(X, sur.w1, sur.b1, sur.w2).reshape(x.shape)
-    return _relax_vjp(dist, z, sur.tau, grad), X
+    return relaxation_vjp(dist, z, sur.tau, grad), X
 
 
 def _relax_latent_z(dist, f, z, b, surrogate, **_):
     """RELAX's term of ``z`` given ``b`` (less the constant ``f(b) s``): REBAR's plus ``∂_φ r_ψ(σ_τ(z))``."""
-    from .rebar import _rebar_latent_z
-
     path_r, _ = _network_path(dist, surrogate, z)
     return _rebar_latent_z(dist, f, z, b, surrogate.tau, surrogate.eta) + path_r
 
@@ -620,13 +617,11 @@ def _relax_latent_z(dist, f, z, b, surrogate, **_):
 def _relax_latent_mean(dist, f, z, b, surrogate, **_):
     """The integrand of RELAX's ``E[ĝ | b]`` at one latent: REBAR's plus
     ``(I − ∂z̃/∂φ)ᵀ ∂_z r_ψ(σ_τ(z)) − r_ψ(σ_τ(z)) s``."""
-    from .rebar import _latent_residual, _rebar_latent_mean, _relax
-
     sur = surrogate
-    x = _relax(dist, z, sur.tau)
+    x = relaxation(dist, z, sur.tau)
     X = _flat(x)
     grad = _mlp_grad(X, sur.w1, sur.b1, sur.w2).reshape(x.shape)
-    resid = _latent_residual(dist, b, z, _relax_vjp(dist, z, sur.tau, grad))
+    resid = _latent_residual(dist, b, z, relaxation_vjp(dist, z, sur.tau, grad))
     r_x = _mlp_value(X, sur.w1, sur.b1, sur.w2, sur.b2)
     return (_rebar_latent_mean(dist, f, z, b, sur.tau, sur.eta)
             + resid - _bcast(r_x, len(dist.param_shape)) * dist.score(b))
@@ -634,13 +629,11 @@ def _relax_latent_mean(dist, f, z, b, surrogate, **_):
 
 def _relax_latent_zt(dist, f, zt, b, surrogate, **_):
     """RELAX's term of ``(z̃, b)``: REBAR's plus ``−[∂_φ r_ψ(σ_τ(z̃)) + r_ψ(σ_τ(z̃)) s]``."""
-    from .rebar import _latent_pull, _rebar_latent_zt, _relax
-
     sur = surrogate
-    xt = _relax(dist, zt, sur.tau)
+    xt = relaxation(dist, zt, sur.tau)
     Xt = _flat(xt)
     grad = _mlp_grad(Xt, sur.w1, sur.b1, sur.w2).reshape(xt.shape)
-    path_rt = _latent_pull(dist, b, zt, _relax_vjp(dist, zt, sur.tau, grad))
+    path_rt = _latent_pull(dist, b, zt, relaxation_vjp(dist, zt, sur.tau, grad))
     r_xt = _mlp_value(Xt, sur.w1, sur.b1, sur.w2, sur.b2)
     s = dist.score(b)
     return (_rebar_latent_zt(dist, f, zt, b, sur.tau, sur.eta)

@@ -23,6 +23,8 @@ None is unbiased for ``∇_φ E_q[f(b)]``.  The per-sample Jacobian products use
 hand-derived VJPs of :mod:`refgrad.relaxations` and the k-sample averaging kernels
 below; the conditional samples ``z̃`` come from :mod:`refgrad.random`.
 """
+import functools
+
 import numpy as np
 
 from .._core.checks import check_positive_scalar, check_sample_count, describe
@@ -34,19 +36,28 @@ from ..random import (
     conditional_logistic_grad,
     conditional_normal,
     conditional_normal_grad,
-    gumbel,
-    logistic,
-    normal,
 )
-from ..relaxations import _sigmoid_slope_scalar, sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
+from ..relaxations import softmax_tau_vjp
+from ..relaxations.tempered import _sigmoid_slope_scalar
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._latent import (
+    DISCRETE,
+    conditional_gumbel_pull,
+    conditional_slope,
+    latent,
+    latent_dist,
+    latent_logits,
+    relaxation,
+    relaxation_vjp,
+)
 from .kernels.relaxed import gumbel_softmax_plan, straight_through_plan
 from .kernels.gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
+from .rebar import _rebar_latent_mean, _rebar_latent_z, _rebar_latent_zt
+from .relax import _relax_latent_mean, _relax_latent_z, _relax_latent_zt
 from .score import sample_breakpoints
 
 __all__ = ["LATENT_FORMS"]
 
-DISCRETE = ("bernoulli", "categorical", "gaussian_threshold")
 DERIVATIVES = ("identity", "total")
 
 
@@ -94,33 +105,9 @@ def _softmax_tau_vjp_mean(z, tau, cotangent):
 # ---------------------------------------------------------------------------- shared pieces
 
 
-def _latent(dist, u):
-    """The latent ``z = params + noise(u)`` behind ``dist.from_uniforms(u)`` (shape of ``u``)."""
-    if dist.family == "bernoulli":
-        return dist.params[None] + logistic(u)
-    if dist.family == "gaussian_threshold":
-        return dist.params[None] + normal(u)
-    if dist.family == "categorical":
-        return dist.params[None] + gumbel(u)
-    raise ValueError(f"no relaxation for family {dist.family!r}; supported families: {', '.join(DISCRETE)}")
-
-
 def _grad_f(f, z, estimator, relaxed=False):
     """``∇f(z)``, refusing objectives without a gradient (or, at relaxed points, ``relaxed_ok=False``)."""
     return differentiable_objective(f, estimator, relaxed=relaxed).grad(z)
-
-
-def _relaxed_vjp(dist, z, tau, cotangent):
-    """``J_τ(z)ᵀ c``: the VJP of the relaxation at the latent ``z`` (``∂z/∂φ = I``)."""
-    if dist.family == "categorical":
-        return softmax_tau_vjp(z, tau, cotangent)[0]
-    return sigmoid_tau_vjp(z, tau, cotangent)[0]
-
-
-def _relax(dist, z, tau):
-    if dist.family == "categorical":
-        return softmax_tau(z, tau)
-    return sigmoid_tau(z, tau)
 
 
 def _u_layout(dist, **_):
@@ -157,9 +144,14 @@ one point).  Noise: ``u`` of shape ``event_shape``; the estimate is continuous i
 
 
 def _gumbel_softmax(dist, f, noise, tau):
-    z = _latent(dist, noise["u"])
-    x = _relax(dist, z, tau)
-    return _relaxed_vjp(dist, z, tau, _grad_f(f, x, "gumbel_softmax", relaxed=True))
+    z = latent(dist, noise["u"])
+    x = relaxation(dist, z, tau)
+    return relaxation_vjp(dist, z, tau, _grad_f(f, x, "gumbel_softmax", relaxed=True))
+
+
+def _gumbel_softmax_fused(dist, obj, row, shared, tau):
+    """The fused plan (:mod:`refgrad.estimators.kernels.relaxed`) on the latent's logits, or None."""
+    return gumbel_softmax_plan(dist, obj, row, latent_logits(dist), tau)
 
 
 register(
@@ -170,7 +162,7 @@ register(
         families=DISCRETE,
         unbiased=False,
         compute=_gumbel_softmax,
-        fused=gumbel_softmax_plan,
+        fused=_gumbel_softmax_fused,
         layout=_u_layout,
         cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
@@ -209,8 +201,13 @@ at ``b``).  Noise: ``u`` of shape ``event_shape``; the estimate jumps where ``b`
 def _straight_through(dist, f, noise, tau):
     u = noise["u"]
     b = dist.from_uniforms(u)
-    z = _latent(dist, u)
-    return _relaxed_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
+    z = latent(dist, u)
+    return relaxation_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
+
+
+def _straight_through_fused(dist, obj, row, shared, tau):
+    """The fused plan (:mod:`refgrad.estimators.kernels.relaxed`) on the latent's logits, or None."""
+    return straight_through_plan(dist, row, latent_logits(dist), tau)
 
 
 register(
@@ -221,7 +218,7 @@ register(
         families=DISCRETE,
         unbiased=False,
         compute=_straight_through,
-        fused=straight_through_plan,
+        fused=_straight_through_fused,
         layout=_u_layout,
         cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
@@ -357,19 +354,19 @@ register(
 
 def _gumbel_softmax_latent(dist, f, z, b, tau):
     """Gumbel-Softmax as a function of the latent ``z`` (``b`` unused): ``J_τ(z)ᵀ ∇f(σ_τ(z))``."""
-    return _relaxed_vjp(dist, z, tau, _grad_f(f, _relax(dist, z, tau), "gumbel_softmax", relaxed=True))
+    return relaxation_vjp(dist, z, tau, _grad_f(f, relaxation(dist, z, tau), "gumbel_softmax", relaxed=True))
 
 
 def _straight_through_latent(dist, f, z, b, tau, **_):
     """Straight-through as a function of the latent ``z`` and its sample ``b``: ``J_τ(z)ᵀ ∇f(b)``."""
-    return _relaxed_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
+    return relaxation_vjp(dist, z, tau, _grad_f(f, b, "straight_through"))
 
 
 #: The estimate as a function of the latent ``z`` (``(n, *event)``; a categorical row may be
 #: shifted by a constant, to which the softmax is invariant) and of the sample ``b`` it gives,
 #: ``fn(dist, f, z, b, **options)``, with the option that averages conditional draws given ``b``
 #: (None for one draw).  Only :func:`refgrad.exact.moments` uses these: it integrates them over
-#: the law of the latent in the variables where the mass lies (see :mod:`refgrad._moments.engine`),
+#: the law of the latent in the variables where the mass lies (see :mod:`refgrad._moments.latent`),
 #: which the uniforms ``u`` cannot resolve at extreme logits.  ``estimate`` never calls them;
 #: ``tests/test_extremes_moments.py`` checks that they agree with ``compute`` where ``u`` can.
 #: gumbel_rao enters with ``derivative="identity"`` only: given ``b`` its draws are i.i.d. with
@@ -386,16 +383,14 @@ def _gumbel_rao_total_latent(dist, f, zt, b, tau, **_):
     """One conditional draw of gumbel_rao with ``derivative="total"`` as a function of ``z̃`` and ``b``:
     ``(∂z̃/∂φ)ᵀ J_τ(z̃)ᵀ ∇f(b)``, with ``∂z̃/∂φ`` written in terms of ``z̃`` (see
     :mod:`refgrad.estimators.rebar`, latent form); rows with ``+inf`` logits give 0, as in ``compute``."""
-    from .rebar import _latent_gumbel_pull, _latent_slope
-
     c = _grad_f(f, b, "gumbel_rao")
     with np.errstate(invalid="ignore"):
-        inner = _relaxed_vjp(dist, zt, tau, c)
+        inner = relaxation_vjp(dist, zt, tau, c)
         if dist.family == "categorical":
-            out = _latent_gumbel_pull(dist.params, b.argmax(axis=-1), zt, inner)
+            out = conditional_gumbel_pull(dist.params, b.argmax(axis=-1), zt, inner)
             out[:, np.isposinf(dist.params).any(axis=1), :] = 0.0
             return out
-        return _latent_slope(dist, b, zt) * inner
+        return conditional_slope(dist, b, zt) * inner
 
 
 #: Largest spread of the finite logits in a categorical row at which REBAR's and RELAX's latent form is used.
@@ -403,7 +398,7 @@ def _gumbel_rao_total_latent(dist, f, zt, b, tau, **_):
 #: (8, 0, −8), (20, 0, −20), (8, 0, 1), (1, 0.5, −1) at τ in {0.01, 0.5, 1, 10}, but 1.6e-8 at (30, 0, −30)
 #: and 6.9e-2 on the dominant coordinate of (50, 0, −50) at τ = 10 (at levels 5 and 6: the conditional mean of
 #: the common sample's term cancels there).  Beyond it the uniforms' quadrature refuses
-#: (refgrad._moments.engine.UNIFORM_QUADRATURE_LOGIT_LIMIT, 20).  The variance is not checked against mpmath here.
+#: (refgrad._moments.plan.UNIFORM_QUADRATURE_LOGIT_LIMIT, 20).  The variance is not checked against mpmath here.
 CATEGORICAL_SPREAD_LIMIT = 40.0
 
 
@@ -430,21 +425,18 @@ def latent_form(name, dist, opts):
     families without a latent here (GaussianThreshold) and options the latent form does not cover (REBAR's
     ``eta="optimal"``, whose pilot batch is shared by the estimates).
     """
-    import functools
-
     if dist.family not in ("bernoulli", "categorical"):
         return None
     if name in LATENT_FORMS:
         fn, draws = LATENT_FORMS[name]
         if name == "gumbel_rao" and opts.get("derivative") != "identity":
             return ((functools.partial(_gumbel_rao_total_latent, tau=opts["tau"]), 1.0 / int(opts["k"])),), dist, None
-        kappa = 1.0 / int(opts[draws]) if draws is not None else 1.0
-        return ((functools.partial(fn, **opts), kappa),), dist, None
+        if draws is None:  # the latent of a row with +inf logits: the effective logits, as compute's
+            return ((functools.partial(fn, **opts), 1.0),), latent_dist(dist), None
+        return ((functools.partial(fn, **opts), 1.0 / int(opts[draws])),), dist, None
     if name in ("rebar", "relax") and dist.family == "categorical" and _row_spread(dist) > CATEGORICAL_SPREAD_LIMIT:
         return None  # accuracy not shown beyond (see CATEGORICAL_SPREAD_LIMIT): the uniforms' path refuses
     if name == "rebar":
-        from .rebar import _rebar_latent_mean, _rebar_latent_z, _rebar_latent_zt, latent_dist
-
         if isinstance(opts.get("eta"), str):
             return None
         kw = {"tau": opts["tau"], "eta": opts["eta"]}
@@ -452,9 +444,6 @@ def latent_form(name, dist, opts):
                 (functools.partial(_rebar_latent_zt, **kw), 1.0)), latent_dist(dist), \
             functools.partial(_rebar_latent_mean, **kw)
     if name == "relax":
-        from .rebar import latent_dist
-        from .relax import _relax_latent_mean, _relax_latent_z, _relax_latent_zt
-
         kw = {"surrogate": opts["surrogate"]}
         return ((functools.partial(_relax_latent_z, **kw), 1.0),
                 (functools.partial(_relax_latent_zt, **kw), 1.0)), latent_dist(dist), \

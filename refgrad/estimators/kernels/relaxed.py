@@ -29,14 +29,9 @@ import numpy as np
 from scipy import special
 
 from ..._core.jit import jit, row_jit
-from ...random import _sigmoid
-from ...relaxations import (
-    _gumbel_noise_scalar,
-    _logistic_noise_scalar,
-    _sigmoid_tau_vjp_scalar,
-    _softmax_row,
-    _softmax_tau_vjp_row,
-)
+from ..._core.special import _sigmoid
+from ...random.noise import _gumbel_noise_scalar, _logistic_noise_scalar
+from ...relaxations.tempered import _sigmoid_tau_vjp_scalar, _softmax_row, _softmax_tau_vjp_row
 from .._fused import FusedPlan, bernoulli_bits, categorical_one_hot, normalised_logits, objective_grad
 
 __all__ = ["gumbel_softmax_plan", "straight_through_plan"]
@@ -108,12 +103,12 @@ def _gumbel_softmax_categorical(U, out, start, stop, logits, tau, kind, par):
         _softmax_vjp_rows(z, tau, g, K, s, out[i])
 
 
-def gumbel_softmax_plan(dist, obj, row, shared, tau):
-    """Fused Gumbel-Softmax for Bernoulli and Categorical (None otherwise: the batched path)."""
+def gumbel_softmax_plan(dist, obj, row, logits, tau):
+    """Fused Gumbel-Softmax for Bernoulli and Categorical on the latent's ``logits`` (None otherwise)."""
     if not obj.relaxed_ok:
         return None  # the batched path refuses it with its message
     kind, par = row
-    logits = np.ascontiguousarray(dist.params, dtype=np.float64)
+    logits = np.ascontiguousarray(logits, dtype=np.float64)
     size = int(np.prod(dist.param_shape))
     if dist.family == "bernoulli":
         return FusedPlan(_gumbel_softmax_bernoulli, (logits, float(tau), kind, par), size, size)
@@ -153,15 +148,15 @@ def _straight_through_categorical(U, out, start, stop, logits, lg, tau, kind, pa
         _softmax_vjp_rows(z, tau, g, K, s, out[i])
 
 
-def straight_through_plan(dist, obj, row, shared, tau):
-    """Fused straight-through for Bernoulli and Categorical (None otherwise: the batched path)."""
+def straight_through_plan(dist, row, logits, tau):
+    """Fused straight-through for Bernoulli and Categorical on the latent's ``logits`` (None otherwise)."""
     kind, par = row
-    logits = np.ascontiguousarray(dist.params, dtype=np.float64)
+    logits = np.ascontiguousarray(logits, dtype=np.float64)
     size = int(np.prod(dist.param_shape))
     if dist.family == "bernoulli":
         thr = np.ascontiguousarray(special.expit(-dist.logits))  # as Bernoulli.from_uniforms
         return FusedPlan(_straight_through_bernoulli, (logits, thr, float(tau), kind, par), size, size)
     if dist.family == "categorical":
-        lg = normalised_logits(logits)  # as categorical_gumbel_max
+        lg = normalised_logits(np.ascontiguousarray(dist.params, dtype=np.float64))  # as categorical_gumbel_max
         return FusedPlan(_straight_through_categorical, (logits, lg, float(tau), kind, par), size, size)
     return None
