@@ -190,7 +190,7 @@ def as_float_array(x, name, ndim=None, copy=False, allow_bool=False):
 def check_no_nan(arr, name):
     """Reject NaN (infinities are allowed)."""
     if np.isnan(arr).any():
-        where = tuple(int(i) for i in np.argwhere(np.isnan(arr))[0]) if arr.ndim else ()
+        where = first_index(np.isnan(arr))
         raise ValueError(f"{name} must not contain NaN (allowed: finite values or +/-inf); NaN at index {where}")
     return arr
 
@@ -295,6 +295,15 @@ def first_outside_unit(flat):
         if not (x > 0.0 and x < 1.0):
             return i
     return -1
+
+
+def first_index(mask):
+    """Index tuple of the first ``True`` entry of ``mask`` in C order (``()`` for a 0-d array), for messages.
+
+    The caller knows there is one; an all-``False`` mask raises ``IndexError``.
+    """
+    mask = np.asarray(mask)
+    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
 
 
 def outside_unit_index(arr):

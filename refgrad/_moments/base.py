@@ -2,7 +2,7 @@
 import numbers
 from dataclasses import dataclass, field
 import numpy as np
-from .._core.checks import InputTypeError, check_positive_scalar, describe
+from .._core.checks import InputTypeError, check_positive_scalar, describe, first_index
 from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
 from ..distributions import ENUMERATION_LIMIT
 
@@ -121,7 +121,7 @@ class _Accumulator:
         values = values.reshape(values.shape[0], -1)
         bad = ~np.isfinite(values) & (weights[:, None] > 0)
         if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
+            row, col = first_index(bad)
             raise ValueError(
                 f"{self.label} returned a non-finite estimate ({float(values[row, col])!r}, coordinate {col}) at a "
                 "point of its noise domain: the objective's values overflow in the estimator's arithmetic or are "
@@ -184,7 +184,7 @@ def _checked(spec, dist, f, result):
     """Refuse a Moments whose mean or covariance overflowed (like exact.expectation does)."""
     for what, value in (("mean", result.mean), ("covariance", result.cov)):
         if not np.all(np.isfinite(value)):
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+            bad = first_index(~np.isfinite(value))
             raise ValueError(
                 f"the exact moments of {spec.name!r} with f={_objective_text(f)} on dist={_dist_text(dist)} "
                 f"overflowed or are undefined: {what} entry {bad} is {float(value[bad])!r} (sums of the estimate "

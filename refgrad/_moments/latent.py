@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
-from .._core.checks import InputTypeError, check_positive_scalar, describe
+from .._core.checks import InputTypeError, check_positive_scalar, describe, first_index
 from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
 from ..distributions import ENUMERATION_LIMIT
 from ..estimators.relaxed import latent_form
@@ -216,7 +216,7 @@ def _latent_pieces(spec, dist, f, form, level):
                 g = np.asarray(fn(dist, f, z, b), dtype=float).reshape(len(z), p)
                 bad = ~np.isfinite(g)
                 if bad.any():
-                    row, col = (int(i) for i in np.argwhere(bad)[0])
+                    row, col = first_index(bad)
                     raise ValueError(
                         f"{label} returned a non-finite estimate ({float(g[row, col])!r}, coordinate {col}) at a "
                         "point of its noise domain: the objective's values overflow in the estimator's arithmetic "

@@ -1,7 +1,7 @@
 r"""Exact moments of score-function estimators on a :class:`~refgrad.distributions.Product`, by enumeration."""
 import numpy as np
 
-from .._core.checks import check_count, describe
+from .._core.checks import check_count, describe, first_index
 from ..distributions import ENUMERATION_LIMIT
 from .base import Moments
 
@@ -51,7 +51,7 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
             g = np.asarray(spec.given_samples(dist, f, np.ascontiguousarray(configs[digits]), **opts), dtype=float)
             g = g.reshape(g.shape[0], -1)
             if not np.isfinite(g).all():
-                row, col = (int(i) for i in np.argwhere(~np.isfinite(g))[0])
+                row, col = first_index(~np.isfinite(g))
                 raise ValueError(
                     f"estimator {spec.name!r} returned a non-finite estimate ({float(g[row, col])!r}, coordinate "
                     f"{col}) on {dist!r}: the objective's values overflow in the estimator's arithmetic; rescale "

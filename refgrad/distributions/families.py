@@ -2,7 +2,7 @@
 import numpy as np
 from scipy import special
 
-from .._core.checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe, outside_unit_index
+from .._core.checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe, first_index, outside_unit_index
 from ..random import as_generator, categorical_gumbel_max, conditional_gumbel, uniform
 
 __all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
@@ -82,7 +82,7 @@ def _normal_cdf(x):
 
 def _first_where(arr, bad):
     """``"<value> at index <index>"`` of the first ``True`` entry of ``bad`` (for error messages)."""
-    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    where = first_index(bad)
     return f"{float(arr[where])!r} at index {where}"
 
 
@@ -541,7 +541,7 @@ class Categorical(_ProductDistribution):
             raise TypeError(f"indices must be integers in [0, {K - 1}]; got {describe(indices)} of dtype {idx.dtype}")
         bad = (idx < 0) | (idx >= K)
         if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0]) if idx.ndim else ()
+            where = first_index(bad)
             raise ValueError(f"indices must be integers in [0, {K - 1}]; got {int(idx[where])} at index {where}")
         out = np.zeros(idx.shape + (K,), dtype=np.float64)
         np.put_along_axis(out, idx[..., None].astype(np.intp), 1.0, axis=-1)
@@ -559,7 +559,7 @@ class Categorical(_ProductDistribution):
             raise ValueError(f"{name} must be one-hot along its last axis (entries 0/1); got {_first_where(arr, bad)}")
         hot = arr.sum(axis=2)
         if np.any(hot != 1.0):
-            where = tuple(int(i) for i in np.argwhere(hot != 1.0)[0])
+            where = first_index(hot != 1.0)
             raise ValueError(
                 f"{name} must be one-hot along its last axis (one 1 per variable); row {where} "
                 f"(sample, variable) is {arr[where].tolist()}"

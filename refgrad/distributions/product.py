@@ -53,7 +53,7 @@ Product with a ``ValueError`` naming the families it supports.  Their exact mome
 """
 import numpy as np
 
-from .._core.checks import as_float_array, check_count, describe
+from .._core.checks import as_float_array, check_count, describe, first_index
 from .families import (
     ENUMERATION_LIMIT,
     Bernoulli,
@@ -202,7 +202,7 @@ class Product(_ProductDistribution):
             if isinstance(block, Categorical):
                 hot = arr[:, s].reshape(arr.shape[0], block.d, block.K).sum(axis=2)
                 if np.any(hot != 1.0):
-                    row, var = (int(i) for i in np.argwhere(hot != 1.0)[0])
+                    row, var = first_index(hot != 1.0)
                     cols = slice(s.start + var * block.K, s.start + (var + 1) * block.K)
                     raise ValueError(
                         f"{name} must be one-hot in each categorical row; sample {row}, block {j} (categorical), "

@@ -38,7 +38,7 @@ for the built-ins, by two evaluations of ``f`` for any other objective.
 """
 import numpy as np
 
-from .._core.checks import as_float_array, check_no_nan, describe
+from .._core.checks import as_float_array, check_no_nan, describe, first_index
 from .._core.jit import jit
 from ..distributions import ENUMERATION_LIMIT
 from . import rows as _rows
@@ -140,7 +140,7 @@ class Objective:
                 f"got {vec.shape}"
             )
         if not np.isfinite(vec).all():
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(vec))[0])
+            bad = first_index(~np.isfinite(vec))
             raise ValueError(
                 f"v must be finite for the Hessian-vector product of objective {self.name!r}; got "
                 f"{float(vec[bad])!r} at index {bad}"
@@ -195,7 +195,7 @@ class Objective:
             )
         out = np.where(active[None], out, 0.0)
         if not np.isfinite(out).all():
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+            bad = first_index(~np.isfinite(out))
             raise ValueError(
                 f"the difference f(b') − f(b) of objective {self.name!r} between configurations that differ in "
                 f"one variable overflowed: {float(out[bad])!r} at index {bad}; rescale the objective"
@@ -231,7 +231,7 @@ class Objective:
         arr = self._check_input(b, name=name)
         bad = (arr != 0.0) & (arr != 1.0)
         if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = first_index(bad)
             raise ValueError(
                 f"{name} must be discrete (bits or one-hot rows, entries 0 and 1); got {float(arr[where])!r} "
                 f"at index {where}"
@@ -239,7 +239,7 @@ class Objective:
         if arr.ndim == 3:
             hot = arr.sum(axis=2)
             if np.any(hot != 1.0):
-                where = tuple(int(i) for i in np.argwhere(hot != 1.0)[0])
+                where = first_index(hot != 1.0)
                 raise ValueError(
                     f"{name} must have one 1 per variable (one-hot rows); row {where} (sample, variable) is "
                     f"{arr[where].tolist()}"
@@ -286,7 +286,7 @@ class Objective:
                 f"{z.shape}; expected shape {tuple(shape)}"
             )
         if not np.isfinite(arr).all():
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            bad = first_index(~np.isfinite(arr))
             raise ValueError(
                 f"objective {self.name!r} returned a non-finite {what} {float(arr[bad])!r} at index {bad} "
                 f"(for z of shape {z.shape}); objectives must return finite values"
@@ -324,7 +324,7 @@ def _row_values(kind, param, z):
 
 def _check_finite_parameter(arr, name):
     if not np.isfinite(arr).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+        bad = first_index(~np.isfinite(arr))
         raise ValueError(f"{name} must be finite; got {float(arr[bad])!r} at index {bad}")
     return arr
 
@@ -503,7 +503,7 @@ class Table(Objective):
                 f"got shape {arr.shape}"
             )
         if not np.isfinite(arr).all():
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            bad = first_index(~np.isfinite(arr))
             raise ValueError(f"values must be finite; got {float(arr[bad])!r} at index {bad}")
         arr.setflags(write=False)
         self.values = arr
@@ -639,7 +639,7 @@ class Separable(Objective):
                 raise ValueError(f"terms given as an array must have shape (d, K) with d >= 1 and K >= 2 "
                                  f"(terms[j, k] = f_j(k)); got shape {arr.shape}")
             if not np.isfinite(arr).all():
-                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+                bad = first_index(~np.isfinite(arr))
                 raise ValueError(f"terms must be finite; got {float(arr[bad])!r} at index {bad}")
             self.tables = arr
             self.terms = tuple(Table(arr[j], name=f"term {j}") for j in range(arr.shape[0]))
