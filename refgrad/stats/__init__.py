@@ -22,7 +22,8 @@ Every result is a frozen dataclass whose ``str()`` prints a readable table.
 The code lives in one module per concern, all re-exported here: ``unbiasedness`` (the test of
 the mean and :func:`required_samples`), ``variance`` (:func:`variance_test`), ``heavy_tails``
 (:func:`heavy_tail_diagnostic`), ``calibration`` (the bootstrap-t and the Edgeworth size
-estimate behind :func:`unbiasedness_test`), and ``_common`` (input checks, tables, Holm).
+estimate behind :func:`unbiasedness_test`), and a private module of the input checks, tables
+and Holm's adjustment they share.
 
 Calibration at small n
 ----------------------

@@ -63,7 +63,8 @@ def _resolve_rtol(rtol, *inputs):
     float64 (and integer or list input): ``_DEFAULT_RTOL`` = 1e-12; a lower precision:
     ``min(ROUNDING_ULPS · eps, 0.01)`` -- float32 samples (torch's default) are rounded at
     relative 6e-8 per entry, so a sum-to-zero score sums to zero only up to a few float32
-    ulps, which 1e-12 would read as a real departure from the hyperplane."""
+    ulps, which 1e-12 would read as a real departure from the hyperplane.
+    """
     if rtol is not None:
         return _check_rtol(rtol)
     eps = max(_input_eps(x) for x in inputs)
@@ -182,7 +183,8 @@ def _coordinate_table(headers, columns, sort_key):
 
     ``columns`` are arrays of the parameter shape (the shape of the first one labels the rows); the
     rows are shown by increasing ``sort_key`` (an array of that shape; ties in coordinate order), the
-    first ``_MAX_ROWS`` of them."""
+    first ``_MAX_ROWS`` of them.
+    """
     labels = _index_labels(columns[0].shape)
     rows = [[labels[i]] + [_fmt(column.flat[i]) for column in columns] for i in range(columns[0].size)]
     return _table(headers, rows, np.argsort(np.ravel(sort_key), kind="stable"))
@@ -240,7 +242,8 @@ def _unit(magnitude):
     statistics computed from the scaled samples are those of the samples themselves, bit for bit,
     wherever the unscaled computation neither overflowed nor underflowed -- and stay correct where it
     would have: squares of samples near 10²⁰⁰ overflow and squares near 10⁻²⁰⁰ underflow, while the
-    scaled samples are at most 2 in magnitude."""
+    scaled samples are at most 2 in magnitude.
+    """
     mant, expo = np.frexp(np.asarray(magnitude, dtype=np.float64))
     return np.where(mant == 0.0, 1.0, np.ldexp(1.0, expo - 1))
 

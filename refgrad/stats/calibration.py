@@ -44,12 +44,12 @@ RESOLUTION = 10
 MAX_RESAMPLES = 199_999
 #: Fewest samples for which the bootstrap calibration is used.
 MIN_BOOTSTRAP_N = 20
-#: Fewest samples at which the bootstrap calibration was checked to hold the level (a warning below:
-#: at n = 50 REBAR on 3 bits gave false alarms at 2.0-2.4 α for α = 0.001).
+#: Fewest samples at which the bootstrap calibration was checked to hold the level (a warning below, where
+#: skewed discrete estimates exceeded it: docs/stats-calibration.md).
 LEVEL_CHECKED_N = 100
 #: ``calibration="auto"`` bootstraps whenever (distinct rows) x (resamples) is at most this.
 AUTO_BUDGET = 1e6
-#: ... and, beyond it, when the normal-theory size is off, up to this cost (about 5 s).
+#: ... and, beyond it, when the normal-theory size is off, up to this cost (seconds: docs/stats-calibration.md).
 MAX_BUDGET = 2e8
 #: The normal-theory test is trusted when its estimated size is at most (1 + SIZE_TOLERANCE) α.
 SIZE_TOLERANCE = 0.25
@@ -66,12 +66,13 @@ BOOTSTRAP_WORK_UNIT = ("resamples x distinct rows x (2 x coordinates + rank (ran
 
 
 def bootstrap_work(n, k, compressed, m, rank, resamples):
-    """Elementary operations of :func:`bootstrap_t` (see :data:`refgrad._core.checks.WORK_LIMIT`).
+    """Elementary operations of :func:`bootstrap_t`, counted as ``max_work`` of :func:`refgrad.stats.unbiasedness_test`.
 
     Each resample forms ``c @ features`` over the k rows resampled (``2 m + r (r + 3) / 2``
     features: ``u``, ``u²``, the whitened coordinates and their products), after drawing its
     multiplicities: n uniform indices, or one multinomial over the k distinct rows of a
-    discrete sample (``compressed``), at :data:`refgrad._core.checks.MULTINOMIAL_COST` a cell."""
+    discrete sample (``compressed``), at a fixed number of operations a cell.
+    """
     features = 2 * m + rank * (rank + 3) // 2
     draw = k * MULTINOMIAL_COST if compressed else n
     return float(resamples) * (float(k) * features + draw)
@@ -97,13 +98,15 @@ _SKEW_NOISE = 6.635
 
 
 def standardised_moments(u):
-    """Skewness γ and excess kurtosis κ of the columns of ``u`` (centred, unit sample sd), and a
-    conservative γ² for the size estimate.
+    """Skewness γ, excess kurtosis κ and a conservative γ² of the columns of ``u`` (centred, unit sample sd).
+
+    The conservative γ² is the one the size estimate uses.
 
     Under normality n γ̂²/6 is about χ²₁, so sample skewness alone makes a normal sample look
     skewed; ``gamma2 = max(γ̂² - 6.635 · 6/n, 0)`` discounts what noise explains 99 % of the time
     (the estimated size of a normal sample is then α, but a truly skewed one is slightly
-    underestimated: γ² = 4 reads 3.6 at n = 100)."""
+    underestimated: γ² = 4 reads 3.6 at n = 100).
+    """
     n = u.shape[0]
     u2 = u * u
     m2 = u2.mean(axis=0)
@@ -166,9 +169,9 @@ def estimated_size(u, w, parts, m):
     each coordinate's t-test at level α/m (Bonferroni's bound on Holm), summed;
     Hotelling's part: the larger of :func:`hotelling_excess` of the whitened
     coordinates and the largest t-test excess at the same level over the original and
-    whitened coordinates (on skewed discrete estimates the latter matched the
-    measured size of T² better: REINFORCE on 3 bits, n = 100, α = 0.001: estimated
-    5.7 α, measured 5.8 α).
+    whitened coordinates (on skewed discrete estimates the latter follows the
+    measured size of T² more closely; ``docs/stats-calibration.md`` sets the two side
+    by side).
     """
     n = u.shape[0]
     size = 0.0
@@ -203,8 +206,10 @@ def _compress(u):
 
 
 def distinct_rows(u):
-    """(k, (rows, counts)): the k rows the resampling works on (the distinct rows of a discrete sample,
-    with their counts; else ``u`` itself and None)."""
+    """Return ``(k, (rows, counts))``: the k rows the resampling works on.
+
+    These are the distinct rows of a discrete sample, with their counts; else ``u`` itself and None.
+    """
     rows, counts = _compress(u)
     return rows.shape[0], (rows, counts)
 
@@ -214,7 +219,8 @@ def _count_chunks(n, counts, resamples, gen):
 
     Each resample draws n of the n sample rows with replacement: multinomial counts
     of the distinct rows of a discrete sample (``counts`` given), else n uniform
-    indices per resample counted with ``bincount``."""
+    indices per resample counted with ``bincount``.
+    """
     k = n if counts is None else counts.size
     per = max(1, _CHUNK_ENTRIES // max(k, 1))
     done = 0
@@ -306,8 +312,10 @@ def bootstrap_distribution(u, tstat, whiten, compressed, resamples, gen):
 
 
 def _resample_t(shift, var, second, n):
-    """|t*| of each resample and coordinate; a resample without spread (up to rounding) has |t*| = inf
-    unless its mean is the sample mean."""
+    """|t*| of each resample and coordinate.
+
+    A resample without spread (up to rounding) has |t*| = inf unless its mean is the sample mean.
+    """
     flat = var <= 1e-12 * second
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.abs(shift) / np.sqrt(np.where(flat, 1.0, var) / n)

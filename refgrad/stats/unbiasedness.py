@@ -231,8 +231,8 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     **Calibration.**  The F and t reference distributions above are exact for normal
     estimates only.  Gradient estimates are often skewed (REINFORCE, DisARM, REBAR on
     rare outcomes), and then the two-sided tests reject too often by
-    :math:`O(γ^2/n)`: measured on a 3-bit Bernoulli at n = 100, α = 0.001, 3-10 times
-    α.  The size of the normal-theory decision is *estimated* from the Edgeworth
+    :math:`O(γ^2/n)`, several times α at n ≤ 100 on such estimates (the measured rates
+    are in ``docs/stats-calibration.md``).  The size of the normal-theory decision is *estimated* from the Edgeworth
     expansion of the studentised mean (Hall 1992, *The Bootstrap and Edgeworth
     Expansion*, §2.6), with the sample skewness γ and excess kurtosis κ of each
     coordinate,
@@ -256,16 +256,14 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
       of the |t*| (1993, *Resampling-Based Multiple Testing*, Algorithm 2.8).  For a
       two-sided test the bootstrap-t's size error is :math:`O(n^{-2})` against
       :math:`O(n^{-1})` for the F / t references.  On samples with rare outcomes
-      (an outcome of probability ~0.1 at n ≤ 100) it is conservative -- 0.05-0.25 α
-      for REINFORCE on 3 bits at n = 50-100, α = 0.01: the level holds, the power is
-      lower.  (A
-      null-restricted variant, resampling with exponentially tilted weights whose
-      mean is the target, was measured too: closer to α there, but 1.5 α for DisARM
-      at n = 100, α = 0.01, so it is not used.)  Resample moments are one product of
+      (an outcome of probability ~0.1 at n ≤ 100) it is conservative: the level
+      holds, the power is lower.  (A null-restricted variant, resampling with
+      exponentially tilted weights whose mean is the target, exceeded the level on
+      such samples, so it is not used.)  Resample moments are one product of
       the resampling counts with per-sample features, and a sample with few
       distinct rows (a discrete estimator) is resampled through multinomial counts
-      of its distinct rows: 2000 resamples of n = 2000 × p = 10 take about 0.1 s, a
-      discrete sample milliseconds.  scipy.stats.bootstrap (the oracle in the
+      of its distinct rows, at a cost that grows with the distinct rows, not with n
+      (timings in ``docs/stats-calibration.md``).  scipy.stats.bootstrap (the oracle in the
       tests) computes confidence intervals, not bootstrap-t p-values, and has no
       distinct-row shortcut, hence the implementation here.
     * ``"asymptotic"``: the F and t references (the only behaviour before
@@ -280,16 +278,16 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
     critical value of each part (B = 20000 at α = 0.001 with ``method="both"``, 2000
     at α = 0.01, 1999 at α = 0.05; at most :data:`MAX_RESAMPLES`); with the default
     ``rng`` the p-values are a deterministic function of the samples.  The measured
-    false-alarm rates of the default test are tabulated in :mod:`refgrad.stats`.
+    false-alarm rates of the default test are tabulated in ``docs/stats-calibration.md``.
 
     A :class:`CalibrationWarning`, with the estimated size in its message, is issued
     (and ``level_warning`` set) when the level cannot be guaranteed: the
     normal-theory test is used while its estimated size exceeds
     ``(1 + SIZE_TOLERANCE) α`` (with n ≥ :data:`MIN_BOOTSTRAP_N`); fewer than
     :data:`MIN_BOOTSTRAP_N` samples (unless ``calibration="asymptotic"``); the
-    bootstrap with fewer than :data:`LEVEL_CHECKED_N` samples (measured: REBAR on 3
-    bits at n = 50 rejects 2.0-2.4 α at α = 0.001; skewed discrete estimates at
-    n = 20 gave per-coordinate false alarms at 5 α); a normal-theory size
+    bootstrap with fewer than :data:`LEVEL_CHECKED_N` samples (where skewed discrete
+    estimates were measured to exceed the level, ``docs/stats-calibration.md``); a
+    normal-theory size
     estimated above :data:`BOOTSTRAP_SIZE_LIMIT` × α (heavy tails, beyond what the
     bootstrap was checked on); or too few resamples for α (``level (B + 1) <``
     :data:`RESOLUTION` for a part: the size stays ≤ α, the power drops; at most 1
@@ -323,7 +321,7 @@ def unbiasedness_test(samples, target, alpha=0.01, method="both", *, rtol=None, 
         Budget of the bootstrap in elementary operations (one feature of one resampled row:
         resamples x distinct rows x (2 m + r (r + 3) / 2 features, m coordinates, r the
         bootstrapped rank of T²), plus the draws of the rows); default None:
-        :data:`refgrad._core.checks.WORK_LIMIT` (10¹¹, a few minutes).  ``calibration="bootstrap"``
+        10¹¹, refgrad's budget for one call.  ``calibration="bootstrap"``
         beyond it is refused with a ``ValueError`` before any resampling (e.g.
         ``resamples=10**12``); ``"auto"`` uses the F / t references instead.  Pass a larger
         number (or ``float("inf")``) to run a larger bootstrap deliberately.
@@ -445,7 +443,8 @@ def _coordinate_tests(x, mu0, scale, rtol, exact_degenerate, shape, notes):
 
     ``x`` and ``mu0`` are in the units of :func:`_unit` (entries at most 2 in magnitude); ``scale`` is
     each coordinate's rounding scale (its largest sample magnitude or the largest target entry) in the
-    same units."""
+    same units.
+    """
     n, p = x.shape
     tol = rtol * scale
     constant = _constant_columns(x, scale, rtol)
@@ -480,7 +479,8 @@ def _coordinate_tests(x, mu0, scale, rtol, exact_degenerate, shape, notes):
             else:
                 notes.append(
                     f"INCONCLUSIVE: zero-variance coordinate(s) {where} differ from the target but the sample shows "
-                    "no variation there (a rare outcome may be missing): left out of the test (degenerate='inconclusive'); "
+                    "no variation there (a rare outcome may be missing): left out of the test "
+                    "(degenerate='inconclusive'); "
                     "increase n, or use the default degenerate='exact' if the zero variance is structural"
                 )
     return SimpleNamespace(mean=mean, dev=dev, sd=sd, se=se, diff=diff, tol=tol, constant=constant, live=live,
@@ -515,7 +515,8 @@ def _hotelling_part(c, n, exact_degenerate, notes):
                 "degenerate='exact' rejects, right when the degeneracy is structural, e.g. a sum-to-zero score)"
             )
         if h.rank < m:
-            notes.append(f"sample covariance of the {m} non-constant coordinates has rank {h.rank}; pseudo-inverse used")
+            notes.append(f"sample covariance of the {m} non-constant coordinates has rank {h.rank}; "
+                         "pseudo-inverse used")
         if h.rank > 0 and not math.isinf(h.t2):
             h.df = (h.rank, n - h.rank)
             h.f_stat = (n - h.rank) / (h.rank * (n - 1)) * h.t2
@@ -597,7 +598,8 @@ def _level_warnings(used, calibration, n, alpha, size, shown, k, b, parts, work=
             else:
                 how = (f"the bootstrap would cost {k} x {b} resampled rows (> MAX_BUDGET = {MAX_BUDGET:g}); pass "
                        "calibration='bootstrap' to force it")
-            out.append(f"the level is not guaranteed: {shown} (Edgeworth expansion with the sample skewness and kurtosis, "
+            out.append(f"the level is not guaranteed: {shown} (Edgeworth expansion with the sample skewness and "
+                       "kurtosis, "
                        f"over {1 + SIZE_TOLERANCE:g} x alpha); {how}")
         return out
     if n < LEVEL_CHECKED_N:
@@ -631,7 +633,8 @@ def _hotelling(dev, diff, sd, tol, n):
     """T² = n δᵀ S⁺ δ on standardised coordinates.
 
     Returns (T², rank, violated_null_direction, whiten) where ``whiten`` (m, rank) maps the
-    standardised deviations to coordinates with identity sample covariance."""
+    standardised deviations to coordinates with identity sample covariance.
+    """
     m = dev.shape[1]
     y = dev / (sd * math.sqrt(n - 1))  # columns of unit norm: yᵀy is the correlation matrix
     # the singular values/vectors of y are those of its triangular QR factor (cheaper, no n x m U)
@@ -713,7 +716,8 @@ def required_samples(variance, effect, alpha=0.01, power=0.99, p=None):
     try:
         var, eff = np.broadcast_arrays(var, eff)
     except ValueError as exc:
-        raise ValueError(f"variance (shape {var.shape}) and effect (shape {eff.shape}) must broadcast together") from exc
+        raise ValueError(f"variance (shape {var.shape}) and effect (shape {eff.shape}) must broadcast "
+                         "together") from exc
     p = var.size if p is None else check_count(p, "p", minimum=1)
     z = special.ndtri(1.0 - alpha / (2.0 * p)) + special.ndtri(power)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

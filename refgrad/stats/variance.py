@@ -135,17 +135,15 @@ def variance_test(a, b, alternative="less", paired=False, alpha=0.01, *, rtol=No
 
     The classical F-test (ratio ~ F(n_a-1, n_b-1)) is *not* used: it assumes normality
     and its size is badly wrong for the skewed, heavy-tailed distributions of gradient
-    estimates (one-sided size ~0.20 instead of 0.05 for exponential samples, n = 200).
+    estimates (several times α for exponential samples, ``docs/stats-calibration.md``).
 
     Accuracy: this is an asymptotic test.  Its two-sided error is :math:`O(1/n)`; a
     one-sided test also has an :math:`O(n^{-1/2})` error proportional to the skewness
     of the statistic, which nearly cancels when a and b have similar shapes and is
     reported (``skewness``; ``unreliable`` when above 0.1, roughly an error of 0.01 at
-    α = 0.05).  Measured one-sided sizes at α = 0.05 (4000 replications): exponential vs
-    exponential 0.085 at n = 100, 0.06 at n = 500, 0.05 at n = 2000 (the fourth moment
-    is underestimated at small n); exponential vs standardised Bernoulli(0.2) 0.065 /
-    0.040 ("less"/"greater") at n = 2000, within ±0.005 at n = 20000; normal samples
-    within ±0.006 from n = 100.
+    α = 0.05).  At small n the fourth moment is underestimated and a one-sided test of
+    skewed samples rejects too often; the one-sided sizes measured on exponential,
+    Bernoulli and normal samples are in ``docs/stats-calibration.md``.
 
     Parameters
     ----------
