@@ -810,22 +810,8 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     Verdict
         Composite; ``parts`` holds the support check and the statistical parts.
     """
-    alpha = _check_alpha(alpha)
-    if not (isinstance(marginals, (bool, np.bool_)) or (isinstance(marginals, str) and marginals == "auto")):
-        raise InputTypeError(f"marginals must be 'auto', True or False; got {describe(marginals)}")
-    seed = check_seed(seed)
-    check_max_work(max_work)
-    values, dtype, ell, tau = _relaxed_inputs(samples, logits, tau, family, space)
-    if family == "concrete" and resamples is not None and not isinstance(resamples, (bool, np.bool_)) and \
-            isinstance(resamples, (int, np.integer)):
-        # refused before any part runs; part (a) checks its exact count again (cells of positive probability)
-        cells = int(np.count_nonzero(np.isfinite(ell)))
-        check_work(float(resamples) * cells * MULTINOMIAL_COST,
-                   f"the Monte Carlo G test of check_relaxed_sampler's part (a) (up to {resamples} multinomial draws "
-                   f"over {cells} cells)",
-                   "draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = "
-                   f"{MULTINOMIAL_COST}",
-                   max_work, advice="pass fewer resamples=, or None for the automatic budget")
+    alpha, seed, values, dtype, ell, tau = _relaxed_arguments(samples, logits, tau, family, space, alpha, resamples,
+                                                              seed, marginals, max_work)
     n, d = values.shape[0], ell.shape[0]
     support = _support_verdict(values, dtype, ell, tau, family, space)
     head = f"{family} samples in {space} space, n = {n}, d = {d}, dtype {dtype}, tau = {describe(tau)}:"
@@ -886,6 +872,42 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
         return combine("check_relaxed_sampler", [support] + ordinary, n, alpha, " ".join([head] + notes), test=test,
                        compared=compared)
     flushed = statistical(ks_parts(tiny)[0], tiny, _FLUSHED)
+    return _flush_to_zero_reading([support], ordinary, flushed, tested, dtype, n, alpha, [head] + notes, test, compared)
+
+
+def _relaxed_arguments(samples, logits, tau, family, space, alpha, resamples, seed, marginals, max_work):
+    """The checked arguments of :func:`check_relaxed_sampler`: ``(alpha, seed, values, dtype, ell, tau)``.
+
+    A ``resamples`` count whose Monte Carlo G test would exceed the work budget is refused before any part runs
+    (part (a) checks its exact count again, over the cells of positive probability).
+    """
+    alpha = _check_alpha(alpha)
+    if not (isinstance(marginals, (bool, np.bool_)) or (isinstance(marginals, str) and marginals == "auto")):
+        raise InputTypeError(f"marginals must be 'auto', True or False; got {describe(marginals)}")
+    seed = check_seed(seed)
+    check_max_work(max_work)
+    values, dtype, ell, tau = _relaxed_inputs(samples, logits, tau, family, space)
+    if family == "concrete" and resamples is not None and not isinstance(resamples, (bool, np.bool_)) and \
+            isinstance(resamples, (int, np.integer)):
+        cells = int(np.count_nonzero(np.isfinite(ell)))
+        check_work(float(resamples) * cells * MULTINOMIAL_COST,
+                   f"the Monte Carlo G test of check_relaxed_sampler's part (a) (up to {resamples} multinomial draws "
+                   f"over {cells} cells)",
+                   "draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = "
+                   f"{MULTINOMIAL_COST}",
+                   max_work, advice="pass fewer resamples=, or None for the automatic budget")
+    return alpha, seed, values, dtype, ell, tau
+
+
+def _flush_to_zero_reading(support, ordinary, flushed, tested, dtype, n, alpha, notes, test, compared):
+    """The verdict of :func:`check_relaxed_sampler` when the ordinary reading of its exact zeros is rejected.
+
+    ``flushed`` are the statistical parts with every exact 0 read as the censored event ``x < FLT_MIN`` (the
+    smallest normal float of ``dtype``): if they agree with the exact law, the samples follow it up to the
+    flush-to-zero convention (diagnosis :data:`FLUSH_TO_ZERO`); if not, the sampler is wrong.
+    """
+    tiny = float(np.finfo(dtype).tiny)
+    head, notes = notes[0], notes[1:]
     count = int(np.sum(tested == 0))
     reject = [p for p in ordinary if not p.passed]
     subnormal = int(np.sum((tested > 0) & (tested < tiny)))
@@ -901,12 +923,12 @@ def check_relaxed_sampler(samples, logits, tau, *, family="concrete", space="pro
     compared.update({"exact zeros": count, "smallest normal (FLT_MIN)": tiny,
                      "p-value with zeros below the smallest subnormal": min(p.pvalue for p in reject)})
     if not all(p.passed for p in flushed):
-        return combine("check_relaxed_sampler", [support] + flushed, n, alpha,
+        return combine("check_relaxed_sampler", support + flushed, n, alpha,
                        " ".join([head] + notes + [read, "Even so the law is rejected: the sampler is wrong."]),
                        test=test, compared=compared)
     convention = Verdict("check_relaxed_sampler", True, FLUSH_TO_ZERO, "underflow convention of the exact zeros",
                          float(count), None, None, n, {"exact zeros": count, "smallest normal": tiny}, [],
                          read + " Read so, every statistical part agrees with the exact law: the samples follow "
                          "it up to the flush-to-zero convention.")
-    return combine("check_relaxed_sampler", [support] + flushed + [convention], n, alpha,
+    return combine("check_relaxed_sampler", support + flushed + [convention], n, alpha,
                    " ".join([head] + notes + [read]), test=test, compared=compared)
