@@ -19,6 +19,7 @@ from scipy import stats as sps
 import refgrad
 from refgrad import exact, objectives, stats
 from refgrad.distributions import Categorical
+from refgrad.stats._common import ROUNDING_ULPS, _resolve_rtol
 
 ALPHA = 0.05
 SEED = 20240510
@@ -157,8 +158,6 @@ def test_float32_real_degeneracy_is_still_caught():
 
 
 def test_rtol_default_follows_the_dtype():
-    from refgrad.stats._common import ROUNDING_ULPS, _resolve_rtol
-
     x64 = np.zeros((3, 2))
     assert _resolve_rtol(None, x64, np.zeros(2)) == 1e-12
     assert _resolve_rtol(None, x64.astype(np.float32), np.zeros(2)) == ROUNDING_ULPS * np.finfo(np.float32).eps
