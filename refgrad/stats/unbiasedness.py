@@ -164,8 +164,7 @@ class UnbiasednessResult:
         columns = (self.target, self.mean, self.stderr, self.tstat, self.pvalues, self.adjusted_pvalues)
         lines.append(_coordinate_table(["index", "target", "mean", "std.err", "t", "p", "Holm p"], columns,
                                        self.pvalues))
-        for note in self.notes:
-            lines.append(f"note: {note}")
+        lines.extend(f"note: {note}" for note in self.notes)
         if self.level_warning:
             lines.append("WARNING (level): " + self.level_warning)
         if self.heavy_tail.unreliable:

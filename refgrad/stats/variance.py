@@ -80,8 +80,7 @@ class VarianceResult:
         columns = (self.var_a, self.var_b, self.ratio, self.zstat, self.pvalues, self.adjusted_pvalues)
         lines.append(_coordinate_table(["index", "var a", "var b", "ratio", "z", "p", "Holm p"], columns,
                                        self.pvalues))
-        for note in self.notes:
-            lines.append(f"note: {note}")
+        lines.extend(f"note: {note}" for note in self.notes)
         if self.unreliable:
             lines.append(
                 "WARNING: the normal approximation of the log variance ratio is unreliable "
