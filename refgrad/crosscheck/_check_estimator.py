@@ -533,6 +533,21 @@ def _check_reference(reference, dist, f, name, options):
     return reference
 
 
+def _nonfinite_verdict(x):
+    """A failing Verdict naming the rows of ``x`` (n, ...) that hold NaN or inf, or None when every row is finite."""
+    n = x.shape[0]
+    bad = ~np.isfinite(x).reshape(n, -1).all(axis=1)
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad)
+    return Verdict(check="check_estimator", passed=False, diagnosis="wrong", test="finite estimates",
+                   statistic=None, pvalue=None, alpha=None, n=n,
+                   compared={"non-finite rows": int(bad.sum())},
+                   worst=[{"row": int(i), "estimate": x[i].ravel().tolist()} for i in rows[:10]],
+                   explanation=f"{int(bad.sum())} of {n} estimates contain NaN or inf (first at row "
+                               f"{int(rows[0])}); a gradient estimate of a finite objective is finite.")
+
+
 def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT_ALPHA, reference=None, **options):
     r"""Test per-sample gradient estimates of another implementation against refgrad's exact moments.
 
@@ -587,15 +602,9 @@ def check_estimator(samples, dist, f, unbiased=True, *, name=None, alpha=DEFAULT
     if reference is not None:
         _check_reference(reference, dist, f, name, options)
     n = x.shape[0]
-    bad = ~np.isfinite(x).reshape(n, -1).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        return Verdict(check="check_estimator", passed=False, diagnosis="wrong", test="finite estimates",
-                       statistic=None, pvalue=None, alpha=None, n=n,
-                       compared={"non-finite rows": int(bad.sum())},
-                       worst=[{"row": int(i), "estimate": x[i].ravel().tolist()} for i in rows[:10]],
-                       explanation=f"{int(bad.sum())} of {n} estimates contain NaN or inf (first at row "
-                                   f"{int(rows[0])}); a gradient estimate of a finite objective is finite.")
+    nonfinite = _nonfinite_verdict(x)
+    if nonfinite is not None:
+        return nonfinite
     if reference is None:
         reference = estimator_reference(dist, f, name=name, **options)
     shape = tuple(dist.param_shape)
