@@ -1,42 +1,10 @@
-r"""Exact oracles by enumeration of the support.
+r"""Exact expectation and gradient over one family's support: streamed enumeration and the Gray-code walk.
 
-For a product distribution ``q_φ`` over a finite support (Bernoulli,
-Categorical, GaussianThreshold from :mod:`refgrad.distributions`),
-
-.. math::
-
-    L(φ) = E_{q_φ}[f(b)] = \sum_b q_φ(b) f(b), \qquad
-    ∇_φ L = \sum_b q_φ(b) f(b) ∇_φ \log q_φ(b)
-
-(the second identity is the score-function / log-derivative identity,
-Williams 1992, eq. 9; ``f`` does not depend on ``φ``).  :func:`gradient` does not
-sum that identity, whose terms cancel when ``f`` is large beside a coordinate's
-own contribution, but the equivalent differences ``∂L/∂φ_j = c_j E_q[D_j(b)]``
-(see its docstring).
-
-The support is streamed in chunks of ``chunk_size`` configurations
-(``dist.enumerate(start, stop)``), so memory does not grow with the support size;
-supports larger than ``limit`` are refused before anything is evaluated.
-Configurations with ``q(b) = 0`` (from ``±inf`` parameters) are skipped -- never
-multiplied, so ``0 · inf`` cannot produce NaN -- and ``f`` is not evaluated on them.
-Sums are accumulated with Neumaier's compensated summation across all chunks, so
-the result is essentially independent of ``chunk_size`` and accurate to a few
-ulps of ``Σ |terms|``.  Every chunk's output is checked (real numbers, one row
-per configuration, the same row shape in every chunk) before it is accumulated.
-
-Fast path.  For :class:`~refgrad.distributions.Bernoulli` and
-:class:`~refgrad.distributions.Categorical` with a built-in
-:class:`~refgrad.objectives.SquaredDistance` or :class:`~refgrad.objectives.Linear`
-objective (exactly those classes, not subclasses), :func:`expectation`,
-:func:`gradient` and :func:`expect` walk the support in (mixed-radix) Gray-code
-order in a jitted, block-parallel kernel instead (:mod:`refgrad._oracle.gray`): the
-same weights ``q(b)`` bit for bit, compensated sums, a result independent of the
-thread count and equal to the chunked path to ``1e-13`` relative to the
-objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
-are fixed and left out of the walk, so configurations of probability zero are
-never visited.  Should the walk give a non-finite number (an objective that
-overflows), the chunked path runs and reports it (timings of both paths:
-``docs/oracles-measured.md``).  :func:`gray_walk` ``(False)`` switches the fast path off for a block of code.
+The algorithm and its accuracy are stated in :mod:`refgrad.exact` (the public entry points are in
+:mod:`refgrad._oracle.enumeration`).  The support is streamed in chunks with compensated sums (:func:`_stream`),
+configurations of probability zero are skipped, the gradient is the expected flip differences; Bernoulli and
+Categorical with a SquaredDistance or Linear objective walk the support in Gray-code order instead
+(:mod:`refgrad._oracle.gray`) unless :func:`gray_walk` ``(False)`` switches the walk off for a block of code.
 """
 import math
 from contextlib import contextmanager
