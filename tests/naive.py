@@ -527,7 +527,7 @@ def disarm_combine(fdiff, b1, b2, logits):
     return 0.5 * fdiff[:, None] * (-1.0) ** b2 * (b1 != b2) * special.expit(np.abs(logits))[None, :]
 
 
-# ==== relaxations: marginal CDFs of the Concrete laws (twins of refgrad/_relaxations_cdf.py) ====
+# ==== relaxations: marginal CDFs of the Concrete laws (twins of refgrad/relaxations/cdf.py) ====
 
 
 def relaxations_binary_concrete_cdf(x, logits, tau, upper=False):

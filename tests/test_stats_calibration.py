@@ -1,4 +1,4 @@
-"""Small-sample calibration machinery of refgrad.stats.unbiasedness_test (refgrad/_stats_calibration.py).
+"""Small-sample calibration machinery of refgrad.stats.unbiasedness_test (refgrad/stats/calibration.py).
 
 * The vectorised bootstrap (resampling counts times features) against scipy.stats.bootstrap as the
   oracle of the resampling distribution, and the distinct-row (multinomial) shortcut against full
