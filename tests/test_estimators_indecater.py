@@ -229,7 +229,6 @@ def test_unbiased_monte_carlo(case):
 
 def _patch(monkeypatch, mutation):
     """Break one term of the estimator (module-level functions, so given_samples and compute both see it)."""
-    monkeypatch.setattr(_fused, "ENABLED", False)
     if mutation == "drop_conditional_mean":  # categorical block p_ik F_ik: the subtracted Σ_j p_ij F_ij dropped
         monkeypatch.setattr(indecater, "_block_gradient", lambda dist, F: dist.probs[None] * F)
     elif mutation == "shift_neighbours":  # variable i set to (k + 1) mod K instead of k
@@ -246,7 +245,7 @@ def _patch(monkeypatch, mutation):
                                             ("bernoulli", "probability_for_derivative")])
 def test_broken_formula_fails_the_exact_check(monkeypatch, case, mutation):
     _patch(monkeypatch, mutation)
-    with pytest.raises(AssertionError):
+    with _fused.fused_kernels(False), pytest.raises(AssertionError):  # the mutations are of the batched path
         test_exact_mean_is_the_exact_gradient(case, 1)
 
 
@@ -256,7 +255,8 @@ def test_broken_formula_is_detected_by_monte_carlo(monkeypatch, mutation):
     # categorical problem's structurally constant directions do not make the test inconclusive)
     _patch(monkeypatch, mutation)
     dist, f = problems()["bernoulli"]
-    testing.assert_biased(NAME, dist, f, n=4000, alpha=1e-3, rng=31)
+    with _fused.fused_kernels(False):
+        testing.assert_biased(NAME, dist, f, n=4000, alpha=1e-3, rng=31)
 
 
 def _rejections(assertion, dist, f, reps, alpha):
@@ -280,7 +280,7 @@ def test_monte_carlo_calibration(monkeypatch):
         alarms = _rejections("assert_unbiased", *problems()[case], reps, 0.05)
         assert sps.binomtest(alarms, reps, 0.05, alternative="greater").pvalue > 0.01, (case, alarms)
     for mutation in ("shift_neighbours", "probability_for_derivative"):
-        with monkeypatch.context() as mp:
+        with monkeypatch.context() as mp, _fused.fused_kernels(False):
             _patch(mp, mutation)
             detected = _rejections("assert_biased", *problems()["bernoulli"], reps, 1e-3)
         assert sps.binomtest(detected, reps, 0.99, alternative="less").pvalue > 0.01, (mutation, detected)

@@ -411,9 +411,9 @@ def test_dropping_the_conditioning_dependence_is_biased(monkeypatch):
     dist, f = Bernoulli(np.array([0.4])), toy(0.45)
     want = float(exact.gradient(dist, f)[0])
     assert integral_over_noise(dist, f, eta=1.0, tau=0.5) == pytest.approx(want, rel=1e-9, abs=1e-12)
-    monkeypatch.setattr(_fused, "ENABLED", False)  # the mutation is of the batched path (fused: tests/test_fused.py)
     monkeypatch.setattr(rebar, "conditional_logistic_grad", lambda logits, b, v: np.ones(np.shape(v)))
-    broken = integral_over_noise(dist, f, eta=1.0, tau=0.5)
+    with _fused.fused_kernels(False):  # the mutation is of the batched path (fused: tests/test_fused.py)
+        broken = integral_over_noise(dist, f, eta=1.0, tau=0.5)
     assert abs(broken - want) > 0.1 * abs(want), (broken, want)
 
 
@@ -444,10 +444,10 @@ def test_categorical_top_from_own_logit_is_biased(monkeypatch):
     dist = Categorical(np.array([[1.5, 0.0, -1.0]]))
     f = SquaredDistance(np.array([[0.2, 0.5, 0.3]]))
     assert np.max(np.abs(mc_mean_z("rebar", dist, f, 20000, 0)[0])) <= 5.0
-    monkeypatch.setattr(_fused, "ENABLED", False)  # the mutation is of the batched path (fused: tests/test_fused.py)
     monkeypatch.setattr(rebar, "conditional_gumbel", _top_is_own_logit_conditional_gumbel)
     monkeypatch.setattr(rebar, "conditional_gumbel_vjp", _top_is_own_logit_vjp)
-    assert_mc_biased("rebar", dist, f, n=20000, seed=0, zmin=8.0)
+    with _fused.fused_kernels(False):  # the mutation is of the batched path (fused: tests/test_fused.py)
+        assert_mc_biased("rebar", dist, f, n=20000, seed=0, zmin=8.0)
 
 
 # ---------------------------------------------------------------- variance

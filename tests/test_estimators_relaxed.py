@@ -24,6 +24,7 @@ from refgrad import exact
 from refgrad import random as rrandom
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.estimators import ESTIMATORS, estimate
+from refgrad.estimators._fused import fused_kernels
 from refgrad.estimators.score import sample_breakpoints
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance, Table
 
@@ -302,8 +303,9 @@ def test_infinite_parameters_give_zero_gradient(name, options):
 
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "batched"])
 @pytest.mark.parametrize("name", ["gumbel_softmax", "straight_through"])
-def test_two_infinite_logits_are_the_limit(name):
+def test_two_infinite_logits_are_the_limit(name, fused):
     """A row with several +inf logits is the limit of equal, growing logits: the finite problem on them.
 
     The latent adds its Gumbel noise to the effective logits (0 on the +inf entries, -inf elsewhere); adding it
@@ -313,8 +315,9 @@ def test_two_infinite_logits_are_the_limit(name):
     big = np.where(np.isinf(logits), 300.0, logits)
     f = SquaredDistance(np.array([[0.2, 0.9, 0.1], [0.3, 0.3, 0.4], [1.0, 0.0, 0.0]]))
     noise = ESTIMATORS[name].draw_noise(Categorical(logits), 64, rng=5)
-    got = estimate(name, Categorical(logits), f, noise=noise, tau=0.5)
-    want = estimate(name, Categorical(big), f, noise=noise, tau=0.5)
+    with fused_kernels(fused):
+        got = estimate(name, Categorical(logits), f, noise=noise, tau=0.5)
+        want = estimate(name, Categorical(big), f, noise=noise, tau=0.5)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-250)
     assert (got[:, 0, :2] != 0).all() and (got[:, 0, 2] == 0).all()
     np.testing.assert_allclose(got[:, 0, 0], -got[:, 0, 1], rtol=1e-12)

@@ -4,7 +4,7 @@ Every estimator whose spec has a ``fused`` hook is found here automatically, for
 each family it supports and each option set of ``tests/test_golden.py``, and is
 checked
 
-* against the batched path (``_fused.ENABLED = False``) on the same noise, on
+* against the batched path (``with _fused.fused_kernels(False)``) on the same noise, on
   Hypothesis-drawn distributions (logits up to ±30, some ±inf) and objectives
   (SquaredDistance, Linear, Table), bit for bit (signs of zero included);
 * for bit-identity across thread counts (1, 2, 4) and chunk sizes, and against
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import refgrad
 from refgrad.estimators import _fused
-from refgrad.objectives import Linear, SquaredDistance, Table
-from refgrad.objectives.rows import objective_grad, objective_row, objective_value
+from refgrad.objectives import Linear, SquaredDistance, Table, objective_row
+from refgrad.objectives.rows import objective_grad, objective_value
 from test_golden import OPTION_SETS
 
 FUSED_FAMILIES = ("bernoulli", "categorical")
@@ -59,12 +59,8 @@ def _options(build, family, dist):
 
 
 def _batched(name, dist, f, noise, **opts):
-    old = _fused.ENABLED
-    _fused.ENABLED = False
-    try:
+    with _fused.fused_kernels(False):
         return refgrad.estimate(name, dist, f, noise=noise, **opts)
-    finally:
-        _fused.ENABLED = old
 
 
 def _plan(name, dist, f, opts):
@@ -254,3 +250,19 @@ def test_pool_survives_fork_and_concurrent_callers(monkeypatch):
     value = queue.get(timeout=60)
     child.join(60)
     assert child.exitcode == 0 and value == expected.sum()
+
+
+def test_fused_kernels_context_chooses_the_path_and_restores_it():
+    """``fused_kernels(False)`` forces the batched path inside its block only, nested or left by an error."""
+    dist, f = refgrad.Bernoulli([0.3, -1.2]), Linear([1.0, -0.5])
+    assert _fused.enabled() and _plan("reinforce", dist, f, {}) is not None
+    with _fused.fused_kernels(False):
+        assert not _fused.enabled() and _plan("reinforce", dist, f, {}) is None
+        with _fused.fused_kernels(True):
+            assert _plan("reinforce", dist, f, {}) is not None
+        assert _plan("reinforce", dist, f, {}) is None
+    with pytest.raises(RuntimeError), _fused.fused_kernels(False):
+        raise RuntimeError
+    assert _fused.enabled()
+    with pytest.raises(TypeError, match="enabled must be a bool"), _fused.fused_kernels(0):
+        pass

@@ -24,12 +24,8 @@ def _dists():
 
 def _both(dist, f, noise, **opts):
     fused = refgrad.estimate("relax", dist, f, noise=noise, **opts)
-    old = _fused.ENABLED
-    _fused.ENABLED = False
-    try:
+    with _fused.fused_kernels(False):
         batched = refgrad.estimate("relax", dist, f, noise=noise, **opts)
-    finally:
-        _fused.ENABLED = old
     return fused, batched
 
 

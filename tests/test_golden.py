@@ -34,6 +34,7 @@ import pytest
 import refgrad
 from objective_kinds import objective_for  # tests/ is on sys.path under pytest and as a script
 from refgrad.estimators import RelaxSurrogate
+from refgrad.estimators._fused import fused_kernels
 from refgrad.objectives import SquaredDistance
 
 #: The seed of every pinned stream.
@@ -222,12 +223,20 @@ def test_every_case_is_pinned(golden):
     assert golden["seed"] == SEED and golden["n"] == N
 
 
-@pytest.mark.parametrize("label, name, family, build", CASES, ids=[c[0] for c in CASES])
-def test_golden_stream(golden, label, name, family, build):
+#: Every case on the default (fused where there is a kernel) path, and on the batched path where they differ.
+VARIANTS = [pytest.param(*case, True, id=case[0]) for case in CASES] + [
+    pytest.param(*case, False, id=case[0] + "/batched") for case in CASES if refgrad.ESTIMATORS[case[1]].fused
+]
+
+
+@pytest.mark.parametrize("label, name, family, build, fused", VARIANTS)
+def test_golden_stream(golden, label, name, family, build, fused):
     want = golden["cases"].get(label)
     if want is None:
         pytest.fail(f"{label} is not pinned; regenerate with `python tests/test_golden.py --regenerate`")
-    compare(label, compute(name, family, build), want)
+    with fused_kernels(fused):
+        got = compute(name, family, build)
+    compare(label, got, want)
 
 
 def test_golden_catches_a_changed_stream(golden):

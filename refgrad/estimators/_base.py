@@ -284,7 +284,7 @@ class EstimatorSpec:
 
     def fused_plan(self, dist, f, opts, shared):
         """The :class:`~refgrad.estimators._fused.FusedPlan` for these inputs, or None (batched path)."""
-        if self.fused is None or not _fused.ENABLED:
+        if self.fused is None or not _fused.enabled():
             return None
         obj = as_objective(f)
         row = _fused.objective_row(obj, dist.event_shape)

@@ -33,8 +33,11 @@ a row form ``(kind, parameters)`` evaluated by :func:`objective_value` and
 :func:`objective_grad`; their array methods are built on the same row functions,
 so a formula exists once.  Any other objective takes the batched path.
 
-Set :data:`ENABLED` to False to force the batched path (tests compare the two).
+Inside ``with fused_kernels(False):`` :func:`refgrad.estimate` takes the batched,
+stage-by-stage path even where a fused kernel exists (tests compare the two).
 """
+import contextlib
+import contextvars
 import math
 import os
 import threading
@@ -45,11 +48,13 @@ import numba as nb
 import numpy as np
 
 from .._core.jit import jit, row_jit
-from ..objectives.rows import objective_grad, objective_row, objective_value
-from ..random import _normalised_row, gumbel_argmax  # noqa: F401  (the row helper the kernels share)
+from ..objectives import objective_row
+from ..objectives.rows import objective_grad, objective_value
+from ..random.noise import _normalised_row, gumbel_argmax  # noqa: F401  (the row helper the kernels share)
 
 __all__ = [
-    "ENABLED",
+    "fused_kernels",
+    "enabled",
     "CHUNK_FLOATS",
     "FusedPlan",
     "objective_row",
@@ -58,14 +63,45 @@ __all__ = [
     "run",
 ]
 
-#: Use fused kernels where an estimator has one (False: the batched, stage-by-stage path).
-ENABLED = True
+#: Whether :meth:`EstimatorSpec.fused_plan` may return a plan (see :func:`fused_kernels`).
+_ENABLED = contextvars.ContextVar("refgrad_fused_kernels", default=True)
+
+
+@contextlib.contextmanager
+def fused_kernels(enabled):
+    """Within the ``with`` block, use the fused kernels where an estimator has one (True) or not (False).
+
+    The batched path computes the same estimates stage by stage (to rounding; bit for bit for most
+    estimators), so this only chooses the implementation.  The choice is held in a
+    :class:`contextvars.ContextVar`: it applies to the current thread (or asyncio task) and is
+    restored on leaving the block, also when it raises.
+
+    Parameters
+    ----------
+    enabled : bool
+        True: fused kernels (the default outside any block); False: the batched path.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool; got {enabled!r} of type {type(enabled).__name__}")
+    token = _ENABLED.set(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def enabled():
+    """Whether fused kernels are in use here (see :func:`fused_kernels`)."""
+    return _ENABLED.get()
+
+
 #: Uniforms per chunk of rows drawn at once (rounded to whole rows, at least :data:`MIN_CHUNK_ROWS`).
 CHUNK_FLOATS = 1 << 19
 #: Fewest rows in one chunk.
 MIN_CHUNK_ROWS = 64
 #: Fewest uniforms a thread is given; smaller chunks run on the calling thread (starting threads costs ~0.1 ms).
 MIN_FLOATS_PER_THREAD = 1 << 14
+
 
 class FusedPlan(NamedTuple):
     """One fused kernel bound to its arguments.
