@@ -41,12 +41,12 @@ overflows), the chunked path runs and reports it.  Measured timings of both path
 import numpy as np
 
 from ._core.checks import check_count, check_work, describe
-from .distributions import ENUMERATION_LIMIT
 from ._moments import dispatch as _engine
 from ._moments.base import Moments
 from ._moments.monte_carlo import DEFAULT_SAMPLES, monte_carlo_moments
 from ._moments.product import moments as _product_moments
 from ._oracle.enumeration import expect, expectation, gradient
+from .distributions import ENUMERATION_LIMIT
 from .estimators import get_spec
 
 #: Work counted per Monte Carlo estimate of :func:`moments` beyond the ``p² + p`` of its mean and

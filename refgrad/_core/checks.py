@@ -353,7 +353,8 @@ def check_work(work, what, unit, max_work=None, name="max_work", advice=""):
     ``what`` names the work (``"the bootstrap of 10**12 resamples"``), ``unit`` says how it was
     counted; the budget is ``max_work`` (checked by :func:`check_max_work`; None:
     :data:`WORK_LIMIT`).  The ``ValueError`` says what the work would cost, the budget, how
-    to run it anyway (``name=`` a larger budget) and ``advice``.  Returns the budget."""
+    to run it anyway (``name=`` a larger budget) and ``advice``.  Returns the budget.
+    """
     budget = check_max_work(max_work, name)
     if work > budget:
         extra = f"; {advice}" if advice else ""

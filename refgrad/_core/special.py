@@ -56,7 +56,9 @@ def _sigmoid(x):
 
 @jit
 def _log_ndtr(x):
-    """log Phi(x); relative error vs scipy.special.log_ndtr <= 1e-15 for -1e4 <= x <= 5 and
+    """log Phi(x).
+
+    Relative error vs scipy.special.log_ndtr <= 1e-15 for -1e4 <= x <= 5 and
     <= 1e-13 up to x = 37 (where Phi(-x) ~ 1e-300 is ill-conditioned in x, ~x^2 ulps).
 
     x > -1: log1p(-Phi(-x)) with Phi(-x) = erfc(x/sqrt2)/2 (no cancellation near 1);
@@ -259,8 +261,11 @@ def _log_mills(x):
 
 @jit
 def _ndtr_negative(a):
-    """Phi(a) for a <= 0 with relative accuracy of a few ulp (also where erfc's argument rounding would
-    cost a^2 ulp): phi(a) R(|a|) with exp(-a^2/2) from an exact split of a^2, for a <= -3."""
+    """Phi(a) for a <= 0 with relative accuracy of a few ulp.
+
+    Also where erfc's argument rounding would cost a^2 ulp: phi(a) R(|a|) with exp(-a^2/2) from an exact split
+    of a^2, for a <= -3.
+    """
     if a > -3.0:
         return 0.5 * math.erfc(-a * _SQRT1_2)
     hi, lo = _square_parts(a)
@@ -312,8 +317,9 @@ def _log_expm1(d):
 
 @jit
 def _hazard_ratio_log(a, y, e, log_e):
-    """(log(H(y)/e), log H(y)), H(y) = log Q(a) - log Q(a + y) = int_a^(a+y) lambda, the cumulative
-    hazard of N(0, 1) beyond a, in forms whose terms do not cancel:
+    """(log(H(y)/e), log H(y)) of the cumulative hazard H of N(0, 1) beyond a.
+
+    H(y) = log Q(a) - log Q(a + y) = int_a^(a+y) lambda, in forms whose terms do not cancel:
 
     * a >= 0: H = y (a + y/2) + G(a, y) (Q = phi R, phi(a + y)/phi(a) = exp(-a y - y^2/2)), all terms >= 0;
     * a < 0, y <= |a|: Phi(a + y) = Phi(a) exp(D), D = y (|a| - y/2) + G(|a| - y, y) >= 0, and
@@ -354,8 +360,9 @@ def _hazard_ratio_log(a, y, e, log_e):
 
 @jit
 def _truncated_normal_distance(a, e):
-    """Distance y >= 0 beyond the standardised threshold a of X ~ N(0, 1) | X > a with survival
-    Q(a + y)/Q(a) = exp(-e), i.e. cumulative hazard H(y) = e > 0.
+    """Distance y >= 0 beyond the standardised threshold a of X ~ N(0, 1) | X > a at cumulative hazard e.
+
+    The survival is Q(a + y)/Q(a) = exp(-e), i.e. H(y) = e > 0.
 
     The direct inverse (a + y) = Q^-1(Q(a) e^-e), y = (a + y) - a, is kept when its rounding
     bound (|a| + 8 |a + y| + |log Q(a + y)| / lambda(a + y)) ulp / y is below 2**-48; otherwise y

@@ -1,11 +1,10 @@
 """The result type of exact estimator moments, its accumulator, limits and shared messages."""
 import numbers
 from dataclasses import dataclass, field
-import numpy as np
-from .._core.checks import InputTypeError, check_positive_scalar, describe, first_index
-from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
-from ..distributions import ENUMERATION_LIMIT
 
+import numpy as np
+
+from .._core.checks import InputTypeError, describe, first_index
 
 #: Largest noise dimension integrated by tanh-sinh quadrature (tensor product).
 MAX_QUADRATURE_DIM = 4

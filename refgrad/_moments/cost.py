@@ -71,7 +71,8 @@ def check_run_time(spec, dist, opts, method, level, fn, max_seconds, default_lev
     The estimate is evaluations × seconds per evaluation; the rate is the floor
     MIN_SECONDS_PER_EVALUATION when that already exceeds the limit, else a timing of
     ``fn`` on _PROBE_NODES nodes (skipped for plans of at most UNTIMED_EVALUATIONS).  ``count(level)`` and
-    ``timer()`` replace the node count and the timing of the tensor-rule paths (conditional draws)."""
+    ``timer()`` replace the node count and the timing of the tensor-rule paths (conditional draws).
+    """
     count = count or (lambda lvl: _planned_evaluations(spec, dist, opts, method, lvl))
     total = count(level)
     if max_seconds is None or total <= UNTIMED_EVALUATIONS:
@@ -92,7 +93,8 @@ def check_run_time(spec, dist, opts, method, level, fn, max_seconds, default_lev
     shown = f"level={level}" + (" (the default)" if level == default_level else "")
     raise ValueError(
         f"exact moments of {spec.name!r} on dist={_dist_text(dist)} at {shown} need about "
-        f"{_count_text(total)} evaluations of the estimator ({how}): {'about' if timed else 'at least'} {_duration(seconds)}, beyond "
+        f"{_count_text(total)} evaluations of the estimator ({how}): {'about' if timed else 'at least'} "
+        f"{_duration(seconds)}, beyond "
         f"max_seconds={max_seconds:g}. Pass a smaller level={hint}, or a larger max_seconds= (None: no limit) to "
         "run it anyway"
     )

@@ -2,18 +2,22 @@
 
 Used by :func:`refgrad.exact.moments`; see its docstring for the methods.
 """
-import numbers
-from dataclasses import dataclass, field
 import numpy as np
-from .._core.checks import InputTypeError, check_positive_scalar, describe
-from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
-from ..distributions import ENUMERATION_LIMIT
-from .engine import _conditional_draws_moments, _enumeration, _moments_by_integration, _optimal_eta_moments, _outcome_enumeration
+
+from .._core.checks import check_positive_scalar
 from .._oracle.separable import coordinate_dist
-from .separable import separable_moments, separable_reason
+from ..distributions import ENUMERATION_LIMIT
 from .base import DEFAULT_MAX_SECONDS, MAX_PIECEWISE_DIM, MAX_QUADRATURE_DIM, Moments, _check_level, _checked
+from .engine import (
+    _conditional_draws_moments,
+    _enumeration,
+    _moments_by_integration,
+    _optimal_eta_moments,
+    _outcome_enumeration,
+)
 from .latent import LATENT_LEVEL, _latent_dim, _latent_form, _latent_moments
 from .plan import _default_level, _pick_method
+from .separable import separable_moments, separable_reason
 
 
 def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LIMIT, max_seconds=DEFAULT_MAX_SECONDS):

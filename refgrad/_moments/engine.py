@@ -2,19 +2,12 @@
 
 Used by :func:`refgrad.exact.moments`; see its docstring for the methods.
 """
-import numbers
-from dataclasses import dataclass, field
 import numpy as np
-from .._core.checks import InputTypeError, check_positive_scalar, describe
-from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
-from ..distributions import ENUMERATION_LIMIT
+
+from .base import _CHUNK, MAX_QUADRATURE_DIM, Moments, _Accumulator, _count_text, _objective_text
 from .cost import check_run_time, conditional_draws_check
-from .base import MAX_QUADRATURE_DIM, Moments, _Accumulator, _CHUNK, _count_text, _objective_text
 from .plan import _batches, _check_node_count, _check_uniform_quadrature, _passes, _tensor_chunks, _uniforms_for_sample
-
-
-__all__ = ["Moments", "moments", "MAX_QUADRATURE_DIM", "DEFAULT_MAX_SECONDS"]
-
+from .quadrature import tanh_sinh
 
 # ------------------------------------------------------------------------------------ enumeration
 
@@ -58,7 +51,7 @@ CANCELLATION_RATIO = 1e-4
 
 
 def _centred_enumeration(spec, dist, f, opts, fn, configs, probs, k, mean):
-    """``Σ_b P(b) (ĝ(b) − mean)(ĝ(b) − mean)ᵀ`` over the ``s**k`` sample tuples (second pass of :func:`_enumeration`)."""
+    """``Σ_b P(b) (ĝ(b) − mean)(ĝ(b) − mean)ᵀ`` over the ``s**k`` sample tuples (:func:`_enumeration`'s 2nd pass)."""
     s = len(probs)
     cov = np.zeros((mean.size, mean.size))
     for start in range(0, s**k, _CHUNK):

@@ -12,8 +12,9 @@ rare point: kurtosis 1/p), which says when a variance cannot be tested at n.
 The same oracles as :func:`refgrad.exact.moments` integrate :math:`(ĝ − μ)^{∘2}` (a vector of p
 squares), whose second moment's diagonal is :math:`μ_4`: enumeration of the discrete noise (or of the
 estimator's own outcomes), the latent-space quadrature of :func:`refgrad.exact.moments` for the relaxed
-estimators that have one (accurate at every logit), otherwise tanh-sinh quadrature between the declared break points (also for
-piecewise-linear estimates, whose fourth powers the two-point piecewise rule does not integrate exactly).
+estimators that have one (accurate at every logit), otherwise tanh-sinh quadrature between the declared break
+points (also for piecewise-linear estimates, whose fourth powers the two-point piecewise rule does not integrate
+exactly).
 Estimators integrated conditionally on repeated draws (``EstimatorSpec.conditional_draws``), with
 ``eta="optimal"``, or by the separable or Monte Carlo methods get ``None``: the caller then falls back
 to the sample fourth moment and says so.

@@ -1,19 +1,16 @@
 """Exact moments of latent-form estimators by integrating over the latent variables (see the comment below)."""
 import itertools
-import numbers
 import time
-from dataclasses import dataclass, field
+
 import numpy as np
 from scipy import special
-from .._core.checks import InputTypeError, check_positive_scalar, describe, first_index
-from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
-from ..distributions import ENUMERATION_LIMIT
-from ..estimators.relaxed import latent_form
-from .cost import check_run_time
-from .quadrature import line_rule
-from .base import MAX_QUADRATURE_DIM, Moments, _dist_text, _objective_text
-from .plan import _check_node_count, _tensor_chunks
 
+from .._core.checks import first_index
+from ..estimators.relaxed import latent_form
+from .base import MAX_QUADRATURE_DIM, Moments, _dist_text, _objective_text
+from .cost import check_run_time
+from .plan import _check_node_count, _tensor_chunks
+from .quadrature import line_rule
 
 # ------------------------------------------------------------------------------------ latent-space integration
 #
@@ -23,8 +20,9 @@ from .plan import _check_node_count, _tensor_chunks
 # estimate depends on the noise only through the latent z (and the sample b it gives), the integral is taken
 # over the latent instead, region by region of the sample b:
 #
-# * a bit (Bernoulli: z − ℓ logistic, density σ(x)σ(−x) = e^{−|x|}/(1 + e^{−|x|})²) over the half-line of its sample value (b = 1: z > 0), split at ℓ; each node is a
-#   distance from 0 or ℓ, exact, so the layer of width τ at z = 0 and the bump at z = ℓ are both resolved;
+# * a bit (Bernoulli: z − ℓ logistic, density σ(x)σ(−x) = e^{−|x|}/(1 + e^{−|x|})²) over the half-line of its
+#   sample value (b = 1: z > 0), split at ℓ; each node is a distance from 0 or ℓ, exact, so the layer of width
+#   τ at z = 0 and the bump at z = ℓ are both resolved;
 # * a categorical row given its argmax b: the differences y_k = z_k − z_b < 0 (k ≠ b, finite ℓ_k), whose joint
 #   density on the negative orthant is (m − 1)! Π_k softmax(ℓ − y)_k over the m finite entries (y_b = 0;
 #   integrate out the common Gumbel shift t = e^{−z_b}: ∫ t^{m−1} e^{−tS} dt = (m−1)!/S^m), split at
@@ -182,8 +180,10 @@ def _latent_count(dist, level):
 
 
 def _latent_dim(dist):
-    """Largest number of latent axes of one configuration: per variable, its outcome with the most axes
-    (not by listing the configurations, which are 2**100 for 100 bits)."""
+    """Largest number of latent axes of one configuration.
+
+    Per variable, its outcome with the most axes (not by listing the configurations, which are 2**100 for 100 bits).
+    """
     return sum(max(len(c[2]) for c in outs) for outs in _latent_outcomes(dist))
 
 

@@ -1,19 +1,25 @@
 """Quadrature and enumeration plans: per-coordinate rules, node counts, batches and the method choice."""
-import numbers
-from dataclasses import dataclass, field
 import numpy as np
-from .._core.checks import InputTypeError, check_positive_scalar, describe
-from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
-from ..distributions import ENUMERATION_LIMIT
-from .base import DEFAULT_LEVEL, MAX_PIECEWISE_DIM, MAX_QUADRATURE_DIM, MAX_QUADRATURE_NODES, _CHUNK, _dist_text, _is_discrete
 
+from .._core.checks import InputTypeError, describe
+from .base import (
+    _CHUNK,
+    DEFAULT_LEVEL,
+    MAX_PIECEWISE_DIM,
+    MAX_QUADRATURE_DIM,
+    MAX_QUADRATURE_NODES,
+    _dist_text,
+    _is_discrete,
+)
+from .quadrature import GAUSS_LEGENDRE_2, MIDPOINT, complement_pieces, piece_nodes, pieces, tanh_sinh
 
 # ------------------------------------------------------------------------------------ integration
 
 
 def _coordinate_rules(spec, dist, opts, method, level, rule=None):
-    """Per noise coordinate: (nodes, complements 1 − nodes, weights); the fields conditioned on an
-    argmax; the fields whose complements are passed to the estimator.
+    """Per noise coordinate, the rule ``(nodes, complements 1 − nodes, weights)``, and the special fields.
+
+    Also returns the fields conditioned on an argmax and the fields whose complements are passed to the estimator.
 
     With ``method="piecewise"`` a field whose break points come with their complements
     (key ``name + "_complement"`` in the break-point dict) is cut at them by

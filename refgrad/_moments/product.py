@@ -33,7 +33,8 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
     if size > limit or size**k > limit:
         raise ValueError(
             f"exact moments of {spec.name!r} by enumeration need {size}**{k} = {size ** k} sample tuples, beyond "
-            f"limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller problem; a larger limit= enumerates them all with no time guard")
+            f"limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller "
+            "problem; a larger limit= enumerates them all with no time guard")
     configs, probs = dist.enumerate(limit=limit)
     keep = np.flatnonzero(probs > 0.0)
     configs, probs = configs[keep], probs[keep]

@@ -62,8 +62,8 @@ import contextlib
 import numpy as np
 
 from .._core.checks import describe
-from ..distributions import ENUMERATION_LIMIT
 from .._oracle.separable import coordinate_dist, coordinate_terms
+from ..distributions import ENUMERATION_LIMIT
 from .base import Moments, _Accumulator, _checked, _objective_text
 from .engine import _enumeration, _moments_by_integration
 from .plan import _default_level, _pick_method

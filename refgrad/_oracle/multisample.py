@@ -47,8 +47,11 @@ def conditional_tables(dist, f, limit=ENUMERATION_LIMIT):
 
 
 def _tables(dist, f, limit, weights):
-    """``(probs, M, W)``: :func:`conditional_tables`, and with ``weights`` (an :class:`IWAEBound`)
-    ``W[a] = E[\bar w_1 | b^1 = config a]`` ``(S,)`` from the same enumeration (else ``None``)."""
+    r"""``(probs, M, W)``: :func:`conditional_tables`, and the normalised weights' table ``W`` with ``weights``.
+
+    ``W[a] = E[\bar w_1 | b^1 = config a]`` ``(S,)`` from the same enumeration for an :class:`IWAEBound`
+    (else ``None``).
+    """
     limit = _check_inputs(dist, f, limit)
     configs, probs = dist.enumerate(limit=limit)
     keep = np.flatnonzero(probs > 0.0)

@@ -1,8 +1,17 @@
-"""The families: Bernoulli, Categorical, GaussianThreshold and the continuous Normal (see :mod:`refgrad.distributions`)."""
+"""The families Bernoulli, Categorical, GaussianThreshold and the continuous Normal (:mod:`refgrad.distributions`)."""
 import numpy as np
 from scipy import special
 
-from .._core.checks import as_float_array, check_count, check_finite, check_no_nan, check_sample_count, describe, first_index, outside_unit_index
+from .._core.checks import (
+    as_float_array,
+    check_count,
+    check_finite,
+    check_no_nan,
+    check_sample_count,
+    describe,
+    first_index,
+    outside_unit_index,
+)
 from ..random import as_generator, categorical_gumbel_max, conditional_gumbel, uniform
 
 __all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
@@ -150,7 +159,6 @@ class _ProductDistribution:
         ndarray
             Shape ``(n, *event_shape)``, float64 (bits, or one-hot rows).
         """
-
         # uniforms and samples, float64 each: refuse n whose arrays would not fit, naming n
         n = check_sample_count(n, 16 * int(np.prod(self._noise_shape)))
         gen = as_generator(rng)
@@ -219,6 +227,7 @@ class _BitDistribution(_ProductDistribution):
 
     @property
     def event_shape(self):
+        """Shape of one sample."""
         return (self.d,)
 
     @property
@@ -301,6 +310,7 @@ class Bernoulli(_BitDistribution):
 
     @property
     def params(self):
+        """The parameters (the logits, or ``μ`` / ``θ``), read-only."""
         return self.logits
 
     @property
@@ -341,7 +351,8 @@ class GaussianThreshold(_BitDistribution):
     .. math::  P(b_i = 1) = Φ(μ_i), \qquad
                \frac{∂ \log q(b)}{∂ μ_i} = b_i \frac{φ(μ_i)}{Φ(μ_i)} − (1 − b_i)\frac{φ(μ_i)}{Φ(−μ_i)}.
 
-    This is the latent-class model of the student project report "Project REBAR" (Andrzejczuk, Bielecki & Orłowski) (which states
+    This is the latent-class model of the student project report "Project REBAR" (Andrzejczuk, Bielecki &
+    Orłowski) (which states
     ``P(c = 1) = Φ(−θ)``; with ``c = 1[z ≥ 0]`` and ``z ~ N(θ, 1)`` the correct value is
     ``Φ(θ)``).  The ratios are computed to a few ulps relative for every μ: ``φ(μ)/Φ(μ)`` as
     ``1/(√(π/2) erfcx(−μ/√2))`` for μ < 0 and directly for μ ≥ 0 (``exp(log φ − log Φ)`` would lose
@@ -365,6 +376,7 @@ class GaussianThreshold(_BitDistribution):
 
     @property
     def params(self):
+        """The parameters (the logits, or ``μ`` / ``θ``), read-only."""
         return self.mu
 
     @property
@@ -484,6 +496,7 @@ class Categorical(_ProductDistribution):
 
     @property
     def params(self):
+        """The parameters (the logits, or ``μ`` / ``θ``), read-only."""
         return self.logits
 
     @property
@@ -497,6 +510,7 @@ class Categorical(_ProductDistribution):
 
     @property
     def event_shape(self):
+        """Shape of one sample."""
         return self.logits.shape
 
     @property
@@ -568,7 +582,6 @@ class Categorical(_ProductDistribution):
 
     def from_uniforms(self, u):
         """One-hot Gumbel-max samples for uniforms ``u`` of shape ``(n, d, K)``."""
-
         return self.one_hot(categorical_gumbel_max(self.logits, u), self.K)
 
     def coordinate(self, j):
@@ -613,7 +626,8 @@ class Categorical(_ProductDistribution):
 class Normal:
     r"""``d`` independent normals ``z_i ~ N(a_i θ_i + c_i, 1)``, differentiated in ``θ``.
 
-    The continuous example of the lecture slides "Re-parameterization and Gumbel-max Trick" (Richard Yi Da Xu, University of Technology Sydney, 2018):
+    The continuous example of the lecture slides "Re-parameterization and Gumbel-max Trick" (Richard Yi Da Xu,
+    University of Technology Sydney, 2018):
     ``z ~ N(aθ + b, 1)`` with
     ``f(z) = z²``, whose gradient ``∂_θ E[z²] = 2a(aθ + b)`` can be estimated by the
     score function,
@@ -660,18 +674,22 @@ class Normal:
 
     @property
     def params(self):
+        """The parameters (the logits, or ``μ`` / ``θ``), read-only."""
         return self.theta
 
     @property
     def d(self):
+        """Number of variables."""
         return self.theta.shape[0]
 
     @property
     def param_shape(self):
+        """Shape of :attr:`params`."""
         return self.theta.shape
 
     @property
     def event_shape(self):
+        """Shape of one sample."""
         return self.theta.shape
 
     @property
@@ -690,7 +708,6 @@ class Normal:
 
     def sample(self, n, rng=None):
         """``n`` draws, shape ``(n, d)``."""
-
         n = check_sample_count(n, 16 * self.d)
         return self.from_uniforms(uniform(as_generator(rng), (n, self.d)))
 
@@ -715,9 +732,11 @@ class Normal:
 
     @property
     def support_size(self):
+        """``np.inf``: a continuous distribution has no finite support."""
         return np.inf
 
     def enumerate(self, *args, **kwargs):
+        """Refused: a continuous distribution cannot be enumerated (``ValueError``)."""
         raise ValueError("Normal is continuous and cannot be enumerated; use a closed form or quadrature")
 
 

@@ -53,9 +53,8 @@ Product with a ``ValueError`` naming the families it supports.  Their exact mome
 """
 import numpy as np
 
-from .._core.checks import as_float_array, check_count, describe, first_index
+from .._core.checks import as_float_array, describe, first_index
 from .families import (
-    ENUMERATION_LIMIT,
     Bernoulli,
     Categorical,
     GaussianThreshold,
@@ -146,6 +145,7 @@ class Product(_ProductDistribution):
 
     @property
     def event_shape(self):
+        """Shape of one point: ``(P,)``, the flat layout of the blocks' points."""
         return self._params.shape
 
     @property
@@ -181,8 +181,10 @@ class Product(_ProductDistribution):
 
     @property
     def probs(self):
-        """``E[x]`` per coordinate, shape ``(P,)``: ``P(bit = 1)`` for a bit, ``softmax(ℓ_i)`` for a categorical
-        row."""
+        """``E[x]`` per coordinate, shape ``(P,)``.
+
+        ``P(bit = 1)`` for a bit, ``softmax(ℓ_i)`` for a categorical row.
+        """
         return np.concatenate([np.ravel(block.probs) for block in self.blocks])
 
     # ------------------------------------------------------------------ points

@@ -400,7 +400,8 @@ class Linear(Objective):
         _event_broadcast_check(self.weights, "weights", self, z)
 
     def _value(self, z):
-        return _row_values(OBJECTIVE_LINEAR, self.weights, z)  # Σ w z left to right: the row function of the fused kernels
+        # Σ w z left to right: the row function of the fused kernels
+        return _row_values(OBJECTIVE_LINEAR, self.weights, z)
 
     has_hvp = True
 
@@ -745,9 +746,10 @@ class FunctionObjective(Objective):
         return self._call(self.hvp_fn, "hvp_fn", z, v)
 
     def _call(self, fn, what, z, *rest):
-        """``fn(z, *rest)``; an IndexError or TypeError inside it is re-raised as a ValueError
-        (chained) that states the input convention, the usual cause being code written for
-        integer category indices."""
+        """``fn(z, *rest)``, with an IndexError or TypeError inside it re-raised as a ValueError (chained).
+
+        The message states the input convention, the usual cause being code written for integer category indices.
+        """
         try:
             return fn(z, *rest)
         except (IndexError, TypeError) as exc:

@@ -3,7 +3,7 @@ import numpy as np
 from scipy import special
 
 from .._core.checks import InputTypeError, as_float_array, check_count, describe
-from . import Objective, Table, as_objective
+from . import Objective, as_objective
 
 __all__ = ["MultiSampleObjective", "LogMeanExp", "IWAEBound"]
 
