@@ -87,7 +87,9 @@ import itertools
 import math
 
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
 
+from ..distributions import ENUMERATION_LIMIT
 from ..objectives import as_objective
 from ._base import EstimatorSpec, NoiseField, register
 
@@ -237,8 +239,6 @@ def _clip(V, h):
 
 def _prune(V):
     """The extreme points of ``conv(V)`` (and its volume); None if it is flat."""
-    from scipy.spatial import ConvexHull, QhullError
-
     n = V.shape[1]
     if n == 1:
         lo, hi = V.min(), V.max()
@@ -303,8 +303,6 @@ def _cell_points(phi_row):
 
 @functools.lru_cache(maxsize=4096)
 def _cell_points_cached(phi_key):
-    from scipy.spatial import ConvexHull
-
     phi_row = np.array(phi_key)
     n = phi_row.size - 1
     beta = (n + 2 - math.sqrt(n + 2)) / ((n + 1) * (n + 2))
@@ -373,8 +371,6 @@ def _noise_rule(dist, **_):
     ``1e-300`` as in :func:`_outcomes`), so ``E / ΣE`` is the rule point; bits: ``u = π_0``,
     ``u_c = π_1``.
     """
-    from ..distributions import ENUMERATION_LIMIT
-
     for w, pi in _rule(dist, ENUMERATION_LIMIT):
         if dist.family == "categorical":
             p = np.clip(pi, 1e-300, None)

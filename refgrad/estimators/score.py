@@ -11,6 +11,7 @@ import numpy as np
 from scipy import special
 
 from .._core.checks import InputTypeError, check_count, check_sample_count, describe
+from .._oracle.enumeration import expect, expectation
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
 from .kernels import score as _kernels
@@ -92,8 +93,6 @@ def optimal_baseline(dist, f):
     covariance form).  Coordinates with ``E[s_j²] = 0`` (deterministic variables) get
     ``c_j = 0``.  Returns an array of shape ``dist.param_shape``.
     """
-    from ..exact import expect
-
     nd = len(dist.param_shape)
     num = expect(dist, lambda b: evaluate(f, b).reshape((-1,) + (1,) * nd) * dist.score(b) ** 2)
     den = expect(dist, lambda b: dist.score(b) ** 2)
@@ -145,8 +144,6 @@ def _reinforce_features(dist, f, noise=None, b=None, baseline=None):
     b = dist.from_uniforms(noise["u"]) if b is None else b[:, 0]
     fb = evaluate(f, b)
     if isinstance(baseline, str):  # "optimal"
-        from ..exact import expectation
-
         fb = fb - expectation(dist, f)
     s = dist.score(b)
     return fb[:, None], s[:, None]
