@@ -44,6 +44,7 @@ accuracy ``≲ S^k eps Σ|terms|`` in the worst case, far below 1e-12 at the siz
 loops over the tuples in ``tests/test_multisample.py``).
 """
 from ._oracle.multisample import conditional_tables, expectation, gradient, gradient_parts
+from .objectives.multisample import IWAE_FAMILIES as IWAE_FAMILIES  # the families an IWAEBound takes
 from .objectives.multisample import IWAEBound, LogMeanExp, MultiSampleObjective
 
 __all__ = ["MultiSampleObjective", "LogMeanExp", "IWAEBound", "expectation", "gradient", "gradient_parts",
