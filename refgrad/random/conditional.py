@@ -367,7 +367,7 @@ def _conditional_normal_scalar(mu, b, v):
         z = -y if y > 0.0 else _NEG_TINY
     return z, min(max(grad, 0.0), 1.0)
 
-@jit
+@row_jit
 def _conditional_binary_scalar(param, b, x, normal, grad):
     """z~ (``grad`` False) or dz~/dparam (``grad`` True) of one coordinate: logistic, or normal if ``normal``."""
     if normal:

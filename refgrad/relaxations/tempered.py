@@ -69,31 +69,59 @@ def _sigmoid_tau_vjp_scalar(x, tau, c):
 
 
 @row_jit
-def _softmax_limit(x, out, log_space):
-    """The largest entry of the row ``x``; fills ``out`` where it alone fixes the result.
+def _softmax_limit(x, out, m, log_space):
+    """Fill ``out`` for a row whose largest entry ``m`` is infinite; returns False if it is -inf.
 
     All entries -inf: nan everywhere.  Some entries +inf: those share the mass equally (the
     limit of equal, growing entries), 0 elsewhere -- or their logs if ``log_space``.
     """
-    k_len = x.shape[0]
+    if m == -np.inf:
+        for k in range(x.shape[0]):
+            out[k] = np.nan
+        return False
+    count = 0
+    for k in range(x.shape[0]):
+        if x[k] == np.inf:
+            count += 1
+    for k in range(x.shape[0]):
+        if log_space:
+            out[k] = -math.log(count) if x[k] == np.inf else -np.inf
+        else:
+            out[k] = 1.0 / count if x[k] == np.inf else 0.0
+    return True
+
+
+@row_jit
+def _tempered_softmax_row(x, tau, out, log_space):
+    """softmax(x / tau) of one row into ``out``, or its log (``log_space``), with ``_softmax_limit``'s conventions.
+
+    The log is taken in log space: (x_k - m)/tau - log sum_i exp((x_i - m)/tau), m = max_i x_i, finite where
+    softmax underflows.  Returns False (and fills nan) if all entries are -inf.
+    """
     m = -np.inf
-    for k in range(k_len):
+    for k in range(x.shape[0]):
         if x[k] > m:
             m = x[k]
-    if m == -np.inf:
-        for k in range(k_len):
-            out[k] = np.nan
-    elif m == np.inf:
-        count = 0
-        for k in range(k_len):
-            if x[k] == np.inf:
-                count += 1
-        for k in range(k_len):
-            if log_space:
-                out[k] = -math.log(count) if x[k] == np.inf else -np.inf
-            else:
-                out[k] = 1.0 / count if x[k] == np.inf else 0.0
-    return m
+    if math.isinf(m):
+        return _softmax_limit(x, out, m, log_space)
+    total = 0.0
+    for k in range(x.shape[0]):
+        w = (x[k] - m) / tau
+        if log_space:
+            out[k] = w
+            total += math.exp(w)
+        else:
+            e = math.exp(w)
+            out[k] = e
+            total += e
+    if log_space:
+        log_total = math.log(total)
+        for k in range(x.shape[0]):
+            out[k] = out[k] - log_total
+    else:
+        for k in range(x.shape[0]):
+            out[k] = out[k] / total
+    return True
 
 
 @jit
@@ -102,17 +130,7 @@ def _softmax_row(x, tau, out):
 
     Rows containing +inf give the uniform distribution over their +inf entries.
     """
-    m = _softmax_limit(x, out, False)
-    if math.isinf(m):  # all -inf (False) or some +inf (True): filled
-        return m > 0.0
-    total = 0.0
-    for k in range(x.shape[0]):
-        e = math.exp((x[k] - m) / tau)
-        out[k] = e
-        total += e
-    for k in range(x.shape[0]):
-        out[k] = out[k] / total
-    return True
+    return _tempered_softmax_row(x, tau, out, False)
 
 
 @jit
@@ -121,18 +139,7 @@ def _log_softmax_row(x, tau, out):
 
     Same conventions as ``_softmax_row``: all -inf -> nan, +inf entries share the mass.
     """
-    m = _softmax_limit(x, out, True)
-    if math.isinf(m):  # all -inf (False) or some +inf (True): filled
-        return m > 0.0
-    total = 0.0
-    for k in range(x.shape[0]):
-        w = (x[k] - m) / tau
-        out[k] = w
-        total += math.exp(w)
-    log_total = math.log(total)
-    for k in range(x.shape[0]):
-        out[k] = out[k] - log_total
-    return True
+    return _tempered_softmax_row(x, tau, out, True)
 
 
 @jit
