@@ -504,7 +504,7 @@ def conditional_normal(mu, b, v):
     see the validation case ``rebar_report_mixture``.)
 
     **Computed from the distance to the threshold**, not as ``mu ∓ w`` (which
-    cancels next to 0: at ``mu = 5, b = 1, v = 1e-300`` it gave 8.9e-16 for
+    cancels next to 0: at ``mu = 5, b = 1, v = 1e-300`` it gives 8.9e-16 for
     6.7262e-295).  With :math:`y = |\\tilde z|`, the standardised threshold
     :math:`a = -\\mu` (b = 1) or :math:`\\mu` (b = 0) and the cumulative hazard
     :math:`e = -\\log P(|\\tilde z| > y \\mid b)`, which is ``-log1p(-v)`` (b = 1)

@@ -186,7 +186,7 @@ def _softmax_tau_vjp_row(xr, tau, c, s, gx):
             gx[k] = 0.0
         return 0.0
     # c_k - c_bar = (c_k - c_top) - sum_{i != top} s_i (c_i - c_top): no 1 - s_top, which
-    # cancels where the largest entry holds nearly all the mass (s_top(1 - s_top) of 4e-16 gave 0)
+    # cancels where the largest entry holds nearly all the mass (s_top(1 - s_top) of 4e-16 rounds to 0)
     shift = 0.0
     w_bar = 0.0
     for k in range(k_len):
@@ -328,8 +328,8 @@ def softmax_tau_vjp(x, tau, cotangent):
     The last form, evaluated with :math:`x_k - \max_i x_i`, is the one computed, with
     :math:`c_k - \bar c = (c_k - c_t) - \sum_{i \ne t} s_i (c_i - c_t)`, :math:`t` the
     largest entry: no :math:`1 - s_t`, which cancels where one entry holds nearly all
-    the mass (the diagonal :math:`s_t(1 - s_t)/\tau` of 4.2e-16 at ``x = [0.5, -0.2, 0.1]``,
-    ``tau = 0.01`` used to come out 0).  Every Jacobian entry (unit cotangent) then has the
+    the mass (formed with :math:`1 - s_t`, the diagonal :math:`s_t(1 - s_t)/\tau` of 4.2e-16 at
+    ``x = [0.5, -0.2, 0.1]``, ``tau = 0.01`` rounds to 0).  Every Jacobian entry (unit cotangent) then has the
     relative error bound of :func:`softmax_tau`.
 
     Parameters
