@@ -11,6 +11,8 @@ Public surface:
 - :mod:`refgrad.random` -- SPEC 7 rng handling and the noise kernels;
 - :mod:`refgrad.stats` -- unbiasedness and variance tests with measured calibration;
 - :mod:`refgrad.testing` -- ``numpy.testing``-style assertions built on :mod:`refgrad.stats`;
+- :mod:`refgrad.limits` -- the resource limits (enumeration, work, memory, quadrature) in one place;
+- :class:`InputTypeError` -- the error for an argument of the wrong type (a ``TypeError`` and a ``ValueError``);
 - :mod:`refgrad.crosscheck` -- verdicts on another framework's samples, densities and
   estimates (imported on first access, ``refgrad.crosscheck``, as it is needed only for that).
 
@@ -18,7 +20,8 @@ Every submodule is an attribute of the package after ``import refgrad``.
 """
 import importlib
 
-from . import distributions, estimators, exact, objectives, random, relaxations, stats, testing
+from . import distributions, estimators, exact, limits, objectives, random, relaxations, stats, testing
+from ._core.checks import InputTypeError
 from .distributions import Bernoulli, Categorical, GaussianThreshold, Normal, Product
 from .estimators import ESTIMATORS, estimate, estimate_moments
 
@@ -57,6 +60,8 @@ __all__ = [
     "relaxations",
     "stats",
     "testing",
+    "limits",
+    "InputTypeError",
     "estimators",
     "crosscheck",
 ]

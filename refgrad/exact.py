@@ -79,7 +79,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
       Gumbel noise (whose argmax regions are not axis-aligned) is integrated
       conditionally on the sample, ``Σ_b q(b) ∫ g(u(b, v)) dv``, with ``u(b, v)``
       the conditional Gumbel of ``v``.  Limited to noise dimension
-      :data:`refgrad._moments.base.MAX_QUADRATURE_DIM` (one Bernoulli or
+      :data:`refgrad.limits.MAX_QUADRATURE_DIM` (one Bernoulli or
       GaussianThreshold variable with two noise blocks; one categorical with
       K ≤ 3 and one noise block, or K ≤ 2 with two; ...); beyond it a
       ``ValueError`` is raised rather than a Monte Carlo guess.  The reported error
@@ -125,7 +125,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
     level : int, optional
         Quadrature level (step ``2**-level``), an integer in [2, 16]; by default
         6, 5, 4, 3 for noise dimension 1, 2, 3, 4.  A rule with more than
-        ``refgrad._moments.base.MAX_QUADRATURE_NODES`` (2**32) evaluations is refused.
+        :data:`refgrad.limits.MAX_QUADRATURE_NODES` (2**32) evaluations is refused.
     limit : int
         Largest number of sample tuples enumerated.
     max_seconds : float > 0 or None, default 60
@@ -147,7 +147,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
         ``method="monte_carlo"`` only: level of the per-coordinate intervals.
     max_work : float, optional
         ``method="monte_carlo"`` only: the work budget (default
-        :data:`refgrad._core.checks.WORK_LIMIT`), counted as ``samples x (p² + p + 8)`` for ``p``
+        :data:`refgrad.limits.WORK_LIMIT`), counted as ``samples x (p² + p + 8)`` for ``p``
         parameter entries (:data:`MC_ESTIMATE_OVERHEAD`); a larger ``samples`` is refused
         before any estimate is drawn, saying what it would cost.
     **options

@@ -116,7 +116,7 @@ def rarest_outcome(dist):
     Raises
     ------
     TypeError
-        (an :class:`refgrad._core.checks.InputTypeError`, also a ``ValueError``) If ``dist`` is not a
+        (an :class:`refgrad.InputTypeError`, also a ``ValueError``) If ``dist`` is not a
         discrete refgrad distribution (Bernoulli,
         GaussianThreshold, Categorical): a continuous one has no outcome probabilities.
     """
@@ -300,7 +300,7 @@ def assert_unbiased(name_or_samples, dist=None, f=None, *, n=None, target=None, 
         Bootstrap resamples (default: from ``alpha``).
     max_work : float, optional
         Budget of the bootstrap calibration in elementary operations (see
-        :func:`refgrad.stats.unbiasedness_test`; default :data:`refgrad._core.checks.WORK_LIMIT`).
+        :func:`refgrad.stats.unbiasedness_test`; default :data:`refgrad.limits.WORK_LIMIT`).
     degenerate : {None, "exact", "inconclusive"}
         A coordinate (or direction) in which every estimate is the same: compared exactly with
         the target within the samples' rounding level (``"exact"``: a deterministic estimate that

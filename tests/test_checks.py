@@ -231,3 +231,20 @@ def test_check_seed_accepts_what_as_generator_accepts():
     for bad in (0.5, True, np.bool_(False), "7", -3, np.int64(-1), 1.0, object()):
         with pytest.raises(ValueError, match=r"seed must be None, a non-negative int"):
             check_seed(bad)
+
+
+def test_the_public_limits_are_the_enforced_ones():
+    """refgrad.limits re-exports the very constants the checks read (not copies that could drift)."""
+    import refgrad
+    from refgrad._core import checks
+    from refgrad._moments import base, cost
+
+    limits = refgrad.limits
+    assert set(limits.__all__) == {n for n in dir(limits) if n.isupper()}
+    assert limits.WORK_LIMIT is checks.WORK_LIMIT and limits.MAX_ARRAY_BYTES is checks.MAX_ARRAY_BYTES
+    assert limits.MAX_QUADRATURE_DIM is base.MAX_QUADRATURE_DIM
+    assert limits.UNTIMED_EVALUATIONS is cost.UNTIMED_EVALUATIONS
+    assert limits.ENUMERATION_LIMIT == refgrad.distributions.ENUMERATION_LIMIT == 2**22
+    assert issubclass(refgrad.InputTypeError, TypeError) and issubclass(refgrad.InputTypeError, ValueError)
+    with pytest.raises(ValueError, match=r"refgrad\.limits\.WORK_LIMIT"):
+        checks.check_work(2e11, "a call", "operations", None)

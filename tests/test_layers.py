@@ -26,7 +26,7 @@ LAYERS = (
     ("refgrad.multisample",),
     ("refgrad.estimators",),
     ("refgrad._moments",),
-    ("refgrad.exact",),
+    ("refgrad.exact", "refgrad.limits"),
     ("refgrad.testing",),
     ("refgrad.crosscheck",),
     ("refgrad",),

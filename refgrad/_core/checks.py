@@ -269,7 +269,7 @@ def check_sample_count(n, row_bytes, name="n", budget=None):
         limit = max(1, budget // max(1, int(row_bytes)))
         raise ValueError(
             f"{name}={n} would need {_format_bytes(need)} ({int(row_bytes)} bytes per sample), more than the "
-            f"{_format_bytes(budget)} budget of one call (refgrad._core.checks.MAX_ARRAY_BYTES); "
+            f"{_format_bytes(budget)} budget of one call (refgrad.limits.MAX_ARRAY_BYTES); "
             f"use {name} <= {limit} and several calls"
         )
     return n
@@ -360,7 +360,7 @@ def check_work(work, what, unit, max_work=None, name="max_work", advice=""):
         extra = f"; {advice}" if advice else ""
         raise ValueError(
             f"{what} would take about {float(work):.3g} elementary operations ({unit}), more than the budget of "
-            f"one call, {name} = {budget:.3g} (default refgrad._core.checks.WORK_LIMIT = {WORK_LIMIT:.0e}, a few "
+            f"one call, {name} = {budget:.3g} (default refgrad.limits.WORK_LIMIT = {WORK_LIMIT:.0e}, a few "
             f"minutes of one core){extra}; to run it deliberately pass {name}={float(work):.3g} or more "
             f"(max_work=float('inf') lifts the bound)"
         )

@@ -296,7 +296,7 @@ def _categorical_verdict(idx, probs, alpha, resamples, seed, check, what="sample
     check_work(float(budget) * cells * MULTINOMIAL_COST,
                f"the Monte Carlo G test of {check} (up to {budget} multinomial draws over {cells} cells in "
                f"{len(free)} coordinate(s))",
-               "draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = "
+               "draws x cells, a multinomial cell counting refgrad.limits.MULTINOMIAL_COST = "
                f"{MULTINOMIAL_COST}", max_work,
                advice=f"pass fewer resamples= (at least {math.ceil(1 / level)} at the per-coordinate level "
                       f"{level:.3g}), or check fewer coordinates per call")
@@ -395,8 +395,8 @@ def check_categorical_sampler(samples, logits, *, alpha=DEFAULT_ALPHA, resamples
         Anything else (a float, a bool, a string, a negative int) is a ``ValueError``.
     max_work : float, optional
         Budget of the Monte Carlo draws in elementary operations, ``R`` x the cells of
-        positive probability x :data:`refgrad._core.checks.MULTINOMIAL_COST` (off the null every
-        one of the ``R`` draws is made); default :data:`refgrad._core.checks.WORK_LIMIT`
+        positive probability x :data:`refgrad.limits.MULTINOMIAL_COST` (off the null every
+        one of the ``R`` draws is made); default :data:`refgrad.limits.WORK_LIMIT`
         (10¹¹, a few minutes).  Beyond it the call is refused before any draw, with what it
         would cost (e.g. ``resamples=10**15``); pass a larger number to run it anyway.
 
@@ -893,7 +893,7 @@ def _relaxed_arguments(samples, logits, tau, family, space, alpha, resamples, se
         check_work(float(resamples) * cells * MULTINOMIAL_COST,
                    f"the Monte Carlo G test of check_relaxed_sampler's part (a) (up to {resamples} multinomial draws "
                    f"over {cells} cells)",
-                   "draws x cells, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST = "
+                   "draws x cells, a multinomial cell counting refgrad.limits.MULTINOMIAL_COST = "
                    f"{MULTINOMIAL_COST}",
                    max_work, advice="pass fewer resamples=, or None for the automatic budget")
     return alpha, seed, values, dtype, ell, tau

@@ -179,7 +179,7 @@ def _check_draw_size(shape, dt, blocks):
         raise ValueError(
             f"shape={shape} asks for {size:.3g} uniforms ({_format_bytes(need)} for JAX's {dt} draw and the float64 "
             f"result), more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-            "(refgrad._core.checks.MAX_ARRAY_BYTES); draw in several calls with keys from jax.random.split"
+            "(refgrad.limits.MAX_ARRAY_BYTES); draw in several calls with keys from jax.random.split"
         )
 
 
@@ -224,7 +224,7 @@ def uniforms_from_key(key, shape, dtype=None, kind="gumbel", mode=None):
     Returns
     -------
     ndarray of float64, shape ``shape``
-        At most :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB) for JAX's draw and the result together:
+        At most :data:`refgrad.limits.MAX_ARRAY_BYTES` (4 GiB) for JAX's draw and the result together:
         a larger ``shape`` is refused before anything is drawn.  With ``jax.random.gumbel(key, shape, dtype)``
         equal to :math:`-\log(-\log u)` computed in ``dtype``, and ``jax.random.categorical(key, logits)``
         equal to :func:`refgrad.random.categorical_gumbel_max` ``(logits, u)`` for finite logits (up to
@@ -283,7 +283,7 @@ def _check_output_size(n, entries):
     if need > MAX_ARRAY_BYTES:
         raise ValueError(f"keys_or_noise holds n = {n} samples: {n} rows of {entries} float64 gradients need "
                          f"{_format_bytes(need)}, more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-                         "(refgrad._core.checks.MAX_ARRAY_BYTES); pass at most "
+                         "(refgrad.limits.MAX_ARRAY_BYTES); pass at most "
                          f"{max(1, MAX_ARRAY_BYTES // (8 * entries))} samples per call")
 
 
@@ -310,7 +310,7 @@ def per_sample_gradients(surrogate, params, keys_or_noise):
     ValueError
         Naming ``surrogate`` when it returns anything but a real float scalar, ``params`` for
         complex or non-float leaves, ``keys_or_noise`` without a common leading axis, and ``n`` when
-        the float64 result would exceed :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB).
+        the float64 result would exceed :data:`refgrad.limits.MAX_ARRAY_BYTES` (4 GiB).
     """
     if not callable(surrogate):
         raise InputTypeError(f"surrogate must be callable; got {describe(surrogate)}")

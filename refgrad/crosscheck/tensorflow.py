@@ -188,7 +188,7 @@ def _check_draw_size(shape, dt):
         raise ValueError(
             f"shape={shape} asks for {size:.3g} uniforms ({_format_bytes(need)} for TF's {dt.name} draw and the "
             f"float64 result), more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-            "(refgrad._core.checks.MAX_ARRAY_BYTES); draw in several calls (seeds from "
+            "(refgrad.limits.MAX_ARRAY_BYTES); draw in several calls (seeds from "
             "tf.random.experimental.stateless_split)"
         )
 
@@ -232,7 +232,7 @@ def uniforms_from_seed(seed, shape, dtype=None, minval=0.0, maxval=1.0, alg="aut
     Returns
     -------
     ndarray of float64, shape ``shape``
-        At most :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB) for TF's draw and the result together:
+        At most :data:`refgrad.limits.MAX_ARRAY_BYTES` (4 GiB) for TF's draw and the result together:
         a larger ``shape`` is refused before anything is drawn.  The values TF computed, widened exactly
         to float64: ``-tf.math.log(-tf.math.log(u))`` of them in ``dtype`` equals the same expression on
         TF's draw bitwise, and refgrad fed them computes the noise TF used up to TF's rounding of its
@@ -390,7 +390,7 @@ def _check_output_size(n, plist):
     if n * row > MAX_ARRAY_BYTES:
         raise ValueError(f"noise holds n = {n} samples: {n} rows of {row} bytes of gradients need "
                          f"{_format_bytes(n * row)}, more than the {_format_bytes(MAX_ARRAY_BYTES)} budget of one call "
-                         "(refgrad._core.checks.MAX_ARRAY_BYTES); pass at most "
+                         "(refgrad.limits.MAX_ARRAY_BYTES); pass at most "
                          f"{max(1, MAX_ARRAY_BYTES // row)} samples per call")
 
 

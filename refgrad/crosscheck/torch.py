@@ -583,7 +583,7 @@ def per_sample_gradients(surrogate, params, n=None):
         gradients.  Complex parameters are refused (their gradient has no float64 array).
     n : int, optional
         At most the number of rows whose float64 result fits in
-        :data:`refgrad._core.checks.MAX_ARRAY_BYTES` (4 GiB); the same bound applies to the batched form.
+        :data:`refgrad.limits.MAX_ARRAY_BYTES` (4 GiB); the same bound applies to the batched form.
 
     Returns
     -------

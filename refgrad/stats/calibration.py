@@ -62,7 +62,7 @@ _CHUNK_ENTRIES = 2_000_000  # resample counts held at once (16 MB)
 
 #: How :func:`bootstrap_work` counts, for the refusal's message.
 BOOTSTRAP_WORK_UNIT = ("resamples x distinct rows x (2 x coordinates + rank (rank + 3) / 2 features), plus the draw of "
-                       "each resampled row, a multinomial cell counting refgrad._core.checks.MULTINOMIAL_COST")
+                       "each resampled row, a multinomial cell counting refgrad.limits.MULTINOMIAL_COST")
 
 
 def bootstrap_work(n, k, compressed, m, rank, resamples):
