@@ -29,7 +29,7 @@ Fast path.  For :class:`~refgrad.distributions.Bernoulli` and
 :class:`~refgrad.objectives.SquaredDistance` or :class:`~refgrad.objectives.Linear`
 objective (exactly those classes, not subclasses), :func:`expectation`,
 :func:`gradient` and :func:`expect` walk the support in (mixed-radix) Gray-code
-order in a jitted, block-parallel kernel instead (:mod:`refgrad._oracle.gray`): the
+order in a jitted, block-parallel kernel instead: the
 same weights ``q(b)`` bit for bit, compensated sums, a result independent of the
 thread count and equal to the chunked path to ``1e-13`` relative to the
 objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
@@ -43,7 +43,7 @@ import numpy as np
 from ._core.checks import check_count, check_work, describe
 from ._moments import dispatch as _engine
 from ._moments.base import Moments
-from ._moments.monte_carlo import DEFAULT_SAMPLES, monte_carlo_moments
+from ._moments.monte_carlo import DEFAULT_SAMPLES, EstimatedMoments, monte_carlo_moments
 from ._moments.product import moments as _product_moments
 from ._oracle.enumeration import expect, expectation, gradient
 from .distributions import ENUMERATION_LIMIT
@@ -53,7 +53,7 @@ from .estimators import get_spec
 #: covariance updates (the timings behind it: ``docs/oracles-measured.md``).
 MC_ESTIMATE_OVERHEAD = 8
 
-__all__ = ["expectation", "gradient", "expect", "moments", "Moments"]
+__all__ = ["expectation", "gradient", "expect", "moments", "Moments", "EstimatedMoments"]
 
 
 def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, max_seconds=60.0, *, samples=None,
@@ -91,7 +91,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
       any dimension: the estimate of variable j is its one-variable estimate plus
       ``A_jᵀ Σ_{r≠j} F_r`` (each estimator declares ``F`` and ``A``), so the exact mean and
       full covariance follow from integrals over one variable's noise at a time, by the
-      methods above (:mod:`refgrad._moments.separable`; REBAR on 100 bits in a few seconds).
+      methods above (REBAR on 100 bits in a few seconds).
       ``"auto"`` chooses it where the full-dimensional methods exceed their limits;
       ``max_seconds`` is then shared by the variables.  Refused, with the reason, for
       estimators defined on the joint support (sum_and_sample, unordered_set), vimco and
@@ -99,7 +99,7 @@ def moments(name, dist, f, method="auto", level=None, limit=ENUMERATION_LIMIT, m
 
     * ``"monte_carlo"`` -- **not exact**, and never chosen by ``"auto"``: where the
       methods above refuse (noise dimension too large to integrate), an
-      :class:`refgrad._moments.monte_carlo.EstimatedMoments` from ``samples`` estimates
+      :class:`EstimatedMoments` from ``samples`` estimates
       (``refgrad.estimate(name, dist, f, samples, rng=rng)``, streamed): the sample
       mean and covariance with per-coordinate ``confidence`` intervals of the mean and
       the variance by batch means.  Its ``exact`` attribute is False.

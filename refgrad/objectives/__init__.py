@@ -605,7 +605,7 @@ class Separable(Objective):
     For objectives of this form every estimator in the catalog that treats the
     variables through per-variable noise has exact moments that decompose into
     integrals over one variable's noise, so :func:`refgrad.exact.moments` computes
-    them at any dimension (method ``"separable"``; see :mod:`refgrad._moments.separable`).
+    them at any dimension (method ``"separable"`` of :func:`refgrad.exact.moments`).
     :class:`SquaredDistance`, :class:`Linear` and additive :class:`Table` objectives
     are decomposed the same way without being rewritten.
 
