@@ -99,7 +99,8 @@ def enabled():
 CHUNK_FLOATS = 1 << 19
 #: Fewest rows in one chunk.
 MIN_CHUNK_ROWS = 64
-#: Fewest uniforms a thread is given; smaller chunks run on the calling thread (starting threads costs ~0.1 ms).
+#: Fewest uniforms a thread is given; smaller chunks run on the calling thread (handing work to threads has a
+#: fixed cost per call: docs/estimators-measured.md).
 MIN_FLOATS_PER_THREAD = 1 << 14
 
 
@@ -170,8 +171,9 @@ _POOL_LOCK = threading.Lock()
 
 
 def _pool(threads):
-    """The module's worker pool with at least ``threads`` threads (kept between calls: starting threads
-    costs ~0.1 ms per call).  A forked child starts without one (its copy's threads do not exist)."""
+    """The module's worker pool with at least ``threads`` threads, kept between calls (starting threads
+    costs more than running them: docs/estimators-measured.md).  A forked child starts without one (its
+    copy's threads do not exist)."""
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
         if _POOL is None or _POOL_SIZE < threads:

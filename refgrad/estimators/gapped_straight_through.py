@@ -66,15 +66,13 @@ the estimate is piecewise constant in ``u``.  Families: Bernoulli, Categorical
 Options: ``tau`` (finite float > 0, default 1.0): the temperature τ;
 ``gap`` (finite float ≥ 0, or ``"p"``; default 1.0): the gap κ.
 
-Against straight-through (exact moments of both, ``refgrad.exact.moments``; ‖bias‖₂
-and the trace of the covariance): on one categorical, logits (0.3, −0.5, 1.0, 0.2),
-linear ``Table((0.2, −1, 1.5, 0.7))``, τ = 1: ST 0.121 / 0.0455, GST-1.0 0.095 /
-0.0173, GST-p 0.107 / 0.0191 (less bias and 2.4-2.6x less variance); the same logits
-with ``f = Σ_k w_k x_k³``: ST 0.061 / 0.524, GST-1.0 0.182 / 0.616 (3x the bias and
-more variance); the toy (one bit, ℓ = 0.3, ``(x − 0.45)²``), τ = 1: ST 0.0105 /
-0.0326, GST-1.0 0.0245 / 0.0378 (its mean 0.0489, twice the gradient), GST-p 0.0062
-/ 0.0245.  With ``|ℓ| < κ`` a bit's Δ is ``±κ`` whatever ℓ: the estimate then depends on
-ℓ only through the sample.
+Against straight-through (exact moments of both, :func:`refgrad.exact.moments`): on a
+linear :class:`~refgrad.objectives.Table` over one categorical GST has less bias and a
+fraction of the variance; on a cubic ``f = Σ_k w_k x_k³`` over the same variable it has
+more bias and more variance; on one bit with ``(x − 0.45)²`` GST with ``gap=1`` has twice
+the gradient as its mean, ``gap="p"`` less bias and variance than straight-through (the
+numbers: docs/estimators-measured.md).  With ``|ℓ| < κ`` a bit's Δ is ``±κ`` whatever ℓ:
+the estimate then depends on ℓ only through the sample.
 """
 import numbers
 

@@ -393,11 +393,10 @@ def _gumbel_rao_total_latent(dist, f, zt, b, tau, **_):
         return conditional_slope(dist, b, zt) * inner
 
 
-#: Largest spread of the finite logits in a categorical row at which REBAR's and RELAX's latent form is used.
-#: Measured, the mean against exact.gradient at the default level: relative error <= 3.2e-11 for rows
-#: (8, 0, −8), (20, 0, −20), (8, 0, 1), (1, 0.5, −1) at τ in {0.01, 0.5, 1, 10}, but 1.6e-8 at (30, 0, −30)
-#: and 6.9e-2 on the dominant coordinate of (50, 0, −50) at τ = 10 (at levels 5 and 6: the conditional mean of
-#: the common sample's term cancels there).  Beyond it the uniforms' quadrature refuses
+#: Largest spread of the finite logits in a categorical row at which REBAR's and RELAX's latent form is used:
+#: within it the mean agrees with exact.gradient to about 1e-10 relative, beyond it the conditional mean of the
+#: common sample's term cancels and the error grows (measured: docs/estimators-measured.md).  Beyond it the
+#: uniforms' quadrature refuses
 #: (refgrad._moments.plan.UNIFORM_QUADRATURE_LOGIT_LIMIT, 20).  The variance is not checked against mpmath here.
 CATEGORICAL_SPREAD_LIMIT = 40.0
 
