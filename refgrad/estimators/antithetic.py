@@ -23,7 +23,7 @@ from scipy import special
 
 from .._core.jit import jit
 from ..objectives import evaluate
-from ..random import _sigmoid
+from .._core.special import _sigmoid
 from ._base import EstimatorSpec, NoiseField, register
 from .kernels.antithetic import antithetic_bits, arm_centred, arm_plan, disarm_plan, disarm_term
 

@@ -22,7 +22,7 @@ exact-moments oracle passes one, and it calls the batched function directly).
 import numpy as np
 
 from ..._core.jit import jit
-from ...random import _sigmoid
+from ..._core.special import _sigmoid
 from .._fused import FusedPlan, objective_value
 
 __all__ = ["arm_plan", "disarm_plan"]

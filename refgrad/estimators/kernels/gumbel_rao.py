@@ -23,14 +23,14 @@ import math
 import numpy as np
 
 from ..._core.jit import jit, row_jit
-from ...random import (
+from ...random.conditional import (
     _conditional_gumbel_row,
     _conditional_gumbel_rows,
     _conditional_gumbel_vjp_row,
     _conditional_logistic_grad_scalar,
     _conditional_logistic_scalar,
 )
-from ...relaxations import _sigmoid_slope_scalar, _softmax_tau_vjp_row
+from ...relaxations.tempered import _sigmoid_slope_scalar, _softmax_tau_vjp_row
 from .._fused import FusedPlan, bernoulli_bits, categorical_one_hot, objective_grad
 
 __all__ = ["gumbel_rao_plan"]
