@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .._core.checks import InputTypeError, as_float_array, check_finite, check_shape, describe
+from .._core.checks import InputTypeError, as_float_array, check_finite, check_shape, describe, first_index
 from .._core.jit import jit, row_jit
 from .._core.special import _excess_integral, _sigmoid, _softplus, _truncated_normal_distance, _ULP
 from .noise import _check_logits, _check_rows_alive, _normalised_rows
@@ -61,7 +61,7 @@ def _check_index(b, name, shape, upper):
         ok = np.ones(raw.shape, dtype=bool)
     ok &= (raw >= 0) & (raw <= upper - 1)
     if not ok.all():
-        where = tuple(int(i) for i in np.argwhere(~ok)[0])
+        where = first_index(~ok)
         raise ValueError(
             f"{name} must hold integers in {{0, ..., {upper - 1}}}; got {raw[where].item()!r} at index {where}"
         )
@@ -181,7 +181,7 @@ def _check_conditional_categorical(logits, b, v):
     chosen = np.take_along_axis(np.broadcast_to(lg, (bb.shape[0], d, K)), bb[:, :, None], axis=2)[:, :, 0]
     bad = np.isneginf(chosen) | (np.isposinf(rowmax)[None, :] & ~np.isposinf(chosen))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = first_index(bad)
         _impossible("b", where, f"category {int(bb[where])} has probability 0 under logits row {where[1]}")
     return lg, bb, vv
 
@@ -403,7 +403,7 @@ def _check_conditional_binary(param, b, v, pname):
     bb = _check_index(b, "b", vv.shape, 2)
     bad = (np.isposinf(p)[None, :] & (bb == 0)) | (np.isneginf(p)[None, :] & (bb == 1))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = first_index(bad)
         _impossible("b", where, f"b = {int(bb[where])} has probability 0 when {pname}[{where[1]}] = {p[where[1]]}")
     return p, bb, vv
 

@@ -7,7 +7,7 @@ result (``_unflat``).
 """
 import numpy as np
 
-from .._core.checks import as_float_array, check_finite, check_no_nan, check_positive_scalar
+from .._core.checks import as_float_array, check_finite, check_no_nan, check_positive_scalar, first_index
 
 
 def _array(value, name, min_ndim=0, nan_check=True):
@@ -21,7 +21,7 @@ def _array(value, name, min_ndim=0, nan_check=True):
 
 def _first_bad(arr, bad):
     """(index, value) of the first True entry of the mask ``bad``."""
-    where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+    where = first_index(bad)
     return where, float(arr[where])
 
 
@@ -83,7 +83,7 @@ def _check_categories(arr, name, minimum=1):
 def _check_some_finite_max(arr, name):
     """Each row (last axis) needs an entry > -inf, otherwise softmax is undefined."""
     if arr.size and (arr.max(axis=-1) == -np.inf).any():
-        where = tuple(int(i) for i in np.argwhere(arr.max(axis=-1) == -np.inf)[0])
+        where = first_index(arr.max(axis=-1) == -np.inf)
         raise ValueError(
             f"{name} must have at least one entry > -inf on its last axis; all entries are -inf at {where}"
         )

@@ -16,9 +16,10 @@ import math
 
 import numpy as np
 
-from .._core.checks import as_float_array, check_no_nan
+from .._core.checks import as_float_array, check_no_nan, first_index
 from .._core.jit import jit
 from .._core.special import _sigmoid as _sig  # accurate in both tails
+from ._checks import _first_bad
 
 __all__ = ["binary_concrete_cdf", "concrete_marginal_cdf", "MAX_CATEGORIES"]
 
@@ -342,8 +343,7 @@ def _check_points(x):
     arr = as_float_array(x, "x")
     bad = ~((arr >= 0.0) & (arr <= 1.0))  # NaN included
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
-        value = float(arr[where]) if arr.ndim else float(arr)
+        where, value = _first_bad(arr, bad)
         raise ValueError(f"x must hold points of [0, 1] (no NaN); got {value!r} at index {where}")
     return arr
 
@@ -354,8 +354,7 @@ def _check_tau(tau):
     arr = as_float_array(tau, "tau")
     bad = ~(np.isfinite(arr) & (arr > 0.0))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
-        value = float(arr[where]) if arr.ndim else float(arr)
+        where, value = _first_bad(arr, bad)
         raise ValueError(f"tau must hold finite temperatures > 0; got {value!r} at index {where}")
     return arr
 
@@ -438,7 +437,7 @@ def _concrete_inputs(x, logits, tau):
         raise ValueError(f"logits must have shape (..., K) with the K = {xx.shape[-1]} of x on its last axis; "
                          f"got logits.shape={ell.shape}, x.shape={xx.shape}")
     if ell.size and (ell.max(axis=-1) == -np.inf).any():
-        where = tuple(int(i) for i in np.argwhere(ell.max(axis=-1) == -np.inf)[0])
+        where = first_index(ell.max(axis=-1) == -np.inf)
         raise ValueError(f"logits must have at least one entry > -inf on its last axis; all are -inf at {where}")
     tt = _check_tau(tau)
     lead = _shape((xx[..., 0], ell[..., 0], tt), ("x[..., 0]", "logits[..., 0]", "tau"))

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .._core.checks import InputTypeError, check_finite, describe
+from .._core.checks import InputTypeError, check_finite, describe, first_index
 from .._core.jit import jit
 from .._core.special import _sigmoid
 from ..random.noise import _gumbel_noise_scalar, _logistic_noise_scalar
@@ -408,7 +408,7 @@ def concrete_log_density(x, logits, tau):
     total = xx.sum(axis=-1)
     dev = np.abs(total - 1.0)
     if (dev > _SIMPLEX_RTOL).any():
-        where = tuple(int(i) for i in np.argwhere(dev > _SIMPLEX_RTOL)[0]) if dev.ndim else ()
+        where = first_index(dev > _SIMPLEX_RTOL)
         raise ValueError(
             f"x must lie on the simplex (|sum(x) - 1| <= {_SIMPLEX_RTOL:g} along the last axis); "
             f"got sum {float(total[where])!r} at index {where} (largest deviation {float(dev.max())!r})"
@@ -484,7 +484,7 @@ def exp_concrete_log_density(y, logits, tau, measure="symmetric"):
     lse = m[..., 0] + np.log(np.exp(yy - m).sum(axis=-1))
     dev = np.abs(lse)
     if (dev > _SIMPLEX_RTOL).any():
-        where = tuple(int(i) for i in np.argwhere(dev > _SIMPLEX_RTOL)[0]) if dev.ndim else ()
+        where = first_index(dev > _SIMPLEX_RTOL)
         raise ValueError(
             f"y must be a log-point of the simplex (|logsumexp(y)| <= {_SIMPLEX_RTOL:g} along the last axis); "
             f"got logsumexp {float(lse[where])!r} at index {where} (largest deviation {float(dev.max())!r})"
