@@ -1,0 +1,97 @@
+"""Imports inside refgrad.estimators go one way: row kernels below the estimator modules, no import in a function.
+
+* ``refgrad/estimators/kernels/`` holds row kernels only: they import ``refgrad._core``, ``refgrad.random``,
+  ``refgrad.relaxations`` and ``refgrad.estimators._fused``, never an estimator module (the estimator modules
+  compute what a plan needs and hand it down).
+* No module of ``refgrad/estimators`` imports inside a function (such an import hides a cycle).
+* The estimator modules' own imports among themselves have no cycle.
+"""
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "refgrad" / "estimators"
+KERNEL_ALLOWED = ("refgrad._core", "refgrad.random", "refgrad.relaxations", "refgrad.estimators._fused")
+
+
+def _module(path, root=ROOT):
+    parts = list(path.relative_to(root.parent.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path, root=ROOT):
+    """(absolute module imported, whether at the top level) for every refgrad import of ``path``.
+
+    ``root``: the ``refgrad/estimators`` folder ``path`` lies under.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    package = _module(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1])
+                names = [f"{base}.{node.module}"] if node.module else [f"{base}.{a.name}" for a in node.names]
+            else:
+                names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        out += [(name, id(node) in top) for name in names if name.startswith("refgrad")]
+    return out
+
+
+FILES = sorted(ROOT.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("kernels/*.py")), ids=lambda p: p.name)
+def test_kernels_import_no_estimator_module(path):
+    bad = [name for name, _ in _imports(path) if not name.startswith(KERNEL_ALLOWED)]
+    assert not bad, f"{path.name} imports {bad}; kernels may import only {KERNEL_ALLOWED}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_import_inside_a_function(path):
+    bad = [name for name, top in _imports(path) if not top]
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad} inside a function"
+
+
+def test_no_cycle_among_estimator_modules():
+    graph = {}
+    for path in FILES:
+        mod = _module(path)
+        graph[mod] = {name for name, _ in _imports(path) if name.startswith("refgrad.estimators") and name != mod}
+    modules = set(graph)
+    graph = {m: {t for t in targets if t in modules} for m, targets in graph.items()}
+    graph["refgrad.estimators"] = set()  # the package re-exports; its modules never import it
+    state = {}
+
+    def visit(mod, stack):
+        state[mod] = "open"
+        for nxt in sorted(graph.get(mod, ())):
+            if state.get(nxt) == "open":
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[mod] = "done"
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+
+
+def test_the_checks_see_an_upward_and_a_function_level_import(tmp_path):
+    """Not vacuous: a kernel importing an estimator module inside a function is reported by both checks."""
+    text = (ROOT / "kernels" / "rebar.py").read_text(encoding="utf-8") + "\n\ndef _late():\n    from ..rebar import _Parts  # noqa: F401\n"
+    probe = tmp_path / "refgrad" / "estimators" / "kernels" / "rebar.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(text, encoding="utf-8")
+    root = tmp_path / "refgrad" / "estimators"
+    found = [(name, top) for name, top in _imports(probe, root) if name == "refgrad.estimators.rebar"]
+    assert found == [("refgrad.estimators.rebar", False)]  # inside a function ...
+    assert not found[0][0].startswith(KERNEL_ALLOWED)  # ... and not a module kernels may import
