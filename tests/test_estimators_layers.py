@@ -87,7 +87,8 @@ def test_no_cycle_among_estimator_modules():
 
 def test_the_checks_see_an_upward_and_a_function_level_import(tmp_path):
     """Not vacuous: a kernel importing an estimator module inside a function is reported by both checks."""
-    text = (ROOT / "kernels" / "rebar.py").read_text(encoding="utf-8") + "\n\ndef _late():\n    from ..rebar import _Parts  # noqa: F401\n"
+    late = "\n\ndef _late():\n    from ..rebar import _Parts  # noqa: F401\n"
+    text = (ROOT / "kernels" / "rebar.py").read_text(encoding="utf-8") + late
     probe = tmp_path / "refgrad" / "estimators" / "kernels" / "rebar.py"
     probe.parent.mkdir(parents=True)
     probe.write_text(text, encoding="utf-8")
