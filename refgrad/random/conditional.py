@@ -19,7 +19,7 @@ import numpy as np
 
 from .._core.checks import InputTypeError, as_float_array, check_finite, check_shape, describe, first_index
 from .._core.jit import jit, row_jit
-from .._core.special import _excess_integral, _sigmoid, _softplus, _truncated_normal_distance, _ULP
+from .._core.special import _ULP, _excess_integral, _sigmoid, _softplus, _truncated_normal_distance
 from .noise import _check_logits, _check_rows_alive, _normalised_rows
 from .rng import _check_uniform
 
@@ -187,34 +187,34 @@ def _check_conditional_categorical(logits, b, v):
 
 
 def conditional_gumbel(logits, b, v):
-    """Gumbel-perturbed logits conditioned on their argmax (REBAR's :math:`\\tilde z`).
+    r"""Gumbel-perturbed logits conditioned on their argmax (REBAR's :math:`\tilde z`).
 
-    For :math:`z_k = \\ell_k + G_k` with independent standard Gumbels, the
-    maximum :math:`\\max_k z_k` is Gumbel with location
-    :math:`\\operatorname{logsumexp}(\\ell)` and independent of the argmax; given
+    For :math:`z_k = \ell_k + G_k` with independent standard Gumbels, the
+    maximum :math:`\max_k z_k` is Gumbel with location
+    :math:`\operatorname{logsumexp}(\ell)` and independent of the argmax; given
     the argmax :math:`b` and the maximum :math:`T`, the other coordinates are
-    independent Gumbels of location :math:`\\ell_k` truncated to
-    :math:`(-\\infty, T)`.  Inverting these CDFs with fresh uniforms ``v``:
+    independent Gumbels of location :math:`\ell_k` truncated to
+    :math:`(-\infty, T)`.  Inverting these CDFs with fresh uniforms ``v``:
 
     .. math::
-        \\tilde z_b &= \\operatorname{logsumexp}(\\ell) - \\log(-\\log v_b), \\\\
-        \\tilde z_k &= -\\operatorname{logaddexp}\\bigl(-\\tilde z_b,\\;
-                       -(\\ell_k - \\log(-\\log v_k))\\bigr), \\quad k \\ne b,
+        \tilde z_b &= \operatorname{logsumexp}(\ell) - \log(-\log v_b), \\
+        \tilde z_k &= -\operatorname{logaddexp}\bigl(-\tilde z_b,\;
+                       -(\ell_k - \log(-\log v_k))\bigr), \quad k \ne b,
 
-    (the truncated CDF is :math:`\\exp(-e^{\\ell_k - x} + e^{\\ell_k - T})`).
+    (the truncated CDF is :math:`\exp(-e^{\ell_k - x} + e^{\ell_k - T})`).
     Valid for unnormalised logits: the top value is **not**
-    :math:`\\ell_b + G`, which is biased (Tucker et al., 2017, "REBAR", appendix;
+    :math:`\ell_b + G`, which is biased (Tucker et al., 2017, "REBAR", appendix;
     Maddison et al., 2014).  ``argmax_k z~ == b`` always holds (a coordinate that
     rounds up to the top is moved one ulp below it).
 
-    Accuracy: with :math:`T = \\tilde z_b` and :math:`y_k = \\ell_k - \\log(-\\log v_k)`,
-    the absolute error of :math:`\\tilde z_k` is at most
-    :math:`4\\epsilon\\,(|T| + |\\ell_k| + |\\log(-\\log v_k)| + 1)` (checked against
+    Accuracy: with :math:`T = \tilde z_b` and :math:`y_k = \ell_k - \log(-\log v_k)`,
+    the absolute error of :math:`\tilde z_k` is at most
+    :math:`4\epsilon\,(|T| + |\ell_k| + |\log(-\log v_k)| + 1)` (checked against
     mpmath at logits up to ±1000 and :math:`v` from 1e-300 to :math:`1 - 2^{-53}`).
     That is a relative error of a few ulp except next to a zero crossing of
-    :math:`\\tilde z_k` (say :math:`\\ell_k = 0`, :math:`v_k \\approx 1/e`), where only the
-    absolute bound holds: the Gumbel noise :math:`-\\log(-\\log v)` and the sums
-    :math:`\\ell + G` are themselves rounded doubles.
+    :math:`\tilde z_k` (say :math:`\ell_k = 0`, :math:`v_k \approx 1/e`), where only the
+    absolute bound holds: the Gumbel noise :math:`-\log(-\log v)` and the sums
+    :math:`\ell + G` are themselves rounded doubles.
 
     Parameters
     ----------
@@ -236,24 +236,24 @@ def conditional_gumbel(logits, b, v):
 
 
 def conditional_gumbel_vjp(logits, b, v, cotangent):
-    """Per-sample vector-Jacobian product of :func:`conditional_gumbel` w.r.t. the logits.
+    r"""Per-sample vector-Jacobian product of :func:`conditional_gumbel` w.r.t. the logits.
 
-    Returns :math:`\\partial_{\\ell} \\sum_{i,k} c_{sik} \\tilde z_{sik}` for each
-    sample :math:`s`.  With :math:`T = \\tilde z_b`,
-    :math:`y_k = \\ell_k + G(v_k)`, :math:`a_k = \\sigma(y_k - T)` and
-    :math:`p = \\operatorname{softmax}(\\ell)`:
+    Returns :math:`\partial_{\ell} \sum_{i,k} c_{sik} \tilde z_{sik}` for each
+    sample :math:`s`.  With :math:`T = \tilde z_b`,
+    :math:`y_k = \ell_k + G(v_k)`, :math:`a_k = \sigma(y_k - T)` and
+    :math:`p = \operatorname{softmax}(\ell)`:
 
     .. math::
-        \\frac{\\partial \\tilde z_k}{\\partial T} = a_k, \\quad
-        \\frac{\\partial \\tilde z_k}{\\partial \\ell_k} = 1 - a_k, \\quad
-        \\frac{\\partial T}{\\partial \\ell_j} = p_j, \\qquad
-        \\text{out}_j = [j \\ne b]\\, c_j (1 - a_j) + p_j \\Bigl(c_b + \\sum_{k \\ne b} c_k a_k\\Bigr).
+        \frac{\partial \tilde z_k}{\partial T} = a_k, \quad
+        \frac{\partial \tilde z_k}{\partial \ell_k} = 1 - a_k, \quad
+        \frac{\partial T}{\partial \ell_j} = p_j, \qquad
+        \text{out}_j = [j \ne b]\, c_j (1 - a_j) + p_j \Bigl(c_b + \sum_{k \ne b} c_k a_k\Bigr).
 
     (hand-derived; tested against central finite differences).  Rows whose
     logits contain ``+inf`` give 0 (the samples are locally constant there).
     Each Jacobian entry (unit cotangent) has relative error at most
-    :math:`4\\epsilon\\,(1 + |T| + |y_k|)` against mpmath (the slopes
-    :math:`a_k = \\sigma(y_k - T)` inherit the rounding of :math:`T` and :math:`y_k`):
+    :math:`4\epsilon\,(1 + |T| + |y_k|)` against mpmath (the slopes
+    :math:`a_k = \sigma(y_k - T)` inherit the rounding of :math:`T` and :math:`y_k`):
     below 1.2e-13 at logits ±700 and ±1000.
 
     Parameters
@@ -281,48 +281,51 @@ def conditional_gumbel_vjp(logits, b, v, cotangent):
 
 
 @jit
-def _mul_exp(x, l):
-    """x e^l for 0 < x <= 1 (inf where it overflows), with exp(l) split as exp(709) exp(l - 709)
-    for 709 <= l < 1418, so a tiny x times a huge e^l keeps its relative accuracy."""
-    if l < 709.0:
-        return x * math.exp(l)
-    if l < 1418.0:
-        return (x * _EXP_709) * math.exp(l - 709.0)
+def _mul_exp(x, ell):
+    """x e^ell for 0 < x <= 1 (inf where it overflows).
+
+    exp(ell) is split as exp(709) exp(ell - 709) for 709 <= ell < 1418, so that a tiny x times a huge e^ell
+    keeps its relative accuracy.
+    """
+    if ell < 709.0:
+        return x * math.exp(ell)
+    if ell < 1418.0:
+        return (x * _EXP_709) * math.exp(ell - 709.0)
     return math.inf
 
 
 @jit
-def _log1p_mul_exp(x, l):
-    """log(1 + x e^l) for 0 < x <= 1: log1p of the product while it is finite (no rounding of log x)."""
-    t = _mul_exp(x, l)
+def _log1p_mul_exp(x, ell):
+    """log(1 + x e^ell) for 0 < x <= 1: log1p of the product while it is finite (no rounding of log x)."""
+    t = _mul_exp(x, ell)
     if t < math.inf:
         return math.log1p(t)
-    return _softplus(math.log(x) + l)  # x e^l > 1.8e308: log x + l > 709, relatively accurate
+    return _softplus(math.log(x) + ell)  # x e^ell > 1.8e308: log x + ell > 709, relatively accurate
 
 
 @jit
-def _sigmoid_mul_exp(x, l):
-    """x e^l / (1 + x e^l) for 0 < x <= 1, from the product while it is finite."""
-    t = _mul_exp(x, l)
+def _sigmoid_mul_exp(x, ell):
+    """x e^ell / (1 + x e^ell) for 0 < x <= 1, from the product while it is finite."""
+    t = _mul_exp(x, ell)
     if t < math.inf:
         return t / (1.0 + t)
-    return _sigmoid(math.log(x) + l)
+    return _sigmoid(math.log(x) + ell)
 
 
 @jit
-def _conditional_logistic_scalar(l, b, x):
-    """One coordinate of ``_conditional_logistic``: z~ for logit l, bit b (0/1) and uniform x."""
+def _conditional_logistic_scalar(ell, b, x):
+    """One coordinate of :func:`conditional_logistic`: z~ for logit ell, bit b (0/1) and uniform x."""
     if b == 1:
-        return _log1p_mul_exp(x, l) - math.log1p(-x)
-    return math.log(x) - _log1p_mul_exp(1.0 - x, -l)
+        return _log1p_mul_exp(x, ell) - math.log1p(-x)
+    return math.log(x) - _log1p_mul_exp(1.0 - x, -ell)
 
 
 @jit
-def _conditional_logistic_grad_scalar(l, b, x):
-    """One coordinate of ``_conditional_logistic_grad``: dz~/dl for logit l, bit b (0/1) and uniform x."""
+def _conditional_logistic_grad_scalar(ell, b, x):
+    """One coordinate of :func:`conditional_logistic_grad`: dz~/dell for logit ell, bit b (0/1) and uniform x."""
     if b == 1:
-        return _sigmoid_mul_exp(x, l)
-    return _sigmoid_mul_exp(1.0 - x, -l)
+        return _sigmoid_mul_exp(x, ell)
+    return _sigmoid_mul_exp(1.0 - x, -ell)
 
 
 # ---------------------------------------------------------------------------
@@ -409,33 +412,33 @@ def _check_conditional_binary(param, b, v, pname):
 
 
 def conditional_logistic(logits, b, v):
-    """REBAR's conditional logistic noise :math:`\\tilde z \\sim z \\mid b` for Bernoulli bits.
+    r"""REBAR's conditional logistic noise :math:`\tilde z \sim z \mid b` for Bernoulli bits.
 
-    With :math:`z = \\ell + \\log u - \\log(1-u)`, :math:`b = 1[z > 0]` and
-    :math:`\\theta = \\sigma(\\ell)`, the conditional given :math:`b` is
+    With :math:`z = \ell + \log u - \log(1-u)`, :math:`b = 1[z > 0]` and
+    :math:`\theta = \sigma(\ell)`, the conditional given :math:`b` is
     reparametrised by fresh uniforms :math:`v` (Tucker et al., 2017, "REBAR",
     appendix):
 
     .. math::
-        v' = \\begin{cases} v (1-\\theta) & b = 0 \\\\ (1-\\theta) + v\\theta & b = 1 \\end{cases},
-        \\qquad \\tilde z = \\ell + \\log\\frac{v'}{1 - v'} .
+        v' = \begin{cases} v (1-\theta) & b = 0 \\ (1-\theta) + v\theta & b = 1 \end{cases},
+        \qquad \tilde z = \ell + \log\frac{v'}{1 - v'} .
 
-    Simplified exactly (:math:`\\sigma(-\\ell)/\\sigma(\\ell) = e^{-\\ell}`) and
+    Simplified exactly (:math:`\sigma(-\ell)/\sigma(\ell) = e^{-\ell}`) and
     evaluated in log space:
 
     .. math::
-        \\tilde z = \\begin{cases}
-            \\log v - \\log\\bigl(1 + (1-v) e^{-\\ell}\\bigr) & b = 0 \\\\
-            \\log(1 + v e^{\\ell}) - \\log(1-v) & b = 1
-        \\end{cases}
+        \tilde z = \begin{cases}
+            \log v - \log\bigl(1 + (1-v) e^{-\ell}\bigr) & b = 0 \\
+            \log(1 + v e^{\ell}) - \log(1-v) & b = 1
+        \end{cases}
 
-    (``log1p`` of the product :math:`v e^{\\ell}` while it is finite, formed as
-    :math:`(v e^{709}) e^{\\ell - 709}` for :math:`709 \\le \\ell < 1418` so that a
+    (``log1p`` of the product :math:`v e^{\ell}` while it is finite, formed as
+    :math:`(v e^{709}) e^{\ell - 709}` for :math:`709 \le \ell < 1418` so that a
     tiny ``v`` keeps its relative accuracy; else ``softplus(log v + l)``, where
-    :math:`\\log v + \\ell > 709`).  Both terms have the same sign, so there is no
+    :math:`\log v + \ell > 709`).  Both terms have the same sign, so there is no
     cancellation: relative error at most 2e-16 against mpmath (720 digits) for
-    :math:`|\\ell| \\le 710` and :math:`v` from 5e-324 to :math:`1 - 2^{-53}`, for
-    :math:`\\tilde z` and for :func:`conditional_logistic_grad`.  ``z~ < 0`` iff ``b = 0``.
+    :math:`|\ell| \le 710` and :math:`v` from 5e-324 to :math:`1 - 2^{-53}`, for
+    :math:`\tilde z` and for :func:`conditional_logistic_grad`.  ``z~ < 0`` iff ``b = 0``.
 
     Parameters
     ----------
@@ -455,18 +458,18 @@ def conditional_logistic(logits, b, v):
 
 
 def conditional_logistic_grad(logits, b, v):
-    """Elementwise :math:`\\partial \\tilde z / \\partial \\ell` of :func:`conditional_logistic`.
+    r"""Elementwise :math:`\partial \tilde z / \partial \ell` of :func:`conditional_logistic`.
 
-    Includes the dependence of :math:`v'` on :math:`\\theta = \\sigma(\\ell)`
+    Includes the dependence of :math:`v'` on :math:`\theta = \sigma(\ell)`
     (dropping it, i.e. returning 1, is a classic source of bias in REBAR):
 
     .. math::
-        \\frac{\\partial \\tilde z}{\\partial \\ell} = \\begin{cases}
-            \\dfrac{\\sigma(-\\ell)(1-v)}{1 - v\\sigma(-\\ell)}
-              = \\dfrac{(1-v)e^{-\\ell}}{1 + (1-v)e^{-\\ell}} & b = 0 \\\\[1ex]
-            \\dfrac{v\\sigma(\\ell)}{\\sigma(-\\ell) + v\\sigma(\\ell)}
-              = \\dfrac{v e^{\\ell}}{1 + v e^{\\ell}} & b = 1
-        \\end{cases}
+        \frac{\partial \tilde z}{\partial \ell} = \begin{cases}
+            \dfrac{\sigma(-\ell)(1-v)}{1 - v\sigma(-\ell)}
+              = \dfrac{(1-v)e^{-\ell}}{1 + (1-v)e^{-\ell}} & b = 0 \\[1ex]
+            \dfrac{v\sigma(\ell)}{\sigma(-\ell) + v\sigma(\ell)}
+              = \dfrac{v e^{\ell}}{1 + v e^{\ell}} & b = 1
+        \end{cases}
 
     (hand-derived from the simplified form; tested against central finite
     differences).  Values lie in [0, 1]; 1 at the deterministic infinite logits.
@@ -485,50 +488,50 @@ def conditional_logistic_grad(logits, b, v):
 
 
 def conditional_normal(mu, b, v):
-    """Latent normal of the Gaussian-threshold family conditioned on its bit.
+    r"""Latent normal of the Gaussian-threshold family conditioned on its bit.
 
-    The family is :math:`z \\sim N(\\mu, 1)`, :math:`b = 1[z \\ge 0]`, so
-    :math:`P(b = 1) = \\Phi(\\mu)`.  Given :math:`b`, :math:`z` is a truncated
+    The family is :math:`z \sim N(\mu, 1)`, :math:`b = 1[z \ge 0]`, so
+    :math:`P(b = 1) = \Phi(\mu)`.  Given :math:`b`, :math:`z` is a truncated
     normal; inverting its CDF with fresh uniforms :math:`v` (monotone increasing
     in :math:`v`):
 
     .. math::
-        \\tilde z = \\begin{cases}
-          \\mu + \\Phi^{-1}\\bigl(v\\,\\Phi(-\\mu)\\bigr) & b = 0 \\quad (\\tilde z < 0)\\\\
-          \\mu + \\Phi^{-1}\\bigl(\\Phi(-\\mu) + v\\,\\Phi(\\mu)\\bigr)
-              = \\mu - \\Phi^{-1}\\bigl((1-v)\\,\\Phi(\\mu)\\bigr) & b = 1 \\quad (\\tilde z \\ge 0)
-        \\end{cases}
+        \tilde z = \begin{cases}
+          \mu + \Phi^{-1}\bigl(v\,\Phi(-\mu)\bigr) & b = 0 \quad (\tilde z < 0)\\
+          \mu + \Phi^{-1}\bigl(\Phi(-\mu) + v\,\Phi(\mu)\bigr)
+              = \mu - \Phi^{-1}\bigl((1-v)\,\Phi(\mu)\bigr) & b = 1 \quad (\tilde z \ge 0)
+        \end{cases}
 
     (The student project report "Project REBAR" (Andrzejczuk, Bielecki & Orłowski) swaps
-    :math:`\\Phi(\\theta)` and :math:`\\Phi(-\\theta)` in this formula; its version is wrong:
+    :math:`\Phi(\theta)` and :math:`\Phi(-\theta)` in this formula; its version is wrong:
     see the validation case ``rebar_report_mixture``.)
 
     **Computed from the distance to the threshold**, not as ``mu ∓ w`` (which
     cancels next to 0: at ``mu = 5, b = 1, v = 1e-300`` it gives 8.9e-16 for
-    6.7262e-295).  With :math:`y = |\\tilde z|`, the standardised threshold
-    :math:`a = -\\mu` (b = 1) or :math:`\\mu` (b = 0) and the cumulative hazard
-    :math:`e = -\\log P(|\\tilde z| > y \\mid b)`, which is ``-log1p(-v)`` (b = 1)
+    6.7262e-295).  With :math:`y = |\tilde z|`, the standardised threshold
+    :math:`a = -\mu` (b = 1) or :math:`\mu` (b = 0) and the cumulative hazard
+    :math:`e = -\log P(|\tilde z| > y \mid b)`, which is ``-log1p(-v)`` (b = 1)
     or ``-log(v)`` (b = 0), exact in ``v``, :math:`y` solves
 
     .. math::
-        H_a(y) = \\log Q(a) - \\log Q(a + y) = \\int_a^{a+y} \\lambda = e,
-        \\qquad Q = 1 - \\Phi,\\; \\lambda = \\varphi / Q .
+        H_a(y) = \log Q(a) - \log Q(a + y) = \int_a^{a+y} \lambda = e,
+        \qquad Q = 1 - \Phi,\; \lambda = \varphi / Q .
 
     The direct inverse :math:`a + y = Q^{-1}(Q(a) e^{-e})` is kept where its
-    rounding bound :math:`(|a| + 8|a + y| + |\\log Q(a+y)|/\\lambda(a+y))\\,
-    \\epsilon / y` is below :math:`2^{-46}`; elsewhere :math:`y` is refined by
-    Newton's method on :math:`\\log(H_a(y)/e)`, with :math:`H_a` written without
-    cancellation through the Mills ratio :math:`R = Q/\\varphi`:
-    :math:`H_a(y) = y(a + y/2) + G(a, y)` for :math:`a \\ge 0`, and through
-    :math:`\\Phi(a + y) = \\Phi(a) e^{D}`, :math:`D = y(|a| - y/2) + G(|a| - y, y)`,
-    for :math:`a < 0`, where :math:`G(c, w) = \\int_c^{c+w} (\\lambda(x) - x)\\,dx
-    = \\log R(c) - \\log R(c + w) \\ge 0` (Gauss–Legendre on short intervals,
-    continued fraction for :math:`\\lambda(x) - x` at :math:`x \\ge 3`).
+    rounding bound :math:`(|a| + 8|a + y| + |\log Q(a+y)|/\lambda(a+y))\,
+    \epsilon / y` is below :math:`2^{-46}`; elsewhere :math:`y` is refined by
+    Newton's method on :math:`\log(H_a(y)/e)`, with :math:`H_a` written without
+    cancellation through the Mills ratio :math:`R = Q/\varphi`:
+    :math:`H_a(y) = y(a + y/2) + G(a, y)` for :math:`a \ge 0`, and through
+    :math:`\Phi(a + y) = \Phi(a) e^{D}`, :math:`D = y(|a| - y/2) + G(|a| - y, y)`,
+    for :math:`a < 0`, where :math:`G(c, w) = \int_c^{c+w} (\lambda(x) - x)\,dx
+    = \log R(c) - \log R(c + w) \ge 0` (Gauss–Legendre on short intervals,
+    continued fraction for :math:`\lambda(x) - x` at :math:`x \ge 3`).
 
-    Accuracy (against mpmath, :math:`|\\mu|` up to 1e5 and :math:`v` from
+    Accuracy (against mpmath, :math:`|\mu|` up to 1e5 and :math:`v` from
     5e-324 to :math:`1 - 2^{-53}`): relative error below 3e-14, except for
-    b = 1 with :math:`\\Phi(-\\mu)` subnormal (:math:`37.5 < \\mu < 38.6`) and ``v``
-    below about 1e-300, where the log-space form carries :math:`(\\mu^2/2 + 745)`
+    b = 1 with :math:`\Phi(-\mu)` subnormal (:math:`37.5 < \mu < 38.6`) and ``v``
+    below about 1e-300, where the log-space form carries :math:`(\mu^2/2 + 745)`
     ulp: at most 1.1e-13 measured, bound 2e-13.  Rounding
     is clamped so that ``1[z~ >= 0] == b`` always.
 
@@ -548,29 +551,29 @@ def conditional_normal(mu, b, v):
 
 
 def conditional_normal_grad(mu, b, v):
-    """Elementwise :math:`\\partial \\tilde z / \\partial \\mu` of :func:`conditional_normal`.
+    r"""Elementwise :math:`\partial \tilde z / \partial \mu` of :func:`conditional_normal`.
 
-    Differentiating :math:`\\Phi(w) = v\\Phi(-\\mu)` (b = 0, :math:`\\tilde z = \\mu + w`)
-    or :math:`\\Phi(w) = (1-v)\\Phi(\\mu)` (b = 1, :math:`\\tilde z = \\mu - w`) and
-    using :math:`\\varphi(w)/\\varphi(\\mu) = e^{(\\mu^2 - w^2)/2}`:
+    Differentiating :math:`\Phi(w) = v\Phi(-\mu)` (b = 0, :math:`\tilde z = \mu + w`)
+    or :math:`\Phi(w) = (1-v)\Phi(\mu)` (b = 1, :math:`\tilde z = \mu - w`) and
+    using :math:`\varphi(w)/\varphi(\mu) = e^{(\mu^2 - w^2)/2}`:
 
     .. math::
-        \\frac{\\partial \\tilde z}{\\partial \\mu}
-        = 1 - r\\, e^{\\tilde z^2/2 - \\mu \\tilde z}
-        = -\\operatorname{expm1}\\bigl(\\log r + \\tilde z(\\tilde z/2 - \\mu)\\bigr),
-        \\qquad r = \\begin{cases} v & b = 0 \\\\ 1 - v & b = 1 \\end{cases}
+        \frac{\partial \tilde z}{\partial \mu}
+        = 1 - r\, e^{\tilde z^2/2 - \mu \tilde z}
+        = -\operatorname{expm1}\bigl(\log r + \tilde z(\tilde z/2 - \mu)\bigr),
+        \qquad r = \begin{cases} v & b = 0 \\ 1 - v & b = 1 \end{cases}
 
     (hand-derived; tested against central finite differences).  With
-    :math:`r e^{\\tilde z^2/2 - \\mu \\tilde z} = R(a + y)/R(a)` (notation of
+    :math:`r e^{\tilde z^2/2 - \mu \tilde z} = R(a + y)/R(a)` (notation of
     :func:`conditional_normal`) this is
 
     .. math::
-        \\frac{\\partial \\tilde z}{\\partial \\mu} = 1 - \\frac{R(a + y)}{R(a)}
-        = -\\operatorname{expm1}\\bigl(-G(a, y)\\bigr),
+        \frac{\partial \tilde z}{\partial \mu} = 1 - \frac{R(a + y)}{R(a)}
+        = -\operatorname{expm1}\bigl(-G(a, y)\bigr),
 
     computed from :math:`G = e - y(a + y/2)` where that difference does not
     cancel and from the integral :math:`G(a, y)` otherwise, so it keeps its
-    relative accuracy next to the threshold (where it is about :math:`y\\,(\\lambda(a) - a)`).
+    relative accuracy next to the threshold (where it is about :math:`y\,(\lambda(a) - a)`).
     It lies in [0, 1] and is 1 at the deterministic infinite means.  Relative
     error as for :func:`conditional_normal` (below 3e-14; at most 1.1e-13 in the
     subnormal corner described there).

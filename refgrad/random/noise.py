@@ -76,7 +76,7 @@ def _elementwise(kind, u):
 
 
 def gumbel(u):
-    """Standard Gumbel noise from uniforms, :math:`G = -\\log(-\\log u)`.
+    r"""Standard Gumbel noise from uniforms, :math:`G = -\log(-\log u)`.
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def gumbel(u):
 
     Notes
     -----
-    Inverse-CDF transform of the Gumbel law :math:`F(g) = \\exp(-e^{-g})`
+    Inverse-CDF transform of the Gumbel law :math:`F(g) = \exp(-e^{-g})`
     (Gumbel, 1954; Maddison et al., 2014, "A* sampling").  Satisfies
     ``gumbel(u) == -log(exponential(u))``.
     """
@@ -98,10 +98,10 @@ def gumbel(u):
 
 
 def exponential(u):
-    """Standard exponential noise from uniforms, :math:`E = -\\log u`.
+    r"""Standard exponential noise from uniforms, :math:`E = -\log u`.
 
-    Uses :math:`-\\log u` (not :math:`-\\log(1-u)`) so that
-    :math:`G = -\\log E` is exactly :func:`gumbel` of the same uniforms and the
+    Uses :math:`-\log u` (not :math:`-\log(1-u)`) so that
+    :math:`G = -\log E` is exactly :func:`gumbel` of the same uniforms and the
     exponential-race and Gumbel-max samplers coincide sample by sample.
 
     Parameters
@@ -117,7 +117,7 @@ def exponential(u):
 
 
 def logistic(u):
-    """Standard logistic noise from uniforms, :math:`L = \\log u - \\log(1-u)`.
+    r"""Standard logistic noise from uniforms, :math:`L = \log u - \log(1-u)`.
 
     :math:`1 - u` is taken through ``log1p(-u)`` so that values near 1 stay
     accurate.  In law :math:`L = G_1 - G_2` for independent Gumbels (Maddison et
@@ -137,7 +137,7 @@ def logistic(u):
 
 
 def normal(u):
-    """Standard normal noise from uniforms, :math:`Z = \\Phi^{-1}(u)`.
+    r"""Standard normal noise from uniforms, :math:`Z = \Phi^{-1}(u)`.
 
     The quantile is refgrad's own inverse of the normal CDF (a Halley-refined
     inverse, relative accuracy about 1e-15 against ``scipy.special.ndtri``).
@@ -274,12 +274,12 @@ def _check_categorical(logits, u, u_name="u"):
 
 
 def categorical_gumbel_max(logits, u):
-    """Categorical samples by the Gumbel-max trick.
+    r"""Categorical samples by the Gumbel-max trick.
 
-    .. math::  b_{s,i} = \\operatorname{argmax}_k \\; (\\ell_{ik} + G_{sik}),
-               \\qquad G_{sik} = -\\log(-\\log u_{sik}),
+    .. math::  b_{s,i} = \operatorname{argmax}_k \; (\ell_{ik} + G_{sik}),
+               \qquad G_{sik} = -\log(-\log u_{sik}),
 
-    so that :math:`P(b_{s,i} = k) = \\operatorname{softmax}(\\ell_i)_k`
+    so that :math:`P(b_{s,i} = k) = \operatorname{softmax}(\ell_i)_k`
     (Gumbel, 1954; Maddison et al., 2014; Jang et al., 2017, eq. 1).
 
     Parameters
@@ -302,13 +302,13 @@ def categorical_gumbel_max(logits, u):
 
 
 def categorical_exponential_argmin(logits, u):
-    """Categorical samples by the exponential race.
+    r"""Categorical samples by the exponential race.
 
-    .. math::  b_{s,i} = \\operatorname{argmin}_k \\; E_{sik} / \\pi_{ik}
-               = \\operatorname{argmin}_k \\; (\\log E_{sik} - \\ell_{ik}),
-               \\qquad E_{sik} = -\\log u_{sik},
+    .. math::  b_{s,i} = \operatorname{argmin}_k \; E_{sik} / \pi_{ik}
+               = \operatorname{argmin}_k \; (\log E_{sik} - \ell_{ik}),
+               \qquad E_{sik} = -\log u_{sik},
 
-    computed in log space.  Because :math:`\\log E = -G` for the
+    computed in log space.  Because :math:`\log E = -G` for the
     :func:`gumbel` noise of the same uniforms, the result equals
     :func:`categorical_gumbel_max` sample by sample (including ties and infinite
     logits).

@@ -33,7 +33,7 @@ def as_generator(rng):
     ------
     TypeError
         For any other type: ``RandomState``, floats, booleans, strings, ...
-        (raised as an exception class that is also a ``ValueError``).
+        (its class is also a ``ValueError``).
     ValueError
         For a negative integer seed.
 
@@ -75,11 +75,11 @@ def _as_shape(shape):
 
 
 def uniform(rng, shape):
-    """Float64 uniforms strictly inside (0, 1).
+    r"""Float64 uniforms strictly inside (0, 1).
 
     Each value is the midpoint of one of :math:`2^{52}` equal cells of [0, 1]:
 
-    .. math::  u = \\frac{2k + 1}{2^{53}}, \\qquad k \\sim \\mathcal{U}\\{0, \\dots, 2^{52} - 1\\}.
+    .. math::  u = \frac{2k + 1}{2^{53}}, \qquad k \sim \mathcal{U}\{0, \dots, 2^{52} - 1\}.
 
     Every such value is exactly representable, the smallest is
     :math:`2^{-53}` and the largest :math:`1 - 2^{-53}` (so neither 0 nor 1 can

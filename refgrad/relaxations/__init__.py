@@ -38,9 +38,13 @@ The private ``_name`` kernels take C-contiguous float64 arrays:
 ``tau`` is a Python float > 0.  Kernels do not check their input; the public
 functions do.
 """
-from . import cdf, concrete, tempered
-from .cdf import *  # noqa: F403  (the public names of each module, listed in its __all__; and MAX_CATEGORIES)
-from .concrete import *  # noqa: F403
+from . import concrete, tempered
+from .cdf import (
+    MAX_CATEGORIES,  # noqa: F401  (a public constant, outside __all__ as before)
+    binary_concrete_cdf,
+    concrete_marginal_cdf,
+)
+from .concrete import *  # noqa: F403  (the public names of each module, listed in its __all__)
 from .tempered import *  # noqa: F403
 
 __all__ = [*tempered.__all__, *concrete.__all__, "binary_concrete_cdf", "concrete_marginal_cdf"]

@@ -51,8 +51,11 @@ def _broadcast_categorical(a, b, b_name, a_name):
 
 
 def _broadcast_to(arr, shape):
-    """``arr`` broadcast to ``shape``, contiguous (a copy only where broadcasting is needed; a copy is writable,
-    so the kernels are not compiled a second time for read-only broadcast views)."""
+    """``arr`` broadcast to ``shape``, contiguous.
+
+    A copy only where broadcasting is needed; a copy is writable, so the kernels are not compiled a second time
+    for read-only broadcast views.
+    """
     if arr.shape == tuple(shape):
         return np.ascontiguousarray(arr)
     return np.array(np.broadcast_to(arr, shape), order="C")

@@ -280,7 +280,7 @@ def _plane_vertices(C, d1, d2, d3, tau, out):
 
 @jit
 def _plane_integral(C, d1, d2, d3, tau, upper, sub_outer, sub_inner):
-    """2 \\int\\int exp(w1 + w2 - 3 L) F(u) dw1 dw2 (K = 4), the inner line integral over w1."""
+    r"""2 \int\int exp(w1 + w2 - 3 L) F(u) dw1 dw2 (K = 4), the inner line integral over w1."""
     verts = np.empty(80)
     nv = _plane_vertices(C, d1, d2, d3, tau, verts)
     pts = np.empty(nv + 2)

@@ -27,8 +27,8 @@ from ._checks import (
     _flat2,
     _flat3,
     _tau,
-    _uniforms,
     _unflat,
+    _uniforms,
 )
 from .tempered import _log_softmax_row, _softmax_row
 
