@@ -138,6 +138,29 @@ def _build_pieces(pts, scales, n, tail, sub):
     return _grade(pts[n - 1], pts[n - 1] + tail, scales[n - 1], np.inf, sub, count)
 
 
+@jit
+def _gl_nodes(pts, scales, n, tail, work):
+    """Gauss-Legendre nodes of the sub-pieces of ``_build_pieces``: (nodes, count), a node (abscissa, weight).
+
+    ``work`` (``_MAX_SUB * (1 + _GL_ORDER)``, 2) holds the sub-pieces in its first ``_MAX_SUB`` rows and the
+    nodes after them; pieces of no positive length are left out.
+    """
+    sub = work[:_MAX_SUB]
+    nodes = work[_MAX_SUB:]
+    pieces = _build_pieces(pts, scales, n, tail, sub)
+    count = 0
+    for i in range(pieces):
+        a = sub[i, 0]
+        h = sub[i, 1] - a
+        if not h > 0.0:
+            continue
+        for q in range(_GL_X.shape[0]):
+            nodes[count, 0] = a + h * _GL_X[q]
+            nodes[count, 1] = h * _GL_W[q]
+            count += 1
+    return nodes, count
+
+
 # ---------------------------------------------------------------------------
 # kernels: the line integral over one log-ratio coordinate
 # ---------------------------------------------------------------------------
@@ -168,7 +191,7 @@ def _line_root(w0, lo, hi, C, A, B, R, tau):
 
 
 @jit
-def _line_integral(C, A, B, R, tau, m, upper, off, sub):
+def _line_integral(C, A, B, R, tau, m, upper, off, work):
     r"""\int exp(off + w - m lae(w, A)) F(u(w)) dw over the real line, F(u) = (1 + e^u)^-m (or 1 - that).
 
     Break points: the corner of lae(w, A) at A, the tau-wide kink at B - R, and the two zeros of
@@ -193,20 +216,15 @@ def _line_integral(C, A, B, R, tau, m, upper, off, sub):
         scales[2] = 1.0
         scales[3] = 1.0
         n = 4
-    count = _build_pieces(pts, scales, n, _TAIL * (1.0 + tau), sub)
+    nodes, count = _gl_nodes(pts, scales, n, _TAIL * (1.0 + tau), work)
     total = 0.0
-    for i in range(count):
-        a = sub[i, 0]
-        h = sub[i, 1] - a
-        if not h > 0.0:
+    for j in range(count):
+        w = nodes[j, 0]
+        lw = off + w - m * _lae(w, A)
+        if lw < -745.0:
             continue
-        for q in range(_GL_X.shape[0]):
-            w = a + h * _GL_X[q]
-            lw = off + w - m * _lae(w, A)
-            if lw < -745.0:
-                continue
-            u = C - _lae(w, A) - tau * _lae((B - w) / tau, R / tau)
-            total += h * _GL_W[q] * math.exp(lw) * _tail_value(u, m, upper)
+        u = C - _lae(w, A) - tau * _lae((B - w) / tau, R / tau)
+        total += nodes[j, 1] * math.exp(lw) * _tail_value(u, m, upper)
     return total
 
 
@@ -279,7 +297,7 @@ def _plane_vertices(C, d1, d2, d3, tau, out):
 
 
 @jit
-def _plane_integral(C, d1, d2, d3, tau, upper, sub_outer, sub_inner):
+def _plane_integral(C, d1, d2, d3, tau, upper, work_outer, work_inner):
     r"""2 \int\int exp(w1 + w2 - 3 L) F(u) dw1 dw2 (K = 4), the inner line integral over w1."""
     verts = np.empty(80)
     nv = _plane_vertices(C, d1, d2, d3, tau, verts)
@@ -292,18 +310,13 @@ def _plane_integral(C, d1, d2, d3, tau, upper, sub_outer, sub_inner):
     for i in range(nv):
         pts[2 + i] = verts[i]
         scales[2 + i] = min(1.0, tau)
-    count = _build_pieces(pts, scales, nv + 2, _TAIL * (1.0 + tau), sub_outer)
+    nodes, count = _gl_nodes(pts, scales, nv + 2, _TAIL * (1.0 + tau), work_outer)
     total = 0.0
-    for i in range(count):
-        a = sub_outer[i, 0]
-        h = sub_outer[i, 1] - a
-        if not h > 0.0:
-            continue
-        for q in range(_GL_X.shape[0]):
-            w2 = a + h * _GL_X[q]
-            A = _lae(w2, 0.0)
-            R = tau * _lae((d2 - w2) / tau, d3 / tau)
-            total += h * _GL_W[q] * _line_integral(C, A, d1, R, tau, 3.0, upper, w2, sub_inner)
+    for j in range(count):
+        w2 = nodes[j, 0]
+        A = _lae(w2, 0.0)
+        R = tau * _lae((d2 - w2) / tau, d3 / tau)
+        total += nodes[j, 1] * _line_integral(C, A, d1, R, tau, 3.0, upper, w2, work_inner)
     return 2.0 * total
 
 
@@ -312,8 +325,8 @@ def _concrete_cdf(lx, d, tau, m, upper):
     """Marginal CDF (or survival function) per point; see concrete_marginal_cdf for the formula."""
     n = lx.shape[0]
     out = np.empty(n)
-    sub_outer = np.empty((_MAX_SUB, 2))
-    sub_inner = np.empty((_MAX_SUB, 2))
+    work_outer = np.empty((_MAX_SUB * (1 + _GL_ORDER), 2))
+    work_inner = np.empty((_MAX_SUB * (1 + _GL_ORDER), 2))
     for i in range(n):
         t = tau[i]
         z = lx[i]
@@ -328,9 +341,9 @@ def _concrete_cdf(lx, d, tau, m, upper):
             s = t * z + d[i, 0]
             out[i] = _sig(-s) if upper else _sig(s)
         elif m[i] == 2:
-            out[i] = _line_integral(C, 0.0, d[i, 0], d[i, 1], t, 2.0, upper, 0.0, sub_inner)
+            out[i] = _line_integral(C, 0.0, d[i, 0], d[i, 1], t, 2.0, upper, 0.0, work_inner)
         else:
-            out[i] = _plane_integral(C, d[i, 0], d[i, 1], d[i, 2], t, upper, sub_outer, sub_inner)
+            out[i] = _plane_integral(C, d[i, 0], d[i, 1], d[i, 2], t, upper, work_outer, work_inner)
     return out
 
 
