@@ -171,9 +171,11 @@ _POOL_LOCK = threading.Lock()
 
 
 def _pool(threads):
-    """The module's worker pool with at least ``threads`` threads, kept between calls (starting threads
-    costs more than running them: docs/estimators-measured.md).  A forked child starts without one (its
-    copy's threads do not exist)."""
+    """The module's worker pool with at least ``threads`` threads, kept between calls.
+
+    Starting threads costs more than running them (docs/estimators-measured.md).  A forked child starts
+    without one (its copy's threads do not exist).
+    """
     global _POOL, _POOL_SIZE
     with _POOL_LOCK:
         if _POOL is None or _POOL_SIZE < threads:

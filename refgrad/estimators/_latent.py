@@ -61,8 +61,11 @@ def latent_logits(dist):
 
 
 def latent_dist(dist):
-    """The distribution whose latent the moments integrate over: the effective logits of a categorical
-    (a row's ``+inf`` entries 0, the others ``−inf``; the convention of :mod:`refgrad.random`)."""
+    """The distribution whose latent the moments integrate over.
+
+    A categorical with ``+inf`` logits gets its effective logits (a row's ``+inf`` entries 0, the others
+    ``−inf``; the convention of :mod:`refgrad.random`); any other distribution is its own.
+    """
     if dist.family != "categorical" or not np.isposinf(dist.params).any():
         return dist
     return type(dist)(effective_logits(dist.params))

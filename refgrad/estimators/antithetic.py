@@ -22,8 +22,8 @@ import numpy as np
 from scipy import special
 
 from .._core.jit import jit
-from ..objectives import evaluate
 from .._core.special import _sigmoid
+from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, register
 from .kernels.antithetic import antithetic_bits, arm_centred, arm_plan, disarm_plan, disarm_term
 

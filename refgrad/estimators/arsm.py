@@ -41,8 +41,8 @@ matters: ``z = argmin_i(\ln π_i − φ_i)`` (``π_i e^{−φ_i}``) samples ``so
 look-alike ``argmin_i(\ln π_i + φ_i)`` samples ``softmax(−φ)`` and, with the same weights,
 gives the wrong gradient (for ``φ = (0, 1, −0.5)``, ``f = Table`` with values ``(1, 3, −2)``
 the exact gradient is ``(−0.1934, 0.7314, −0.5380)`` while that variant's exact mean is
-``(0.4627, 0.4141, −0.8768)``; tested as a mutation).  The merge weight is ``1/C − π_j``, i.e. the mean of the ARS weights
-``1 − Cπ_j`` over ``C`` references, not their sum: a factor ``C`` separates the two
+``(0.4627, 0.4141, −0.8768)``; tested as a mutation).  The merge weight is ``1/C − π_j``, i.e. the mean of
+the ARS weights ``1 − Cπ_j`` over ``C`` references, not their sum: a factor ``C`` separates the two
 (the sum's mean is ``C`` times the gradient: ``(−0.5801, 2.1942, −1.6141)`` on the same
 problem).  The paper's pseudo actions are counted as
 "unique" values of ``z^{c⇌j}``; the identity ``z^{c⇌c} = z`` is one of them.
@@ -180,7 +180,9 @@ def _arsm(dist, f, noise):
 
 
 def _features(dist, f, noise=None, b=None):
-    """Separable form (:mod:`refgrad._moments.separable`): ``L = M`` pseudo actions, ``F = f_j(z^s_j)``, ``A = ĝ_j(e_s)``.
+    """Separable form (:mod:`refgrad._moments.separable`).
+
+    ``L = M`` pseudo actions, ``F = f_j(z^s_j)``, ``A = ĝ_j(e_s)``.
 
     The swaps act on every variable at once, so f is evaluated at the same ``M`` pseudo-action
     vectors for all variables and ``f(z^s) = Σ_r f_r(z^s_r)``, where ``z^s_r`` depends on
@@ -349,7 +351,8 @@ def _rule(dist, limit):
     if total > limit:
         raise ValueError(
             f"exact moments of 'arsm' enumerate {total} points (cells x degree-2 rule, per variable "
-            f"{sizes}), beyond limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller problem; a larger limit= enumerates them all with no time guard"
+            f"{sizes}), beyond limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) "
+            "or a smaller problem; a larger limit= enumerates them all with no time guard"
         )
     chunk = max(1, 2**16 // max(1, d))
     for start in range(0, total, chunk):
@@ -419,7 +422,7 @@ register(
         cost=_cost,
         defaults={},
         check_options=_options,
-        summary="Σ_j [f(z^{c⇌j}) − (1/C) Σ_m f(z^{m⇌j})] (1/C − π_j), π ~ Dir(1), z^{c⇌j} = argmin_i(ln π^{c⇌j}_i − φ_i);"
-        " Yin, Yue & Zhou 2019 (ARSM); ARM on bits",
+        summary="Σ_j [f(z^{c⇌j}) − (1/C) Σ_m f(z^{m⇌j})] (1/C − π_j), π ~ Dir(1), "
+        "z^{c⇌j} = argmin_i(ln π^{c⇌j}_i − φ_i); Yin, Yue & Zhou 2019 (ARSM); ARM on bits",
     )
 )

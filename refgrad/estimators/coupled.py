@@ -98,8 +98,8 @@ import numpy as np
 from .._core.jit import jit
 from ..objectives import evaluate
 from ._base import EstimatorSpec, NoiseField, register
-from .kernels.antithetic import antithetic_bits, disarm_term
 from .antithetic import _complement
+from .kernels.antithetic import antithetic_bits, disarm_term
 
 __all__ = ["stick_parameters", "stick_pairs"]
 
@@ -236,7 +236,9 @@ def coupled_estimates(dist, f, u, uc, form):
 
 
 def _features(form):
-    """Separable form (:mod:`refgrad._moments.separable`): ``L = 1``, ``F = f_j(b¹_j) − f_j(b²_j)``, ``A`` = the estimate at Δ = 1.
+    """Separable form (:mod:`refgrad._moments.separable`).
+
+    ``L = 1``, ``F = f_j(b¹_j) − f_j(b²_j)``, ``A`` = the estimate at Δ = 1.
 
     Every form is ``Δ`` times a coefficient that depends on variable ``j``'s own sticks only
     (its pair of categories, its reach mask, its stick order), and for a separable f

@@ -182,7 +182,9 @@ register(
         compute=_compute,
         given_samples=_given,
         shape_in_noise="piecewise_constant",
-        layout=lambda dist, **_: (NoiseField("u", tuple(dist.event_shape), "uniforms giving b = dist.from_uniforms(u)"),),
+        layout=lambda dist, **_: (
+            NoiseField("u", tuple(dist.event_shape), "uniforms giving b = dist.from_uniforms(u)"),
+        ),
         cost=lambda dist, **o: 1,
         defaults={"tau": 1.0, "gap": 1.0},
         check_options=_options,

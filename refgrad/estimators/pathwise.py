@@ -26,7 +26,8 @@ register(
 
 .. math::  z = aθ + c + ε,\; ε = Φ^{-1}(u), \qquad \hat g = a\, ∇f(z).
 
-For the example (2) of the lecture slides "Re-parameterization and Gumbel-max Trick" (Richard Yi Da Xu, University of Technology Sydney, 2018), f(z) = z², ``ĝ = 2a(aθ + c + ε)`` with mean ``2a(aθ + c)``
+For the example (2) of the lecture slides "Re-parameterization and Gumbel-max Trick" (Richard Yi Da Xu,
+University of Technology Sydney, 2018), f(z) = z², ``ĝ = 2a(aθ + c + ε)`` with mean ``2a(aθ + c)``
 and variance ``4a²`` per coordinate, against the score-function estimator
 ``z² a (z − aθ − c)`` of the same mean.  Unbiased.  Cost: 1 (gradient of f).
 """,

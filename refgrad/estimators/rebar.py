@@ -364,8 +364,11 @@ def _rebar_control_variate(dist, f, noise, tau, **_):
 
 
 def _rebar_features(dist, f, noise=None, b=None, tau=0.5, eta=1.0, pilot=256):
-    """Separable form (:mod:`refgrad._moments.separable`): ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``, ``A = (s_j, −η_j s_j)``;
-    the pathwise terms of a separable f involve variable j's own term only."""
+    """Separable form (:mod:`refgrad._moments.separable`).
+
+    ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``, ``A = (s_j, −η_j s_j)``; the pathwise terms of a separable f involve
+    variable j's own term only.
+    """
     parts = _Parts(dist, _differentiable(f, "rebar"), noise["u"], noise["v"], tau)
     eta_arr = np.broadcast_to(np.asarray(eta, dtype=np.float64), parts.s.shape[1:])
     F = np.stack([parts.fb, parts.fxt], axis=1)
@@ -521,8 +524,10 @@ def _latent_residual(dist, b, z, cotangent):
 
 
 def _rebar_latent_mean(dist, f, z, b, tau, eta, **_):
-    """The integrand of REBAR's conditional mean ``E[ĝ | b]`` at one latent ``z ~ z | b``:
-    ``f(b) s + η ⊙ [(I − ∂z̃/∂φ)ᵀ ∂_z f(σ_τ(z)) − f(σ_τ(z)) s]`` (z and z̃ have one law given b)."""
+    """The integrand of REBAR's conditional mean ``E[ĝ | b]`` at one latent ``z ~ z | b``.
+
+    ``f(b) s + η ⊙ [(I − ∂z̃/∂φ)ᵀ ∂_z f(σ_τ(z)) − f(σ_τ(z)) s]`` (z and z̃ have one law given b).
+    """
     obj = _differentiable(f, "rebar")
     nd = len(dist.param_shape)
     s = dist.score(b)

@@ -266,8 +266,11 @@ def _relax(dist, f, noise, surrogate):
 
 
 def _relax_features(dist, f, noise=None, b=None, surrogate=None):
-    """Separable form for a constant network (``w₂ = 0``): as REBAR's, ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``,
-    ``A = (s_j, −η s_j)``; the constant ``r_ψ = b₂`` is a baseline, counted once in the one-variable estimate."""
+    """Separable form for a constant network (``w₂ = 0``).
+
+    As REBAR's, ``F = (f_j(b_j), f_j(σ_τ(z̃_j)))``, ``A = (s_j, −η s_j)``; the constant ``r_ψ = b₂`` is a
+    baseline, counted once in the one-variable estimate.
+    """
     parts = _Parts(dist, _differentiable(f, "relax"), noise["u"], noise["v"], surrogate.tau)
     return np.stack([parts.fb, parts.fxt], axis=1), np.stack([parts.s, -surrogate.eta * parts.s], axis=1)
 
@@ -353,8 +356,10 @@ def _relax_latent_z(dist, f, z, b, surrogate, **_):
 
 
 def _relax_latent_mean(dist, f, z, b, surrogate, **_):
-    """The integrand of RELAX's ``E[ĝ | b]`` at one latent: REBAR's plus
-    ``(I − ∂z̃/∂φ)ᵀ ∂_z r_ψ(σ_τ(z)) − r_ψ(σ_τ(z)) s``."""
+    """The integrand of RELAX's ``E[ĝ | b]`` at one latent.
+
+    REBAR's plus ``(I − ∂z̃/∂φ)ᵀ ∂_z r_ψ(σ_τ(z)) − r_ψ(σ_τ(z)) s``.
+    """
     sur = surrogate
     x = relaxation(dist, z, sur.tau)
     X = _flat(x)

@@ -50,8 +50,8 @@ from ._latent import (
     relaxation,
     relaxation_vjp,
 )
-from .kernels.relaxed import gumbel_softmax_plan, straight_through_plan
 from .kernels.gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
+from .kernels.relaxed import gumbel_softmax_plan, straight_through_plan
 from .rebar import _rebar_latent_mean, _rebar_latent_z, _rebar_latent_zt
 from .relax import _relax_latent_mean, _relax_latent_z, _relax_latent_zt
 from .score import sample_breakpoints
@@ -193,8 +193,9 @@ general.  For a categorical variable the limit is the trapezoid rule along each
 edge of the simplex from the sampled vertex, weighted by the two vertices'
 probabilities: again unbiased in the limit only when f is at most quadratic
 along edges (for ``f = Σ_k w_k x_k³``, ``E[ĝ] → 1.5 ×`` the gradient; measured
-exactly in the validation case ``temperature``).  The variance grows like 1/τ.  Options: {_TAU_TEXT}  Cost: 1 (f's gradient
-at ``b``).  Noise: ``u`` of shape ``event_shape``; the estimate jumps where ``b`` does.
+exactly in the validation case ``temperature``).  The variance grows like 1/τ.
+Options: {_TAU_TEXT}  Cost: 1 (f's gradient at ``b``).  Noise: ``u`` of shape ``event_shape``; the
+estimate jumps where ``b`` does.
 """
 
 
@@ -380,9 +381,11 @@ LATENT_FORMS = {
 
 
 def _gumbel_rao_total_latent(dist, f, zt, b, tau, **_):
-    """One conditional draw of gumbel_rao with ``derivative="total"`` as a function of ``z̃`` and ``b``:
+    """One conditional draw of gumbel_rao with ``derivative="total"`` as a function of ``z̃`` and ``b``.
+
     ``(∂z̃/∂φ)ᵀ J_τ(z̃)ᵀ ∇f(b)``, with ``∂z̃/∂φ`` written in terms of ``z̃`` (see
-    :mod:`refgrad.estimators.rebar`, latent form); rows with ``+inf`` logits give 0, as in ``compute``."""
+    :mod:`refgrad.estimators.rebar`, latent form); rows with ``+inf`` logits give 0, as in ``compute``.
+    """
     c = _grad_f(f, b, "gumbel_rao")
     with np.errstate(invalid="ignore"):
         inner = relaxation_vjp(dist, zt, tau, c)

@@ -26,8 +26,8 @@ _reinforce_doc = r"""REINFORCE / score-function estimator (Williams 1992; Glynn 
 
 Also applies to the continuous :class:`refgrad.distributions.Normal` (the example of
 the lecture slides "Re-parameterization and Gumbel-max Trick", R. Y. D. Xu, 2018),
-with ``b`` the continuous sample ``z``.  With ``baseline`` ``c``: ``None`` (c = 0), a finite float, or ``"optimal"`` -- the
-per-coordinate variance-minimising constant ``E[f s_j²]/E[s_j²]``, computed exactly
+with ``b`` the continuous sample ``z``.  With ``baseline`` ``c``: ``None`` (c = 0), a finite float, or
+``"optimal"`` -- the per-coordinate variance-minimising constant ``E[f s_j²]/E[s_j²]``, computed exactly
 by enumeration (a reference lower bound for constant baselines; see
 :func:`optimal_baseline`).  Unbiased for any constant ``c`` since ``E[s] = 0``.
 Cost: 1 evaluation of f.  Noise: ``u`` of shape ``event_shape``.
@@ -89,9 +89,9 @@ def optimal_baseline(dist, f):
     .. math::  \mathrm{Var}(g_j) = E[(f − c_j)^2 s_j^2] − (∂_j L)^2
                \;\Rightarrow\; c_j^\star = \frac{E[f(b)\, s_j(b)^2]}{E[s_j(b)^2]},
 
-    computed by enumeration (Weaver & Tao 2001; the lecture slides "Discrete Latent Variables" (Art Sobolev, Samsung AI Center) state the same ratio in
-    covariance form).  Coordinates with ``E[s_j²] = 0`` (deterministic variables) get
-    ``c_j = 0``.  Returns an array of shape ``dist.param_shape``.
+    computed by enumeration (Weaver & Tao 2001; the lecture slides "Discrete Latent Variables" (Art Sobolev,
+    Samsung AI Center) state the same ratio in covariance form).  Coordinates with ``E[s_j²] = 0``
+    (deterministic variables) get ``c_j = 0``.  Returns an array of shape ``dist.param_shape``.
     """
     nd = len(dist.param_shape)
     num = expect(dist, lambda b: evaluate(f, b).reshape((-1,) + (1,) * nd) * dist.score(b) ** 2)
@@ -139,8 +139,11 @@ def _same_options(dist, **opts):
 
 
 def _reinforce_features(dist, f, noise=None, b=None, baseline=None):
-    """Separable form (see :mod:`refgrad._moments.separable`): ``F = f_j(b_j)`` (centred for the optimal baseline,
-    whose value on the full problem is variable j's own optimum plus ``Σ_{r≠j} E f_r``), ``A = ∂ log q(b_j)``."""
+    """Separable form (see :mod:`refgrad._moments.separable`).
+
+    ``F = f_j(b_j)`` (centred for the optimal baseline, whose value on the full problem is variable j's own
+    optimum plus ``Σ_{r≠j} E f_r``), ``A = ∂ log q(b_j)``.
+    """
     b = dist.from_uniforms(noise["u"]) if b is None else b[:, 0]
     fb = evaluate(f, b)
     if isinstance(baseline, str):  # "optimal"
@@ -174,7 +177,8 @@ def _rloo_separable(dist, **opts):
 def _reinforce_options(dist, opts):
     b = opts["baseline"]
     if isinstance(b, str) and b == "optimal" and dist.family == "normal":
-        raise ValueError("baseline='optimal' needs an enumerable (discrete) family; the Normal family allows None or a float")
+        raise ValueError("baseline='optimal' needs an enumerable (discrete) family; the Normal family allows None "
+                         "or a float")
     if b is None or (isinstance(b, str) and b == "optimal"):
         return opts
     allowed = "None, a finite float, or 'optimal'"
@@ -341,8 +345,11 @@ def _muprop_given(dist, f, b):
 
 
 def _muprop_features(dist, f, noise=None, b=None):
-    """Separable form: ``F = f_j(b_j) − f_j(z̄_j) − (b_j − z̄_j)·∇f_j(z̄_j)`` (variable j's share of
-    ``f(b) − baseline``), ``A = ∂ log q(b_j)``."""
+    """Separable form of MuProp.
+
+    ``F = f_j(b_j) − f_j(z̄_j) − (b_j − z̄_j)·∇f_j(z̄_j)`` (variable j's share of ``f(b) − baseline``),
+    ``A = ∂ log q(b_j)``.
+    """
     obj = differentiable_objective(f, "muprop", relaxed=True)
     b = dist.from_uniforms(noise["u"]) if b is None else b[:, 0]
     zbar, _ = _mean_and_vjp(dist)

@@ -48,8 +48,8 @@ from ``q`` (the enumeration oracle weights samples by ``q``).  Inverse-CDF resol
 configurations with ``q(C_l)/q(C)`` below about ``1e-16`` are reached with probability off by
 rounding (their contribution to the moments is of that order).
 
-**Cost** (evaluations of f per estimate): ``k + 1`` (``k = S``, the support size: ``S``).  A batch of ``n`` estimates shares the ``k`` summed evaluations: ``k + n``
-evaluations in one call.
+**Cost** (evaluations of f per estimate): ``k + 1`` (``k = S``, the support size: ``S``).  A batch of ``n``
+estimates shares the ``k`` summed evaluations: ``k + n`` evaluations in one call.
 
 **Limit**: finding ``T`` enumerates the joint support, so a distribution with more than
 :data:`refgrad.distributions.ENUMERATION_LIMIT` configurations is refused (ValueError naming

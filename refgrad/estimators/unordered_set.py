@@ -23,7 +23,8 @@ and ``p^{D∖A}(B)`` is the same sum for the set ``B`` drawn from ``D∖A`` (den
 
 .. math::  \hat g = \sum_{s∈S} p(s)\, R(S, s)\, ∇_φ \log p(s)\, \big(f(s) − B_s\big),
 
-with ``B_s = 0`` (``baseline="none"``) or the built-in baseline (``baseline="builtin"``), the unordered set estimate of ``E_p[f]`` from the other samples,
+with ``B_s = 0`` (``baseline="none"``) or the built-in baseline (``baseline="builtin"``), the unordered set
+estimate of ``E_p[f]`` from the other samples,
 
 .. math::  B_s = \sum_{s'∈S} p(s')\, R^{D∖\{s\}}(S, s')\, f(s'), \qquad
            R^{D∖\{s\}}(S, s') = \frac{p^{D∖\{s,s'\}}(S∖\{s,s'\})}{p^{D∖\{s\}}(S∖\{s\})}
@@ -225,7 +226,8 @@ def _outcomes(dist, f, limit, k, baseline):
     if count > limit:
         raise ValueError(
             f"exact moments of 'unordered_set' enumerate the {count} sets of k = {k} of the {possible.size} "
-            f"possible outcomes, beyond limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller k or problem; a larger limit= enumerates them all with no time guard"
+            f"possible outcomes, beyond limit={limit}; use method='monte_carlo' (an estimate with its interval, in "
+            "seconds) or a smaller k or problem; a larger limit= enumerates them all with no time guard"
         )
     combos = itertools.combinations(possible.tolist(), k)
     while True:

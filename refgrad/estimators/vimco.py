@@ -112,7 +112,8 @@ def iwae_signals(lw, baseline):
 
 def _objective(f, k):
     if not isinstance(f, (LogMeanExp, IWAEBound)):
-        kind = "a generic multi-sample objective" if isinstance(f, MultiSampleObjective) else "a single-sample objective"
+        generic = isinstance(f, MultiSampleObjective)
+        kind = "a generic multi-sample objective" if generic else "a single-sample objective"
         raise ValueError(
             f"estimator 'vimco' needs f = refgrad.multisample.LogMeanExp(log_weight, k) (the log of the mean of k "
             f"weights) or refgrad.multisample.IWAEBound(log_joint, k); got {kind}, {describe(f)}"
