@@ -12,8 +12,11 @@ from .quadrature import tanh_sinh
 # ------------------------------------------------------------------------------------ enumeration
 
 
-def _enumeration(spec, dist, f, opts, limit, fn=None):
-    """Moments of ``fn(b)`` (default: the estimate ``given_samples(b)``) over the ``support**k`` sample tuples."""
+def _live_support(spec, dist, opts, limit):
+    """``(configs, probs, k)``: the configurations of positive probability and the estimator's draws ``k``.
+
+    Refuses (``ValueError`` naming ``limit``) when the ``support**k`` sample tuples to enumerate exceed ``limit``.
+    """
     k = int(spec.draws(**opts))
     size = dist.support_size
     if size > limit or size**k > limit:
@@ -25,7 +28,12 @@ def _enumeration(spec, dist, f, opts, limit, fn=None):
         )
     configs, probs = dist.enumerate(limit=limit)
     keep = np.flatnonzero(probs > 0)
-    configs, probs = configs[keep], probs[keep]
+    return configs[keep], probs[keep], k
+
+
+def _enumeration(spec, dist, f, opts, limit, fn=None):
+    """Moments of ``fn(b)`` (default: the estimate ``given_samples(b)``) over the ``support**k`` sample tuples."""
+    configs, probs, k = _live_support(spec, dist, opts, limit)
     s = len(probs)
     acc = _Accumulator(f"estimator {spec.name!r} with f={_objective_text(f)}")
     total = s**k

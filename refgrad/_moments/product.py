@@ -4,6 +4,7 @@ import numpy as np
 from .._core.checks import check_count, describe, first_index
 from ..distributions import ENUMERATION_LIMIT
 from .base import Moments
+from .engine import _live_support
 
 __all__ = ["moments"]
 
@@ -28,16 +29,7 @@ def moments(spec, dist, f, opts, method="auto", level=None, limit=ENUMERATION_LI
     if spec.given_samples is None:  # pragma: no cover - every estimator that accepts a Product has it
         raise ValueError(f"estimator {spec.name!r} has no exact moments on a Product distribution")
     limit = check_count(limit, "limit")
-    k = int(spec.draws(**opts))
-    size = dist.support_size
-    if size > limit or size**k > limit:
-        raise ValueError(
-            f"exact moments of {spec.name!r} by enumeration need {size}**{k} = {size ** k} sample tuples, beyond "
-            f"limit={limit}; use method='monte_carlo' (an estimate with its interval, in seconds) or a smaller "
-            "problem; a larger limit= enumerates them all with no time guard")
-    configs, probs = dist.enumerate(limit=limit)
-    keep = np.flatnonzero(probs > 0.0)
-    configs, probs = configs[keep], probs[keep]
+    configs, probs, k = _live_support(spec, dist, opts, limit)
     s = len(probs)
     total = s**k
     P = dist.param_shape[0]
