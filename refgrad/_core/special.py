@@ -4,8 +4,8 @@ Logistic helpers (``_softplus``, ``_log_sigmoid``, ``_sigmoid``), the standard n
 log-CDF and quantile (``_log_ndtr``, ``_ndtri``, ``_ndtri_exp``), and the normal-tail
 helpers behind :func:`refgrad.random.conditional_normal`: the hazard excess
 ``λ(x) − x`` (``λ = φ/Q`` the hazard, ``Q = 1 − Φ``), the log Mills ratio
-``log(Q/φ)``, their integral, and the truncated-normal distance solver.  All are
-re-exported by :mod:`refgrad.random`, whose tests check them against SciPy and mpmath.
+``log(Q/φ)``, their integral, and the truncated-normal distance solver.  The tests check
+them against SciPy and mpmath.
 """
 import math
 
