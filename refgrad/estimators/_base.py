@@ -18,7 +18,14 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from .._core.checks import as_float_array, check_count, check_sample_count, describe, outside_unit_index
+from .._core.checks import (
+    as_float_array,
+    check_count,
+    check_sample_count,
+    describe,
+    first_index,
+    outside_unit_index,
+)
 from ..objectives import as_objective
 from ..random import as_generator, uniform
 from . import _fused
@@ -55,11 +62,6 @@ def differentiable_objective(f, estimator, relaxed=False):
             "(reinforce, rloo, arm, disarm, straight_through, gumbel_rao)"
         )
     return obj
-
-
-def _first_bad(mask):
-    """Index tuple of the first True entry of a boolean array (``()`` for 0-d)."""
-    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,7 @@ class EstimatorSpec:
             return out
         bad = ~np.isfinite(out)
         if bad.any():
-            where = _first_bad(bad)
+            where = first_index(bad)
             raise ValueError(
                 f"estimator {self.name!r} overflowed: estimate {float(out[where])!r} at index {where} "
                 f"(sample {where[0]}, parameter {where[1:]}) although the parameters, noise and objective "

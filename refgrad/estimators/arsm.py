@@ -90,6 +90,7 @@ import math
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
+from .._core.checks import first_index
 from ..distributions import ENUMERATION_LIMIT
 from ..objectives import as_objective
 from ._base import EstimatorSpec, NoiseField, register
@@ -388,7 +389,7 @@ def _options(dist, opts):
     phi = dist.logits
     bad = ~np.isfinite(phi)
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = first_index(bad)
         raise ValueError(
             f"estimator 'arsm' needs finite logits; got logits{list(where)} = {float(phi[where])!r} "
             "(allowed: finite values)"

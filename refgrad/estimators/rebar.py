@@ -31,6 +31,7 @@ from .._core.checks import (
     check_positive_scalar,
     check_sample_count,
     describe,
+    first_index,
 )
 from .._core.jit import jit
 from .._core.special import _sigmoid
@@ -213,7 +214,7 @@ def _check_noise_block(arr, name, dist, n=None):
         raise ValueError(f"{name} must hold at least one sample; got shape {arr.shape}")
     bad = ~((arr > 0.0) & (arr < 1.0))  # NaN too
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = first_index(bad)
         raise ValueError(
             f"{name} must contain uniforms strictly inside (0, 1) (no 0, 1 or NaN); got {float(arr[where])!r} "
             f"at index {where}"
@@ -297,7 +298,7 @@ def optimal_eta(a, c):
     for name, arr in (("a", a), ("c", c)):
         bad = ~np.isfinite(arr)
         if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = first_index(bad)
             raise ValueError(f"{name} must be finite; got {float(arr[where])!r} at index {where}")
     return _optimal_eta(_flat(a), _flat(c)).reshape(a.shape[1:])
 
@@ -401,7 +402,7 @@ def _check_eta(dist, eta):
         raise ValueError(f"eta must be a scalar or have the parameter shape {shape}; got shape {arr.shape}")
     bad = ~np.isfinite(arr)
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        where = first_index(bad)
         at = f" at index {where}" if arr.ndim else ""
         raise ValueError(f"eta must be {allowed}; got {float(arr[where]) if arr.ndim else float(arr)!r}{at}")
     if arr.ndim == 0:

@@ -20,7 +20,14 @@ import numbers
 
 import numpy as np
 
-from .._core.checks import InputTypeError, as_float_array, check_positive_scalar, check_sample_count, describe
+from .._core.checks import (
+    InputTypeError,
+    as_float_array,
+    check_positive_scalar,
+    check_sample_count,
+    describe,
+    first_index,
+)
 from .._core.jit import jit
 from ..random import as_generator
 from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
@@ -148,7 +155,7 @@ def _finite_float(value, name):
 def _require_finite(arr, name):
     bad = ~np.isfinite(arr)
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = first_index(bad)
         raise ValueError(f"{name} must be finite; got {float(arr[where])!r} at index {where}")
     return arr
 
@@ -405,7 +412,7 @@ def _check_not_diverged(step, steps, lr, loss=None, grads=None, theta=None):
         for key, value in (values or {}).items():
             arr = np.asarray(value, dtype=np.float64)
             if problem is None and not np.isfinite(arr).all():
-                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+                bad = first_index(~np.isfinite(arr))
                 problem = f"the {label} of {key} is {float(arr[bad] if arr.ndim else arr)!r} at index {bad}"
     if problem is None and theta is not None and "log_tau" in theta:
         log_tau = float(theta["log_tau"])
