@@ -532,3 +532,10 @@ def test_bad_options_name_the_option_the_value_and_the_range(name, options, erro
     f = objective_for(name, f)  # the objective of the default options (vimco: a mismatched k is a bad option)
     with pytest.raises(error, match=match):
         refgrad.estimate(name, dist, f, 5, rng=0, **options)
+
+
+def test_the_catalog_is_in_its_documented_order():
+    """ESTIMATORS lists every estimator once, in CATALOG_ORDER (not in the order the modules happen to import)."""
+    from refgrad.estimators import CATALOG_ORDER
+
+    assert list(ESTIMATORS) == list(CATALOG_ORDER)
