@@ -81,8 +81,8 @@ from scipy import special
 
 from .._core.checks import InputTypeError, check_positive_scalar, describe
 from ..relaxations import sigmoid_tau_vjp, softmax_tau_vjp
-from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from .score import sample_breakpoints
+from ._base import EstimatorSpec, differentiable_objective, register
+from .score import one_sample_fields
 
 __all__ = ["gapped_logits"]
 
@@ -174,21 +174,15 @@ def _options(dist, opts):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        **one_sample_fields(),
         name=NAME,
         doc=__doc__,
         families=FAMILIES,
         unbiased=False,
         compute=_compute,
         given_samples=_given,
-        shape_in_noise="piecewise_constant",
-        layout=lambda dist, **_: (
-            NoiseField("u", tuple(dist.event_shape), "uniforms giving b = dist.from_uniforms(u)"),
-        ),
-        cost=lambda dist, **o: 1,
         defaults={"tau": 1.0, "gap": 1.0},
         check_options=_options,
-        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
         summary="J_softmax_τ(z)ᵀ ∇f(D) with z = θ + m(θ, D) deterministic, the sample the argmax by a gap κ "
         "(m detached); Fan, Chi, Rudnicky & Ramadge, ICML 2022 (GST-1.0, GST-p)",
     )

@@ -80,8 +80,8 @@ from scipy import special
 
 from .._core.checks import check_positive_scalar
 from ..distributions import Categorical
-from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from .score import sample_breakpoints
+from ._base import EstimatorSpec, differentiable_objective, register
+from .score import one_sample_fields
 
 __all__ = ["reinmax_bits", "reinmax_categorical"]
 
@@ -151,21 +151,15 @@ def _options(dist, opts):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        **one_sample_fields("uniforms giving the sample D = dist.from_uniforms(u)"),
         name="reinmax",
         doc=__doc__,
         families=FAMILIES,
         unbiased=False,
         compute=_reinmax,
         given_samples=_reinmax_given,
-        shape_in_noise="piecewise_constant",
-        layout=lambda dist, **_: (
-            NoiseField("u", tuple(dist.event_shape), "uniforms giving the sample D = dist.from_uniforms(u)"),
-        ),
-        cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
         check_options=_options,
-        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
         summary="[2(diag π1 − π1π1ᵀ) − ½(diag π0 − π0π0ᵀ)] ∇f(D), π1 = (D + softmax(θ/τ))/2: "
         "straight-through with Heun's second-order correction; Liu et al. 2023 (ReinMax)",
     )

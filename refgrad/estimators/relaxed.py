@@ -54,7 +54,7 @@ from .kernels.gumbel_rao import gumbel_rao_plan, softmax_vjp_identity_add
 from .kernels.relaxed import gumbel_softmax_plan, straight_through_plan
 from .rebar import _rebar_latent_mean, _rebar_latent_z, _rebar_latent_zt
 from .relax import _relax_latent_mean, _relax_latent_z, _relax_latent_zt
-from .score import sample_breakpoints
+from .score import one_sample_fields, sample_breakpoints
 
 __all__ = ["LATENT_FORMS"]
 
@@ -156,19 +156,15 @@ def _gumbel_softmax_fused(dist, obj, row, shared, tau):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        **one_sample_fields("uniforms: latent z = params + noise(u), b = dist.from_uniforms(u)", piecewise=False),
         name="gumbel_softmax",
         doc=_gumbel_softmax_doc,
         families=DISCRETE,
         unbiased=False,
         compute=_gumbel_softmax,
         fused=_gumbel_softmax_fused,
-        layout=_u_layout,
-        cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
-        check_options=_tau_options,
-        # continuous in u, but a layer of width ~τ around the sample threshold: split there
-        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
+        check_options=_tau_options,  # continuous in u, but a layer of width ~τ at the sample threshold: split there
         summary="∂/∂φ f(σ_τ(z)) or f(softmax_τ(z)), z = φ + noise(u): f at the relaxed sample; "
         "Maddison et al. 2017, Jang et al. 2017",
     )
@@ -213,18 +209,15 @@ def _straight_through_fused(dist, obj, row, shared, tau):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        **one_sample_fields("uniforms: latent z = params + noise(u), b = dist.from_uniforms(u)", piecewise=False),
         name="straight_through",
         doc=_straight_through_doc,
         families=DISCRETE,
         unbiased=False,
         compute=_straight_through,
         fused=_straight_through_fused,
-        layout=_u_layout,
-        cost=lambda dist, **o: 1,
         defaults={"tau": 1.0},
         check_options=_tau_options,
-        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
         summary="J_τ(z)ᵀ ∇f(b): gradient at the hard sample through the relaxed Jacobian; "
         "Bengio et al. 2013, Jang et al. 2017 §2.2 (ST Gumbel-Softmax)",
     )

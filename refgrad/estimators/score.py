@@ -113,6 +113,29 @@ def _u_breakpoints(dist, **_):
     return {"u": sample_breakpoints(dist)}
 
 
+def _own_noise(dist, **options):
+    """``EstimatorSpec.separable`` of an estimator whose variables use their own noise only: same options, no F."""
+    return (lambda j: dict(options)), None
+
+
+def _one_evaluation(dist, **_):
+    return 1
+
+
+def one_sample_fields(noise=None, piecewise=True):
+    """The :class:`EstimatorSpec` fields of an estimator driven by one sample ``b = dist.from_uniforms(u)``.
+
+    Its noise is one block ``u`` of the event's shape (``noise`` describes it, default "uniforms giving b"), its
+    variables use their own noise only (separable without cross terms), it costs one evaluation, and it jumps
+    where ``b`` does (:func:`sample_breakpoints`); ``piecewise``: constant between those jumps.
+    """
+    layout = _u_layout if noise is None else (lambda dist, **_: (NoiseField("u", tuple(dist.event_shape), noise),))
+    fields = dict(separable=_own_noise, layout=layout, cost=_one_evaluation, breakpoints=_u_breakpoints)
+    if piecewise:
+        fields["shape_in_noise"] = "piecewise_constant"
+    return fields
+
+
 # ---------------------------------------------------------------------------- reinforce
 
 

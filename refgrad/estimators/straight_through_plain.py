@@ -87,8 +87,8 @@ terms: ``L = 0``).
 import numpy as np
 
 from .._core.checks import describe
-from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
-from .score import sample_breakpoints
+from ._base import EstimatorSpec, differentiable_objective, register
+from .score import one_sample_fields
 
 __all__ = ["plain_straight_through_bits", "plain_straight_through_categorical"]
 
@@ -172,7 +172,7 @@ def _options(dist, opts):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        **one_sample_fields(),
         name=NAME,
         doc=__doc__,
         families=FAMILIES,
@@ -180,14 +180,8 @@ register(
         unbiased=False,
         compute=_compute,
         given_samples=_given,
-        shape_in_noise="piecewise_constant",
-        layout=lambda dist, **_: (
-            NoiseField("u", tuple(dist.event_shape), "uniforms giving b = dist.from_uniforms(u)"),
-        ),
-        cost=lambda dist, **o: 1,
         defaults={"backward": "probs"},
         check_options=_options,
-        breakpoints=lambda dist, **_: {"u": sample_breakpoints(dist)},
         summary="Jᵀ ∇f(b), J = ∂p/∂φ of the probabilities (σ'(ℓ), φ(μ), J_softmax(ℓ)): the hard sample forward, "
         "b + p − stop_gradient(p) backward, no relaxation; Bengio, Léonard & Courville 2013 (as in distrax, redge)",
     )
