@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 from scipy import integrate, special
 
 import refgrad
+from estimator_options import GOLDEN, golden_dist, option_sets
 from objective_kinds import objective_for
 from refgrad import exact, stats, testing
 from refgrad.estimators import RelaxSurrogate, fit_relax
 from refgrad.objectives import FunctionObjective, Objective, SquaredDistance, Table
 from sweep_cases_core import Lazy, _put_flat, array_cases, bad_function, bad_objective_classes, list_case
 from sweep_framework import Case, ObjectiveFailure, count_variant, scalar_variant
-from test_golden import OPTION_SETS, make_dist
 
 INF = np.inf
 SEED = 20261201
@@ -69,11 +69,9 @@ def _via_noise(name, dist, f, n, seed, opts):
 def estimator_legal_cases(name, family):
     out = []
     func = f"estimate[{name}, {family}]"
-    dist = Lazy(make_dist, family)  # the golden distributions: option sets may depend on their shape
-    for label, build, fams in OPTION_SETS.get(name, [("default", lambda fam: {}, None)]):
-        if fams is not None and family not in fams:
-            continue
-        opts = build(family)
+    dist = Lazy(golden_dist, family)  # the golden distributions: option sets may depend on their shape
+    for oset in option_sets(name, GOLDEN, family):
+        label, opts = oset.label, oset.options(golden_dist(family))
         out.append(Case(func, "options", "legal", st.integers(0, 2**32), SEED,
                         lambda s, opts=opts: _est(name, dist, rng=s, **opts),
                         reference=lambda s, opts=opts: _via_noise(name, dist, F, N, s, opts),

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import integrate, special
 
 import refgrad
+from estimator_options import EDGE, OPTION_SETS, option_sets
 from refgrad import exact
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.estimators import ESTIMATORS
@@ -288,53 +289,24 @@ def _edge_dists():
     }
 
 
-EDGE_OPTIONS = {
-    "reinforce": [{}, {"baseline": 0.5}, {"baseline": "optimal"}],
-    "rloo": [{"m": 3}],
-    "muprop": [{}],
-    "arm": [{}],
-    "disarm": [{}],
-    "pathwise": [{}],
-    "gumbel_softmax": [{"tau": 0.3}],
-    "straight_through": [{"tau": 0.3}],
-    "gumbel_rao": [{"k": 3}, {"k": 3, "derivative": "total"}],
-    "rebar": [{}, {"eta": "optimal", "pilot": 16}],
-    "relax": [{}],
-    "indecater": [{}, {"m": 3}],
-    "reinmax": [{}, {"tau": 2.0}],
-    "gapped_straight_through": [{}, {"tau": 0.5, "gap": "p"}],
-    "sum_and_sample": [{}, {"k": 0}, {"k": 3}],
-    # k <= 2: the Bernoulli case with two infinite logits has only 2 possible outcomes
-    "unordered_set": [{}, {"k": 1}, {"k": 2, "baseline": "none"}],
-    "arsm": [],  # refuses infinite logits: test_arsm_refuses_infinite_logits
-    "disarm_stick_breaking": [{}],
-    "disarm_stick_breaking_rb": [{}],
-    "disarm_stick_breaking_iw": [{}],
-    "vimco": [{}, {"k": 5}, {"baseline": None}],
-    # backward="identity" copies ∇f(b) also at ±inf, by definition (test_estimators_straight_through_plain.py)
-    "straight_through_plain": [{}],
-}
-
-
 def _edge_cases():
     for name in sorted(ESTIMATORS):
         for family in ESTIMATORS[name].families:
-            for options in EDGE_OPTIONS[name]:
-                if family == "normal" and options.get("baseline") == "optimal":
-                    continue
-                yield name, family, options
+            for oset in option_sets(name, EDGE, family):
+                yield name, family, oset
 
 
-def test_edge_options_cover_every_estimator():
-    assert set(EDGE_OPTIONS) == set(ESTIMATORS)
+def test_option_table_covers_every_estimator():
+    assert set(OPTION_SETS) == set(ESTIMATORS)
 
 
-@pytest.mark.parametrize("name, family, options", list(_edge_cases()), ids=str)
-def test_infinite_parameters_give_finite_estimates(name, family, options):
+@pytest.mark.parametrize("name, family, oset", list(_edge_cases()), ids=str)
+def test_infinite_parameters_give_finite_estimates(name, family, oset):
     # ±inf logits (a deterministic outcome) are legal: every estimator returns finite numbers,
     # and the coordinates of a deterministic bit get exactly 0 (except ARM, whose weight
     # u_i − 1/2 multiplies f-differences driven by the other bits: mean 0, samples not 0)
     dist = _edge_dists()[family]
+    options = oset.options(dist)
     f = objective_for(name, SquaredDistance(np.full(tuple(dist.event_shape), 0.45)), options)
     g = refgrad.estimate(name, dist, f, 64, rng=3, **options)
     assert g.shape == (64,) + tuple(dist.param_shape)
@@ -345,7 +317,7 @@ def test_infinite_parameters_give_finite_estimates(name, family, options):
 
 @pytest.mark.parametrize("family", ["bernoulli", "categorical"])
 def test_arsm_refuses_infinite_logits(family):
-    # the one estimator without EDGE_OPTIONS: ±inf logits are refused by name, not returned as NaN
+    # the one estimator without edge option sets: ±inf logits are refused by name, not returned as NaN
     dist = _edge_dists()[family]
     f = SquaredDistance(np.full(tuple(dist.event_shape), 0.45))
     with pytest.raises(ValueError, match=r"estimator 'arsm' needs finite logits; got logits\[.*\] = -?inf"):

@@ -1,7 +1,7 @@
 """Fused row kernels (refgrad/estimators/_fused.py) against the batched, stage-by-stage path.
 
 Every estimator whose spec has a ``fused`` hook is found here automatically, for
-each family it supports and each option set of ``tests/test_golden.py``, and is
+each family it supports and each golden option set of ``tests/estimator_options.py``, and is
 checked
 
 * against the batched path (``with _fused.fused_kernels(False)``) on the same noise, on
@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import refgrad
+from estimator_checks import batched_estimate
+from estimator_options import GOLDEN, option_sets
 from refgrad.estimators import _fused
 from refgrad.objectives import Linear, SquaredDistance, Table, objective_row
 from refgrad.objectives.rows import objective_grad, objective_value
-from test_golden import OPTION_SETS
 
 FUSED_FAMILIES = ("bernoulli", "categorical")
 
@@ -32,35 +33,15 @@ def fused_cases():
         spec = refgrad.ESTIMATORS[name]
         if spec.fused is None:
             continue
-        sets = OPTION_SETS.get(name, [("default", lambda fam: {}, None)])
         for family in spec.families:
             if family not in FUSED_FAMILIES:
                 continue
-            for label, build, fams in sets:
-                if fams is None or family in fams:
-                    out.append(pytest.param(name, family, build, id=f"{name}/{family}/{label}"))
+            for oset in option_sets(name, GOLDEN, family):
+                out.append(pytest.param(name, family, oset.build, id=f"{name}/{family}/{oset.label}"))
     return out
 
 
 CASES = fused_cases()
-
-
-def _options(build, family, dist):
-    """Build an option set for ``dist`` (the golden builders assume the golden shapes; rebuild shape-bound ones)."""
-    opts = build(family)
-    for key, value in list(opts.items()):
-        if isinstance(value, np.ndarray) and value.shape != tuple(dist.param_shape):
-            opts[key] = np.linspace(0.5, 1.5, int(np.prod(dist.param_shape))).reshape(dist.param_shape)
-        if type(value).__name__ == "RelaxSurrogate":
-            from refgrad.estimators import RelaxSurrogate
-
-            opts[key] = RelaxSurrogate(dist.event_shape, hidden=3, eta=0.8, tau=0.6, rng=7)
-    return opts
-
-
-def _batched(name, dist, f, noise, **opts):
-    with _fused.fused_kernels(False):
-        return refgrad.estimate(name, dist, f, noise=noise, **opts)
 
 
 def _plan(name, dist, f, opts):
@@ -112,7 +93,7 @@ def _close(fused, batched, label):
 @given(data=st.data())
 def test_fused_equals_batched(name, family, build, data):
     dist, f = data.draw(problems(family))
-    opts = _options(build, family, dist)
+    opts = build(dist)
     if opts.get("baseline") == "optimal" and dist.d > 4:
         opts["baseline"] = 0.25
     spec = refgrad.ESTIMATORS[name]
@@ -120,7 +101,7 @@ def test_fused_equals_batched(name, family, build, data):
     if not any(not nf.per_sample for nf in spec.noise_layout(dist, **opts)):
         assert _plan(name, dist, f, opts) is not None, "the fused hook declined a supported case"
     try:
-        batched = _batched(name, dist, f, noise, **opts)
+        batched = batched_estimate(name, dist, f, noise, **opts)
     except ValueError as exc:  # an overflow the batched path refuses must be refused by the fused one too
         with pytest.raises(ValueError, match="overflowed"):
             refgrad.estimate(name, dist, f, noise=noise, **opts)
@@ -141,7 +122,7 @@ def _moderate(family, big=False):
 @pytest.mark.parametrize("name, family, build", CASES)
 def test_threads_chunks_and_noise_bit_identical(name, family, build, monkeypatch):
     dist, f = _moderate(family, big=True)
-    opts = _options(build, family, dist)
+    opts = build(dist)
     if opts.get("baseline") == "optimal":
         opts["baseline"] = 0.25
     n = 3000  # several chunks at the small chunk size, several threads
@@ -157,7 +138,7 @@ def test_threads_chunks_and_noise_bit_identical(name, family, build, monkeypatch
         np.testing.assert_array_equal(value, first, err_msg=f"threads, chunk floats = {key}")
     noise = refgrad.ESTIMATORS[name].draw_noise(dist, n, rng=11, **opts)
     np.testing.assert_array_equal(refgrad.estimate(name, dist, f, noise=noise, **opts), first)
-    _close(first, _batched(name, dist, f, noise, **opts), name)
+    _close(first, batched_estimate(name, dist, f, noise, **opts), name)
 
 
 def test_chunked_draw_is_one_draw():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import refgrad
+from estimator_checks import batched_estimate
 from refgrad.objectives import Linear, SquaredDistance, Table
-from test_fused import _batched
 
 BERNOULLI_LOGITS = np.array([0.3, -1.2, 30.0, -30.0, np.inf, -np.inf, 40.0, 0.0])
 CATEGORICAL_LOGITS = np.array(
@@ -51,7 +51,7 @@ def test_fused_bit_identical_to_batched(name, family, opts):
     for f in _objectives(dist):
         assert spec.fused_plan(dist, f, spec.options(dist, **opts), {}) is not None
         fused = refgrad.estimate(name, dist, f, noise=noise, **opts)
-        np.testing.assert_array_equal(fused, _batched(name, dist, f, noise, **opts), err_msg=f"{name} {f!r}")
+        np.testing.assert_array_equal(fused, batched_estimate(name, dist, f, noise, **opts), err_msg=f"{name} {f!r}")
 
 
 @pytest.mark.parametrize("name", ["arm", "disarm"])
@@ -65,7 +65,7 @@ def test_antithetic_uniforms_on_thresholds(name):
     u = np.clip(np.array(rows), 2.0**-53, 1.0 - 2.0**-53)
     f = SquaredDistance(np.linspace(0.1, 0.9, logits.size))
     fused = refgrad.estimate(name, dist, f, noise={"u": u})
-    np.testing.assert_array_equal(fused, _batched(name, dist, f, {"u": u}))
+    np.testing.assert_array_equal(fused, batched_estimate(name, dist, f, {"u": u}))
     assert np.any(fused != 0.0)
 
 

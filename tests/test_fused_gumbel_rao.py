@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import refgrad
+from estimator_options import FUSED_EXTRA, option_sets
 from refgrad.estimators import _fused
 from refgrad.objectives import Linear, SquaredDistance
 
-OPTIONS = [{"derivative": "total"}, {"k": 1, "tau": 0.3}, {"k": 4, "derivative": "total", "tau": 2.5}]
+OPTIONS = option_sets("gumbel_rao", FUSED_EXTRA)
 
 
 def _problems():
@@ -28,9 +29,10 @@ def _problems():
     ]
 
 
-@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("oset", OPTIONS, ids=str)
 @pytest.mark.parametrize("label, dist, f", _problems(), ids=lambda x: x if isinstance(x, str) else "")
-def test_fused_gumbel_rao_bit_identical(label, dist, f, opts):
+def test_fused_gumbel_rao_bit_identical(label, dist, f, oset):
+    opts = oset.options(dist)
     spec = refgrad.ESTIMATORS["gumbel_rao"]
     assert spec.fused_plan(dist, f, spec.options(dist, **opts), {}) is not None, label
     noise = spec.draw_noise(dist, 500, rng=4, **opts)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import refgrad
+from estimator_checks import batched_estimate
 from refgrad.estimators.kernels.score import pairwise_sum
 from refgrad.objectives import Linear, SquaredDistance
-from test_fused import _batched
 
 
 def test_pairwise_sum_is_numpys_sum():
@@ -44,4 +44,4 @@ def test_fused_bit_identical_on_long_sums(name, opts, case):
     assert spec.fused_plan(dist, f, spec.options(dist, **opts), {}) is not None
     noise = spec.draw_noise(dist, 200, rng=3, **opts)
     fused = refgrad.estimate(name, dist, f, noise=noise, **opts)
-    np.testing.assert_array_equal(fused, _batched(name, dist, f, noise, **opts))
+    np.testing.assert_array_equal(fused, batched_estimate(name, dist, f, noise, **opts))

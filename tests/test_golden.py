@@ -1,7 +1,7 @@
 """Golden noise streams: the first uniforms and estimates of every estimator, pinned.
 
 For a fixed seed (:data:`SEED`) and every (estimator, supported family, option
-set) in :data:`CASES`, this test pins
+set pinned in ``tests/estimator_options.py``) in :data:`CASES`, this test pins
 
 * the noise stream ``refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=SEED, **options)``:
   the first values of each field **exactly** (stored as ``float.hex``) and a
@@ -32,8 +32,8 @@ import numpy as np
 import pytest
 
 import refgrad
+from estimator_options import GOLDEN, golden_dist, option_sets
 from objective_kinds import objective_for  # tests/ is on sys.path under pytest and as a script
-from refgrad.estimators import RelaxSurrogate
 from refgrad.estimators._fused import fused_kernels
 from refgrad.objectives import SquaredDistance
 
@@ -51,19 +51,6 @@ ATOL = 1e-12
 GOLDEN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_streams.json")
 
 
-def make_dist(family):
-    """The moderate-parameter distribution of each family used for the pinned streams."""
-    if family == "bernoulli":
-        return refgrad.Bernoulli([0.3, -1.2, 2.0])
-    if family == "gaussian_threshold":
-        return refgrad.GaussianThreshold([0.4, -0.7, 1.1])
-    if family == "categorical":
-        return refgrad.Categorical([[0.5, -0.2, 0.1], [-1.0, 0.3, 0.8]])
-    if family == "normal":
-        return refgrad.Normal([0.3, -0.5], scale=1.5, offset=0.2)
-    raise AssertionError(family)
-
-
 def make_objective(family, name=None, options=None):
     """Squared distance to a target that differs across bits / categories (so no estimate is 0 by symmetry).
 
@@ -73,84 +60,14 @@ def make_objective(family, name=None, options=None):
     return f if name is None else objective_for(name, f, options)
 
 
-def _per_parameter_eta(family):
-    shape = make_dist(family).param_shape
-    return np.linspace(0.5, 1.5, int(np.prod(shape))).reshape(shape)
-
-
-def _surrogate(family):
-    return RelaxSurrogate(make_dist(family).event_shape, hidden=3, eta=0.8, tau=0.6, rng=7)
-
-
-#: Option sets per estimator: (label, builder(family) -> options dict, families or None for all).
-OPTION_SETS = {
-    "reinforce": [
-        ("default", lambda fam: {}, None),
-        ("baseline=0.25", lambda fam: {"baseline": 0.25}, None),
-        ("baseline=optimal", lambda fam: {"baseline": "optimal"}, ("bernoulli", "categorical", "gaussian_threshold")),
-    ],
-    "rloo": [("default", lambda fam: {}, None), ("m=3", lambda fam: {"m": 3}, None)],
-    "muprop": [("default", lambda fam: {}, None)],
-    "arm": [("default", lambda fam: {}, None)],
-    "disarm": [("default", lambda fam: {}, None)],
-    "pathwise": [("default", lambda fam: {}, None)],
-    "gumbel_softmax": [("default", lambda fam: {}, None), ("tau=0.3", lambda fam: {"tau": 0.3}, None)],
-    "straight_through": [("default", lambda fam: {}, None), ("tau=0.3", lambda fam: {"tau": 0.3}, None)],
-    "gumbel_rao": [
-        ("default", lambda fam: {}, None),
-        ("k=3,derivative=total,tau=0.7", lambda fam: {"k": 3, "derivative": "total", "tau": 0.7}, None),
-    ],
-    "rebar": [
-        ("default", lambda fam: {}, None),
-        ("eta=0.5,tau=0.3", lambda fam: {"eta": 0.5, "tau": 0.3}, None),
-        ("eta=optimal,pilot=16", lambda fam: {"eta": "optimal", "pilot": 16}, None),
-        ("eta=per-parameter", lambda fam: {"eta": _per_parameter_eta(fam)}, None),
-    ],
-    "relax": [
-        ("default", lambda fam: {}, None),
-        ("surrogate(hidden=3,rng=7)", lambda fam: {"surrogate": _surrogate(fam)}, None),
-    ],
-    "indecater": [("default", lambda fam: {}, None), ("m=3", lambda fam: {"m": 3}, None)],
-    "reinmax": [("default", lambda fam: {}, None), ("tau=2", lambda fam: {"tau": 2.0}, None)],
-    "sum_and_sample": [
-        ("default", lambda fam: {}, None),
-        ("k=0", lambda fam: {"k": 0}, None),
-        ("k=3", lambda fam: {"k": 3}, None),
-    ],
-    "gapped_straight_through": [
-        ("default", lambda fam: {}, None),
-        ("tau=0.5,gap=p", lambda fam: {"tau": 0.5, "gap": "p"}, None),
-        ("gap=0", lambda fam: {"gap": 0.0}, None),
-    ],
-    "unordered_set": [
-        ("default", lambda fam: {}, None),
-        ("k=3,baseline=none", lambda fam: {"k": 3, "baseline": "none"}, None),
-        ("k=1", lambda fam: {"k": 1}, None),
-    ],
-    "arsm": [("default", lambda fam: {}, None)],
-    "straight_through_plain": [("default", lambda fam: {}, None),
-                               ("backward=identity", lambda fam: {"backward": "identity"}, None)],
-    "disarm_stick_breaking": [("default", lambda fam: {}, None)],
-    "disarm_stick_breaking_rb": [("default", lambda fam: {}, None)],
-    "disarm_stick_breaking_iw": [("default", lambda fam: {}, None)],
-    "vimco": [
-        ("default", lambda fam: {}, None),
-        ("k=3,arithmetic", lambda fam: {"k": 3, "baseline": "arithmetic"}, None),
-        ("baseline=None", lambda fam: {"baseline": None}, None),
-    ],
-}
-
-
 def cases():
     """Every (label, estimator, family, option builder) pinned, in a fixed order."""
     out = []
     for name in sorted(refgrad.ESTIMATORS):
         spec = refgrad.ESTIMATORS[name]
-        sets = OPTION_SETS.get(name, [("default", lambda fam: {}, None)])
         for family in spec.families:
-            for opt_label, build, fams in sets:
-                if fams is None or family in fams:
-                    out.append((f"{name}/{family}/{opt_label}", name, family, build))
+            for oset in option_sets(name, GOLDEN, family):
+                out.append((f"{name}/{family}/{oset.label}", name, family, oset.build))
     return out
 
 
@@ -167,9 +84,9 @@ def _digest(arr):
 
 def compute(name, family, build, seed=SEED):
     """The record pinned for one case: noise heads, digests and estimates."""
-    dist = make_dist(family)
-    f = make_objective(family, name, build(family))
-    noise = refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=seed, **build(family))
+    dist = golden_dist(family)
+    f = make_objective(family, name, build(dist))
+    noise = refgrad.ESTIMATORS[name].draw_noise(dist, N, rng=seed, **build(dist))
     fields = {}
     for key in sorted(noise):
         arr = np.asarray(noise[key])
@@ -178,7 +95,7 @@ def compute(name, family, build, seed=SEED):
             "head": [float(x).hex() for x in arr.reshape(-1)[:HEAD]],
             "sha256": _digest(arr),
         }
-    est = refgrad.estimate(name, dist, f, N, rng=seed, **build(family))
+    est = refgrad.estimate(name, dist, f, N, rng=seed, **build(dist))
     return {
         "noise": fields,
         "estimate": {"shape": list(est.shape), "values": [float(x).hex() for x in est.reshape(-1)]},
