@@ -198,8 +198,7 @@ def check_no_nan(arr, name):
 def check_finite(arr, name):
     """Reject NaN and infinities."""
     if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0] if arr.ndim else ()
-        where = tuple(int(i) for i in bad)
+        where = first_index(~np.isfinite(arr))
         value = arr[where] if arr.ndim else arr
         raise ValueError(f"{name} must be finite; got {float(value)} at index {where}")
     return arr

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 
 import numpy as np
 
-from .._core.checks import as_float_array, check_count, describe
+from .._core.checks import as_float_array, check_count, describe, first_index
 from .._core.sums import _compensated_accumulate
 from ..distributions import ENUMERATION_LIMIT
 from ..objectives import Objective, as_objective
@@ -79,7 +79,7 @@ def _chunk_values(raw, configs, start, stop, source, shape):
             f"batch, of shape {values.shape[1:]} for the configurations with indices {start}..{stop - 1}"
         )
     if not np.isfinite(values).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+        bad = first_index(~np.isfinite(values))
         raise ValueError(
             f"{source} returned the non-finite value {float(values[bad])!r} at index {bad} of the batch of "
             f"configurations {start}..{stop - 1}; the exact oracles need finite values"

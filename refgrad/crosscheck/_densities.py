@@ -86,7 +86,7 @@ import numpy as np
 from scipy import special
 
 from refgrad import relaxations
-from refgrad._core.checks import InputTypeError, as_float_array, describe
+from refgrad._core.checks import InputTypeError, as_float_array, describe, first_index
 from refgrad.distributions import Categorical
 from refgrad.distributions.families import _log_sigmoid
 
@@ -145,7 +145,7 @@ def _check_tau(tau, family):
     t = as_float_array(tau, "tau")
     bad = ~(np.isfinite(t) & (t > 0.0))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if t.ndim else ()
+        where = first_index(bad)
         raise ValueError(f"tau must be finite and > 0; got {float(t[where])!r} at index {where}")
     return t
 
@@ -153,14 +153,14 @@ def _check_tau(tau, family):
 def _check_logits(logits, family):
     ell = as_float_array(logits, "logits")
     if np.isnan(ell).any():
-        where = tuple(int(i) for i in np.argwhere(np.isnan(ell))[0]) if ell.ndim else ()
+        where = first_index(np.isnan(ell))
         raise ValueError(f"logits must not contain NaN (allowed: finite values or +/-inf); NaN at index {where}")
     if family in _CATEGORICAL:
         if ell.ndim < 1 or ell.shape[-1] < 2:
             raise ValueError(f"logits must have shape (..., K) with K >= 2 for family {family!r}; got {ell.shape}")
         dead = np.all(ell == -np.inf, axis=-1)
         if dead.any():
-            where = tuple(int(i) for i in np.argwhere(dead)[0]) if dead.ndim else ()
+            where = first_index(dead)
             raise ValueError(f"logits must have at least one entry > -inf on the last axis; all -inf at {where}")
     return ell
 
@@ -171,7 +171,7 @@ def _categorical_points(points, K):
     if raw.dtype.kind in "iu":
         bad = (raw < 0) | (raw >= K)
         if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0]) if raw.ndim else ()
+            where = first_index(bad)
             raise ValueError(f"points must be category indices in [0, {K - 1}]; got {int(raw[where])} at index {where}")
         return raw.astype(np.intp)
     pts = as_float_array(points, "points", allow_bool=True)
@@ -180,14 +180,10 @@ def _categorical_points(points, K):
                          f"{pts.shape}, dtype {raw.dtype}")
     if (((pts != 0.0) & (pts != 1.0)).any()) or (pts.sum(axis=-1) != 1.0).any():
         bad = ((pts != 0.0) & (pts != 1.0)).any(axis=-1) | (pts.sum(axis=-1) != 1.0)
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if bad.ndim else ()
+        where = first_index(bad)
         raise ValueError(f"points must be one-hot along the last axis (one 1, zeros elsewhere); row {where} is "
                          f"{pts[where].tolist()}")
     return np.argmax(pts, axis=-1).astype(np.intp)
-
-
-def _first(mask):
-    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
 
 
 def _relaxed_points(points, family, ell=None, tau=None):
@@ -198,12 +194,12 @@ def _relaxed_points(points, family, ell=None, tau=None):
         bad = ~((pts >= 0.0) & (pts <= 1.0))
         if bad.any():
             raise ValueError(f"points must lie in [0, 1] for family 'binary_concrete' (0 and 1 are boundary points, "
-                             f"checked against the density's limit); got {float(pts[_first(bad)])!r} at index "
-                             f"{_first(bad)} (use 'logit_binary_concrete' for points in logit space)")
+                             f"checked against the density's limit); got {float(pts[first_index(bad)])!r} at index "
+                             f"{first_index(bad)} (use 'logit_binary_concrete' for points in logit space)")
         return pts, None, 0.0
     if family == "logit_binary_concrete":
         if np.isnan(pts).any():
-            where = _first(np.isnan(pts))
+            where = first_index(np.isnan(pts))
             raise ValueError(f"points must not be NaN for family {family!r} (±inf are boundary points); NaN at index "
                              f"{where}")
         return pts, None, 0.0
@@ -215,29 +211,29 @@ def _relaxed_points(points, family, ell=None, tau=None):
         bad = ~((pts >= 0.0) & (pts < np.inf))
         if bad.any():
             raise ValueError(f"points must lie in the closed simplex (every entry >= 0, zeros on its faces) for "
-                             f"family 'concrete'; got {float(pts[_first(bad)])!r} at index {_first(bad)}")
+                             f"family 'concrete'; got {float(pts[first_index(bad)])!r} at index {first_index(bad)}")
         empty = ~(pts > 0.0).any(axis=-1)
         if empty.any():
             raise ValueError(f"points must have an entry > 0 on the last axis for family 'concrete'; all zero at "
-                             f"{_first(empty)}")
+                             f"{first_index(empty)}")
         total = pts.sum(axis=-1, keepdims=True)
         dev = np.abs(total[..., 0] - 1.0)
         fixed = pts / total
     else:
         bad = np.isnan(pts) | np.isposinf(pts)
         if bad.any():
-            where = _first(bad)
+            where = first_index(bad)
             raise ValueError(f"points must be finite or -inf (a face of the simplex) for family 'exp_concrete'; got "
                              f"{float(pts[where])!r} at {where}")
         empty = np.isneginf(pts).all(axis=-1)
         if empty.any():
             raise ValueError(f"points must have an entry > -inf on the last axis for family 'exp_concrete'; all -inf "
-                             f"at {_first(empty)}")
+                             f"at {first_index(empty)}")
         lse = special.logsumexp(pts, axis=-1, keepdims=True)
         dev = np.abs(lse[..., 0])
         fixed = pts - lse
     if (dev > allowed).any():
-        where = _first(dev > allowed)
+        where = first_index(dev > allowed)
         raise ValueError(f"points must lie on the simplex up to the rounding of their dtype ({_input_dtype(points)}: "
                          f"deviation <= {allowed:.3g} = {SIMPLEX_SLACK:g} eps (K + (max|logit| + 40)/min tau)); "
                          f"point {where} deviates by "
@@ -597,8 +593,8 @@ def _bernoulli_points(points):
     b = as_float_array(points, "points", allow_bool=True)
     bad = (b != 0.0) & (b != 1.0)
     if bad.any():
-        raise ValueError(f"points must be bits (0 or 1) for family 'bernoulli'; got {float(b[_first(bad)])!r} at "
-                         f"index {_first(bad)}")
+        raise ValueError(f"points must be bits (0 or 1) for family 'bernoulli'; got {float(b[first_index(bad)])!r} at "
+                         f"index {first_index(bad)}")
     return b
 
 

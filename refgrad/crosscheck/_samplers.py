@@ -78,6 +78,7 @@ from refgrad._core.checks import (
     check_seed,
     check_work,
     describe,
+    first_index,
 )
 from refgrad.distributions import Categorical
 from refgrad.relaxations import concrete_marginal_cdf
@@ -131,22 +132,18 @@ def _raw_samples(samples, ndims, what):
     return raw
 
 
-def _first_index(mask):
-    return tuple(int(i) for i in np.argwhere(mask)[0])
-
-
 def _exact_integers(raw, what, low, high):
     """``raw`` as int64, every entry an exact integer in [low, high]; else ValueError naming samples."""
     if raw.dtype.kind == "f":
         bad = ~np.isfinite(raw) | (raw != np.round(raw))
         if bad.any():
-            i = _first_index(bad)
+            i = first_index(bad)
             raise ValueError(f"samples must hold {what} (exact integers in [{low}, {high}]); got {raw[i]!r} at "
                              f"index {i}")
     out = raw.astype(np.int64)
     bad = (out < low) | (out > high)
     if bad.any():
-        i = _first_index(bad)
+        i = first_index(bad)
         raise ValueError(f"samples must hold {what} in [{low}, {high}]; got {raw[i]!r} at index {i}")
     return out
 
@@ -349,7 +346,7 @@ def _category_indices(raw, d, K, one_hot):
         vals = _exact_integers(raw, "one-hot rows (entries 0 or 1)", 0, 1)
         sums = vals.sum(axis=-1)
         if np.any(sums != 1):
-            i = _first_index(sums != 1)
+            i = first_index(sums != 1)
             raise ValueError(f"samples must be one-hot (exactly one 1 per row); row {i} has {int(sums[i])} ones")
         return np.argmax(vals, axis=-1).reshape(raw.shape[0], d)
     if raw.dtype.kind == "b":

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core.checks import MAX_ARRAY_BYTES, InputTypeError, _format_bytes, describe
+from .._core.checks import MAX_ARRAY_BYTES, InputTypeError, _format_bytes, describe, first_index
 from ..random import gumbel
 from ..random.rng import _check_uniform
 from ._convert import convert_nested
@@ -258,7 +258,7 @@ def uniforms_from_key(key, shape, dtype=None, kind="gumbel", mode=None):
 def _refuse_edges(u, why):
     bad = ~((u > 0.0) & (u < 1.0))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if u.ndim else ()
+        where = first_index(bad)
         raise ValueError(f"{why} (at index {where}); use another key")
     return u
 

@@ -49,7 +49,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from .._core.checks import MAX_ARRAY_BYTES, InputTypeError, _format_bytes, describe
+from .._core.checks import MAX_ARRAY_BYTES, InputTypeError, _format_bytes, describe, first_index
 from ..random import gumbel, logistic
 from ..random.rng import _check_uniform
 from ._convert import convert_nested
@@ -204,7 +204,7 @@ def _check_seed(seed):
 def _refuse_edges(u, why):
     bad = ~((u > 0.0) & (u < 1.0))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if u.ndim else ()
+        where = first_index(bad)
         value = float(u[where]) if u.ndim else float(u)
         raise ValueError(f"{why}: got {value!r} at index {where}, which has no counterpart among refgrad's "
                          "uniforms strictly inside (0, 1)")
@@ -313,7 +313,7 @@ def _draws(x, name):
         raise InputTypeError(f"{name} must hold real numbers; got {describe(x)}")
     arr = arr.astype(np.float64).reshape(shape)
     if np.isnan(arr).any():
-        where = tuple(int(i) for i in np.argwhere(np.isnan(arr))[0]) if arr.ndim else ()
+        where = first_index(np.isnan(arr))
         raise ValueError(f"{name} must not contain NaN; got NaN at index {where}")
     return arr
 

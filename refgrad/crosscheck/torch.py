@@ -36,7 +36,7 @@ import warnings
 import numpy as np
 import torch
 
-from .._core.checks import InputTypeError, as_float_array, check_sample_count, describe
+from .._core.checks import InputTypeError, as_float_array, check_sample_count, describe, first_index
 from ..random.rng import _check_uniform
 from ._convert import convert_nested
 
@@ -163,7 +163,7 @@ def _check_exponential(e, name="e"):
     arr = as_float_array(_tensor_to_numpy(e, name) if isinstance(e, torch.Tensor) else e, name)
     bad = ~((arr > 0.0) & (arr < np.inf))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        where = first_index(bad)
         value = float(arr[where]) if arr.ndim else float(arr)
         raise ValueError(
             f"{name} must hold standard exponentials, finite and > 0 (no NaN); got {value!r} at index {where}"
@@ -191,7 +191,7 @@ def uniforms_from_exponential(e):
     u = np.exp(-arr)
     bad = ~((u > 0.0) & (u < 1.0))
     if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = first_index(bad)
         raise ValueError(
             f"e = {float(arr[where])!r} at index {where} has no float64 uniform strictly inside (0, 1): exp(-e) "
             "rounds to 1 for e < 2**-53 (1.1e-16) and to 0 for e > 744"

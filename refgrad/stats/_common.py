@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .._core.checks import as_float_array, check_finite, describe
+from .._core.checks import as_float_array, check_finite, describe, first_index
 
 #: Heavy-tail rule 1: |skewness of the sample mean| = |γ| / sqrt(n) above this is unreliable.
 SKEWNESS_LIMIT = 0.1
@@ -80,11 +80,6 @@ def _check_choice(value, name, choices):
     return value
 
 
-def _first(mask):
-    """Index tuple of the first True entry of ``mask`` (() for a 0-d array)."""
-    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
-
-
 def as_real_array(x, name):
     """``x`` as a float64 array of real numbers.
 
@@ -105,14 +100,14 @@ def as_real_array(x, name):
         real = np.vectorize(lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)),
                             otypes=[bool])(arr) if arr.size else np.ones(arr.shape, bool)
         if not real.all():
-            where = _first(~real)
+            where = first_index(~real)
             value = arr[where] if arr.ndim else arr.item()
             raise TypeError(f"{name} must hold real numbers only; got {describe(value)} of type "
                             f"{type(value).__name__} at index {where}")
         return as_float_array(arr.astype(np.float64), name)
     if kind not in "iuf":
         what = {"c": "complex", "b": "boolean", "U": "string", "S": "bytes"}.get(kind, str(arr.dtype))
-        where = _first(np.ones(arr.shape, bool)) if arr.size else ()
+        where = first_index(np.ones(arr.shape, bool)) if arr.size else ()
         shown = f"; first entry {describe(arr[where] if arr.ndim else arr.item())} at index {where}" if arr.size else ""
         raise TypeError(f"{name} must be real numbers (float64); got a {what} array (dtype {arr.dtype}){shown}")
     return as_float_array(arr, name)
@@ -217,7 +212,7 @@ def holm_adjust(pvalues):
     p = as_real_array(pvalues, "pvalues")
     bad = np.isnan(p) | (p < 0) | (p > 1)
     if bad.any():
-        where = _first(bad)
+        where = first_index(bad)
         raise ValueError(f"pvalues must lie in [0, 1] (no NaN); got {float(p[where])!r} at index {where}")
     return _holm(p.ravel()).reshape(p.shape)
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import special, stats
 
-from .._core.checks import WORK_LIMIT, check_count, check_finite, check_max_work, check_work
+from .._core.checks import WORK_LIMIT, check_count, check_finite, check_max_work, check_work, first_index
 from ..random import as_generator
 from ._common import (
     _EPS,
@@ -24,7 +24,6 @@ from ._common import (
     _check_choice,
     _constant_columns,
     _coordinate_table,
-    _first,
     _fmt,
     _frozen,
     _holm,
@@ -705,11 +704,11 @@ def required_samples(variance, effect, alpha=0.01, power=0.99, p=None):
             raise ValueError(f"{name} must hold at least one value ({what}); got an empty array of shape {arr.shape}")
     bad = ~np.isfinite(var) | (var < 0)
     if bad.any():
-        where = _first(bad)
+        where = first_index(bad)
         raise ValueError(f"variance must be finite and >= 0; got {float(var[where])!r} at index {where}")
     bad = ~np.isfinite(eff) | (eff == 0)
     if bad.any():
-        where = _first(bad)
+        where = first_index(bad)
         raise ValueError(f"effect must be finite and nonzero (the bias to detect); got {float(eff[where])!r} "
                          f"at index {where}")
     try:
@@ -722,7 +721,7 @@ def required_samples(variance, effect, alpha=0.01, power=0.99, p=None):
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         ratio = z * z * var / (eff * eff)
     if not np.isfinite(ratio).all():
-        where = _first(~np.isfinite(ratio))
+        where = first_index(~np.isfinite(ratio))
         raise ValueError(f"variance / effect**2 overflows at index {where} (variance {float(var[where])!r}, effect "
                          f"{float(eff[where])!r}); the required sample size is not representable")
     need = float(np.max(ratio))
