@@ -7,7 +7,9 @@ import numpy as np
 
 import refgrad
 from refgrad import exact
+from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold
 from refgrad.estimators import _fused
+from refgrad.objectives import Table
 
 
 def batched_estimate(name, dist, f, noise, **opts):
@@ -57,3 +59,13 @@ def assert_mc_biased(name, dist, f, n=20000, seed=0, zmin=8.0, **options):
         f"{name}{options}: expected bias, max |z| = {np.max(np.abs(z))} < {zmin}\nmean={mean}\n"
         f"exact={exact.gradient(dist, f)}"
     )
+
+
+def discrete_problems():
+    """A small distribution and a ``Table`` objective for each of bernoulli, categorical and gaussian_threshold."""
+    rng = np.random.default_rng(7)
+    return {
+        "bernoulli": (Bernoulli(np.array([0.4, -1.2, 2.0])), Table(rng.normal(size=(2, 2, 2)))),
+        "categorical": (Categorical(np.array([[0.3, -0.5, 1.0], [2.0, 0.0, -1.0]])), Table(rng.normal(size=(3, 3)))),
+        "gaussian_threshold": (GaussianThreshold(np.array([0.3, -0.8])), Table(rng.normal(size=(2, 2)))),
+    }

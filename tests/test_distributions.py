@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import special, stats
 
+from estimator_checks import central_fd
 from refgrad.distributions import ENUMERATION_LIMIT, Bernoulli, Categorical, GaussianThreshold, Normal
-from tests.estimator_checks import central_fd
 
 finite = st.floats(-8.0, 8.0, allow_nan=False)
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 import refgrad
+from estimator_checks import central_fd
 from refgrad import exact
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal, Product
 from refgrad.objectives import FunctionObjective, Linear, SquaredDistance
-from tests.estimator_checks import central_fd
 
 # ------------------------------------------------------------------------------ independent reference
 

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import refgrad
+from objective_kinds import objective_for
 from refgrad import exact, stats, testing
 from refgrad.distributions import Bernoulli, Categorical, GaussianThreshold, Normal
 from refgrad.objectives import SquaredDistance, Table
-from tests.objective_kinds import objective_for
 
 TOY = SquaredDistance(np.array([0.45]))
 UNBIASED = sorted(name for name, spec in refgrad.ESTIMATORS.items() if spec.unbiased and name != "pathwise")
