@@ -12,7 +12,8 @@ from .._core.checks import (
     first_index,
     outside_unit_index,
 )
-from ..random import as_generator, categorical_gumbel_max, conditional_gumbel, uniform
+from ..random import as_generator, categorical_gumbel_max, conditional_gumbel, gumbel, logistic, normal, uniform
+from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
 
 __all__ = ["Bernoulli", "Categorical", "GaussianThreshold", "Normal", "ENUMERATION_LIMIT"]
 
@@ -244,6 +245,22 @@ class _BitDistribution(_ProductDistribution):
             q *= np.where(digits[:, i] == 1, p1[i], p0[i])
         return q
 
+    def _latent_logits(self):
+        """The parameters the latent ``z = φ + noise(u)`` adds its noise to: ``params``."""
+        return self.params
+
+    def _latent_dist(self):
+        """The distribution whose latent the exact moments integrate over: itself."""
+        return self
+
+    def _relaxation(self, z, tau):
+        """``σ_τ(z)``, the relaxation of the bits ``1[z > 0]``."""
+        return sigmoid_tau(z, tau)
+
+    def _relaxation_vjp(self, z, tau, cotangent):
+        """``J_τ(z)ᵀ c`` of :meth:`_relaxation` (``J_τ`` diagonal)."""
+        return sigmoid_tau_vjp(z, tau, cotangent)[0]
+
     def _uniforms_for(self, config):
         """One uniform vector ``u`` (event shape) with ``from_uniforms(u) == config``: the middle of its interval."""
         cut = self._cut()
@@ -324,6 +341,10 @@ class Bernoulli(_BitDistribution):
     def _p1_p0(self):
         return special.expit(self.logits), special.expit(-self.logits)
 
+    def _latent(self, u):
+        """``z = ℓ + log u − log(1 − u)`` (logistic noise), with ``from_uniforms(u) == 1[z > 0]``."""
+        return self.params[None] + logistic(u)
+
     def coordinate(self, j):
         """Variable ``j`` alone: ``Bernoulli(logits[j:j + 1])`` (event shape ``(1,)``)."""
         return Bernoulli(self.logits[j:j + 1])
@@ -389,6 +410,10 @@ class GaussianThreshold(_BitDistribution):
 
     def _p1_p0(self):
         return _normal_cdf(self.mu), _normal_cdf(-self.mu)
+
+    def _latent(self, u):
+        """``z = μ + Φ⁻¹(u)``, with ``from_uniforms(u) == 1[z ≥ 0]``."""
+        return self.params[None] + normal(u)
 
     def coordinate(self, j):
         """Variable ``j`` alone: ``GaussianThreshold(mu[j:j + 1])`` (event shape ``(1,)``)."""
@@ -583,6 +608,43 @@ class Categorical(_ProductDistribution):
     def from_uniforms(self, u):
         """One-hot Gumbel-max samples for uniforms ``u`` of shape ``(n, d, K)``."""
         return self.one_hot(categorical_gumbel_max(self.logits, u), self.K)
+
+    @staticmethod
+    def _effective_logits(logits):
+        """Logits with each row holding ``+inf`` replaced by 0 on its ``+inf`` entries and ``−inf`` elsewhere.
+
+        The limit of equal, growing logits (the convention of :mod:`refgrad.random`): the sample, the relaxation
+        and its derivatives are those of the finite problem on the surviving categories, so a row with several
+        ``+inf`` entries keeps its (finite) score.
+        """
+        lg = np.array(logits, dtype=np.float64)
+        plus = np.isposinf(lg)
+        rows = plus.any(axis=-1)
+        if rows.any():
+            lg[rows] = np.where(plus[rows], 0.0, -np.inf)
+        return np.ascontiguousarray(lg)
+
+    def _latent_logits(self):
+        """The logits the latent adds its Gumbel noise to: the effective logits."""
+        return self._effective_logits(self.params)
+
+    def _latent_dist(self):
+        """The distribution whose latent the exact moments integrate over: with the effective logits."""
+        if not np.isposinf(self.params).any():
+            return self
+        return type(self)(self._effective_logits(self.params))
+
+    def _latent(self, u):
+        """``z = ℓ_eff + G(u)`` (Gumbel noise), with ``from_uniforms(u) == onehot(argmax z)``."""
+        return self._effective_logits(self.params)[None] + gumbel(u)
+
+    def _relaxation(self, z, tau):
+        """``softmax_τ(z)`` per row."""
+        return softmax_tau(z, tau)
+
+    def _relaxation_vjp(self, z, tau, cotangent):
+        """``J_τ(z)ᵀ c`` of :meth:`_relaxation` (``J_τ`` symmetric)."""
+        return softmax_tau_vjp(z, tau, cotangent)[0]
 
     def coordinate(self, j):
         """Variable ``j`` alone: ``Categorical(logits[j:j + 1])`` (event shape ``(1, K)``)."""

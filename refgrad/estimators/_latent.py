@@ -12,7 +12,9 @@ GaussianThreshold (μ)     ``μ + Φ⁻¹(u)``                 ``1[z ≥ 0]``   
 Categorical (logits ℓ)    ``ℓ + G(u)``, G Gumbel          ``onehot(argmax z)``        ``softmax_τ(z)``
 ========================= ============================= ========================== ====================
 
-A categorical row holding ``+inf`` logits is the limit of equal, growing logits (the
+Each family owns its latent, relaxation and their derivatives (``_latent``, ``_relaxation``,
+``_relaxation_vjp`` of :mod:`refgrad.distributions`); the functions here hand them over.  A categorical row
+holding ``+inf`` logits is the limit of equal, growing logits (the
 convention of :mod:`refgrad.random`): its latent uses the *effective* logits, 0 on the
 ``+inf`` entries and ``−inf`` elsewhere, so the relaxation and its derivatives are those of
 the finite problem on the surviving categories -- a row with several ``+inf`` entries keeps
@@ -21,8 +23,7 @@ its finite, non-zero pathwise gradient, the limit of the estimates at large equa
 import numpy as np
 from scipy import special
 
-from ..random import gumbel, logistic, normal
-from ..relaxations import sigmoid_tau, sigmoid_tau_vjp, softmax_tau, softmax_tau_vjp
+from ..distributions import Categorical
 
 __all__ = [
     "DISCRETE",
@@ -40,60 +41,42 @@ __all__ = [
 DISCRETE = ("bernoulli", "categorical", "gaussian_threshold")
 
 
-def effective_logits(logits):
-    """Categorical logits with each row holding +inf replaced by 0 on its +inf entries and -inf elsewhere.
+def _family(dist):
+    """``dist`` if its family has a latent (Bernoulli, Categorical, GaussianThreshold), else ValueError."""
+    if not hasattr(dist, "_latent"):
+        raise ValueError(f"family {getattr(dist, 'family', None)!r} is not supported; supported families: "
+                         f"{', '.join(DISCRETE)}")
+    return dist
 
-    The limit of equal, growing logits (the convention of :mod:`refgrad.random`): the
-    sample, the relaxation and its derivatives are those of the finite problem on the
-    surviving categories, so a row with several +inf entries keeps its (finite) score.
-    """
-    lg = np.array(logits, dtype=np.float64)
-    plus = np.isposinf(lg)
-    rows = plus.any(axis=-1)
-    if rows.any():
-        lg[rows] = np.where(plus[rows], 0.0, -np.inf)
-    return np.ascontiguousarray(lg)
+
+def effective_logits(logits):
+    """Categorical logits with each row's ``+inf`` entries 0 and its other entries ``−inf`` (see the module)."""
+    return Categorical._effective_logits(logits)
 
 
 def latent_logits(dist):
     """The parameters the latent adds its noise to: a Categorical's effective logits, else ``dist.params``."""
-    return effective_logits(dist.params) if dist.family == "categorical" else dist.params
+    return dist._latent_logits() if hasattr(dist, "_latent_logits") else dist.params
 
 
 def latent_dist(dist):
-    """The distribution whose latent the moments integrate over.
-
-    A categorical with ``+inf`` logits gets its effective logits (a row's ``+inf`` entries 0, the others
-    ``−inf``; the convention of :mod:`refgrad.random`); any other distribution is its own.
-    """
-    if dist.family != "categorical" or not np.isposinf(dist.params).any():
-        return dist
-    return type(dist)(effective_logits(dist.params))
+    """The distribution whose latent the moments integrate over (a Categorical with ``+inf`` logits: effective)."""
+    return dist._latent_dist() if hasattr(dist, "_latent_dist") else dist
 
 
 def latent(dist, u):
     """``z = φ + noise(u)`` with ``dist.from_uniforms(u) == H(z)``; shape of ``u``."""
-    if dist.family == "bernoulli":
-        return dist.params[None] + logistic(u)
-    if dist.family == "gaussian_threshold":
-        return dist.params[None] + normal(u)
-    if dist.family == "categorical":
-        return effective_logits(dist.params)[None] + gumbel(u)
-    raise ValueError(f"family {dist.family!r} is not supported; supported families: {', '.join(DISCRETE)}")
+    return _family(dist)._latent(u)
 
 
 def relaxation(dist, z, tau):
     """``σ_τ(z)`` (bits) or ``softmax_τ(z)`` (categorical)."""
-    if dist.family == "categorical":
-        return softmax_tau(z, tau)
-    return sigmoid_tau(z, tau)
+    return _family(dist)._relaxation(z, tau)
 
 
 def relaxation_vjp(dist, z, tau, cotangent):
     """``J_τ(z)ᵀ c``, the VJP of the relaxation at the latent ``z`` (``J_τ`` is symmetric: also ``J_τ(z) c``)."""
-    if dist.family == "categorical":
-        return softmax_tau_vjp(z, tau, cotangent)[0]
-    return sigmoid_tau_vjp(z, tau, cotangent)[0]
+    return _family(dist)._relaxation_vjp(z, tau, cotangent)
 
 
 # ---------------------------------------------------------------------------- the conditional latent z̃ ~ z | b
