@@ -17,5 +17,5 @@ Sections (``--only``):
 
 Ratios are meaningful only from one run on a quiet machine; nothing here is a test
 assertion on time.  The correctness of the NumPy and torch versions is tested in
-``tests/test_benchmarks.py``.
+``tests/cli/test_benchmarks.py``.
 """

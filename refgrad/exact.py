@@ -32,7 +32,7 @@ objective (exactly those classes, not subclasses), :func:`expectation`,
 order in a jitted, block-parallel kernel instead: the
 same weights ``q(b)`` bit for bit, compensated sums, a result independent of the
 thread count and equal to the chunked path to ``1e-13`` relative to the
-objective's scale (``tests/test_exact_gray.py``).  Variables of probability one
+objective's scale (``tests/oracle/test_exact_gray.py``).  Variables of probability one
 are fixed and left out of the walk, so configurations of probability zero are
 never visited.  Should the walk give a non-finite number (an objective that
 overflows), the chunked path runs and reports it.  Measured timings of both paths:

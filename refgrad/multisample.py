@@ -41,7 +41,7 @@ configuration of nonzero probability (``S`` evaluations), never at impossible on
 :class:`MultiSampleObjective` is evaluated on every tuple.  Sums are float64 (``np.bincount``);
 accuracy ``≲ S^k eps Σ|terms|`` in the worst case, far below 1e-12 at the sizes allowed by
 ``limit`` in the tests (checked against finite differences of :func:`expectation` and brute-force
-loops over the tuples in ``tests/test_multisample.py``).
+loops over the tuples in ``tests/multisample/test_multisample.py``).
 """
 from ._oracle.multisample import conditional_tables, expectation, gradient, gradient_parts
 from .objectives.multisample import IWAE_FAMILIES as IWAE_FAMILIES  # the families an IWAEBound takes

@@ -33,7 +33,7 @@ inside the band, atol = 2 |bias|, n = 1000      0.0     ≈ 0
 beyond it, atol = |bias|/4, n = 4000 (power)    0.853   0.85 (at least 0.832)
 ==============================================  ======  =================================
 
-Measured by ``python -m pytest -q -m slow tests/test_testing.py -k tolerance_calibration``
+Measured by ``python -m pytest -q -m slow tests/testing/test_testing.py -k tolerance_calibration``
 (17 CPU seconds); the default run repeats it with 200 replications.
 """
 import dataclasses

@@ -18,7 +18,7 @@ exactly as a user would call it.  Two kinds:
 
 The problem's side of the check (exact gradient, moments, fourth moments) is computed once per case
 with :func:`refgrad.crosscheck._check_estimator.estimator_reference` and passed as ``reference=``: the
-verdicts are those of plain calls (tested in ``tests/test_crosscheck_verdicts.py``).
+verdicts are those of plain calls (tested in ``tests/crosscheck/test_crosscheck_verdicts.py``).
 
 The generated table, with the command, date and machine, is ``docs/crosscheck.md``.
 """

@@ -23,7 +23,7 @@ rng=rng)``, streamed in blocks of :data:`refgrad.estimators._streaming.BLOCK_ROW
   per coordinate (not simultaneous over coordinates), ``c`` the ``confidence``.
   The variance interval needs no fourth-moment formula and stays valid for
   heavy-tailed estimates as long as a batch variance has a finite variance.
-  Their coverage is measured in ``tests/test_moments_mc.py``.
+  Their coverage is measured in ``tests/moments/test_moments_mc.py``.
 """
 from dataclasses import dataclass, field
 

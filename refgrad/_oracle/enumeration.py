@@ -63,7 +63,7 @@ def expectation(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     Accuracy: each weight ``q(b)`` is a product of ``d`` per-variable probabilities
     (a few ulps each), the sum is compensated, so the absolute error is at most
     about ``(d + 3) eps Σ_b q(b) |f(b)|`` beyond the error of ``f``'s own values
-    (measured against mpmath at 50 digits in ``tests/test_extremes_oracle.py``).
+    (measured against mpmath at 50 digits in ``tests/oracle/test_extremes_oracle.py``).
     Bernoulli and Categorical with SquaredDistance or Linear take the Gray-code
     walk (module docstring): the same weights and bound, memory ``O(d K)``.
     """
@@ -134,7 +134,7 @@ def gradient(dist, f, limit=ENUMERATION_LIMIT, chunk_size=65536):
     differences within it, so ``f`` is evaluated once per configuration plus once per
     flip that leaves the chunk (none when the support fits in one chunk; for d = 20
     bits and the default chunk of 2**16, 4 more per configuration).  Measured against
-    mpmath at 50 digits in ``tests/test_extremes_oracle.py``.  Bernoulli and Categorical with
+    mpmath at 50 digits in ``tests/oracle/test_extremes_oracle.py``.  Bernoulli and Categorical with
     SquaredDistance or Linear take the Gray-code walk (module docstring), which accumulates
     ``Σ_b q(b)`` and the marginal masses ``Σ_{b: b_j = c} q(b)`` and combines them with the closed-form
     differences (:func:`_gray_gradient`): the same bound.

@@ -65,8 +65,8 @@ mean target is the Monte Carlo mean, tested per coordinate with both standard er
 
 Measured false-alarm rates at α = 0.05 on refgrad's own estimators (200 replications, seeds 0..199,
 99 % binomial interval of a rate 0.05: [0.015, 0.095]): the default run of
-``tests/test_crosscheck_estimators.py`` (REINFORCE and DisARM on 2 bits, Gumbel-softmax on one, all within
-the interval) and, on problems with rare outcomes (``tests/test_crosscheck_verdicts.py``), REINFORCE at
+``tests/crosscheck/test_crosscheck_estimators.py`` (REINFORCE and DisARM on 2 bits, Gumbel-softmax on one, all within
+the interval) and, on problems with rare outcomes (``tests/crosscheck/test_crosscheck_verdicts.py``), REINFORCE at
 logits (−7, 0.5), n = 2000: 0.015; DisARM at (−6, 1), n = 1000: 0.04; REINFORCE at −12, n = 1000 (the
 rare outcome expected 0.006 times): 0.005; REINFORCE on a categorical row (6, 0, −2), n = 1000: 0.0 -- the
 level holds and is conservative where rare events carry the variance.

@@ -65,12 +65,12 @@ with the density's limit there, finite or ±inf, and any other value (NaN includ
   :math:`y_K` and m − 1 others are −inf with τ(K − m) > 1, refused otherwise.
 
 Each limit is tested against refgrad's density evaluated next to the boundary (1e-12 from it
-for the binary law, 1e-8 and 1e-30 for simplex faces; ``tests/test_crosscheck_densities.py``).
+for the binary law, 1e-8 and 1e-30 for simplex faces; ``tests/crosscheck/test_crosscheck_densities.py``).
 The limit is discontinuous in τ at τ = 1 (binary) and τ(K−1) = 1: τ is taken as given, exactly.
 
 Measured
 --------
-(``python -m pytest -q tests/test_crosscheck_densities.py``) refgrad's densities
+(``python -m pytest -q tests/crosscheck/test_crosscheck_densities.py``) refgrad's densities
 evaluated at float64 points, with values and points rounded to float32, including
 Concrete / ExpConcrete samples at τ = 0.1 and 0.01 (largest coordinate within 1e-8 of
 1, coordinates down to float32 subnormals, whose one or two bits the tolerance

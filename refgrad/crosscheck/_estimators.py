@@ -24,7 +24,7 @@ by subtraction (PyTorch's gumbel_softmax backward at τ = 0.01 is 9e-5 off, rela
 coordinate of 2e-10, as the textbook float64 form is).  The factor 64
 (:data:`SAME_TOLERANCE_FACTOR`) covers the cancellation of the usual
 softmax VJP :math:`y ⊙ (g − ⟨y, g⟩)/τ`: at τ = 10, logits (50, −50, 0), the textbook float64
-Gumbel-softmax (``tests/test_crosscheck_estimators.py``) and one written with ``jax.grad``
+Gumbel-softmax (``tests/crosscheck/test_crosscheck_estimators.py``) and one written with ``jax.grad``
 differ from refgrad by up to 24 and 28 ε times the row scale (ratios 0.37 and 0.43 of the
 tolerance); a relative change of 1e-10 in one coordinate is still rejected.
 """

@@ -36,14 +36,14 @@ cannot at any feasible n).  The symmetric case needs no convention: 1 - δ with 
 ulp of 1 rounds to 1.0, and a 1.0 stands for [1 - 4 spacing(1), 1] like every value.  The
 discrete checks are unaffected: a cell whose probability flushes to 0 has probability below
 FLT_MIN, and a correct sampler hits it 0 times at any feasible n.  Measured on flushed float32
-samples (NumPy emulation of ``tests/test_crosscheck_underflow.py``, ℓ = −2 / (0, −2), τ = 0.03,
+samples (NumPy emulation of ``tests/crosscheck/test_crosscheck_underflow.py``, ℓ = −2 / (0, −2), τ = 0.03,
 n = 300, seeds 1000-1999, α = 0.05): "wrong" in 45 of 1000 (Binary Concrete) and 30 of 1000
 (Concrete, K = 2), "convention: flush-to-zero below FLT_MIN" in 859 and 808, the rest "agrees"
-(``python -m pytest -q -m slow tests/test_crosscheck_underflow.py -s``, 11 s).
+(``python -m pytest -q -m slow tests/crosscheck/test_crosscheck_underflow.py -s``, 11 s).
 
 Calibration
 -----------
-Measured with ``python -m pytest -q -m slow tests/test_crosscheck_samplers.py -s`` (155 s on
+Measured with ``python -m pytest -q -m slow tests/crosscheck/test_crosscheck_samplers.py -s`` (155 s on
 two cores; the default run repeats it with 200 replications, seeds fixed).  False-alarm rates
 at α = 0.05 on refgrad's own samplers, 5000 replications each (99 % binomial interval of a
 0.05 rate: [0.042, 0.058]; the binomial test is discrete and the relaxed checks are

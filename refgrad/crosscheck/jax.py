@@ -20,7 +20,7 @@ Importing this module imports :mod:`jax`; nothing else in refgrad does (install 
 ``jax.random.uniform`` with the arguments ``gumbel`` uses internally, so the bits are the same), and
 :func:`gumbel_from_uniforms` turns refgrad's uniforms into Gumbel noise for JAX code that takes it.
 
-Measured (``tests/test_crosscheck_jax.py``): JAX's own transform of the returned uniforms equals
+Measured (``tests/crosscheck/test_crosscheck_jax.py``): JAX's own transform of the returned uniforms equals
 ``jax.random.gumbel`` bitwise (float32 and float64, typed and raw keys); refgrad's float64
 :math:`-\log(-\log u)` agrees to 1e-5 (float32) / 1e-13 (float64); ``categorical_gumbel_max`` fed
 them reproduces ``jax.random.categorical`` on 6000 draws with finite logits up to ±50 (at most 2

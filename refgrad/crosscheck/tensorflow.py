@@ -38,7 +38,7 @@ What TF does not allow:
   :func:`refgrad.crosscheck.check_same_estimates` draws ``tf.argmax(logits + G, -1)`` with ``G`` from
   a stateless uniform, which is :func:`refgrad.random.categorical_gumbel_max` of the same ``u``.
 
-Measured (``tests/test_crosscheck_tensorflow.py``): TF's own transform of :func:`uniforms_from_seed`'s
+Measured (``tests/crosscheck/test_crosscheck_tensorflow.py``): TF's own transform of :func:`uniforms_from_seed`'s
 values equals its draw bitwise (float32 and float64); the per-sample gradients of textbook TF
 REINFORCE, Gumbel-softmax, Binary Concrete and straight-through estimators fed the seed's uniforms pass
 :func:`refgrad.crosscheck.check_same_estimates` against ``refgrad.estimate`` in float32 and float64.

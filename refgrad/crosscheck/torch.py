@@ -24,7 +24,7 @@ installed sources):
 
 Fed the same uniforms, torch's float64 soft samples agree with refgrad's
 (:func:`refgrad.relaxations.concrete_sample`, ``binary_concrete_sample``, ``exp_concrete_sample``) to
-1e-13 and its float32 ones to 2e-6 at τ ∈ {0.5, 2} (``tests/test_crosscheck_torch.py``), and the
+1e-13 and its float32 ones to 2e-6 at τ ∈ {0.5, 2} (``tests/crosscheck/test_crosscheck_torch.py``), and the
 per-sample autograd gradients of ``gumbel_softmax`` (soft / hard) equal
 ``refgrad.estimate("gumbel_softmax" / "straight_through", ..., noise={"u": u})`` to 1e-10 relative.
 """
@@ -562,7 +562,7 @@ def per_sample_gradients(surrogate, params, n=None):
       above.
 
     The rows equal those of one backward pass per sample up to rounding, not always bitwise: the
-    products of the chain rule are taken in the opposite order (``tests/test_adapters_torch.py``
+    products of the chain rule are taken in the opposite order (``tests/crosscheck/test_adapters_torch.py``
     checks bitwise equality on a float64 REINFORCE surrogate and 1e-15 absolute on torch's
     ``gumbel_softmax``, soft and hard, against one graph per sample).
 

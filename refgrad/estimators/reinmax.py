@@ -46,7 +46,7 @@ ReinMax as Heun's method).  The exact gradient is
 ``f(e_k) − f(e_j)`` by the forward-Euler value ``∇f(e_j)ᵀ(e_k − e_j)`` (first order);
 ReinMax's mean at ``τ = 1`` equals the trapezoid (Heun) value
 ``½(∇f(e_k) + ∇f(e_j))ᵀ(e_k − e_j)``, exact when ``f`` is quadratic along the simplex
-edges.  Exactly (enumeration; tests/test_estimators_reinmax.py): at ``τ = 1`` the bias is 0
+edges.  Exactly (enumeration; tests/estimators/test_estimators_reinmax.py): at ``τ = 1`` the bias is 0
 to rounding for the quadratic objectives (:class:`~refgrad.objectives.SquaredDistance`, a
 general ``xᵀAx + bᵀx``) and the multilinear :class:`~refgrad.objectives.Table` objectives
 tested, as the trapezoid argument predicts for every such ``f`` -- so ReinMax at ``τ = 1`` is

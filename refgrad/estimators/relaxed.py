@@ -362,7 +362,7 @@ def _straight_through_latent(dist, f, z, b, tau, **_):
 #: (None for one draw).  Only :func:`refgrad.exact.moments` uses these: it integrates them over
 #: the law of the latent in the variables where the mass lies (see :mod:`refgrad._moments.latent`),
 #: which the uniforms ``u`` cannot resolve at extreme logits.  ``estimate`` never calls them;
-#: ``tests/test_extremes_moments.py`` checks that they agree with ``compute`` where ``u`` can.
+#: ``tests/moments/test_extremes_moments.py`` checks that they agree with ``compute`` where ``u`` can.
 #: gumbel_rao enters with ``derivative="identity"`` only: given ``b`` its draws are i.i.d. with
 #: the conditional law of straight-through's latent, so its moments follow from straight-through's
 #: conditional moments and ``k``.

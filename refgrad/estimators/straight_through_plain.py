@@ -70,7 +70,7 @@ for a bit and ``p_{ik}(E[f | b_i = e_k] − E[f])`` for a categorical.
   ``p'(φ)`` (≤ 1/4 for a bit).
 
 Measured with ``refgrad.exact.moments`` (enumeration; recomputed by
-``tests/test_estimators_straight_through_plain.py::test_documented_numbers``): one
+``tests/estimators/test_estimators_straight_through_plain.py::test_documented_numbers``): one
 bit ``ℓ = 0.4``, ``f = (b − 0.45)²``: mean 0.07145 against the gradient 0.02403 (bias
 0.04742 = σ'(0.4)(2σ(0.4) − 1), variance 0.05548); one categorical, logits
 ``(0.3, −0.5, 1.1)``, ``f = Σ_k w_k x_k³`` with ``w = (0.7, −1.3, 2.1)``: relative bias

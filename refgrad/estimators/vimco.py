@@ -30,7 +30,7 @@ with ``ŵ_{−j}`` the stand-in for ``w(b^j)`` computed from the other samples:
 
 **Unbiased** for each choice: ``L_{−j}`` is a function of ``b^{−j}`` only, independent of ``b^j``,
 so ``E[L_{−j} s(b^j)] = E[L_{−j}]\, E[s(b^j)] = 0``.  Checked exactly: ``exact.moments("vimco", …)``
-has mean ``exact.gradient(dist, L)`` to 1e-12 (``tests/test_estimators_vimco.py``).
+has mean ``exact.gradient(dist, L)`` to 1e-12 (``tests/estimators/test_estimators_vimco.py``).
 
 **Weights that depend on φ** (:class:`refgrad.multisample.IWAEBound`).  For the importance
 weight ``\log w_φ(b) = \log p(x, b) − \log q_φ(b)`` the objective itself moves with ``φ``, and its
@@ -49,7 +49,7 @@ Unbiased: ``Σ_j (L − L_{−j}) s(b^j)`` has mean ``E[Σ_j L s(b^j)]`` as abov
 exactly: ``exact.moments("vimco", dist, f)`` has mean ``exact.gradient(dist, f)`` to 1e-13 and its
 covariance matches a loop over the tuples.  Leaving the term out -- the φ-independent treatment,
 i.e. VIMCO on ``f.frozen(dist)`` -- has mean the first term only, biased for ``k ≥ 2`` (the
-exact bias is measured in ``tests/test_estimators_vimco.py``).
+exact bias is measured in ``tests/estimators/test_estimators_vimco.py``).
 
 **Equations.**  The formulas above are derived here and checked against the exact oracle; no
 equation numbers are cited.

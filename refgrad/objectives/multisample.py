@@ -152,7 +152,7 @@ class IWAEBound(MultiSampleObjective):
     treatment leaves out.  At ``k = 1`` it vanishes (``\bar w_1 = 1`` and ``E[s] = 0``: why the
     ``−∇ \log q`` term drops out of an ELBO gradient); for ``k ≥ 2`` it does not in general, since
     ``\bar w_j`` depends on ``b^j``, so the frozen treatment is biased
-    (``tests/test_multisample.py`` measures the bias exactly).
+    (``tests/multisample/test_multisample.py`` measures the bias exactly).
 
     **Exact oracles.**  By symmetry each ``j`` contributes the same, and each expectation
     ``E[T(b^{1:k}) s(b^1)] = ∇_φ \sum_b q_φ(b)\, E[T \mid b^1 = b]`` with the conditional table held
@@ -164,7 +164,7 @@ class IWAEBound(MultiSampleObjective):
     computed by :func:`refgrad.exact.gradient` of the table ``M − W`` (expected flip differences);
     :func:`gradient_parts` returns the two terms separately.  Checked against central finite
     differences of :func:`expectation` (which re-evaluates ``log q`` at ``φ ± h``) and against
-    ``mpmath.diff`` of the bound written out in mpmath (``tests/test_multisample.py``).
+    ``mpmath.diff`` of the bound written out in mpmath (``tests/multisample/test_multisample.py``).
 
     Parameters
     ----------

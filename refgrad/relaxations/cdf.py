@@ -551,7 +551,7 @@ def concrete_marginal_cdf(x, logits, tau, upper=False):
     so small survival probabilities keep their relative accuracy, and everything is in log space
     (logits to :math:`\pm 700`, ``tau`` from 0.01 to 100, ``x`` from 1e-300 to 1 - 2**-53).
 
-    **Measured accuracy** (``python -m pytest tests/test_relaxations_cdf.py``): K = 3 against
+    **Measured accuracy** (``python -m pytest tests/relaxations/test_relaxations_cdf.py``): K = 3 against
     ``scipy.integrate.quad`` at moderate points, absolute error below 2e-15; against mpmath
     (20 digits) at extreme points (``tau`` 0.01 to 100, logits to 700, ``x`` from 1e-300 to
     1 - 2**-53, both tails), relative error at most 6e-11 (tails of 9e-130 and 7e-200 at

@@ -56,7 +56,7 @@ Every test and diagnostic here gives the same decision and p-value (to rounding)
 and target multiplied by any positive double: each coordinate is divided by a power of two near
 its largest magnitude before a moment is formed (exact, a change of exponent), so squares and
 fourth powers of samples near 1e300 or 1e-300 neither overflow nor underflow
-(``tests/test_scale_invariance.py`` checks 1e-300 ... 1e300).  The moments reported in the
+(``tests/stats/test_scale_invariance.py`` checks 1e-300 ... 1e300).  The moments reported in the
 results (``mean``, ``stderr``, ``var_a``, ...) are in the units of the samples, and are ``inf`` or
 0 where such a moment is not representable as a double (the variance of samples near 1e200).
 """

@@ -18,7 +18,7 @@ The replications of each setting are split into tasks of ``CHUNK`` = 25 consecut
 task i seeded with the i-th ``spawn`` child of the setting's ``SeedSequence``
 (:mod:`validation.cases._calibration_tasks`), and run through ``ctx.map``: in order in the case's
 process, or in parallel on a Dask cluster (``python -m validation --scheduler ...``).  The numbers are
-bit-identical in every mode (``tests/test_validation_dask.py`` checks it).
+bit-identical in every mode (``tests/cli/test_validation_dask.py`` checks it).
 """
 import math
 

@@ -22,7 +22,7 @@ integrates over one variable's noise at a time (:mod:`refgrad._moments.separable
 categorical problem's 40-dimensional noise) from ``method="monte_carlo"``, labelled "Monte Carlo
 estimate (not exact)" with its confidence interval.  VIMCO is left out: it estimates the
 gradient of a multi-sample objective ``E[log mean_k w(b^i)]``, a different target (its exact
-moments are tested in ``tests/test_estimators_vimco.py``).  The statistical verdicts are those of
+moments are tested in ``tests/estimators/test_estimators_vimco.py``).  The statistical verdicts are those of
 :func:`refgrad.testing.assert_unbiased` (declared unbiased) and
 :func:`refgrad.testing.assert_biased` (declared biased) at α = 1e-3, each with its own seeded
 stream, the sample size planned from the (exact or estimated) bias and variance; an estimator declared
@@ -289,12 +289,12 @@ PAPER_NOTES = [
     ("unordered_set", "the built-in baseline B_s = Σ_{s'∈S} p(s') R^{D∖s}(S, s') f(s') (Kool et al. 2020)",
      "read literally at k = 1 (S∖{s} empty) it is p(s) f(s) and biased: on Bernoulli(0), f(b) = b, exact mean 0.125 "
      "against the gradient 0.25; refgrad uses it for k ≥ 2 only (k = 1 is REINFORCE)",
-     "tests/test_estimators_unordered_set.py::test_literal_baseline_at_k1_would_be_biased"),
+     "tests/estimators/test_estimators_unordered_set.py::test_literal_baseline_at_k1_would_be_biased"),
     ("disarm_stick_breaking_iw", "the coupling's order of categories is left to the user (Dong et al. 2021)",
      "in the given order a stick with σ > ½ leaves pairs of categories outside the coupling's support and the "
      "importance-weighted form is biased: ℓ = (1.5, 0.2, −0.4), f = Table((0, 1, 3)): exact mean (−0.35663, "
      "0.13476, 0.22187) against (−0.35663, 0.09445, 0.26218); refgrad sorts the sticks by increasing probability",
-     "tests/test_estimators_coupled.py::test_given_order_biases_the_importance_weighted_form"),
+     "tests/estimators/test_estimators_coupled.py::test_given_order_biases_the_importance_weighted_form"),
     ("disarm_stick_breaking", "(order, continued)",
      "unbiased in every order, but the variance depends on it: total exact variance 0.45223, 0.30613, 0.48017 for "
      "the orders (0,1,2), (1,0,2), (2,1,0) on ℓ = (0, 1, −1), f = Table((0, 1, 3))", "refgrad/estimators/coupled.py"),
@@ -302,10 +302,10 @@ PAPER_NOTES = [
      "the mean of the ARS weights 1/C − π_j, not their sum: summing gives C × the gradient, (−0.5801, 2.1942, "
      "−1.6141) against (−0.1934, 0.7314, −0.5380) on φ = (0, 1, −0.5), f = Table((1, 3, −2)); the pseudo action is "
      "argmin(ln π − φ) (argmin(ln π + φ) has mean (0.4627, 0.4141, −0.8768))",
-     "tests/test_estimators_arsm.py (mutations)"),
+     "tests/estimators/test_estimators_arsm.py (mutations)"),
     ("vimco", "the leave-one-out signals reduce variance (Mnih & Rezende 2016)",
      "in total, yes; per coordinate, not always: Categorical d = 2, K = 3, k = 2: three of six coordinates have "
-     "more variance than REINFORCE on L (total 0.61 against 0.86)", "tests/test_estimators_vimco.py"),
+     "more variance than REINFORCE on L (total 0.61 against 0.86)", "tests/estimators/test_estimators_vimco.py"),
 ]
 
 

@@ -15,7 +15,7 @@ The scalar helpers below are the only copy of these per-entry formulas: the batc
 kernels of :mod:`refgrad.estimators.antithetic` call them too, and the thresholds
 ``σ(∓ℓ)``, ``σ(|ℓ|)`` are computed by the same :func:`refgrad.random._sigmoid`, so
 the fused estimates are bit-identical to the batched ones (tested in
-``tests/test_fused.py``).  The complement ``ū`` is ``1 − u`` computed in float64, as
+``tests/estimators/test_fused.py``).  The complement ``ū`` is ``1 − u`` computed in float64, as
 the batched path computes it when no ``u_complement`` is given (only the
 exact-moments oracle passes one, and it calls the batched function directly).
 """

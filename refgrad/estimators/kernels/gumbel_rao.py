@@ -16,7 +16,7 @@ Noise row: ``u`` (``event_shape``) then ``v`` (``(k, *event_shape)``), each in C
 (thresholds σ(−ℓ), normalised logits, their logsumexp and softmax, the rows frozen
 by a ``+inf`` logit) are computed by the same functions as the batched path, and
 the per-row arithmetic follows its order of operations, so the two agree to
-rounding (``tests/test_fused.py``).
+rounding (``tests/estimators/test_fused.py``).
 """
 import math
 

@@ -27,7 +27,7 @@ network ``r_ψ`` (:class:`~refgrad.estimators.relax.RelaxSurrogate`):
 normalised logits, score tables, the conditional Gumbel's log-normaliser and
 softmax, η) are computed in the plan functions by the batched path's own calls, and
 the row arithmetic follows the batched order of operations, so the kernels are
-bit-identical to the batched path (tested in ``tests/test_fused.py`` to 1e-13).
+bit-identical to the batched path (tested in ``tests/estimators/test_fused.py`` to 1e-13).
 
 The plan functions take the numbers the estimator modules compute once per call
 (the latent's logits, η -- with ``eta="optimal"`` estimated on the shared pilot fields

@@ -22,7 +22,7 @@ Every stage calls the scalar / row helper that the batched path of
 for the VJP, and the sampling helpers of :mod:`refgrad.estimators._fused` for ``b``.
 The latent is ``ℓ + noise`` by a plain addition, as the batched path's array
 addition.  So the fused estimates are bit-identical to the batched ones (tested in
-``tests/test_fused.py`` to 1e-13 and in ``tests/test_fused_antithetic_relaxed.py``
+``tests/estimators/test_fused.py`` to 1e-13 and in ``tests/estimators/test_fused_antithetic_relaxed.py``
 bit for bit).
 """
 import numpy as np

@@ -3,7 +3,7 @@
 Each kernel computes, row by row, what the batched functions of
 :mod:`refgrad.estimators.score` compute stage by stage, from the same
 precomputed per-distribution numbers (thresholds, score values, normalised
-logits), so that the two agree to rounding (tested in ``tests/test_fused.py``).
+logits), so that the two agree to rounding (tested in ``tests/estimators/test_fused.py``).
 """
 import numpy as np
 
