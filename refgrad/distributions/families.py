@@ -261,6 +261,12 @@ class _BitDistribution(_ProductDistribution):
         """``J_τ(z)ᵀ c`` of :meth:`_relaxation` (``J_τ`` diagonal)."""
         return sigmoid_tau_vjp(z, tau, cotangent)[0]
 
+    def _sample_breakpoints(self):
+        """Where ``b = from_uniforms(u)`` jumps: ``u_i = P(b_i = 0)``, shape ``(d, 1)``; NaN at 0 or 1 (±inf)."""
+        pts = self._cut()
+        pts = np.where((pts > 0.0) & (pts < 1.0), pts, np.nan)
+        return pts[:, None]
+
     def _uniforms_for(self, config):
         """One uniform vector ``u`` (event shape) with ``from_uniforms(u) == config``: the middle of its interval."""
         cut = self._cut()
@@ -341,6 +347,15 @@ class Bernoulli(_BitDistribution):
     def _p1_p0(self):
         return special.expit(self.logits), special.expit(-self.logits)
 
+    def _mean_and_vjp(self):
+        """``E[b] = σ(ℓ)`` and the map ``g ↦ g ∂E[b]/∂ℓ``, the slope ``σ(ℓ)σ(−ℓ)`` (not ``p(1 − p)``, which cancels)."""
+        slope = special.expit(self.params) * special.expit(-self.params)
+        return self.probs, lambda gz: gz * slope
+
+    def _centred(self, b):
+        """``b − E[b]`` without cancellation: the score ``b − σ(ℓ)``."""
+        return self.score(b)
+
     def _latent(self, u):
         """``z = ℓ + log u − log(1 − u)`` (logistic noise), with ``from_uniforms(u) == 1[z > 0]``."""
         return self.params[None] + logistic(u)
@@ -410,6 +425,17 @@ class GaussianThreshold(_BitDistribution):
 
     def _p1_p0(self):
         return _normal_cdf(self.mu), _normal_cdf(-self.mu)
+
+    def _mean_and_vjp(self):
+        """``E[b] = Φ(μ)`` (``scipy.special.ndtr``) and the map ``g ↦ g φ(μ)``."""
+        mu = self.params
+        dens = np.exp(-0.5 * mu * mu) / np.sqrt(2.0 * np.pi)
+        return special.ndtr(mu), lambda gz: gz * dens
+
+    def _centred(self, b):
+        """``b − E[b]`` without cancellation: ``Φ(−μ)`` where ``b = 1``, ``−Φ(μ)`` where ``b = 0``."""
+        mu = self.params
+        return np.where(b == 1.0, special.ndtr(-mu), -special.ndtr(mu))
 
     def _latent(self, u):
         """``z = μ + Φ⁻¹(u)``, with ``from_uniforms(u) == 1[z ≥ 0]``."""
@@ -633,6 +659,19 @@ class Categorical(_ProductDistribution):
         if not np.isposinf(self.params).any():
             return self
         return type(self)(self._effective_logits(self.params))
+
+    def _sample_breakpoints(self):
+        """The Gumbel-max regions are not axis-aligned: ``"argmax"``."""
+        return "argmax"
+
+    def _mean_and_vjp(self):
+        """``E[b] = softmax(ℓ)`` and ``g ↦ p_k Σ_j p_j (g_k − g_j)`` (``p_k(g_k − ⟨p, g⟩)`` without cancellation)."""
+        p = self.probs
+        return p, lambda gz: p * ((gz[..., :, None] - gz[..., None, :]) * p[..., None, :]).sum(axis=-1)
+
+    def _centred(self, b):
+        """``b − E[b]`` without cancellation: the score ``b − softmax(ℓ)``."""
+        return self.score(b)
 
     def _latent(self, u):
         """``z = ℓ_eff + G(u)`` (Gumbel noise), with ``from_uniforms(u) == onehot(argmax z)``."""

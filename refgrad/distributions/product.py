@@ -282,6 +282,27 @@ class Product(_ProductDistribution):
             total += digit.astype(total.dtype) * stride
         return total
 
+    def _sample_breakpoints(self):
+        """The blocks' break points side by side, or ``"argmax"`` when a block is categorical."""
+        parts = [block._sample_breakpoints() for block in self.blocks]
+        return "argmax" if any(isinstance(part, str) for part in parts) else np.concatenate(parts, axis=0)
+
+    def _mean_and_vjp(self):
+        """The blocks' means side by side and the block-diagonal VJP (flat layout)."""
+        pairs = [block._mean_and_vjp() for block in self.blocks]
+        zbar = np.concatenate([np.ravel(z) for z, _ in pairs])
+
+        def vjp(gz):
+            return np.concatenate([np.ravel(v(g)) for (_, v), g in zip(pairs, self.unflatten(gz))], axis=-1)
+
+        return zbar, vjp
+
+    def _centred(self, b):
+        """``b − E[b]`` block by block, flat."""
+        n = b.shape[0]
+        return np.concatenate([block._centred(part).reshape(n, -1)
+                               for block, part in zip(self.blocks, self.unflatten(b))], axis=1)
+
     def _flip_weights(self):
         """``(c, active)``, shape ``(P,)``: the blocks' flip weights side by side (:func:`refgrad.exact.gradient`)."""
         pairs = [block._flip_weights() for block in self.blocks]

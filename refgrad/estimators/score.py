@@ -8,7 +8,6 @@ blocks' scores side by side; MuProp's ``z̄`` and ``∂z̄/∂φ`` block by bloc
 import numbers
 
 import numpy as np
-from scipy import special
 
 from .._core.checks import InputTypeError, check_count, check_sample_count, describe
 from .._oracle.enumeration import expect, expectation
@@ -66,19 +65,8 @@ def sample_breakpoints(dist):
     side by side, or ``"argmax"`` when it has a categorical block.
     Points at 0 or 1 (infinite parameters) are dropped (replaced by NaN).
     """
-    if dist.family == "product":
-        parts = [sample_breakpoints(block) for block in dist.blocks]
-        return "argmax" if any(isinstance(part, str) for part in parts) else np.concatenate(parts, axis=0)
-    if dist.family == "categorical":
-        return "argmax"
-    if dist.family == "bernoulli":
-        pts = special.expit(-dist.params)
-    elif dist.family == "gaussian_threshold":
-        pts = special.ndtr(-dist.params)
-    else:
-        return None
-    pts = np.where((pts > 0.0) & (pts < 1.0), pts, np.nan)
-    return pts[:, None]
+    own = getattr(dist, "_sample_breakpoints", None)
+    return own() if own is not None else None
 
 
 def optimal_baseline(dist, f):
@@ -311,40 +299,14 @@ register(
 
 def _mean_and_vjp(dist):
     """The mean z̄ = E[b] (event shape) and a function mapping ∂h/∂z̄ to ∂E_q[linear h]/∂φ."""
-    if dist.family == "product":  # block by block on the flat point (z̄ and ∂z̄/∂φ are block-diagonal)
-        pairs = [_mean_and_vjp(block) for block in dist.blocks]
-        zbar = np.concatenate([np.ravel(z) for z, _ in pairs])
-
-        def vjp(gz):
-            return np.concatenate([np.ravel(v(g)) for (_, v), g in zip(pairs, dist.unflatten(gz))], axis=-1)
-
-        return zbar, vjp
-    if dist.family == "bernoulli":
-        p = dist.probs
-        # σ(ℓ)σ(−ℓ), not p(1 − p): 1 − fl(σ(ℓ)) cancels for large ℓ (and is 0 from ℓ ≈ 37)
-        slope = special.expit(dist.params) * special.expit(-dist.params)
-        return p, lambda gz: gz * slope
-    if dist.family == "gaussian_threshold":
-        mu = dist.params
-        dens = np.exp(-0.5 * mu * mu) / np.sqrt(2.0 * np.pi)
-        return special.ndtr(mu), lambda gz: gz * dens
-    if dist.family == "categorical":
-        p = dist.probs
-        # p_k (g_k − Σ_j p_j g_j) written as p_k Σ_j p_j (g_k − g_j): no cancellation when p_k ≈ 1
-        return p, lambda gz: p * ((gz[..., :, None] - gz[..., None, :]) * p[..., None, :]).sum(axis=-1)
-    raise ValueError(f"muprop does not support family {dist.family!r}")
+    if not hasattr(dist, "_mean_and_vjp"):
+        raise ValueError(f"muprop does not support family {dist.family!r}")
+    return dist._mean_and_vjp()
 
 
 def _centred(dist, b):
     """``b − E[b]`` in non-cancelling form: for bits ``P(b_i = 0)`` at ``b_i = 1`` and ``−P(b_i = 1)`` at 0."""
-    if dist.family == "product":
-        n = b.shape[0]
-        return np.concatenate([_centred(block, part).reshape(n, -1)
-                               for block, part in zip(dist.blocks, dist.unflatten(b))], axis=1)
-    if dist.family == "gaussian_threshold":
-        mu = dist.params
-        return np.where(b == 1.0, special.ndtr(-mu), -special.ndtr(mu))
-    return dist.score(b)  # Bernoulli and Categorical: the score is b − E[b], computed without cancellation
+    return dist._centred(b)
 
 
 def _muprop(dist, f, noise):
