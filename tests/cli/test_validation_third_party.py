@@ -85,6 +85,19 @@ def test_truth_helpers_enumeration():
     assert s.shape == (2,)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _jax_x64_restored():
+    """The case turns jax_enable_x64 on for the whole process: put it back for the test modules run after this one."""
+    try:
+        import jax
+    except ImportError:
+        yield
+        return
+    was = bool(jax.config.jax_enable_x64)
+    yield
+    jax.config.update("jax_enable_x64", was)
+
+
 @pytest.fixture(scope="module")
 def quick_result(tmp_path_factory):
     if not PRESENT:

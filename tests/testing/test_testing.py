@@ -213,7 +213,9 @@ def test_battery_unbiased_estimators(name, data):
     try:
         m = exact.moments(name, dist, f, **options)
     except ValueError as exc:
-        assert "dimension" in str(exc) or "limit" in str(exc), exc
+        # refusals that name their limit: too many configurations, or (ARSM) a logit spread beyond the accuracy
+        # of its cell integration
+        assert "dimension" in str(exc) or "limit" in str(exc) or "refused rather than inexact" in str(exc), exc
         return
     np.testing.assert_allclose(m.mean, exact.gradient(dist, f), atol=1e-9)
 
