@@ -488,7 +488,8 @@ register(
 # refgrad.exact.moments integrates each term over the law of z | b in the variables where its mass lies
 # (refgrad._moments.latent); these functions give the terms as functions of the latent.  ∂z̃/∂φ, which compute()
 # takes from the uniforms v, is written in terms of z̃ itself (refgrad.estimators._latent: conditional_slope,
-# conditional_gumbel_pull; tests/test_latent_rebar.py checks both against compute() on the same noise).
+# conditional_gumbel_pull; tests/moments/test_extremes_rebar.py::test_latent_terms_agree_with_compute checks the
+# terms against compute() on the same noise).
 
 
 def _latent_pull(dist, b, zt, cotangent):

@@ -755,17 +755,23 @@ def run(ctx):
         ctx.skip(f"none of the peer libraries is installed ({', '.join(LIBRARIES)}): {INSTALL}")
     from refgrad import crosscheck as cc
 
+    jax = None
     if any(k in present for k in ("numpyro", "rlax", "distrax")):
         import jax
 
+        was_x64 = bool(jax.config.jax_enable_x64)
         jax.config.update("jax_enable_x64", True)  # float64 arrays where the case asks for them
     ctx.setting(alpha=ALPHA, libraries=present)
     rec = _Recorder(ctx)
-    for key, stage in ctx.progress([s for s in STAGES if s[0] in present], label="libraries"):
-        try:
-            stage(ctx, rec, cc, present[key])
-        except Exception as exc:  # noqa: BLE001 - one library's stage failing must not hide the others' rows
-            ctx.check(f"{key}: the stage ran", False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    try:
+        for key, stage in ctx.progress([s for s in STAGES if s[0] in present], label="libraries"):
+            try:
+                stage(ctx, rec, cc, present[key])
+            except Exception as exc:  # noqa: BLE001 - one library's stage failing must not hide the others' rows
+                ctx.check(f"{key}: the stage ran", False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    finally:
+        if jax is not None:  # the process's setting back as it was (later cases and tests run in it)
+            jax.config.update("jax_enable_x64", was_x64)
     ctx.table("Verdicts against the independent truth", COLUMNS, rec.rows,
               note="A row agrees when refgrad passes a correct implementation or fails a wrong one; a MISVERDICT "
                    "fails the case. WRONG rows are findings about the library (never a failure).")
