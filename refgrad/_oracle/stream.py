@@ -7,13 +7,13 @@ Categorical with a SquaredDistance or Linear objective walk the support in Gray-
 (:mod:`refgrad._oracle.gray`) unless :func:`gray_walk` ``(False)`` switches the walk off for a block of code.
 """
 import math
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 import numpy as np
 
 from .._core.checks import as_float_array, check_count, describe, first_index
 from .._core.sums import _compensated_accumulate
+from .._core.switches import switched
 from ..distributions import ENUMERATION_LIMIT
 from ..objectives import Objective, as_objective
 from . import gray as _gray
@@ -25,19 +25,14 @@ from .separable import coordinate_dist, coordinate_terms
 _GRAY = ContextVar("refgrad_gray_walk", default=True)
 
 
-@contextmanager
 def gray_walk(enabled):
     """Use (True, the default) or bypass (False) the Gray-code walk inside the ``with`` block.
 
     The two paths give the same numbers to ``1e-13`` relative; tests compare them by running the same call
     under ``gray_walk(True)`` and ``gray_walk(False)``.  The setting is a context variable: local to the
-    thread (and asyncio task) that sets it.
+    thread (and asyncio task) that sets it.  A non-bool ``enabled`` raises ``InputTypeError``.
     """
-    token = _GRAY.set(bool(enabled))
-    try:
-        yield
-    finally:
-        _GRAY.reset(token)
+    return switched(_GRAY, enabled)
 
 
 def _check_dist(dist):

@@ -392,6 +392,19 @@ class EstimatorSpec:
 ESTIMATORS: Dict[str, EstimatorSpec] = {}
 
 
+def own_noise(dist, **options):
+    """:attr:`EstimatorSpec.separable` of an estimator whose variables use their own noise only.
+
+    Each variable's one-variable problem takes the same options, and no feature ``F`` couples the variables.
+    """
+    return (lambda j: dict(options)), None
+
+
+def unit_cost(dist, **_):
+    """:attr:`EstimatorSpec.cost` of an estimator that evaluates f (or its gradient) once per estimate."""
+    return 1
+
+
 def register(spec):
     """Add ``spec`` to :data:`ESTIMATORS` (names are unique); its ``__doc__`` becomes ``spec.doc``."""
     if spec.name in ESTIMATORS:

@@ -36,7 +36,6 @@ so a formula exists once.  Any other objective takes the batched path.
 Inside ``with fused_kernels(False):`` :func:`refgrad.estimate` takes the batched,
 stage-by-stage path even where a fused kernel exists (tests compare the two).
 """
-import contextlib
 import contextvars
 import math
 import os
@@ -48,6 +47,7 @@ import numba as nb
 import numpy as np
 
 from .._core.jit import jit, row_jit
+from .._core.switches import switched
 from ..objectives import objective_row
 from ..objectives.rows import objective_grad, objective_value
 from ..random.noise import _normalised_row, gumbel_argmax  # noqa: F401  (the row helper the kernels share)
@@ -67,7 +67,6 @@ __all__ = [
 _ENABLED = contextvars.ContextVar("refgrad_fused_kernels", default=True)
 
 
-@contextlib.contextmanager
 def fused_kernels(enabled):
     """Within the ``with`` block, use the fused kernels where an estimator has one (True) or not (False).
 
@@ -79,15 +78,10 @@ def fused_kernels(enabled):
     Parameters
     ----------
     enabled : bool
-        True: fused kernels (the default outside any block); False: the batched path.
+        True: fused kernels (the default outside any block); False: the batched path.  Anything else raises
+        ``InputTypeError`` (a ``TypeError`` and a ``ValueError``).
     """
-    if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be a bool; got {enabled!r} of type {type(enabled).__name__}")
-    token = _ENABLED.set(enabled)
-    try:
-        yield
-    finally:
-        _ENABLED.reset(token)
+    return switched(_ENABLED, enabled)
 
 
 def enabled():

@@ -60,7 +60,7 @@ import numpy as np
 
 from .._core.checks import check_count, check_sample_count
 from ..objectives import as_objective
-from ._base import EstimatorSpec, NoiseField, register
+from ._base import EstimatorSpec, NoiseField, own_noise, register
 from .score import sample_breakpoints
 
 __all__ = ["neighbour_values", "indecater_given"]
@@ -164,7 +164,7 @@ def _breakpoints(dist, m, **_):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        separable=own_noise,
         name="indecater",
         doc=__doc__,
         families=FAMILIES,

@@ -1,6 +1,6 @@
 """Pathwise (reparameterisation) estimator for the continuous Normal family (refgrad.distributions.Normal)."""
 from ..objectives import evaluate_grad
-from ._base import EstimatorSpec, NoiseField, register
+from ._base import EstimatorSpec, NoiseField, own_noise, register, unit_cost
 
 __all__ = []
 
@@ -12,13 +12,13 @@ def _pathwise(dist, f, noise):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        separable=own_noise,
         name="pathwise",
         families=("normal",),
         unbiased=True,
         compute=_pathwise,
         layout=lambda dist, **_: (NoiseField("u", tuple(dist.event_shape), "ε = Φ⁻¹(u), z = aθ + c + ε"),),
-        cost=lambda dist, **o: 1,
+        cost=unit_cost,
         breakpoints=lambda dist, **_: {"u": None},
         summary="∇f(z) ∂z/∂θ with z = aθ + c + Φ⁻¹(u); Kingma & Welling 2014; Xu 2018 (lecture slides), 'example (2)'",
         doc=r"""Pathwise / reparameterisation estimator for :class:`refgrad.distributions.Normal`

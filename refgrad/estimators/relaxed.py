@@ -39,7 +39,7 @@ from ..random import (
 )
 from ..relaxations import softmax_tau_vjp
 from ..relaxations.tempered import _sigmoid_slope_scalar
-from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._base import EstimatorSpec, NoiseField, differentiable_objective, own_noise, register, unit_cost
 from ._latent import (
     DISCRETE,
     conditional_gumbel_pull,
@@ -321,7 +321,7 @@ def _gumbel_rao_options(dist, opts):
 
 register(
     EstimatorSpec(
-        separable=lambda dist, **o: ((lambda j: dict(o)), None),
+        separable=own_noise,
         name="gumbel_rao",
         doc=_gumbel_rao_doc,
         conditional_draws=("k", "v"),
@@ -332,7 +332,7 @@ register(
             _u_layout(dist)[0],
             NoiseField("v", (k,) + tuple(dist.event_shape), "uniforms of the k conditional latents z̃_j ~ z | b"),
         ),
-        cost=lambda dist, **o: 1,
+        cost=unit_cost,
         defaults={"tau": 1.0, "k": 10, "derivative": "identity"},
         check_options=_gumbel_rao_options,
         fused=gumbel_rao_plan,

@@ -12,7 +12,7 @@ import numpy as np
 from .._core.checks import InputTypeError, check_count, check_sample_count, describe
 from .._oracle.enumeration import expect, expectation
 from ..objectives import evaluate
-from ._base import EstimatorSpec, NoiseField, differentiable_objective, register
+from ._base import EstimatorSpec, NoiseField, differentiable_objective, own_noise, register, unit_cost
 from .kernels import score as _kernels
 
 __all__ = ["optimal_baseline", "sample_breakpoints"]
@@ -101,15 +101,6 @@ def _u_breakpoints(dist, **_):
     return {"u": sample_breakpoints(dist)}
 
 
-def _own_noise(dist, **options):
-    """``EstimatorSpec.separable`` of an estimator whose variables use their own noise only: same options, no F."""
-    return (lambda j: dict(options)), None
-
-
-def _one_evaluation(dist, **_):
-    return 1
-
-
 def one_sample_fields(noise=None, piecewise=True):
     """The :class:`EstimatorSpec` fields of an estimator driven by one sample ``b = dist.from_uniforms(u)``.
 
@@ -118,7 +109,7 @@ def one_sample_fields(noise=None, piecewise=True):
     where ``b`` does (:func:`sample_breakpoints`); ``piecewise``: constant between those jumps.
     """
     layout = _u_layout if noise is None else (lambda dist, **_: (NoiseField("u", tuple(dist.event_shape), noise),))
-    fields = dict(separable=_own_noise, layout=layout, cost=_one_evaluation, breakpoints=_u_breakpoints)
+    fields = dict(separable=own_noise, layout=layout, cost=unit_cost, breakpoints=_u_breakpoints)
     if piecewise:
         fields["shape_in_noise"] = "piecewise_constant"
     return fields
@@ -228,7 +219,7 @@ register(
         given_samples=_reinforce_given,
         shape_in_noise="piecewise_constant",
         layout=_u_layout,
-        cost=lambda dist, **o: 1,
+        cost=unit_cost,
         defaults={"baseline": None},
         check_options=_reinforce_options,
         breakpoints=_u_breakpoints,

@@ -213,3 +213,11 @@ def test_overflow_and_limits_reported_as_before():
     np.testing.assert_allclose(exact.gradient(Bernoulli(np.zeros(4)), Linear(1.0), limit=8), np.full(4, 0.25))
     with pytest.raises(ValueError, match="chunk_size"):
         exact.expectation(Bernoulli(np.zeros(4)), Linear(1.0), chunk_size=0)
+
+
+def test_gray_walk_takes_a_bool_only():
+    """A truthy non-bool is refused by name (it once switched the walk on or off by its truthiness)."""
+    with pytest.raises(ValueError, match="enabled must be a bool"), gray_walk("no"):
+        pass
+    with gray_walk(False), pytest.raises(TypeError, match="enabled must be a bool"), gray_walk(1):
+        pass

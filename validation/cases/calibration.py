@@ -638,7 +638,7 @@ CASE = Case(
     name="calibration",
     title="Calibration of refgrad's own tests: false-alarm rate, power, variance test, sample size",
     source="Hotelling 1931 (the T² test); Holm 1979 (step-down multiple testing); Clopper & Pearson 1934 (exact "
-           "binomial intervals); the documented levels and power of refgrad's tests in refgrad/stats.py "
+           "binomial intervals); the documented levels and power of refgrad's tests in refgrad/stats/ "
            "(unbiasedness_test, variance_test, required_samples) and refgrad/testing.py (assert_biased's defaults)",
     description="Runs refgrad's tests on many replications of estimators whose exact moments are known: the "
                 "false-alarm rate of unbiasedness_test (Hotelling, Holm, combined) on unbiased estimators at "
