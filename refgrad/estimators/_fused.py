@@ -50,7 +50,7 @@ from .._core.jit import jit, row_jit
 from .._core.switches import switched
 from ..objectives import objective_row
 from ..objectives.rows import objective_grad, objective_value
-from ..random.noise import _normalised_row, gumbel_argmax  # noqa: F401  (the row helper the kernels share)
+from ..random.noise import _normalised_row, gumbel_argmax
 
 __all__ = [
     "fused_kernels",
